@@ -1,0 +1,87 @@
+"""Settings of the service, declared once with defaults and help text.
+
+Loaded in layers, as Flask does it: these defaults, then the JSON file named by
+``AUTHSVC_CONFIG``, then ``AUTHSVC_*`` environment variables, then whatever a
+test passes to ``create_app``.  Secrets are not settings: they come from the
+JSON file named by ``SECRETS_FILE`` (mode 0600, outside the database) or from
+``AUTHSVC_SECRET_KEY`` / ``AUTHSVC_INGEST_SECRET`` / ``AUTHSVC_ORTHANC_PASSWORD``.
+The README's table of keys is checked against ``SETTINGS`` by a test.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    help: str
+
+
+SETTINGS = [
+    Setting("DATABASE_URL", "sqlite:///data/authsvc.sqlite3",
+            "Where the service keeps studies, logins and sessions (peewee URL: "
+            "sqlite:///path or postgresql://user@host/db)."),
+    Setting("DATA_DIR", "data",
+            "Folder for the service's lock files (shared by all gunicorn workers)."),
+    Setting("SECRETS_FILE", "",
+            "JSON file with secret_key, ingest_secret and orthanc_password."),
+    Setting("ORTHANC_URL", "http://127.0.0.1:8042",
+            "Orthanc's REST API as the service reaches it (not through nginx)."),
+    Setting("ORTHANC_USERNAME", "authsvc",
+            "Orthanc user of the service; the request filter lets it through."),
+    Setting("PUBLIC_URL", "http://127.0.0.1:8080",
+            "The address patients and staff use (printed on slips)."),
+    Setting("SESSION_COOKIE_NAME", "authsvc_session",
+            "Cookie that carries the session token (the Lua filter reads it)."),
+    Setting("SESSION_IDLE_MINUTES", 30,
+            "A session unused this long is over."),
+    Setting("SESSION_MAX_HOURS", 12,
+            "A session is over this long after login, used or not."),
+    Setting("DECISION_CACHE_SECONDS", 5,
+            "How long Orthanc's filter may reuse a grant; logout and revocation "
+            "reach Orthanc routes within this time."),
+    Setting("CHANGES_POLL_SECONDS", 10,
+            "How often the service reads Orthanc's /changes to catch up on "
+            "studies it was not told about."),
+    Setting("ORTHANC_TIMEOUT_SECONDS", 10,
+            "Timeout of the service's own calls to Orthanc's REST API."),
+    Setting("ADMIN_USERNAME", "admin",
+            "Name of the admin account created at first start."),
+]
+
+SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password")
+
+
+def defaults():
+    return {s.name: s.default for s in SETTINGS}
+
+
+def coerce(name, raw):
+    """Environment values are strings; give them the type of the default."""
+    default = defaults()[name]
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def load_secrets(config):
+    """Secrets from SECRETS_FILE, then from env; never from the settings file."""
+    secrets = {}
+    path = config.get("SECRETS_FILE")
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            secrets.update(json.load(fh))
+    for name in SECRET_NAMES:
+        env = os.environ.get("AUTHSVC_" + name.upper())
+        if env:
+            secrets[name] = env
+    return secrets
+
+
+class ConfigError(RuntimeError):
+    """The service cannot start safely with this configuration."""

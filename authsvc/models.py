@@ -1,0 +1,111 @@
+"""Tables: patients and their logins, studies and the Orthanc resources in them,
+staff accounts, sessions, and the service's own bookkeeping."""
+
+import datetime
+
+from peewee import (BooleanField, CharField, DateTimeField, ForeignKeyField,
+                    IntegerField, Model, TextField)
+
+from .db import database
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+
+
+class Patient(BaseModel):
+    # DICOM PatientID (LO, up to 64 characters); the patient's login name.
+    patient_id = CharField(max_length=64, unique=True)
+    orthanc_id = CharField(max_length=44, unique=True)
+    name = CharField(max_length=324, default="")
+    birth_date = CharField(max_length=8, default="")
+    # Argon2id hash; the plaintext is never stored.
+    password_hash = CharField(max_length=255, null=True)
+    password_set_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Study(BaseModel):
+    orthanc_id = CharField(max_length=44, unique=True)
+    study_uid = CharField(max_length=64, index=True)
+    patient = ForeignKeyField(Patient, backref="studies", on_delete="CASCADE")
+    study_date = CharField(max_length=8, default="")
+    description = CharField(max_length=255, default="")
+    modalities = CharField(max_length=255, default="")
+    # The five access tags, every value seen in any series, as JSON
+    # {keyword: [values]}; the rules of a later issue match against these.
+    access_tags = TextField(default="{}")
+    recorded_at = DateTimeField(default=utcnow, index=True)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class Resource(BaseModel):
+    """Series and instances of a recorded study, so that an access decision
+    never has to ask Orthanc (the Lua filter holds Orthanc's Lua lock while it
+    waits for the answer: a call back into Orthanc would deadlock)."""
+    orthanc_id = CharField(max_length=44, unique=True)
+    uid = CharField(max_length=64, index=True)
+    level = CharField(max_length=8)  # "series" | "instance"
+    study = ForeignKeyField(Study, backref="resources", on_delete="CASCADE")
+
+
+class StaffUser(BaseModel):
+    username = CharField(max_length=64, unique=True)
+    role = CharField(max_length=16, default="admin")  # admin | radiologist
+    password_hash = CharField(max_length=255)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Session(BaseModel):
+    # HMAC-SHA256 of the token under the secret key: a stolen database gives
+    # no usable token, and lookup stays one indexed query.
+    token_hash = CharField(max_length=64, unique=True)
+    kind = CharField(max_length=16)  # patient | staff
+    patient = ForeignKeyField(Patient, null=True, on_delete="CASCADE")
+    staff = ForeignKeyField(StaffUser, null=True, on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+    last_seen = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(index=True)
+    ended = BooleanField(default=False)
+
+
+class IngestQueue(BaseModel):
+    """Studies Orthanc said are stable and that are not recorded yet. Written
+    before the notification is acknowledged, so a crash loses nothing."""
+    orthanc_id = CharField(max_length=44, unique=True)
+    queued_at = DateTimeField(default=utcnow)
+    attempts = IntegerField(default=0)
+    last_error = TextField(default="")
+
+
+class KeyValue(BaseModel):
+    """Small persistent state, e.g. the last /changes sequence read."""
+    key = CharField(max_length=64, unique=True)
+    value = TextField()
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField(unique=True)
+    applied_at = DateTimeField(default=utcnow)
+
+
+ALL_MODELS = [Patient, Study, Resource, StaffUser, Session, IngestQueue,
+              KeyValue, SchemaVersion]
+
+
+def get_value(key, default=None):
+    row = KeyValue.get_or_none(KeyValue.key == key)
+    return row.value if row else default
+
+
+def set_value(key, value):
+    (KeyValue.insert(key=key, value=str(value))
+     .on_conflict(conflict_target=[KeyValue.key],
+                  update={KeyValue.value: str(value)})
+     .execute())

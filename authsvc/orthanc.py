@@ -1,0 +1,39 @@
+"""The service's own client for Orthanc's REST API (direct, not through nginx).
+
+It logs in as ORTHANC_USERNAME, which the Lua request filter lets through:
+the service must read studies even though it is the one that decides access.
+"""
+
+import re
+
+import requests
+
+ORTHANC_ID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){4}$")
+
+
+class OrthancError(RuntimeError):
+    """Orthanc could not be reached or answered with an error."""
+
+
+class OrthancNotFound(OrthancError):
+    """The resource is not (or no longer) in Orthanc."""
+
+
+class OrthancClient:
+    def __init__(self, url, username, password, timeout):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.http = requests.Session()
+        self.http.auth = (username, password)
+
+    def get(self, path, **params):
+        try:
+            response = self.http.get(self.url + path, params=params or None,
+                                     timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise OrthancError(f"Orthanc unreachable: {type(exc).__name__}") from exc
+        if response.status_code == 404:
+            raise OrthancNotFound(path)
+        if response.status_code != 200:
+            raise OrthancError(f"Orthanc answered {response.status_code} to GET {path}")
+        return response.json()

@@ -1,0 +1,360 @@
+"""Runs the whole system on one machine: Orthanc (Debian's package), the
+service under gunicorn, and nginx as the single HTTP entry.
+
+`python -m authsvc.stack run [--data-dir DIR]` is what `make run` calls; the
+integration tests drive the same `Stack` class with their own folder and ports.
+
+Everything it needs lives in the data folder (outside git):
+  site.json      the site's settings, written with defaults on the first run
+                 and edited by the hospital's IT person (JSON only);
+  secrets.json   random secrets made on the first run (mode 0600);
+  orthanc/, nginx/, authsvc.json, logs/   generated at every start from those two.
+"""
+
+import argparse
+import base64
+import json
+import os
+import secrets as pysecrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+
+SITE_DEFAULTS = {
+    "http_address": "127.0.0.1",
+    "http_port": 8080,
+    "public_url": "",
+    "orthanc_http_port": 8042,
+    "dicom_port": 4242,
+    "dicom_aet": "ORTHANC",
+    "stable_age_seconds": 60,
+    "service_port": 8081,
+    "service_workers": 2,
+    # AE title -> host, port: the only modalities allowed to send (C-STORE)
+    # and echo; none of them may query or retrieve unless "allow_query" is true.
+    "modalities": {"STORESCU": {"host": "127.0.0.1", "port": 104}},
+    # Settings of the service itself (see the README's table), e.g.
+    # {"SESSION_IDLE_MINUTES": 30}.
+    "authsvc": {},
+}
+
+SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password")
+SERVICE_USER = "authsvc"
+PROXY_USER = "nginx"
+
+
+def _write(path, text, mode=0o644):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w",
+              encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def load_site(data_dir, overrides=None):
+    """site.json, created with the defaults on the first run."""
+    path = data_dir / "site.json"
+    if not path.exists():
+        _write(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n")
+    site = dict(SITE_DEFAULTS)
+    site.update(json.loads(path.read_text(encoding="utf-8")))
+    site.update(overrides or {})
+    unknown = set(site) - set(SITE_DEFAULTS)
+    if unknown:
+        raise SystemExit(f"{path}: unknown keys {sorted(unknown)} (see the README)")
+    if not site["public_url"]:
+        site["public_url"] = f"http://{site['http_address']}:{site['http_port']}"
+    return site
+
+
+def load_secrets(data_dir):
+    """secrets.json, made once with random values; never printed."""
+    path = data_dir / "secrets.json"
+    secrets = json.loads(path.read_text()) if path.exists() else {}
+    missing = [n for n in SECRET_NAMES if not secrets.get(n)]
+    if missing:
+        for name in missing:
+            secrets[name] = pysecrets.token_urlsafe(32)
+        _write(path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
+    return secrets
+
+
+def orthanc_local_config(site, secrets, data_dir):
+    modalities = {}
+    for aet, m in site["modalities"].items():
+        allow_query = bool(m.get("allow_query", False))
+        modalities[aet] = {"AET": aet, "Host": m["host"], "Port": int(m["port"]),
+                           "AllowEcho": True, "AllowStore": True,
+                           "AllowFind": allow_query, "AllowMove": allow_query,
+                           "AllowGet": allow_query, "AllowStorageCommitment": False}
+    plugins = [p for p in ("/usr/share/orthanc/plugins/libOrthancWebViewer.so",
+                           "/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+               if os.path.exists(p)]
+    return {
+        "StorageDirectory": str(data_dir / "orthanc" / "storage"),
+        "IndexDirectory": str(data_dir / "orthanc" / "storage"),
+        "HttpPort": int(site["orthanc_http_port"]),
+        "DicomPort": int(site["dicom_port"]),
+        "DicomAet": site["dicom_aet"],
+        "StableAge": int(site["stable_age_seconds"]),
+        "DicomModalities": modalities,
+        "Plugins": plugins,
+        "LuaScripts": [str(REPO / "lua" / "stable-study.lua"),
+                       str(REPO / "lua" / "request-filter.lua")],
+        "RegisteredUsers": {SERVICE_USER: secrets["orthanc_password"],
+                            PROXY_USER: secrets["proxy_password"]},
+        "WebViewer": {"CachePath": str(data_dir / "orthanc" / "webviewer-cache")},
+        "PatientAccess": {
+            "ServiceUrl": f"http://127.0.0.1:{site['service_port']}",
+            "Secret": secrets["ingest_secret"],
+            "ProxyUser": PROXY_USER,
+            "TrustedUsers": [SERVICE_USER],
+            "CookieName": site["authsvc"].get("SESSION_COOKIE_NAME", "authsvc_session"),
+        },
+    }
+
+
+def authsvc_config(site, data_dir):
+    config = {
+        "DATABASE_URL": f"sqlite:///{data_dir / 'authsvc.sqlite3'}",
+        "DATA_DIR": str(data_dir),
+        "SECRETS_FILE": str(data_dir / "secrets.json"),
+        "ORTHANC_URL": f"http://127.0.0.1:{site['orthanc_http_port']}",
+        "ORTHANC_USERNAME": SERVICE_USER,
+        "PUBLIC_URL": site["public_url"],
+    }
+    config.update(site["authsvc"])
+    return config
+
+
+NGINX_CONF = """\
+# Generated by authsvc.stack from site.json at every start: edit site.json.
+{user}
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {logs}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  include /etc/nginx/mime.types;
+  server_tokens off;
+  # No query strings in the log: a token passed as ?token= must not be kept.
+  log_format noquery '$remote_addr [$time_local] "$request_method $uri" $status $body_bytes_sent';
+  access_log {logs}/nginx-access.log noquery;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  client_max_body_size 512m;
+
+  server {{
+    listen {address}:{port};
+
+    # The Lua scripts' routes are for Orthanc on loopback only.
+    location /internal {{ return 404; }}
+
+    # Orthanc, behind the Lua request filter. nginx logs in as its own Orthanc
+    # user (any Authorization header of the client is replaced); the filter
+    # then decides with the session cookie.
+    location /orthanc/ {{
+      proxy_pass http://127.0.0.1:{orthanc_port}/;
+      proxy_set_header Authorization "Basic {proxy_basic}";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_read_timeout 300s;
+    }}
+
+    location / {{
+      proxy_pass http://127.0.0.1:{service_port};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
+    }}
+  }}
+}}
+"""
+
+
+def nginx_config(site, secrets, data_dir):
+    basic = base64.b64encode(f"{PROXY_USER}:{secrets['proxy_password']}".encode()).decode()
+    user = "user www-data;" if os.geteuid() == 0 else ""
+    return NGINX_CONF.format(
+        user=user, run=data_dir / "nginx", logs=data_dir / "logs", tmp=data_dir / "nginx" / "tmp",
+        address=site["http_address"], port=site["http_port"],
+        orthanc_port=site["orthanc_http_port"], service_port=site["service_port"],
+        proxy_basic=basic)
+
+
+class Stack:
+    """Orthanc + gunicorn + nginx, configured from one data folder."""
+
+    def __init__(self, data_dir, site_overrides=None, env=None):
+        self.data_dir = Path(data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o755)  # nginx's workers (www-data) need to pass through
+        self.site = load_site(self.data_dir, site_overrides)
+        self.secrets = load_secrets(self.data_dir)
+        self.env = dict(os.environ, **(env or {}))
+        self.env["TCP_NODELAY"] = "1"
+        self.env["AUTHSVC_CONFIG"] = str(self.data_dir / "authsvc.json")
+        self.procs = {}
+        self.logs = self.data_dir / "logs"
+
+    # -- configuration ---------------------------------------------------
+
+    def configure(self):
+        d = self.data_dir
+        self.logs.mkdir(exist_ok=True)
+        for sub in ("orthanc/storage", "orthanc/config", "nginx/tmp"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(d / "orthanc" / "storage", 0o700)
+        if os.geteuid() == 0:
+            shutil.chown(d / "nginx" / "tmp", "www-data", "www-data")
+        shutil.copyfile(REPO / "orthanc-config" / "orthanc.json", d / "orthanc/config/orthanc.json")
+        _write(d / "orthanc/config/local.json",
+               json.dumps(orthanc_local_config(self.site, self.secrets, d), indent=2), mode=0o600)
+        _write(d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600)
+        _write(d / "nginx/nginx.conf", nginx_config(self.site, self.secrets, d), mode=0o600)
+
+    def prepare_database(self):
+        """Migrations and the first admin, before the server starts. Returns
+        the admin password when one was generated now (to print once)."""
+        out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "migrate"],
+                             env=self.env, check=True, capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "ensure-admin"],
+                             env=self.env, check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    # -- processes -------------------------------------------------------
+
+    @property
+    def orthanc_url(self):
+        return f"http://127.0.0.1:{self.site['orthanc_http_port']}"
+
+    @property
+    def service_url(self):
+        return f"http://127.0.0.1:{self.site['service_port']}"
+
+    @property
+    def public_url(self):
+        return f"http://{self.site['http_address']}:{self.site['http_port']}"
+
+    def _spawn(self, name, argv):
+        log = open(self.logs / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, cwd=self.data_dir,
+                                            start_new_session=True)
+
+    def start_orthanc(self):
+        self._spawn("orthanc", ["Orthanc", str(self.data_dir / "orthanc" / "config")])
+        self._wait_http(self.orthanc_url + "/system", "orthanc",
+                        auth=("authsvc", self.secrets["orthanc_password"]))
+
+    def start_service(self):
+        self._spawn("authsvc", [
+            sys.executable, "-m", "gunicorn", "--config", str(REPO / "authsvc" / "gunicorn_conf.py"),
+            "--bind", f"127.0.0.1:{self.site['service_port']}",
+            "--workers", str(self.site["service_workers"]), "authsvc:create_app()"])
+        self._wait_http(self.service_url + "/", "authsvc")
+
+    def start_nginx(self):
+        conf = self.data_dir / "nginx" / "nginx.conf"
+        self._spawn("nginx", ["nginx", "-e", str(self.logs / "nginx-error.log"),
+                              "-c", str(conf), "-g", "daemon off;"])
+        self._wait_http(self.public_url + "/", "nginx")
+
+    def _wait_http(self, url, name, auth=None, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.logs}/{name}.log")
+            try:
+                if requests.get(url, auth=auth, timeout=2).status_code < 500:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not answer within {timeout} s; see {self.logs}")
+
+    def stop(self, name, sig=signal.SIGTERM):
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def start(self):
+        self.configure()
+        admin = self.prepare_database()
+        self.start_orthanc()
+        self.start_service()
+        self.start_nginx()
+        return admin
+
+    def stop_all(self):
+        for name in ("nginx", "authsvc", "orthanc"):
+            self.stop(name)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="authsvc.stack", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["run", "configure"])
+    parser.add_argument("--data-dir", default=str(REPO / "data"))
+    args = parser.parse_args(argv)
+    stack = Stack(args.data_dir)
+    if args.command == "configure":
+        stack.configure()
+        print(f"configuration written under {stack.data_dir}")
+        return 0
+
+    stopping = []
+
+    def _stop(signum, frame):
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        admin = stack.start()
+    except Exception as exc:
+        stack.stop_all()
+        print(f"could not start: {exc}", file=sys.stderr)
+        return 1
+    print(f"""
+Orthanc patient access is running.
+  Open:            {stack.site['public_url']}/
+  Orthanc (REST):  {stack.site['public_url']}/orthanc/   (a session is needed)
+  DICOM:           AE title {stack.site['dicom_aet']}, port {stack.site['dicom_port']}
+  {admin}
+  Settings:        {stack.data_dir}/site.json      Logs: {stack.logs}/
+Press Ctrl-C to stop.""", flush=True)
+    code = 0
+    while not stopping:
+        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+        if dead:
+            print(f"{', '.join(dead)} stopped unexpectedly; see {stack.logs}/", file=sys.stderr)
+            code = 1
+            break
+        time.sleep(0.5)
+    print("stopping nginx, the service and Orthanc ...", flush=True)
+    stack.stop_all()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Real DICOM for the tests: pydicom's bundled CT and MR files, rewritten with
+pydicom into the patients, studies and series each test needs."""
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+SOURCES = {"CT": "CT_small.dcm", "MR": "MR_small.dcm"}
+STORESCU_AET = "STORESCU"
+
+
+@dataclass
+class SeriesSpec:
+    modality: str = "CT"
+    instances: int = 2
+    tags: dict = field(default_factory=dict)  # keyword -> value, per series
+
+
+@dataclass
+class StudySpec:
+    patient_id: str
+    patient_name: str
+    series: list
+    charset: str = "ISO_IR 192"
+    description: str = "TORAX"
+    study_date: str = "20261128"
+    tags: dict = field(default_factory=dict)  # keyword -> value, study level
+
+
+@dataclass
+class WrittenStudy:
+    spec: StudySpec
+    study_uid: str
+    series_uids: list
+    sop_uids: list
+    files: list
+
+
+def write_study(spec, folder):
+    """Write one study's files under `folder`; returns their UIDs and paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    study_uid = generate_uid()
+    series_uids, sop_uids, files = [], [], []
+    for s_index, series in enumerate(spec.series):
+        series_uid = generate_uid()
+        series_uids.append(series_uid)
+        for i in range(series.instances):
+            ds = pydicom.dcmread(get_testdata_file(SOURCES[series.modality]))
+            ds.SpecificCharacterSet = spec.charset
+            ds.PatientID = spec.patient_id
+            ds.PatientName = spec.patient_name
+            ds.PatientBirthDate = "19800101"
+            ds.StudyInstanceUID = study_uid
+            ds.StudyDescription = spec.description
+            ds.StudyDate = spec.study_date
+            ds.StudyID = "1"
+            ds.AccessionNumber = ""
+            ds.SeriesInstanceUID = series_uid
+            ds.SeriesNumber = s_index + 1
+            ds.Modality = series.modality
+            ds.InstanceNumber = i + 1
+            sop_uid = generate_uid()
+            ds.SOPInstanceUID = sop_uid
+            ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+            for keyword, value in {**spec.tags, **series.tags}.items():
+                setattr(ds, keyword, value)
+            path = folder / f"{study_uid}-{s_index}-{i}.dcm"
+            # pydicom encodes text in the dataset's SpecificCharacterSet.
+            ds.save_as(path, enforce_file_format=True)
+            sop_uids.append(sop_uid)
+            files.append(path)
+    return WrittenStudy(spec, study_uid, series_uids, sop_uids, files)
+
+
+def storescu(files, port, aet="ORTHANC", host="127.0.0.1", calling=STORESCU_AET):
+    """Send files with dcmtk's storescu, Nagle off (else ~90 ms per instance)."""
+    env = dict(os.environ, TCP_NODELAY="1")
+    result = subprocess.run(["storescu", "-aet", calling, "-aec", aet, host, str(port),
+                             *map(str, files)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    return result
+
+
+def lookup(orthanc, uid):
+    found = orthanc.post(orthanc.base + "/tools/lookup", data=uid).json()
+    assert len(found) == 1, found
+    return found[0]["ID"]
+
+
+def send_patient(stack, orthanc, tmp_path, patient_id, name, charset):
+    spec = StudySpec(patient_id=patient_id, patient_name=name, charset=charset,
+                     series=[SeriesSpec("CT", 2, {"PerformingPhysicianName": "NÚÑEZ^JOSÉ"}),
+                             SeriesSpec("MR", 2, {"PerformingPhysicianName": "PEREZ^JUAN"})],
+                     tags={"ReferringPhysicianName": "GÓMEZ^MARÍA",
+                           "InstitutionName": "Hospital Universitario"})
+    written = write_study(spec, tmp_path / patient_id)
+    result = storescu(written.files, stack.site["dicom_port"])
+    assert result.returncode == 0, result.stderr
+    study = lookup(orthanc, written.study_uid)
+    series = [lookup(orthanc, uid) for uid in written.series_uids]
+    instances = [lookup(orthanc, uid) for uid in written.sop_uids]
+    patient = orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"]
+    return {"pid": patient_id, "study": study, "series": series[0], "instance": instances[0],
+            "patient": patient, "study_uid": written.study_uid,
+            "series_uid": written.series_uids[0], "sop_uid": written.sop_uids[0],
+            "all_series": series, "all_instances": instances}
+
+
+def recorded(admin, orthanc_id):
+    studies = admin.get("/api/studies", params={"limit": 1000}).json()["studies"]
+    return next((s for s in studies if s["orthanc_id"] == orthanc_id), None)

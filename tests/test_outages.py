@@ -1,0 +1,88 @@
+"""Fail closed, and lose nothing: the service stopped or hung behind a real
+Orthanc, and a study that becomes stable while the service is down."""
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from conftest import DECISION_CACHE_SECONDS, Browser, wait_for
+from dicom_samples import recorded, send_patient
+
+
+@pytest.fixture(scope="module")
+def patient(stack, orthanc, admin, tmp_path_factory):
+    p = send_patient(stack, orthanc, tmp_path_factory.mktemp("outage"),
+                     f"PO-{uuid.uuid4().hex[:6]}", "OUTAGE^TEST", "ISO_IR 192")
+    wait_for(lambda: recorded(admin, p["study"]), 30, what="study recorded")
+    p["password"] = admin.post(f"/api/patients/{p['pid']}/credentials", json={}).json()["password"]
+    b = Browser(stack.public_url)
+    assert b.login(patient_id=p["pid"], password=p["password"]).status_code == 200
+    p["browser"] = b
+    return p
+
+
+def timed_get(browser, path):
+    start = time.monotonic()
+    r = browser.get(path)
+    return r.status_code, time.monotonic() - start
+
+
+def wait_until_granted(browser, path):
+    wait_for(lambda: browser.get(path).status_code == 200, 20, what="access restored")
+
+
+def test_service_stopped_means_403_fast(stack, patient):
+    path = "/orthanc/studies/" + patient["study"]
+    wait_until_granted(patient["browser"], path)
+    time.sleep(DECISION_CACHE_SECONDS + 1.1)  # let the filter's cached grant expire
+    stack.stop("authsvc")
+    try:
+        status, elapsed = timed_get(patient["browser"], path)
+        assert status == 403
+        assert elapsed < 3
+    finally:
+        stack.start_service()
+    wait_until_granted(patient["browser"], path)
+
+
+def test_service_hung_means_403_within_3s_and_orthanc_stays_responsive(stack, patient):
+    path = "/orthanc/instances/" + patient["instance"] + "/file"
+    wait_until_granted(patient["browser"], "/orthanc/studies/" + patient["study"])
+    time.sleep(DECISION_CACHE_SECONDS + 1.1)
+    pgid = stack.procs["authsvc"].pid
+    os.killpg(pgid, signal.SIGSTOP)
+    try:
+        status, elapsed = timed_get(patient["browser"], path)
+        assert status == 403
+        assert elapsed < 3
+        # While the service stays hung, requests are refused at once instead of
+        # each waiting for the timeout under Orthanc's Lua lock.
+        for _ in range(5):
+            status, elapsed = timed_get(patient["browser"], path)
+            assert status == 403
+            assert elapsed < 1
+    finally:
+        os.killpg(pgid, signal.SIGCONT)
+    wait_until_granted(patient["browser"], path)
+
+
+def test_study_stable_while_service_down_is_recorded_after_restart(
+        stack, orthanc, admin, tmp_path_factory):
+    stack.stop("authsvc")
+    try:
+        p = send_patient(stack, orthanc, tmp_path_factory.mktemp("down"),
+                         f"PD-{uuid.uuid4().hex[:6]}", "DOWN^WHILE", "ISO_IR 192")
+        # Let Orthanc declare it stable (StableAge 1 s) while nobody listens:
+        # the Lua notification fails and is never sent again.
+        wait_for(lambda: orthanc.get(f"{orthanc.base}/studies/{p['study']}").json()["IsStable"],
+                 30, what="study stable in Orthanc")
+    finally:
+        stack.start_service()
+    start = time.monotonic()
+    row = wait_for(lambda: recorded(admin, p["study"]), 30, what="caught-up study")
+    assert row["patient_has_login"] is True
+    assert time.monotonic() - start < 30
+    assert admin.post(f"/api/patients/{p['pid']}/credentials", json={}).status_code == 200
