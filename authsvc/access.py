@@ -114,12 +114,12 @@ def decide(principal, method, path):
     # Patients (and, later, rule logins and shares): reads of their own studies only.
     if method != "GET":
         return Decision(False, "read-only access")
-    if not SAFE_PATH.match(path) or "//" in path or "/." in path:
+    if not SAFE_PATH.fullmatch(path) or "//" in path or "/." in path:
         return Decision(False, "unexpected characters in path")
-    if WEB_VIEWER_ASSET.match(path):
+    if WEB_VIEWER_ASSET.fullmatch(path):
         return Decision(True, "viewer asset", keys=[STATIC_KEY])
     study = None
-    m = ORTHANC_RESOURCE.match(path)
+    m = ORTHANC_RESOURCE.fullmatch(path)
     if m:
         level, oid = m.groups()
         if level == "patients":
@@ -127,11 +127,11 @@ def decide(principal, method, path):
                 return Decision(True, "own patient record", keys=[oid])
             return Decision(False, "not this patient")
         study = _study_of_orthanc_id(level, oid)
-    elif (m := WEB_VIEWER_SERIES.match(path)):
+    elif (m := WEB_VIEWER_SERIES.fullmatch(path)):
         study = _study_of_orthanc_id("series", m.group(1))
-    elif (m := WEB_VIEWER_INSTANCE.match(path)):
+    elif (m := WEB_VIEWER_INSTANCE.fullmatch(path)):
         study = _study_of_orthanc_id("instances", m.group(1))
-    elif (m := DICOMWEB_STUDY.match(path)):
+    elif (m := DICOMWEB_STUDY.fullmatch(path)):
         study = _study_of_uids(principal, *m.groups())
     else:
         return Decision(False, "route not open to patients")

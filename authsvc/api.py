@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from . import passwords
 from .access import visible_studies
 from .errors import ApiError
+from .text import fold
 from .models import Patient, StaffUser, Study, utcnow
 from .web import (json_body, request_token, require_principal,
                   require_staff, services, string_field)
@@ -97,8 +98,10 @@ def studies():
     query = visible_studies(principal).join(Patient)
     search = request.args.get("q", "").strip()
     if search and principal.kind == "staff":
-        # contains() is case-insensitive: LIKE on SQLite, ILIKE on PostgreSQL.
-        query = query.where(Patient.patient_id.contains(search) | Patient.name.contains(search))
+        # contains() is case-insensitive (LIKE on SQLite, ILIKE on PostgreSQL);
+        # names are matched folded, so "nunez" finds "NÚÑEZ^JOSÉ".
+        query = query.where(Patient.patient_id.contains(search)
+                            | Patient.search_name.contains(fold(search)))
     try:
         limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
         offset = max(int(request.args.get("offset", 0)), 0)

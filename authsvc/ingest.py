@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from peewee import IntegrityError
 
 from . import passwords
+from .text import fold
 from .db import database
 from .models import (IngestQueue, Patient, Resource, Study, get_value,
                      set_value, utcnow)
@@ -37,7 +38,7 @@ class IngestRejected(ValueError):
 
 
 def enqueue(orthanc_id):
-    if not ORTHANC_ID.match(orthanc_id or ""):
+    if not isinstance(orthanc_id, str) or not ORTHANC_ID.fullmatch(orthanc_id):
         raise ValueError("not an Orthanc study ID")
     (IngestQueue.insert(orthanc_id=orthanc_id)
      .on_conflict(conflict_target=[IngestQueue.orthanc_id],
@@ -97,6 +98,7 @@ def store_study(orthanc_id, data):
             patient = Patient.create(
                 patient_id=patient_id, orthanc_id=data["patient_orthanc_id"],
                 name=data["patient"].get("PatientName", ""),
+                search_name=fold(data["patient"].get("PatientName", "")),
                 birth_date=data["patient"].get("PatientBirthDate", ""),
                 password_hash=passwords.hash_password(new_password),
                 password_set_at=utcnow())

@@ -23,6 +23,8 @@ class Patient(BaseModel):
     patient_id = CharField(max_length=64, unique=True)
     orthanc_id = CharField(max_length=44, unique=True)
     name = CharField(max_length=324, default="")
+    # The name folded for search: no case, no accents, components as words.
+    search_name = CharField(max_length=324, default="", index=True)
     birth_date = CharField(max_length=8, default="")
     # Argon2id hash; the plaintext is never stored.
     password_hash = CharField(max_length=255, null=True)

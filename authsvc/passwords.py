@@ -2,8 +2,8 @@
 
 A patient reads the password off a printed slip and types it on a phone, or a
 radiologist dictates it: lowercase only, no characters that look or (in
-Spanish) sound alike — i/l/1, o/0, q/9, b/v ("be"/"ve"), w, y — and grouped
-by four. 12 characters of a 27-symbol alphabet give 57 bits of entropy.
+Spanish) sound alike — i/l/1, o/0, q (next to 9), v (said like b), w, y —
+and grouped by four. 12 characters of a 27-symbol alphabet give 57 bits of entropy.
 """
 
 import math
@@ -12,7 +12,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-ALPHABET = "acdefghjkmnprstuxz" + "23456789" + "b"
+ALPHABET = "abcdefghjkmnprstuxz" + "23456789"
 LENGTH = 12
 GROUP = 4
 

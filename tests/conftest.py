@@ -103,3 +103,57 @@ def admin(stack):
     r = b.login(username="admin", password=ADMIN_PASSWORD)
     assert r.status_code == 200, r.text
     return b
+
+
+# -- the service alone, in-process, on a fresh SQLite file (no Orthanc) -------
+
+@pytest.fixture
+def app(tmp_path):
+    import json
+
+    from authsvc import create_app
+    from authsvc.db import database
+    from authsvc.migrations import migrate
+
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40,
+                                        "orthanc_password": "unused"}))
+    application = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                              "DATA_DIR": str(tmp_path), "SECRETS_FILE": str(secrets_file),
+                              "ORTHANC_URL": "http://127.0.0.1:9"})
+    with database.connection_context():
+        migrate()
+    # No app context stays pushed: each test-client request gets its own, as
+    # in production (a shared one would share flask.g between requests).
+    database.connect(reuse_if_open=True)
+    yield application
+    if not database.is_closed():
+        database.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOHN"):
+    """What ingest.read_study returns for a study, made up without Orthanc.
+    Orthanc IDs are well-formed (5 groups of 8 hex digits) and distinct per
+    patient, study, series and instance."""
+    pid = patient_id.encode().hex()[-8:].rjust(8, "0")
+    sid = study.encode().hex()[-8:].rjust(8, "0")
+
+    def oid(kind, n=0):
+        return f"{kind:0>8}-{pid}-{sid}-{n:08x}-00000000"
+    return {
+        "patient": {"PatientID": patient_id, "PatientName": name, "PatientBirthDate": "19800101"},
+        "patient_orthanc_id": f"000000ba-{pid}-00000000-00000000-00000000",
+        "tags": {"StudyInstanceUID": f"1.2.{study}", "StudyDate": "20260101",
+                 "StudyDescription": "CT"},
+        "modalities": ["CT"],
+        "access": {"InstitutionName": ["H"]},
+        "series": [(oid("5e", i), f"1.2.{study}.{i}") for i in range(series)],
+        "instances": [(oid("1a", i * 100 + j), f"1.2.{study}.{i}.{j}")
+                      for i in range(series) for j in range(per_series)],
+        "study_orthanc_id": oid("57"),
+    }

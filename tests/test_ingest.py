@@ -1,0 +1,62 @@
+"""Recording studies: idempotent, one login per patient, resources kept current."""
+
+import pytest
+
+from authsvc import ingest, passwords
+from authsvc.models import IngestQueue, Patient, Resource, Study
+from conftest import fake_study
+
+
+def test_first_study_creates_the_login_and_repeats_change_nothing(app):
+    data = fake_study("P1", "1")
+    pw = ingest.store_study(data["study_orthanc_id"], data)
+    assert pw is not None
+    patient = Patient.get(Patient.patient_id == "P1")
+    assert passwords.verify(patient.password_hash, pw)
+    assert ingest.store_study(data["study_orthanc_id"], data) is None
+    assert Patient.select().count() == 1 and Study.select().count() == 1
+    assert Patient.get(Patient.patient_id == "P1").password_hash == patient.password_hash
+
+
+def test_returning_patient_keeps_the_login(app):
+    first = fake_study("P1", "1")
+    pw = ingest.store_study(first["study_orthanc_id"], first)
+    second = fake_study("P1", "2")
+    assert ingest.store_study(second["study_orthanc_id"], second) is None
+    patient = Patient.get(Patient.patient_id == "P1")
+    assert passwords.verify(patient.password_hash, pw)
+    assert patient.studies.count() == 2
+
+
+def test_restable_study_rewrites_its_resources(app):
+    data = fake_study("P1", "1", series=1, per_series=2)
+    ingest.store_study(data["study_orthanc_id"], data)
+    more = fake_study("P1", "1", series=2, per_series=3)
+    ingest.store_study(more["study_orthanc_id"], more)
+    assert Resource.select().count() == 2 + 6
+
+
+@pytest.mark.parametrize("pid", ["", "   "])
+def test_no_patient_id_no_login(app, pid):
+    data = fake_study("P1", "1")
+    data["patient"]["PatientID"] = pid
+    with pytest.raises(ingest.IngestRejected):
+        ingest.store_study(data["study_orthanc_id"], data)
+    assert Patient.select().count() == 0
+
+
+def test_enqueue_accepts_only_orthanc_ids_and_is_idempotent(app):
+    sid = fake_study()["study_orthanc_id"]
+    ingest.enqueue(sid)
+    ingest.enqueue(sid)
+    assert IngestQueue.select().count() == 1
+    for bad in ["", "../x", "1.2.3", "ABCDEF00-" + sid[9:], sid + "0", sid + "\n"]:
+        with pytest.raises(ValueError):
+            ingest.enqueue(bad)
+
+
+def test_values_split_multivalued_tags():
+    assert ingest._values({"NameOfPhysiciansReadingStudy": "A^B\\C^D\\ "},
+                          "NameOfPhysiciansReadingStudy") == ["A^B", "C^D"]
+    assert ingest._values({}, "InstitutionName") == []
+    assert ingest._values({"InstitutionName": None}, "InstitutionName") == []
