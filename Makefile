@@ -8,7 +8,7 @@ DATA_DIR ?= data
 # Debian packages the system and its tests need.
 DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv
 
-.PHONY: run test deps venv configure clean-data
+.PHONY: run test deps venv configure admin-password
 
 run: deps venv
 	$(PY) -m authsvc.stack run --data-dir $(DATA_DIR)
@@ -41,3 +41,7 @@ venv: $(VENV)/.installed
 
 configure: venv
 	$(PY) -m authsvc.stack configure --data-dir $(DATA_DIR)
+
+# A new generated password for the admin account, printed once.
+admin-password: venv
+	AUTHSVC_CONFIG=$(DATA_DIR)/authsvc.json $(PY) -m flask --app authsvc reset-admin-password

@@ -41,7 +41,8 @@ def register(app):
         if generated:
             click.echo(f"admin login created: {username} / {generated}  (shown only now)")
         else:
-            click.echo(f"admin login: {username} (password as set at first start)")
+            click.echo(f"admin login: {username} (password printed at first start; "
+                       "`make admin-password` prints a new one)")
 
     @app.cli.command("reset-admin-password")
     def reset_admin_password():

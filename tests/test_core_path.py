@@ -110,6 +110,51 @@ def test_patient_reads_own_resources(patient_a, world, route):
     assert r.content
 
 
+# Every other GET route Orthanc 1.10 (and its plugins) offers below a resource:
+# a patient's token reaches them all for their own study (any GET below an own
+# resource is a read of it), so each is exercised; the answer may be 4xx from
+# Orthanc when the data does not fit (no PDF, no attachment) but never the
+# filter's 403, and never another patient's data (the denial list below).
+OTHER_OWN_GETS = [
+    "/patients/{patient}/studies", "/patients/{patient}/series", "/patients/{patient}/instances",
+    "/patients/{patient}/shared-tags", "/patients/{patient}/statistics", "/patients/{patient}/metadata",
+    "/patients/{patient}/attachments", "/patients/{patient}/archive", "/patients/{patient}/media",
+    "/patients/{patient}/module", "/patients/{patient}/protected",
+    "/studies/{study}/instances", "/studies/{study}/patient", "/studies/{study}/shared-tags",
+    "/studies/{study}/statistics", "/studies/{study}/metadata", "/studies/{study}/attachments",
+    "/studies/{study}/media", "/studies/{study}/module", "/studies/{study}/module-patient",
+    "/series/{series}/instances", "/series/{series}/study", "/series/{series}/patient",
+    "/series/{series}/shared-tags", "/series/{series}/statistics", "/series/{series}/ordered-slices",
+    "/series/{series}/archive", "/series/{series}/media", "/series/{series}/module",
+    "/series/{series}/metadata", "/series/{series}/attachments", "/series/{series}/numpy",
+    "/instances/{instance}", "/instances/{instance}/tags", "/instances/{instance}/header",
+    "/instances/{instance}/content", "/instances/{instance}/content/0010-0010",
+    "/instances/{instance}/frames", "/instances/{instance}/frames/0/preview",
+    "/instances/{instance}/frames/0/rendered", "/instances/{instance}/frames/0/image-uint8",
+    "/instances/{instance}/frames/0/image-uint16", "/instances/{instance}/frames/0/raw",
+    "/instances/{instance}/image-int16", "/instances/{instance}/rendered",
+    "/instances/{instance}/matlab", "/instances/{instance}/numpy", "/instances/{instance}/pdf",
+    "/instances/{instance}/statistics", "/instances/{instance}/study", "/instances/{instance}/series",
+    "/instances/{instance}/patient", "/instances/{instance}/metadata",
+    "/instances/{instance}/metadata/TransferSyntax", "/instances/{instance}/attachments",
+    "/instances/{instance}/module", "/dicom-web/studies/{study_uid}",
+    "/dicom-web/studies/{study_uid}/series", "/dicom-web/studies/{study_uid}/instances",
+    "/dicom-web/studies/{study_uid}/series/{series_uid}",
+    "/dicom-web/studies/{study_uid}/series/{series_uid}/instances",
+    "/dicom-web/studies/{study_uid}/series/{series_uid}/rendered",
+    "/dicom-web/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/metadata",
+    "/dicom-web/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/1",
+    "/web-viewer/app/viewer.html",
+]
+
+
+@pytest.mark.parametrize("route", OTHER_OWN_GETS)
+def test_patient_reaches_every_read_of_own_study(patient_a, world, route):
+    r = patient_a.get("/orthanc" + route.format(**world["A"]))
+    assert r.status_code != 403, route
+    assert r.status_code < 500, (route, r.status_code)
+
+
 # Every route below must be refused to patient A: B's resources by every way
 # Orthanc names them, every list, search and system route, and every write.
 DENIED = [
