@@ -36,7 +36,7 @@ def create_app(test_config=None):
     app.config.from_mapping(defaults())
     path = os.environ.get("AUTHSVC_CONFIG")
     if path:
-        app.config.from_file(path, load=json.load)
+        app.config.from_file(os.path.abspath(path), load=json.load)
     app.config.from_prefixed_env("AUTHSVC")
     if test_config:
         app.config.update(test_config)
