@@ -5,16 +5,21 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= data
-# Debian packages the system and its tests need.
+# Debian packages the system needs, and those only its tests need (a browser,
+# and docker-compose to validate docker-compose.yml: no engine runs here).
 DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv
+TEST_DEBS := docker-compose chromium chromium-driver
 
-.PHONY: run test deps venv configure admin-password
+.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore
 
 run: deps venv
 	$(PY) -m authsvc.stack run --data-dir $(DATA_DIR)
 
-test: deps venv
+test: test-deps venv
 	$(PY) -m pytest -v
+
+test-deps:
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS)"
 
 deps:
 	@missing=""; for p in $(DEBS); do \
@@ -44,4 +49,45 @@ configure: venv
 
 # A new generated password for the admin account, printed once.
 admin-password: venv
-	AUTHSVC_CONFIG=$(DATA_DIR)/authsvc.json $(PY) -m flask --app authsvc reset-admin-password
+	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc reset-admin-password
+
+# A new generated password for a rule login of data/rules.json, printed once.
+rule-password: venv
+	@test -n "$(LOGIN)" || { echo "usage: make rule-password LOGIN=<login of data/rules.json>"; exit 2; }
+	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc rule-password "$(LOGIN)"
+
+# The in-process tests again on PostgreSQL (issue 5): Debian's server, run as a
+# throwaway cluster (initdb in a temporary folder, loopback only, a free port,
+# trust auth), with a role that creates one database per test; the cluster is
+# stopped and removed afterwards, whatever the tests say.
+PG_TESTS := tests/test_api.py tests/test_access.py tests/test_ingest.py tests/test_webhook_contract.py \
+            tests/test_rules.py tests/test_backup.py::test_online_backup_is_consistent_and_restores \
+            tests/test_backup.py::test_restore_refuses_what_is_not_a_backup
+.PHONY: test-postgres
+test-postgres: venv
+	@dpkg-query -W -f='$${Status}' postgresql 2>/dev/null | grep -q "install ok installed" || { \
+	  echo "installing Debian packages: postgresql"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; }
+	@set -euo pipefail; \
+	bin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); \
+	dir=$$(mktemp -d /tmp/authsvc-pg.XXXXXX); \
+	as=(); if [ "$$(id -u)" = 0 ]; then chown postgres: "$$dir"; as=(runuser -u postgres --); fi; \
+	trap '"$${as[@]}" "$$bin/pg_ctl" -D "$$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$$dir"' EXIT; \
+	port=$$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	"$${as[@]}" "$$bin/initdb" -D "$$dir/data" -U postgres -A trust --no-sync >/dev/null; \
+	"$${as[@]}" "$$bin/pg_ctl" -D "$$dir/data" -l "$$dir/server.log" -w -s \
+	  -o "-c listen_addresses=127.0.0.1 -p $$port -k $$dir -c fsync=off -c synchronous_commit=off" start \
+	  || { cat "$$dir/server.log"; exit 1; }; \
+	"$${as[@]}" "$$bin/psql" -q -h 127.0.0.1 -p "$$port" -U postgres -d postgres \
+	  -c "CREATE ROLE authsvc LOGIN CREATEDB" -c "CREATE DATABASE authsvc OWNER authsvc"; \
+	echo "PostgreSQL $$(basename $$(dirname $$bin)) on 127.0.0.1:$$port"; \
+	AUTHSVC_TEST_DATABASE_URL="postgresql://authsvc@127.0.0.1:$$port/authsvc" $(PY) -m pytest -v $(PG_TESTS)
+
+# An online, consistent copy of the service's database under data/backups/.
+backup: venv
+	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc backup
+
+# Restore one (stop `make run` first): make restore BACKUP=data/backups/authsvc-....sqlite3
+restore: venv
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=<file>"; exit 2; }
+	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc restore "$(abspath $(BACKUP))"

@@ -5,12 +5,13 @@ import os
 from dataclasses import dataclass
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, defaults, load_secrets
 from .db import database, open_database
 from .ingest import IngestWorker
 from .orthanc import OrthancClient
+from .proxy import TrustedProxyFix
+from .rules import RulesWatcher
 from .sessions import SessionStore
 
 
@@ -21,6 +22,7 @@ class Services:
     sessions: SessionStore
     orthanc: OrthancClient
     ingest_worker: IngestWorker
+    rules: RulesWatcher
 
 
 def _check_secrets(secrets):
@@ -46,35 +48,55 @@ def create_app(test_config=None):
     app.config["SECRET_KEY"] = secrets["secret_key"]
 
     # nginx is the only client; trust its X-Forwarded-* (one hop), nobody else's.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"])
 
     open_database(app.config["DATABASE_URL"])
     orthanc = OrthancClient(app.config["ORTHANC_URL"], app.config["ORTHANC_USERNAME"],
                             secrets.get("orthanc_password", ""),
-                            app.config["ORTHANC_TIMEOUT_SECONDS"])
+                            app.config["ORTHANC_TIMEOUT_SECONDS"],
+                            token=secrets.get("service_token"))
     app.extensions["authsvc"] = Services(
         secrets=secrets,
         sessions=SessionStore(secrets["secret_key"], app.config["SESSION_IDLE_MINUTES"],
                               app.config["SESSION_MAX_HOURS"]),
         orthanc=orthanc,
-        ingest_worker=IngestWorker(orthanc,
-                                   os.path.join(app.config["DATA_DIR"], "ingest.lock"),
-                                   app.config["CHANGES_POLL_SECONDS"]),
+        ingest_worker=None,
+        rules=RulesWatcher(os.path.abspath(app.config["RULES_FILE"]),
+                           os.path.abspath(app.config["RULE_PASSWORDS_FILE"]),
+                           os.path.join(app.config["DATA_DIR"], "rules.lock")),
     )
+    services = app.extensions["authsvc"]
+    services.ingest_worker = IngestWorker(
+        orthanc, os.path.join(app.config["DATA_DIR"], "ingest.lock"),
+        app.config["CHANGES_POLL_SECONDS"], before_pass=services.rules.check)
 
     @app.before_request
     def _connect():
         database.connect(reuse_if_open=True)
+        # Rules edited in their file apply from the next request on.
+        services.rules.check()
 
     @app.teardown_request
     def _close(exc):
         if not database.is_closed():
             database.close()
 
-    from . import api, errors, internal, pages, cli
+    from . import api, errors, internal, pages, cli, sharing
+    from . import webhook
     errors.register(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(sharing.bp)
+    from . import gate
+    app.register_blueprint(gate.bp)
     app.register_blueprint(internal.bp)
+    app.register_blueprint(webhook.bp)
     app.register_blueprint(pages.bp)
+    # The people's side: languages, the display copy of new passwords, pages.
+    from . import display, i18n, portal, slips, staff
+    i18n.init_app(app)
+    display.init_app(app, secrets)
+    app.register_blueprint(portal.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(slips.bp)
     cli.register(app)
     return app

@@ -13,7 +13,7 @@ lock for every request, so a call back into Orthanc would deadlock.
 import re
 from dataclasses import dataclass, field
 
-from .models import Resource, Study
+from .models import Resource, RuleMatch, Study
 
 _OID = r"[0-9a-f]{8}(?:-[0-9a-f]{8}){4}"
 _UID = r"[0-9]+(?:\.[0-9]+)*"
@@ -34,6 +34,8 @@ DICOMWEB_STUDY = re.compile(
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9/._,-]*$")
 
 STATIC_KEY = "asset:web-viewer"
+# HEAD and OPTIONS reach Orthanc's filters as GET; anything else is refused.
+METHODS = {"GET", "POST", "PUT", "DELETE"}
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Decision:
     # request), "get" (any GET) or "keys" (GETs naming only these IDs/UIDs).
     scope: str = "keys"
     keys: list = field(default_factory=list)
+    study: object = None  # the study granted, for the audit log
 
 
 DENY_NO_SESSION = Decision(False, "no session")
@@ -90,6 +93,13 @@ def visible_studies(principal):
         return Study.select()
     if principal.kind == "patient":
         return Study.select().where(Study.patient == principal.patient)
+    if principal.kind == "rule":
+        return Study.select().where(Study.id.in_(
+            RuleMatch.select(RuleMatch.study).where(RuleMatch.login == principal.rule_login)))
+    if principal.kind == "share":
+        share = principal.share
+        query = Study.select().where(Study.patient == share.patient_id)
+        return query.where(Study.id == share.study_id) if share.study_id else query
     return Study.select().where(False)
 
 
@@ -98,7 +108,15 @@ def may_see_study(principal, study):
         return False
     if principal.sees_everything:
         return True
-    return principal.kind == "patient" and study.patient_id == principal.patient.id
+    if principal.kind == "patient":
+        return study.patient_id == principal.patient.id
+    if principal.kind == "rule":
+        return RuleMatch.select().where((RuleMatch.login == principal.rule_login)
+                                        & (RuleMatch.study == study)).exists()
+    if principal.kind == "share":
+        share = principal.share
+        return study.patient_id == share.patient_id and share.study_id in (None, study.id)
+    return False
 
 
 def decide(principal, method, path):
@@ -111,7 +129,7 @@ def decide(principal, method, path):
         if method == "GET":
             return Decision(True, "staff may read everything", scope="get")
         return Decision(False, "only admins may change Orthanc")
-    # Patients (and, later, rule logins and shares): reads of their own studies only.
+    # Patients, rule logins and shares: reads of the studies they may see only.
     if method != "GET":
         return Decision(False, "read-only access")
     if not SAFE_PATH.fullmatch(path) or "//" in path or "/." in path:
@@ -123,6 +141,8 @@ def decide(principal, method, path):
     if m:
         level, oid = m.groups()
         if level == "patients":
+            # The patient level lists every study of the patient: only the
+            # patient themself, never a rule login or share that sees some.
             if principal.kind == "patient" and principal.patient.orthanc_id == oid:
                 return Decision(True, "own patient record", keys=[oid])
             return Decision(False, "not this patient")
@@ -137,4 +157,72 @@ def decide(principal, method, path):
         return Decision(False, "route not open to patients")
     if not may_see_study(principal, study):
         return Decision(False, "not one of this login's studies")
-    return Decision(True, "own study", keys=study_keys(study))
+    return Decision(True, "a study this login may see", keys=study_keys(study), study=study)
+
+
+# -- The Authorization plugin's questions: one resource named by level and ID --
+
+PLUGIN_LEVELS = ("patient", "study", "series", "instance")
+
+
+def decide_resource(principal, method, level, orthanc_id, dicom_uid=""):
+    """Decide the Orthanc Authorization plugin's question about one resource.
+
+    `level` is the plugin's ("patient", "study", "series", "instance"),
+    `orthanc_id` Orthanc's ID of the resource and `dicom_uid` its PatientID
+    (patient level) or Study/Series/SOP Instance UID. Each answer is the one
+    `decide` gives for that resource's own route, so the Lua filter and the
+    plugin never disagree about who sees what."""
+    if principal is None:
+        return DENY_NO_SESSION
+    if principal.kind == "staff":
+        # Staff decisions never depend on the resource: `decide` keeps that rule.
+        return decide(principal, method, "/")
+    if level not in PLUGIN_LEVELS or not isinstance(orthanc_id, str) \
+            or not re.fullmatch(_OID, orthanc_id):
+        return Decision(False, "not a resource of Orthanc")
+    if level == "patient":
+        return _decide_patient_level(principal, method, orthanc_id, dicom_uid)
+    if method != "GET":
+        return Decision(False, "read-only access")
+    study = _study_of_plugin_resource(level, orthanc_id, dicom_uid)
+    if not may_see_study(principal, study):
+        return Decision(False, "not one of this login's studies")
+    return Decision(True, "a study this login may see", keys=[orthanc_id], study=study)
+
+
+def _decide_patient_level(principal, method, orthanc_id, dicom_uid):
+    """The patient-level question, answered as `decide` answers /patients/{id}.
+
+    The plugin asks it before every study, series and instance of the patient
+    (0.4 and 0.11 want every level granted), and alone for the /patients/{id}
+    routes, whose /archive, /media and /studies hold every study of that
+    patient. Only whoever may see all of them gets it: staff and the patient
+    themself. A rule login or a share that sees some of the patient's studies
+    is refused, even when it sees all of those recorded today: a study Orthanc
+    holds but the service has not recorded yet (not stable) would leak through
+    /patients/{id}/archive. So such logins reach their studies through the
+    plugin only where it skips the patient level ("CheckedLevel": "studies"),
+    and the reverse proxy in front must then refuse /patients/... to them,
+    because some plugin versions let a URI through when none of its levels is
+    checked. Refusing here never shows another study of the same patient."""
+    if principal.kind == "patient" and dicom_uid and dicom_uid != principal.patient.patient_id:
+        return Decision(False, "PatientID does not match this patient")
+    return decide(principal, method, f"/patients/{orthanc_id}")
+
+
+def _study_of_plugin_resource(level, orthanc_id, dicom_uid):
+    """The recorded study holding this study, series or instance, provided the
+    UID the plugin names with it (if any) is the one recorded for that ID."""
+    if level == "study":
+        study = Study.get_or_none(Study.orthanc_id == orthanc_id)
+        uid = study.study_uid if study else ""
+    else:
+        res = Resource.get_or_none((Resource.orthanc_id == orthanc_id)
+                                   & (Resource.level == level))
+        study, uid = (res.study, res.uid) if res else (None, "")
+    # A body naming one resource's ID with another's UID is not a question
+    # about one resource: refuse rather than guess which one was meant.
+    if dicom_uid and dicom_uid != uid:
+        return None
+    return study

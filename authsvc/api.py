@@ -1,6 +1,9 @@
 """The JSON API under /api: login, logout, the studies a session may see, and
 issuing patient passwords (staff)."""
 
+import csv
+import datetime
+import io
 import json
 import logging
 
@@ -9,8 +12,10 @@ from . import passwords
 from .access import visible_studies
 from .errors import ApiError
 from .text import fold
-from .models import Patient, StaffUser, Study, utcnow
-from .web import (json_body, request_token, require_principal,
+from . import audit, ingest, matching, rules, throttle
+from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Share, StaffUser, Study,
+                     get_value, utcnow)
+from .web import (current_principal, json_body, request_token, require_principal,
                   require_staff, services, string_field)
 
 log = logging.getLogger(__name__)
@@ -33,41 +38,98 @@ def _set_cookie(response, token):
                         max_age=int(cfg["SESSION_MAX_HOURS"]) * 3600)
 
 
-@bp.post("/login")
-def login():
-    body = json_body()
-    password = string_field(body, "password")
-    store = services().sessions
-    if "patient_id" in body:
-        patient_id = string_field(body, "patient_id", max_length=64).strip()
-        patient = Patient.get_or_none(Patient.patient_id == patient_id)
-        if not passwords.verify(patient.password_hash if patient else None, password):
-            log.info("failed patient login")
-            raise BAD_LOGIN
-        token = store.start(patient=patient)
-    elif "username" in body:
-        username = string_field(body, "username", max_length=64).strip()
-        staff = StaffUser.get_or_none((StaffUser.username == username) & StaffUser.active)
-        if not passwords.verify(staff.password_hash if staff else None, password,
-                                generated=False):
-            log.info("failed staff login")
-            raise BAD_LOGIN
-        token = store.start(staff=staff)
-    else:
-        raise ApiError(400, "bad_field", "Send 'patient_id' or 'username' with 'password'.")
+# The three kinds of account a password opens: (body field, throttle kind).
+ACCOUNT_FIELDS = (("patient_id", "patient"), ("username", "staff"), ("login", "rule"))
+
+
+def _find_account(kind, name):
+    """(row, stored hash, generated?) of an account; row None when unknown."""
+    if kind == "patient":
+        row = Patient.get_or_none(Patient.patient_id == name)
+        return row, row.password_hash if row else None, True
+    if kind == "staff":
+        row = StaffUser.get_or_none((StaffUser.username == name) & StaffUser.active)
+        return row, row.password_hash if row else None, False
+    row = RuleLogin.get_or_none((RuleLogin.name == name) & RuleLogin.active)
+    return row, row.password_hash if row else None, True
+
+
+def _throttle(keys, kind, name):
+    try:
+        throttle.check(keys)
+    except throttle.Throttled as exc:
+        audit.record("login_throttled", actor=f"{kind} {name}", address=request.remote_addr)
+        raise ApiError(429, "too_many_attempts",
+                       f"Too many failed attempts. Try again in {exc.retry_after} seconds.",
+                       headers={"Retry-After": str(exc.retry_after)})
+
+
+def _logged_in(store, token):
     principal = store.resolve(token)
+    audit.record("login", actor=principal.audit_name, address=request.remote_addr)
     response = jsonify(principal.as_json())
     _set_cookie(response, token)
     return response
 
 
+@bp.post("/login")
+def login():
+    body = json_body()
+    store = services().sessions
+    address_key = throttle.address_key(request.remote_addr)
+    if "share" in body:
+        secret = string_field(body, "share", max_length=128)
+        _throttle([(address_key, throttle.ADDRESS)], "share", "link")
+        return _share_login(store, secret, address_key)
+    field = next((f for f in ACCOUNT_FIELDS if f[0] in body), None)
+    if field is None:
+        raise ApiError(400, "bad_field",
+                       "Send 'patient_id', 'login' or 'username' with 'password'.")
+    # Spaces count as in the recorded PatientID: runs of them as one.
+    name = " ".join(string_field(body, field[0], max_length=64).split())
+    password = string_field(body, "password")
+    kind = field[1]
+    account_key = throttle.account_key(kind, name)
+    # Refused unevaluated while the account or the address must wait.
+    _throttle([(account_key, throttle.ACCOUNT), (address_key, throttle.ADDRESS)], kind, name)
+    row, stored_hash, generated = _find_account(kind, name)
+    if not passwords.verify(stored_hash, password, generated=generated):
+        throttle.record_failure(account_key, address_key)
+        audit.record("login_failed", actor=f"{kind} {name}", address=request.remote_addr)
+        log.info("failed %s login", kind)
+        raise BAD_LOGIN
+    throttle.clear(account_key)
+    token = store.start(**{{"patient": "patient", "staff": "staff", "rule": "rule_login"}[kind]: row})
+    return _logged_in(store, token)
+
+
+def _share_login(store, secret, address_key):
+    share = Share.get_or_none(Share.secret_hash == store.token_hash(secret))
+    if share is None or share.revoked_at is not None or utcnow() >= share.expires_at:
+        throttle.record_failure(address_key)
+        audit.record("login_failed", actor="share link", address=request.remote_addr)
+        log.info("failed share login")
+        raise ApiError(401, "bad_share", "This link is not valid (any more).")
+    return _logged_in(store, store.start(share=share))
+
+
 @bp.post("/logout")
 def logout():
     json_body()
+    principal = current_principal()
+    if principal is not None:
+        audit.record("logout", actor=principal.audit_name, address=request.remote_addr)
     services().sessions.end(request_token())
     response = jsonify(ok=True)
     response.delete_cookie(current_app.config["SESSION_COOKIE_NAME"], path="/")
     return response
+
+
+@bp.get("/health")
+def health():
+    """For the launcher and monitoring: the service answers and its database too."""
+    Patient.select().limit(1).count()
+    return jsonify(ok=True)
 
 
 @bp.get("/session")
@@ -89,6 +151,9 @@ def study_json(study, principal):
         data["recorded_at"] = study.recorded_at.isoformat() + "Z"
         data["patient_has_login"] = study.patient.password_hash is not None
         data["access_tags"] = json.loads(study.access_tags)
+        data["rule_logins"] = [m.login.name for m in RuleMatch.select(RuleMatch, RuleLogin)
+                               .join(RuleLogin).where(RuleMatch.study == study)
+                               .order_by(RuleLogin.name)]
     return data
 
 
@@ -115,7 +180,7 @@ def studies():
 def issue_credentials(patient_id):
     principal = require_staff()
     json_body()
-    patient = Patient.get_or_none(Patient.patient_id == patient_id)
+    patient = Patient.get_or_none(Patient.patient_id == " ".join(patient_id.split()))
     if patient is None:
         raise ApiError(404, "no_such_patient", "No study of this patient has been recorded.")
     password = passwords.generate()
@@ -124,4 +189,75 @@ def issue_credentials(patient_id):
     # The old password stops working, and so do the sessions opened with it.
     services().sessions.end_all_for_patient(patient)
     log.info("new password issued for a patient by staff user %s", principal.staff.username)
+    audit.record("password_issued", actor=principal.audit_name, subject=f"patient {patient.patient_id}",
+                 address=request.remote_addr, detail="reissued by staff")
     return jsonify(patient_id=patient.patient_id, password=password)
+
+
+@bp.get("/rules")
+def rule_logins():
+    """Staff: the rule logins as the service applies them, and any error of
+    the rules file (which disables them all until fixed)."""
+    require_staff()
+    logins = []
+    for login in RuleLogin.select().order_by(RuleLogin.name):
+        logins.append({
+            "login": login.name, "description": login.description,
+            "active": login.active, "has_password": login.password_hash is not None,
+            "rules": [{"tag": r.tag, "keyword": matching.tag_keyword(r.tag), "value": r.value}
+                      for r in login.rules.order_by(Rule.id)],
+            "studies": RuleMatch.select().where(RuleMatch.login == login).count(),
+        })
+    return jsonify(logins=logins, error=get_value(rules.ERROR_KEY, "") or None)
+
+
+@bp.get("/audit")
+def audit_log():
+    """Admins: the audit log, newest first, filtered by `event`, `actor`
+    (substring), `since` and `until` (ISO dates, UTC); `format=csv` for a
+    spreadsheet. `chain_ok` says whether the hash chain is whole."""
+    principal = require_staff()
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", "Only admins read the audit log.")
+    query = AuditEvent.select().order_by(AuditEvent.id.desc())
+    args = request.args
+    if args.get("event"):
+        query = query.where(AuditEvent.event == args["event"])
+    if args.get("actor"):
+        query = query.where(AuditEvent.actor.contains(args["actor"]))
+    try:
+        if args.get("since"):
+            query = query.where(AuditEvent.at >= datetime.datetime.fromisoformat(args["since"]))
+        if args.get("until"):
+            query = query.where(AuditEvent.at < datetime.datetime.fromisoformat(args["until"]))
+        limit = min(max(int(args.get("limit", 1000)), 1), 100000)
+    except ValueError:
+        raise ApiError(400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number.")
+    rows = [{"id": e.id, "at": e.at.isoformat() + "Z", "event": e.event, "actor": e.actor,
+             "subject": e.subject, "address": e.address, "detail": e.detail}
+            for e in query.limit(limit)]
+    if args.get("format") == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=["id", "at", "event", "actor", "subject",
+                                                 "address", "detail"])
+        writer.writeheader()
+        for row in rows:
+            # A cell starting with = + - @ is a formula to a spreadsheet: quote it.
+            writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
+                             for k, v in row.items()})
+        return out.getvalue(), 200, {"Content-Type": "text/csv; charset=utf-8",
+                                     "Content-Disposition": "attachment; filename=audit.csv"}
+    broken = audit.verify()
+    return jsonify(events=rows, chain_ok=broken is None, chain_broken_at=broken)
+
+
+@bp.get("/ingest/problems")
+def ingest_problems():
+    """Staff: stable studies the service could not record (or is still
+    retrying), with the reason, e.g. a study without a usable PatientID."""
+    require_staff()
+    rows = IngestQueue.select().where(IngestQueue.last_error != "").order_by(
+        IngestQueue.queued_at.desc()).limit(1000)
+    return jsonify(problems=[{"orthanc_id": r.orthanc_id, "error": r.last_error,
+                              "attempts": r.attempts, "gave_up": r.attempts >= ingest.MAX_ATTEMPTS,
+                              "queued_at": r.queued_at.isoformat() + "Z"} for r in rows])

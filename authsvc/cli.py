@@ -1,6 +1,7 @@
 """Commands run before the server starts: `flask --app authsvc migrate`,
 `ensure-admin` (first start), `reset-admin-password`."""
 
+import json
 import os
 
 import click
@@ -22,6 +23,24 @@ def ensure_admin(username, password=None):
     StaffUser.create(username=username, role="admin",
                      password_hash=passwords.hash_password(password, generated=False))
     return generated
+
+
+def set_rule_password(passwords_path, rules_path, login):
+    """Generate a password for a rule login, write its hash, return it (to print once)."""
+    from .rules import parse_rules, read_passwords
+    with open(rules_path, encoding="utf-8") as fh:
+        names = {spec.name for spec in parse_rules(fh.read())}
+    if login not in names:
+        raise click.ClickException(f"no login {login!r} in {rules_path}")
+    hashes = read_passwords(passwords_path)
+    password = passwords.generate()
+    hashes[login] = passwords.hash_password(password)
+    tmp = passwords_path + ".tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        json.dump(hashes, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, passwords_path)
+    return password
 
 
 def register(app):
@@ -55,3 +74,36 @@ def register(app):
         if not updated:
             raise click.ClickException(f"no staff user named {username}")
         click.echo(f"admin login: {username} / {password}  (shown only now)")
+
+    @app.cli.command("rule-password")
+    @click.argument("login")
+    def rule_password(login):
+        """Give a rule login a new generated password, printed once (its hash is
+        written to RULE_PASSWORDS_FILE; the old password stops working)."""
+        password = set_rule_password(os.path.abspath(app.config["RULE_PASSWORDS_FILE"]),
+                                     os.path.abspath(app.config["RULES_FILE"]), login)
+        click.echo(f"rule login: {login} / {password}  (shown only now)")
+
+    @app.cli.command("backup")
+    @click.argument("dest", required=False)
+    def backup_command(dest):
+        """Write an online, consistent copy of the database (default:
+        DATA_DIR/backups/authsvc-<time>.sqlite3 or .pgdump)."""
+        from .backup import BackupError, backup, default_name
+        url = app.config["DATABASE_URL"]
+        dest = dest or default_name(os.path.join(app.config["DATA_DIR"], "backups"), url)
+        try:
+            click.echo(f"backup written: {backup(url, dest)}")
+        except BackupError as exc:
+            raise click.ClickException(str(exc))
+
+    @app.cli.command("restore")
+    @click.argument("source")
+    def restore_command(source):
+        """Replace the database by a backup. Stop the service first."""
+        from .backup import BackupError, restore
+        try:
+            restore(app.config["DATABASE_URL"], source)
+        except BackupError as exc:
+            raise click.ClickException(str(exc))
+        click.echo(f"restored from {source}; start the service again")

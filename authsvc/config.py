@@ -50,9 +50,36 @@ SETTINGS = [
             "Timeout of the service's own calls to Orthanc's REST API."),
     Setting("ADMIN_USERNAME", "admin",
             "Name of the admin account created at first start."),
+    Setting("RULES_FILE", "data/rules.json",
+            "Tag rules: the logins of physicians and institutions (JSON, // comments)."),
+    Setting("RULE_PASSWORDS_FILE", "data/rule-passwords.json",
+            "Hashes of the rule logins' passwords, written by `make rule-password`."),
+    Setting("TRUSTED_PROXIES", ["127.0.0.1", "::1"],
+            "Addresses whose X-Forwarded-For/-Proto/-Host the service believes "
+            "(nginx's); from any other peer those headers are ignored."),
+    Setting("SHARE_DEFAULT_DAYS", 7,
+            "How long a patient's share lasts unless they choose otherwise."),
+    Setting("SHARE_MAX_DAYS", 30,
+            "The longest a patient may make a share last."),
+    # The people's side: pages, slips, languages.
+    Setting("HOSPITAL_NAME", "Hospital",
+            "The hospital's name, printed on the patients' slips and shown on every page."),
+    Setting("SPLASH_TEXT", {},
+            "The warning of the first page and the slips, per language, e.g. "
+            '{"es": "...", "en": "..."}; a language left out gets the built-in text.'),
+    Setting("DEFAULT_LANGUAGE", "es",
+            "Language of the pages when the browser asks for none we have (es or en)."),
+    Setting("TIMEZONE", "America/Caracas",
+            "Time zone of the times shown to staff (IANA name)."),
+    Setting("DASHBOARD_POLL_SECONDS", 5,
+            "How often the staff dashboard asks for new studies."),
 ]
 
-SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password")
+# webhook_secret is optional: without it the plugin webhook refuses every call.
+# service_token is for Orthanc with the Authorization plugin (docker): the
+# service presents it as its own token, and its webhook grants it everything.
+SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "display_key",
+                "webhook_secret", "service_token")
 
 
 def defaults():
@@ -80,6 +107,11 @@ def load_secrets(config):
         env = os.environ.get("AUTHSVC_" + name.upper())
         if env:
             secrets[name] = env
+        # Docker secrets are files: AUTHSVC_<NAME>_FILE=/run/secrets/<name>.
+        path = os.environ.get("AUTHSVC_" + name.upper() + "_FILE")
+        if path:
+            with open(path, encoding="utf-8") as fh:
+                secrets[name] = fh.read().strip()
     return secrets
 
 

@@ -9,14 +9,15 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status, code, message):
+    def __init__(self, status, code, message, headers=None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
     def response(self):
-        return jsonify(error=self.code, message=self.message), self.status
+        return jsonify(error=self.code, message=self.message), self.status, self.headers
 
 
 def register(app):

@@ -8,19 +8,18 @@ thread also follows Orthanc's /changes, so studies that became stable while
 the service was down are recorded when it returns.
 """
 
-import fcntl
 import json
 import logging
 import os
 import threading
-from contextlib import contextmanager
 
 from peewee import IntegrityError
 
-from . import passwords
+from . import audit, display, matching, passwords, rules
 from .text import fold
 from .db import database
-from .models import (IngestQueue, Patient, Resource, Study, get_value,
+from .locks import exclusive
+from .models import (IngestQueue, Patient, Resource, Study, StudyTag, get_value,
                      set_value, utcnow)
 from .orthanc import ORTHANC_ID, OrthancError, OrthancNotFound
 
@@ -30,6 +29,7 @@ ACCESS_TAGS = ("InstitutionName", "ReferringPhysicianName",
                "ResponsibleOrganization", "PerformingPhysicianName",
                "NameOfPhysiciansReadingStudy")
 MAX_ATTEMPTS = 5
+MAX_VALUE_LENGTH = 1024
 CHANGES_KEY = "changes_last_seq"
 
 
@@ -46,12 +46,18 @@ def enqueue(orthanc_id):
      .execute())
 
 
-def _values(tags, keyword):
-    """Every value of a tag in Orthanc's simplified JSON, multi-values split."""
-    value = tags.get(keyword)
-    if not isinstance(value, str):
-        return []
-    return [v.strip() for v in value.split("\\") if v.strip()]
+def _text_values(tags):
+    """{"gggg,eeee": value} of Orthanc's `?short` tags -> {tag: {values}} for
+    the tags rules may name (text VRs), multi-values split, long ones dropped."""
+    found = {}
+    for tag, value in tags.items():
+        if not isinstance(value, str) or not matching.is_recorded_tag(tag):
+            continue
+        for part in value.split("\\"):
+            part = part.strip()
+            if part and len(part) <= MAX_VALUE_LENGTH:
+                found.setdefault(tag.lower(), set()).add(part)
+    return found
 
 
 def read_study(orthanc, orthanc_id):
@@ -59,23 +65,23 @@ def read_study(orthanc, orthanc_id):
     study = orthanc.get(f"/studies/{orthanc_id}")
     series = orthanc.get(f"/studies/{orthanc_id}/series")
     instances = orthanc.get(f"/studies/{orthanc_id}/instances")
-    access = {k: set(_values(study.get("MainDicomTags", {}), k)) for k in ACCESS_TAGS}
     # Performing and reading physicians live at series/instance level and differ
-    # between series: read the full tags of the first instance of every series.
+    # between series: read every tag of the first instance of every series.
     first_of_series = {}
     for inst in instances:
         first_of_series.setdefault(inst["ParentSeries"], inst["ID"])
+    values = {}
     for instance_id in first_of_series.values():
-        tags = orthanc.get(f"/instances/{instance_id}/simplified-tags")
-        for keyword in ACCESS_TAGS:
-            access[keyword].update(_values(tags, keyword))
+        tags = orthanc.get(f"/instances/{instance_id}/tags", short="")
+        for tag, found in _text_values(tags).items():
+            values.setdefault(tag, set()).update(found)
     modalities = sorted({s.get("MainDicomTags", {}).get("Modality", "") for s in series} - {""})
     return {
         "patient": study.get("PatientMainDicomTags", {}),
         "patient_orthanc_id": study["ParentPatient"],
         "tags": study.get("MainDicomTags", {}),
         "modalities": modalities,
-        "access": {k: sorted(v) for k, v in access.items()},
+        "values": {tag: sorted(v) for tag, v in values.items()},
         "series": [(s["ID"], s.get("MainDicomTags", {}).get("SeriesInstanceUID", ""))
                    for s in series],
         "instances": [(i["ID"], i.get("MainDicomTags", {}).get("SOPInstanceUID", ""))
@@ -83,30 +89,63 @@ def read_study(orthanc, orthanc_id):
     }
 
 
+def access_summary(values):
+    """The five access tags by keyword, for staff to see."""
+    return {k: values.get(matching.tag_id(k), []) for k in ACCESS_TAGS}
+
+
+def _store_tag_values(study, values):
+    StudyTag.delete().where(StudyTag.study == study).execute()
+    rows = []
+    for tag, found in values.items():
+        is_pn = matching.tag_vr(tag) == "PN"
+        for value in found:
+            rows.append({"study": study.id, "tag": tag, "value": value,
+                         "folded": matching.fold_value(value, is_pn)[:MAX_VALUE_LENGTH]})
+    for start in range(0, len(rows), 200):
+        StudyTag.insert_many(rows[start:start + 200]).execute()
+
+
+def usable_patient_id(raw):
+    """The PatientID a login can be made for, or IngestRejected saying why
+    (staff see the reason: GET /api/ingest/problems)."""
+    patient_id = " ".join((raw or "").split())
+    if not patient_id:
+        raise IngestRejected("the study has no PatientID: no login can be made")
+    if "\\" in patient_id:
+        raise IngestRejected("the PatientID holds several values (a backslash): no login can be made")
+    if len(patient_id) > 64:
+        raise IngestRejected("the PatientID is longer than DICOM allows (64): no login can be made")
+    if any(ord(ch) < 32 for ch in patient_id):
+        raise IngestRejected("the PatientID holds control characters: no login can be made")
+    return patient_id
+
+
 def store_study(orthanc_id, data):
     """Record (or update) one study; create the patient's login the first time.
     Returns the new password when a login was created, else None."""
-    patient_id = (data["patient"].get("PatientID") or "").strip()
-    if not patient_id:
-        raise IngestRejected("the study has no PatientID: no login can be made")
+    patient_id = usable_patient_id(data["patient"].get("PatientID"))
     tags = data["tags"]
     new_password = None
     with database.atomic():
         patient = Patient.get_or_none(Patient.patient_id == patient_id)
         if patient is None:
             new_password = passwords.generate()
+            set_at = utcnow()
             patient = Patient.create(
                 patient_id=patient_id, orthanc_id=data["patient_orthanc_id"],
                 name=data["patient"].get("PatientName", ""),
                 search_name=fold(data["patient"].get("PatientName", "")),
                 birth_date=data["patient"].get("PatientBirthDate", ""),
                 password_hash=passwords.hash_password(new_password),
-                password_set_at=utcnow())
+                password_set_at=set_at,
+                # For the dashboard until the slip is printed: encrypted only.
+                display_password=display.seal(patient_id, new_password, set_at))
         fields = dict(study_uid=tags.get("StudyInstanceUID", ""), patient=patient,
                       study_date=tags.get("StudyDate", ""),
                       description=tags.get("StudyDescription", ""),
                       modalities="\\".join(data["modalities"]),
-                      access_tags=json.dumps(data["access"], ensure_ascii=False),
+                      access_tags=json.dumps(access_summary(data["values"]), ensure_ascii=False),
                       updated_at=utcnow())
         study = Study.get_or_none(Study.orthanc_id == orthanc_id)
         if study is None:
@@ -120,6 +159,11 @@ def store_study(orthanc_id, data):
                 + [dict(orthanc_id=i, uid=u, level="instance", study=study) for i, u in data["instances"]])
         for start in range(0, len(rows), 200):
             Resource.insert_many(rows[start:start + 200]).execute()
+        if new_password is not None:
+            audit.record("password_issued", actor="ingest", subject=f"patient {patient_id}",
+                         detail="login created with the first study")
+        _store_tag_values(study, data["values"])
+        rules.match_study(study)
     return new_password
 
 
@@ -191,25 +235,16 @@ def follow_changes(orthanc):
             return since
 
 
-@contextmanager
-def _exclusive(lock_path):
-    """One ingest pass at a time across all gunicorn workers."""
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 class IngestWorker:
     """Background thread of a service process: a pass on every notification
     and every CHANGES_POLL_SECONDS."""
 
-    def __init__(self, orthanc, lock_path, poll_seconds):
+    def __init__(self, orthanc, lock_path, poll_seconds, before_pass=None):
         self.orthanc = orthanc
         self.lock_path = lock_path
         self.poll_seconds = poll_seconds
+        # Rules must be current before new studies are matched against them.
+        self.before_pass = before_pass
         self.wake = threading.Event()
         self._thread = None
 
@@ -220,7 +255,10 @@ class IngestWorker:
             self._thread.start()
 
     def run_once(self):
-        with _exclusive(self.lock_path), database.connection_context():
+        with database.connection_context():
+            if self.before_pass:
+                self.before_pass()
+        with exclusive(self.lock_path), database.connection_context():
             process_queue(self.orthanc)
             try:
                 follow_changes(self.orthanc)

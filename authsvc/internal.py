@@ -7,14 +7,13 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import access, ingest
+from . import access, audit, ingest
 from .errors import ApiError
 from .web import json_body, services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 
-METHODS = {"GET", "POST", "PUT", "DELETE"}
 
 
 @bp.before_request
@@ -45,11 +44,13 @@ def authorize():
         method = str(body.get("method", "")).upper()
         uri = body.get("uri")
         token = body.get("token")
-        if method not in METHODS or not isinstance(uri, str) or len(uri) > 2048:
+        if method not in access.METHODS or not isinstance(uri, str) or len(uri) > 2048:
             decision = access.Decision(False, "malformed question")
         else:
             principal = services().sessions.resolve(token) if isinstance(token, str) else None
             decision = access.decide(principal, method, uri)
+            if decision.study is not None:
+                audit.record_study_access(principal, decision.study)
     except Exception:
         log.exception("authorization failed; denying")
         decision = access.Decision(False, "internal error")

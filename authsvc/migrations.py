@@ -1,16 +1,54 @@
 """Numbered schema migrations, applied in order by `authsvc migrate` before the
 server starts (never at import or on a request)."""
 
+from playhouse.migrate import SchemaMigrator, migrate as run_operations
+
 from .db import database
 from . import models
 
+# How migrations are written here: 0001 creates every table from the current
+# models (a fresh database gets the newest schema at once), so each later
+# migration must be idempotent: create tables with safe=True, and add columns
+# with `add_missing_columns`, which skips those that already exist.
+
+
+def add_missing_columns(db, model, *field_names):
+    """Add the model's fields that the table lacks (no-op on a fresh database)."""
+    table = model._meta.table_name
+    existing = {c.name for c in db.get_columns(table)}
+    migrator = SchemaMigrator.from_database(db)
+    ops = [migrator.add_column(table, model._meta.fields[name].column_name,
+                               model._meta.fields[name])
+           for name in field_names if model._meta.fields[name].column_name not in existing]
+    if ops:
+        run_operations(*ops)
+
 
 def _0001_initial(db):
-    db.create_tables([m for m in models.ALL_MODELS if m is not models.SchemaVersion])
+    db.create_tables([m for m in models.ALL_MODELS if m is not models.SchemaVersion], safe=True)
+
+
+def _0002_slip_display_copy(db):
+    """The encrypted display copy of a new password, and the slip's state."""
+    add_missing_columns(db, models.Patient, "display_password", "slip_printed_at",
+                        "slip_language")
+
+
+def _0003_rules_and_shares(db):
+    db.create_tables([models.StudyTag, models.RuleLogin, models.Rule, models.RuleMatch,
+                      models.Share], safe=True)
+    add_missing_columns(db, models.Session, "rule_login", "share")
+
+
+def _0004_throttle_and_audit(db):
+    db.create_tables([models.LoginFailure, models.AuditEvent, models.StudyAccess], safe=True)
 
 
 MIGRATIONS = [
     (1, _0001_initial),
+    (2, _0002_slip_display_copy),
+    (3, _0003_rules_and_shares),
+    (4, _0004_throttle_and_audit),
 ]
 
 
@@ -24,7 +62,7 @@ def migrate():
     db.create_tables([models.SchemaVersion])
     done = applied_versions()
     applied = []
-    for version, step in MIGRATIONS:
+    for version, step in sorted(MIGRATIONS, key=lambda m: m[0]):
         if version in done:
             continue
         with db.atomic():

@@ -30,6 +30,11 @@ class Patient(BaseModel):
     password_hash = CharField(max_length=255, null=True)
     password_set_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
+    # Until its slip is printed, a new password is kept for the dashboard only
+    # encrypted, under a key outside the database (authsvc/display.py).
+    display_password = TextField(null=True)
+    slip_printed_at = DateTimeField(null=True)
+    slip_language = CharField(max_length=8, default="")  # "" = the site's default
 
 
 class Study(BaseModel):
@@ -64,13 +69,66 @@ class StaffUser(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class StudyTag(BaseModel):
+    """Every text value of every recorded tag of a study (from the first
+    instance of each series), so that rules can change without re-reading
+    Orthanc. `folded` is the value as rules compare it."""
+    study = ForeignKeyField(Study, backref="tag_values", on_delete="CASCADE")
+    tag = CharField(max_length=9)  # "gggg,eeee"
+    value = CharField(max_length=1024)
+    folded = CharField(max_length=1024)
+
+    class Meta:
+        indexes = ((("tag", "folded"), False), (("study", "tag"), False))
+
+
+class RuleLogin(BaseModel):
+    """A login opened by tag rules (a physician, an institution); kept in sync
+    with the rules file, which is the source of truth."""
+    name = CharField(max_length=64, unique=True)
+    description = CharField(max_length=255, default="")
+    password_hash = CharField(max_length=255, null=True)
+    active = BooleanField(default=True)
+    digest = CharField(max_length=64, default="")  # of its rules, to spot changes
+
+
+class Rule(BaseModel):
+    login = ForeignKeyField(RuleLogin, backref="rules", on_delete="CASCADE")
+    tag = CharField(max_length=9)
+    value = CharField(max_length=1024)
+
+
+class RuleMatch(BaseModel):
+    """Which studies each rule login sees: computed at ingest and whenever
+    the rules change, so decisions and lists are one indexed lookup."""
+    login = ForeignKeyField(RuleLogin, on_delete="CASCADE")
+    study = ForeignKeyField(Study, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("login", "study"), True), (("study",), False))
+
+
+class Share(BaseModel):
+    """Access a patient handed to someone: one study, or all their studies
+    (study null), until expiry or revocation."""
+    secret_hash = CharField(max_length=64, unique=True)  # HMAC, like session tokens
+    patient = ForeignKeyField(Patient, backref="shares", on_delete="CASCADE")
+    study = ForeignKeyField(Study, null=True, on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(index=True)
+    revoked_at = DateTimeField(null=True)
+    revoked_by = CharField(max_length=80, default="")
+
+
 class Session(BaseModel):
     # HMAC-SHA256 of the token under the secret key: a stolen database gives
     # no usable token, and lookup stays one indexed query.
     token_hash = CharField(max_length=64, unique=True)
-    kind = CharField(max_length=16)  # patient | staff
+    kind = CharField(max_length=16)  # patient | staff | rule | share
     patient = ForeignKeyField(Patient, null=True, on_delete="CASCADE")
     staff = ForeignKeyField(StaffUser, null=True, on_delete="CASCADE")
+    rule_login = ForeignKeyField(RuleLogin, null=True, on_delete="CASCADE")
+    share = ForeignKeyField(Share, null=True, on_delete="CASCADE")
     created_at = DateTimeField(default=utcnow)
     last_seen = DateTimeField(default=utcnow)
     expires_at = DateTimeField(index=True)
@@ -92,13 +150,44 @@ class KeyValue(BaseModel):
     value = TextField()
 
 
+class LoginFailure(BaseModel):
+    """One failed login, by account or client address key (see throttle.py)."""
+    key = CharField(max_length=128)
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("key", "at"), False),)
+
+
+class AuditEvent(BaseModel):
+    """Append-only, hash-chained (see audit.py)."""
+    at = DateTimeField(default=utcnow, index=True)
+    event = CharField(max_length=32, index=True)
+    actor = CharField(max_length=120, default="", index=True)
+    subject = CharField(max_length=120, default="")
+    address = CharField(max_length=64, default="")
+    detail = CharField(max_length=500, default="")
+    chain = CharField(max_length=64)
+
+
+class StudyAccess(BaseModel):
+    """Which principal opened which study in which hour (audit de-duplication)."""
+    principal = CharField(max_length=120)
+    study = CharField(max_length=44)
+    hour = CharField(max_length=13)
+
+    class Meta:
+        indexes = ((("principal", "study", "hour"), True),)
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(unique=True)
     applied_at = DateTimeField(default=utcnow)
 
 
-ALL_MODELS = [Patient, Study, Resource, StaffUser, Session, IngestQueue,
-              KeyValue, SchemaVersion]
+ALL_MODELS = [Patient, Study, Resource, StaffUser, StudyTag, RuleLogin, Rule,
+              RuleMatch, Share, Session, IngestQueue, KeyValue, LoginFailure, AuditEvent,
+              StudyAccess, SchemaVersion]
 
 
 def get_value(key, default=None):

@@ -20,11 +20,15 @@ class OrthancNotFound(OrthancError):
 
 
 class OrthancClient:
-    def __init__(self, url, username, password, timeout):
+    def __init__(self, url, username, password, timeout, token=None):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.http = requests.Session()
         self.http.auth = (username, password)
+        if token:
+            # Behind the Authorization plugin (docker), basic auth opens
+            # nothing: the service's own token does (see webhook.py).
+            self.http.headers["token"] = token
 
     def get(self, path, **params):
         try:

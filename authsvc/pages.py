@@ -1,12 +1,43 @@
-"""The first page anyone sees: the splash warning and the login form.
-(The full portal, slips and dashboard come with the pages issue.)"""
+"""The first pages: the splash page with the patients' login (where the QR code
+of a slip lands, its fragment filling the form), the staff login, and logout."""
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, redirect, request, url_for
+from flask_babel import gettext
+
+from . import audit
+from .ui import csrf_ok, error_page, harden, render_page
+from .web import current_principal, request_token, services
 
 bp = Blueprint("pages", __name__)
+bp.after_request(harden)
 
 
 @bp.get("/")
 def splash():
-    response = render_template("splash.html")
-    return response, 200, {"Cache-Control": "no-store"}
+    return render_page("splash.html")
+
+
+@bp.get("/staff/login")
+def staff_login():
+    principal = current_principal()
+    if principal is not None and principal.kind == "staff":
+        return redirect(url_for("staff.dashboard"))
+    return render_page("staff_login.html")
+
+
+@bp.post("/logout")
+def logout():
+    """The logout button of every page: a form (it works without JavaScript)
+    with the session's CSRF token. Ends the session on the server at once."""
+    token = request_token()
+    if token:
+        if not csrf_ok(request.form.get("csrf")):
+            return error_page(400, gettext("This form has expired. Go back, reload the page "
+                                           "and try again."))
+        principal = current_principal()
+        if principal is not None:
+            audit.record("logout", actor=principal.audit_name, address=request.remote_addr)
+        services().sessions.end(token)
+    response = redirect(url_for("pages.splash"), 303)
+    response.delete_cookie(current_app.config["SESSION_COOKIE_NAME"], path="/")
+    return response

@@ -6,7 +6,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from .models import Patient, Session, StaffUser, utcnow
+from .models import Patient, RuleLogin, Session, Share, StaffUser, utcnow
 
 # Last-seen is written at most this often, so that a viewer loading hundreds of
 # images does not turn every decision into a database write.
@@ -15,10 +15,12 @@ TOUCH_EVERY = datetime.timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "patient" | "staff"
+    kind: str  # "patient" | "staff" | "rule" (tag rules) | "share" (given by a patient)
     session_id: int
     patient: Patient = None
     staff: StaffUser = None
+    rule_login: RuleLogin = None
+    share: Share = None
 
     @property
     def sees_everything(self):
@@ -33,8 +35,25 @@ class Principal:
         if self.kind == "patient":
             return {"kind": "patient", "patient_id": self.patient.patient_id,
                     "name": self.patient.name}
+        if self.kind == "rule":
+            return {"kind": "rule", "login": self.rule_login.name,
+                    "description": self.rule_login.description}
+        if self.kind == "share":
+            return {"kind": "share", "expires_at": self.share.expires_at.isoformat() + "Z",
+                    "study": self.share.study.orthanc_id if self.share.study else None}
         return {"kind": "staff", "username": self.staff.username,
                 "role": self.staff.role}
+
+    @property
+    def audit_name(self):
+        """Who this is, for logs: never a secret."""
+        if self.kind == "patient":
+            return f"patient #{self.patient.id}"
+        if self.kind == "rule":
+            return f"rule login {self.rule_login.name}"
+        if self.kind == "share":
+            return f"share #{self.share.id}"
+        return f"staff {self.staff.username}"
 
 
 class SessionStore:
@@ -46,14 +65,20 @@ class SessionStore:
     def token_hash(self, token):
         return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
 
-    def start(self, *, patient=None, staff=None):
+    def start(self, *, patient=None, staff=None, rule_login=None, share=None):
         """A new session (never a reused token); returns the token, shown once."""
+        kinds = [k for k, v in (("patient", patient), ("staff", staff),
+                                ("rule", rule_login), ("share", share)) if v is not None]
+        if len(kinds) != 1:
+            raise ValueError("a session belongs to exactly one principal")
         token = secrets.token_urlsafe(32)  # 256 bits
         now = utcnow()
-        Session.create(token_hash=self.token_hash(token),
-                       kind="patient" if patient else "staff",
-                       patient=patient, staff=staff, created_at=now, last_seen=now,
-                       expires_at=now + self.max_age)
+        expires = now + self.max_age
+        if share is not None:
+            expires = min(expires, share.expires_at)
+        Session.create(token_hash=self.token_hash(token), kind=kinds[0],
+                       patient=patient, staff=staff, rule_login=rule_login, share=share,
+                       created_at=now, last_seen=now, expires_at=expires)
         return token
 
     def resolve(self, token):
@@ -67,13 +92,31 @@ class SessionStore:
         now = utcnow()
         if now >= row.expires_at or now - row.last_seen >= self.idle:
             return None
-        if row.kind == "staff" and not row.staff.active:
-            return None
-        if now - row.last_seen >= TOUCH_EVERY:
+        principal = self._principal(row, now)
+        if principal is not None and now - row.last_seen >= TOUCH_EVERY:
             Session.update(last_seen=now).where(Session.id == row.id).execute()
-        if row.kind == "patient":
+        return principal
+
+    @staticmethod
+    def _principal(row, now):
+        """The session's principal if it may still act: staff and rule logins
+        can be disabled, shares revoked or expired, all taking effect at once."""
+        # A session whose principal is gone (a deleted login) is over.
+        if row.kind == "patient" and row.patient_id is not None:
             return Principal("patient", row.id, patient=row.patient)
-        return Principal("staff", row.id, staff=row.staff)
+        if row.kind == "staff" and row.staff_id is not None:
+            return Principal("staff", row.id, staff=row.staff) if row.staff.active else None
+        if row.kind == "rule" and row.rule_login_id is not None:
+            login = row.rule_login
+            if not login.active or not login.password_hash:
+                return None
+            return Principal("rule", row.id, rule_login=login)
+        if row.kind == "share" and row.share_id is not None:
+            share = row.share
+            if share.revoked_at is not None or now >= share.expires_at:
+                return None
+            return Principal("share", row.id, share=share)
+        return None
 
     def end(self, token):
         if isinstance(token, str) and token:

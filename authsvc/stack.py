@@ -45,7 +45,8 @@ SITE_DEFAULTS = {
     "authsvc": {},
 }
 
-SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password")
+SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password",
+                "display_key")
 SERVICE_USER = "authsvc"
 PROXY_USER = "nginx"
 
@@ -131,6 +132,8 @@ def authsvc_config(site, data_dir):
         "ORTHANC_URL": f"http://127.0.0.1:{site['orthanc_http_port']}",
         "ORTHANC_USERNAME": SERVICE_USER,
         "PUBLIC_URL": site["public_url"],
+        "RULES_FILE": str(data_dir / "rules.json"),
+        "RULE_PASSWORDS_FILE": str(data_dir / "rule-passwords.json"),
     }
     config.update(site["authsvc"])
     return config
@@ -159,8 +162,10 @@ http {{
   server {{
     listen {address}:{port};
 
-    # The Lua scripts' routes are for Orthanc on loopback only.
+    # The Lua scripts' routes and the Authorization plugin's webhook are for
+    # Orthanc only, never for the public port.
     location /internal {{ return 404; }}
+    location /authz {{ return 404; }}
 
     # Orthanc, behind the Lua request filter. nginx logs in as its own Orthanc
     # user (any Authorization header of the client is replaced); the filter
@@ -171,6 +176,8 @@ http {{
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_read_timeout 300s;
+      # Images and ZIPs of patients: never kept by a browser or a cache.
+      add_header Cache-Control "private, no-store" always;
     }}
 
     location / {{
@@ -221,6 +228,9 @@ class Stack:
         if os.geteuid() == 0:
             shutil.chown(d / "nginx" / "tmp", "www-data", "www-data")
         shutil.copyfile(REPO / "orthanc-config" / "orthanc.json", d / "orthanc/config/orthanc.json")
+        if not (d / "rules.json").exists():
+            # The examples, all commented out: no rule login until IT writes one.
+            shutil.copyfile(REPO / "deploy" / "rules.example.json", d / "rules.json")
         _write(d / "orthanc/config/local.json",
                json.dumps(orthanc_local_config(self.site, self.secrets, d), indent=2), mode=0o600)
         _write(d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600)
@@ -265,13 +275,13 @@ class Stack:
             sys.executable, "-m", "gunicorn", "--config", str(REPO / "authsvc" / "gunicorn_conf.py"),
             "--bind", f"127.0.0.1:{self.site['service_port']}",
             "--workers", str(self.site["service_workers"]), "authsvc:create_app()"])
-        self._wait_http(self.service_url + "/", "authsvc")
+        self._wait_http(self.service_url + "/api/health", "authsvc")
 
     def start_nginx(self):
         conf = self.data_dir / "nginx" / "nginx.conf"
         self._spawn("nginx", ["nginx", "-e", str(self.logs / "nginx-error.log"),
                               "-c", str(conf), "-g", "daemon off;"])
-        self._wait_http(self.public_url + "/", "nginx")
+        self._wait_http(self.public_url + "/api/health", "nginx")
 
     def _wait_http(self, url, name, auth=None, timeout=60):
         deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 project's Lua, the service under gunicorn, nginx) once per test session in a
 temporary folder with free ports, through the same launcher as `make run`."""
 
+import os
 import socket
 import time
 
@@ -67,6 +68,11 @@ def stack(request, tmp_path_factory):
     data = tmp_path_factory.mktemp("stack")
     ports = {k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")}
     site = dict(ports, stable_age_seconds=1, service_workers=2,
+                # STORESCU may store; SPOOFED is a known AE title expected from
+                # another host; QUERIER may also query (allow_query).
+                modalities={"STORESCU": {"host": "127.0.0.1", "port": 104},
+                            "SPOOFED": {"host": "127.0.0.2", "port": 104},
+                            "QUERIER": {"host": "127.0.0.1", "port": 104, "allow_query": True}},
                 authsvc={"DECISION_CACHE_SECONDS": DECISION_CACHE_SECONDS,
                          "CHANGES_POLL_SECONDS": 2})
     s = Stack(data, site, env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PASSWORD})
@@ -105,10 +111,38 @@ def admin(stack):
     return b
 
 
-# -- the service alone, in-process, on a fresh SQLite file (no Orthanc) -------
+# -- the service alone, in-process, on a fresh database (no Orthanc) ---------
 
 @pytest.fixture
-def app(tmp_path):
+def database_url(tmp_path):
+    """A new, empty database for one test: a SQLite file, or, when
+    AUTHSVC_TEST_DATABASE_URL names a PostgreSQL server (`make test-postgres`),
+    a database created there for this test and dropped after it."""
+    server = os.environ.get("AUTHSVC_TEST_DATABASE_URL")
+    if not server:
+        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        return
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg2
+
+    name = "authsvc_test_" + uuid.uuid4().hex[:16]
+    admin = psycopg2.connect(server)
+    admin.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield urlunsplit(urlsplit(server)._replace(path="/" + name))
+    finally:
+        with admin.cursor() as cur:
+            # FORCE: a server thread of a test may still hold a connection.
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def app(tmp_path, database_url):
     import json
 
     from authsvc import create_app
@@ -118,11 +152,17 @@ def app(tmp_path):
     secrets_file = tmp_path / "secrets.json"
     secrets_file.write_text(json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40,
                                         "orthanc_password": "unused"}))
-    application = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    application = create_app({"DATABASE_URL": database_url,
                               "DATA_DIR": str(tmp_path), "SECRETS_FILE": str(secrets_file),
+                              "RULES_FILE": str(tmp_path / "rules.json"),
+                              "RULE_PASSWORDS_FILE": str(tmp_path / "rule-passwords.json"),
                               "ORTHANC_URL": "http://127.0.0.1:9"})
     with database.connection_context():
         migrate()
+    # A fresh database per test: forget which study accesses this process
+    # already audited (the same fake IDs come back in every test).
+    from authsvc import audit
+    audit._seen.clear()
     # No app context stays pushed: each test-client request gets its own, as
     # in production (a shared one would share flask.g between requests).
     database.connect(reuse_if_open=True)
@@ -136,7 +176,7 @@ def client(app):
     return app.test_client()
 
 
-def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOHN"):
+def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOHN", values=None):
     """What ingest.read_study returns for a study, made up without Orthanc.
     Orthanc IDs are well-formed (5 groups of 8 hex digits) and distinct per
     patient, study, series and instance."""
@@ -151,7 +191,7 @@ def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOH
         "tags": {"StudyInstanceUID": f"1.2.{study}", "StudyDate": "20260101",
                  "StudyDescription": "CT"},
         "modalities": ["CT"],
-        "access": {"InstitutionName": ["H"]},
+        "values": values if values is not None else {"0008,0080": ["H"]},
         "series": [(oid("5e", i), f"1.2.{study}.{i}") for i in range(series)],
         "instances": [(oid("1a", i * 100 + j), f"1.2.{study}.{i}.{j}")
                       for i in range(series) for j in range(per_series)],

@@ -55,8 +55,9 @@ def test_enqueue_accepts_only_orthanc_ids_and_is_idempotent(app):
             ingest.enqueue(bad)
 
 
-def test_values_split_multivalued_tags():
-    assert ingest._values({"NameOfPhysiciansReadingStudy": "A^B\\C^D\\ "},
-                          "NameOfPhysiciansReadingStudy") == ["A^B", "C^D"]
-    assert ingest._values({}, "InstitutionName") == []
-    assert ingest._values({"InstitutionName": None}, "InstitutionName") == []
+def test_text_values_split_multivalued_and_skip_non_text():
+    tags = {"0008,1060": "A^B\\C^D\\ ", "0008,0080": "H", "0008,0020": "20260101",
+            "0020,000d": "1.2.3", "7fe0,0010": None, "0008,1032": [{"0008,0100": "X"}],
+            "0009,0010": "PRIVATE CREATOR", "0008,1030": "x" * 2000}
+    assert ingest._text_values(tags) == {"0008,1060": {"A^B", "C^D"}, "0008,0080": {"H"},
+                                         "0009,0010": {"PRIVATE CREATOR"}}

@@ -1,0 +1,86 @@
+"""The audit log: who logged in (or failed to) from where, which passwords
+were issued, printed or reissued, rule changes, shares created and revoked,
+and which study each principal opened (one entry per principal, study and
+hour, not one per image).
+
+Entries are only ever appended; no route of the service changes or deletes
+them. Each entry carries the SHA-256 of its content and of the previous
+entry's hash, so that an entry altered or removed in the database afterwards
+breaks the chain and `verify()` says where. Nothing secret is written here:
+no password, no token, no share secret.
+"""
+
+import hashlib
+import json
+import logging
+
+from peewee import IntegrityError
+
+from .db import database
+from .models import AuditEvent, StudyAccess, utcnow
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("login", "login_failed", "login_throttled", "logout", "password_issued",
+          "password_printed", "rules_changed", "rules_rejected", "share_created",
+          "share_revoked", "study_access")
+
+
+def _digest(prev, at, event, actor, subject, address, detail):
+    text = json.dumps([prev, at.isoformat(), event, actor, subject, address, detail],
+                      ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record(event, actor="", subject="", address="", detail=""):
+    """Append one entry. Never raises into the caller's request: an audit
+    failure is logged loudly instead (the action itself already happened)."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown audit event {event!r}")
+    try:
+        with database.atomic():
+            last = AuditEvent.select(AuditEvent.chain).order_by(AuditEvent.id.desc()).first()
+            prev = last.chain if last else ""
+            at = utcnow()
+            values = (str(actor)[:120], str(subject)[:120], str(address)[:64], str(detail)[:500])
+            AuditEvent.create(at=at, event=event, actor=values[0], subject=values[1],
+                              address=values[2], detail=values[3],
+                              chain=_digest(prev, at, event, *values))
+    except Exception:
+        log.exception("could not write the audit log entry %s", event)
+
+
+# (principal, study, hour) already recorded by this process: decisions come by
+# the hundred per viewer, and each would otherwise try a database write.
+_seen = set()
+
+
+def record_study_access(principal, study, address=""):
+    """At most one entry per principal, study and hour."""
+    hour = utcnow().strftime("%Y-%m-%dT%H")
+    who = principal.audit_name
+    key = (who, study.orthanc_id, hour)
+    if key in _seen:
+        return
+    if len(_seen) > 10000:
+        _seen.clear()
+    _seen.add(key)
+    try:
+        with database.atomic():
+            StudyAccess.create(principal=who, study=study.orthanc_id, hour=hour)
+    except IntegrityError:
+        return
+    record("study_access", actor=who, subject=study.orthanc_id, address=address,
+           detail=f"patient {study.patient_id}")
+
+
+def verify():
+    """None when the chain is whole, else the id of the first entry that does
+    not match (altered, or following a removed one)."""
+    prev = ""
+    for row in AuditEvent.select().order_by(AuditEvent.id):
+        if _digest(prev, row.at, row.event, row.actor, row.subject, row.address,
+                   row.detail) != row.chain:
+            return row.id
+        prev = row.chain
+    return None

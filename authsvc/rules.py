@@ -1,0 +1,243 @@
+"""Tag rules: logins for physicians and institutions, decided by the studies'
+own DICOM tags.
+
+The hospital's IT person writes the rules file (JSON; lines starting with //
+are comments); passwords are made by `make rule-password LOGIN=...`, which
+prints one once and writes only its hash into the rule passwords file. Both
+files are the source of truth; the service copies them into its database
+whenever their content changes (checked on every request, at the cost of two
+stat calls) and recomputes which studies each changed login sees, so a
+changed or removed rule takes effect at once, without re-reading Orthanc:
+ingest recorded the tag values.
+
+A rules file that cannot be read disables every rule login until it is fixed
+(fail closed: a typo must not keep open a door the IT person meant to close).
+"""
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+from . import audit
+from .db import database
+from .locks import exclusive
+from .matching import Matcher, TagError
+from .models import Rule, RuleLogin, RuleMatch, Session, StudyTag, get_value, set_value
+
+log = logging.getLogger(__name__)
+
+DIGEST_KEY = "rules_digest"
+ERROR_KEY = "rules_error"
+LOGIN_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+class RulesError(ValueError):
+    """The rules file is not valid; the message says where and why."""
+
+
+@dataclass
+class LoginSpec:
+    name: str
+    description: str
+    rules: list  # [(tag "gggg,eeee", value as written)]
+    matchers: list = field(default_factory=list)
+
+    @property
+    def digest(self):
+        return hashlib.sha256(json.dumps(sorted(self.rules)).encode()).hexdigest()
+
+
+def strip_comments(text):
+    return "\n".join("" if line.lstrip().startswith("//") else line
+                     for line in text.splitlines())
+
+
+def parse_rules(text):
+    """The rules file's text -> [LoginSpec]; RulesError on anything off."""
+    try:
+        data = json.loads(strip_comments(text) or "{}")
+    except json.JSONDecodeError as exc:
+        raise RulesError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+    if not isinstance(data, dict) or not isinstance(data.get("logins", []), list):
+        raise RulesError('the file must be an object with a "logins" list')
+    specs, seen = [], set()
+    for n, entry in enumerate(data.get("logins", []), 1):
+        where = f"logins[{n}]"
+        if not isinstance(entry, dict):
+            raise RulesError(f"{where}: must be an object")
+        name = entry.get("login")
+        if not isinstance(name, str) or not name or len(name) > 64 \
+                or not set(name) <= LOGIN_NAME_CHARS:
+            raise RulesError(f"{where}: \"login\" must be 1-64 characters of a-z 0-9 - _ .")
+        if name in seen:
+            raise RulesError(f"{where}: login {name!r} appears twice")
+        seen.add(name)
+        rules = entry.get("rules")
+        if not isinstance(rules, list) or not rules:
+            raise RulesError(f"{where} ({name}): \"rules\" must be a non-empty list")
+        spec = LoginSpec(name, str(entry.get("description", ""))[:255], [])
+        for k, rule in enumerate(rules, 1):
+            if not isinstance(rule, dict):
+                raise RulesError(f"{where} ({name}) rule {k}: must be an object")
+            try:
+                matcher = Matcher.compile(rule.get("tag"), rule.get("value"))
+            except (TagError, ValueError) as exc:
+                raise RulesError(f"{where} ({name}) rule {k}: {exc}")
+            spec.rules.append((matcher.tag, rule["value"]))
+            spec.matchers.append(matcher)
+        specs.append(spec)
+    return specs
+
+
+def read_passwords(path):
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise RulesError(f"{path}: must be an object of login -> password hash")
+    return data
+
+
+def _read(path):
+    if not path or not os.path.exists(path):
+        return b""
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def studies_matching(matcher):
+    """IDs of the studies with a recorded value the matcher accepts."""
+    base = StudyTag.select(StudyTag.study).where(StudyTag.tag == matcher.tag)
+    if matcher.exact:
+        return {row.study_id for row in base.where(StudyTag.folded == matcher.pattern)}
+    # Wildcards and person names (written with or without carets): test each
+    # distinct value once (names repeat across studies).
+    values = [row.folded for row in StudyTag.select(StudyTag.folded).distinct()
+              .where(StudyTag.tag == matcher.tag)]
+    accepted = [v for v in values if matcher.matches_folded(v)]
+    ids = set()
+    for start in range(0, len(accepted), 500):
+        chunk = accepted[start:start + 500]
+        ids.update(row.study_id for row in base.where(StudyTag.folded.in_(chunk)))
+    return ids
+
+
+def recompute(login, matchers):
+    RuleMatch.delete().where(RuleMatch.login == login).execute()
+    ids = set()
+    for matcher in matchers:
+        ids |= studies_matching(matcher)
+    rows = [{"login": login.id, "study": sid} for sid in sorted(ids)]
+    for start in range(0, len(rows), 500):
+        RuleMatch.insert_many(rows[start:start + 500]).execute()
+    return len(ids)
+
+
+def apply(specs, hashes):
+    """Make the database say what the files say. Returns the logins whose
+    rules changed."""
+    changed = []
+    existing = {login.name: login for login in RuleLogin.select()}
+    for spec in specs:
+        login = existing.pop(spec.name, None)
+        password_hash = hashes.get(spec.name)
+        if login is None:
+            login = RuleLogin.create(name=spec.name, description=spec.description,
+                                     password_hash=password_hash, active=True, digest="")
+        else:
+            if login.password_hash != password_hash:
+                # A new password ends the sessions opened with the old one.
+                Session.update(ended=True).where(Session.rule_login == login).execute()
+            RuleLogin.update(description=spec.description, password_hash=password_hash,
+                             active=True).where(RuleLogin.id == login.id).execute()
+        if login.digest != spec.digest:
+            Rule.delete().where(Rule.login == login).execute()
+            Rule.insert_many([{"login": login.id, "tag": t, "value": v}
+                              for t, v in spec.rules]).execute()
+            count = recompute(login, spec.matchers)
+            RuleLogin.update(digest=spec.digest).where(RuleLogin.id == login.id).execute()
+            changed.append((spec.name, count))
+    for removed in existing.values():
+        # Deleting the login deletes its rules, matches and sessions.
+        removed.delete_instance(recursive=True, delete_nullable=True)
+        changed.append((removed.name, 0))
+    return changed
+
+
+def sync(rules_path, passwords_path):
+    """Bring the database in line with the files if their content changed."""
+    rules_bytes, password_bytes = _read(rules_path), _read(passwords_path)
+    digest = hashlib.sha256(rules_bytes + b"\0" + password_bytes).hexdigest()
+    if get_value(DIGEST_KEY) == digest:
+        return None
+    with database.atomic():
+        try:
+            specs = parse_rules(rules_bytes.decode("utf-8"))
+            hashes = read_passwords(passwords_path)
+        except (RulesError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            RuleLogin.update(active=False).execute()
+            set_value(DIGEST_KEY, digest)
+            set_value(ERROR_KEY, f"{rules_path}: {exc}")
+            log.error("rules file rejected, every rule login is disabled until it is fixed: %s", exc)
+            audit.record("rules_rejected", subject=os.path.basename(rules_path), detail=str(exc))
+            return None
+        changed = apply(specs, hashes)
+        set_value(DIGEST_KEY, digest)
+        set_value(ERROR_KEY, "")
+    for name, count in changed:
+        log.info("rule login %s: rules applied, %d studies match", name, count)
+        audit.record("rules_changed", subject=f"rule login {name}", detail=f"{count} studies match")
+    return changed
+
+
+def match_study(study):
+    """Record which rule logins see a newly recorded (or updated) study."""
+    RuleMatch.delete().where(RuleMatch.study == study).execute()
+    values = {}
+    for row in StudyTag.select(StudyTag.tag, StudyTag.folded).where(StudyTag.study == study):
+        values.setdefault(row.tag, set()).add(row.folded)
+    matched = set()
+    query = (Rule.select(Rule, RuleLogin).join(RuleLogin)
+             .where(RuleLogin.active & Rule.tag.in_(list(values) or [""])))
+    for rule in query:
+        if rule.login_id in matched:
+            continue
+        try:
+            matcher = Matcher.compile(rule.tag, rule.value)
+        except (TagError, ValueError):
+            continue
+        if any(matcher.matches_folded(v) for v in values[rule.tag]):
+            matched.add(rule.login_id)
+    if matched:
+        RuleMatch.insert_many([{"login": lid, "study": study.id} for lid in matched]).execute()
+
+
+class RulesWatcher:
+    """Per process: notices when the rules files change (stat only) and syncs."""
+
+    def __init__(self, rules_path, passwords_path, lock_path):
+        self.rules_path = rules_path
+        self.passwords_path = passwords_path
+        self.lock_path = lock_path
+        self._seen = None
+
+    def _signature(self):
+        sig = []
+        for path in (self.rules_path, self.passwords_path):
+            try:
+                st = os.stat(path)
+                sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except (OSError, TypeError):
+                sig.append(None)
+        return tuple(sig)
+
+    def check(self):
+        signature = self._signature()
+        if signature == self._seen:
+            return
+        with exclusive(self.lock_path):
+            sync(self.rules_path, self.passwords_path)
+        self._seen = signature

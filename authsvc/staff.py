@@ -1,0 +1,266 @@
+"""The staff side: the dashboard of recorded studies (polled, newest first),
+the pending password of each new login until its slip is printed, reissuing a
+password, and the admins' list of staff accounts.
+
+Radiologists see every study, print slips and reissue passwords; admins also
+manage staff accounts. Which studies staff see comes from
+authsvc/access.py's `visible_studies`, like everyone else's.
+"""
+
+import logging
+import re
+
+from flask import Blueprint, current_app, jsonify, redirect, request, url_for
+from flask_babel import gettext
+
+from . import audit, display, passwords
+from .access import visible_studies
+from .errors import ApiError
+from .i18n import LANGUAGES, local_datetime, person_name, study_date
+from .models import Patient, Session, StaffUser, Study, utcnow
+from .text import fold
+from .ui import error_page, harden, render_page
+from .web import current_principal, json_body, services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("staff", __name__)
+bp.after_request(harden)
+
+ROLES = ("admin", "radiologist")
+USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MIN_STAFF_PASSWORD = 12
+
+
+# -- who may do what -------------------------------------------------------
+
+def staff_or_error(admin=False):
+    principal = current_principal()
+    if principal is None:
+        raise ApiError(401, "not_logged_in", gettext("Your session has ended. Log in again."))
+    if principal.kind != "staff" or (admin and not principal.is_admin):
+        raise ApiError(403, "forbidden", gettext("You may not do this."))
+    return principal
+
+
+def staff_page(admin=False):
+    """(principal, None) for a page staff may open, else (None, response)."""
+    principal = current_principal()
+    if principal is None or principal.kind != "staff":
+        return None, redirect(url_for("pages.staff_login"))
+    if admin and not principal.is_admin:
+        return None, error_page(403, gettext("Only administrators may manage staff accounts."))
+    return principal, None
+
+
+def _patient_or_404(patient_id):
+    patient = Patient.get_or_none(Patient.patient_id == patient_id)
+    if patient is None:
+        raise ApiError(404, "no_such_patient", gettext("There is no patient with this ID."))
+    return patient
+
+
+# -- login state of a patient ----------------------------------------------
+
+def login_state(patient):
+    """(state, pending password or None). States: none (no login yet),
+    pending (new password, slip not printed), printed, issued (a password
+    given some other way, e.g. the JSON API: reissue to print a slip)."""
+    if not patient.password_hash:
+        return "none", None
+    pending = display.pending_password(patient)
+    if pending:
+        return "pending", pending
+    printed = patient.slip_printed_at
+    if printed and patient.password_set_at and printed >= patient.password_set_at:
+        return "printed", None
+    return "issued", None
+
+
+def state_text(state, patient):
+    if state == "pending":
+        return gettext("New password: slip not printed")
+    if state == "printed":
+        return gettext("Slip printed %(when)s", when=local_datetime(patient.slip_printed_at))
+    if state == "issued":
+        return gettext("Password given; reissue to print a slip")
+    return gettext("No login")
+
+
+def slip_language(patient):
+    lang = patient.slip_language
+    return lang if lang in LANGUAGES else current_app.config["DEFAULT_LANGUAGE"]
+
+
+# -- pages -----------------------------------------------------------------
+
+@bp.get("/staff")
+def dashboard():
+    principal, response = staff_page()
+    if response:
+        return response
+    return render_page("dashboard.html", poll_seconds=current_app.config["DASHBOARD_POLL_SECONDS"],
+                       display_available=display.available())
+
+
+@bp.get("/staff/users")
+def users_page():
+    principal, response = staff_page(admin=True)
+    if response:
+        return response
+    return render_page("users.html", roles=ROLES, min_password=MIN_STAFF_PASSWORD)
+
+
+# -- JSON routes of the dashboard -----------------------------------------
+
+@bp.get("/staff/api/studies")
+def studies():
+    principal = staff_or_error()
+    query = visible_studies(principal).join(Patient)
+    search = request.args.get("q", "").strip()[:100]
+    if search:
+        query = query.where(Patient.patient_id.contains(search)
+                            | Patient.search_name.contains(fold(search)))
+    rows = list(query.select(Study, Patient)
+                .order_by(Study.recorded_at.desc(), Study.id.desc()).limit(200))
+    states = {}
+    out = []
+    for study in rows:
+        patient = study.patient
+        if patient.id not in states:
+            states[patient.id] = login_state(patient)
+        state, pending = states[patient.id]
+        out.append({
+            "orthanc_id": study.orthanc_id,
+            "patient_id": patient.patient_id,
+            "patient_name": person_name(patient.name),
+            "date": study_date(study.study_date),
+            "modalities": ", ".join(m for m in study.modalities.split("\\") if m),
+            "description": study.description,
+            "recorded": local_datetime(study.recorded_at),
+            "login": state,
+            "login_text": state_text(state, patient),
+            "password": pending.split("-") if pending else None,
+            "password_set_at": patient.password_set_at.isoformat() if patient.password_set_at else None,
+            "slip_language": slip_language(patient),
+            "slip_url": url_for("slips.slip", patient_id=patient.patient_id, study=study.orthanc_id),
+            "viewer_url": url_for("portal.viewer", orthanc_id=study.orthanc_id),
+            "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
+        })
+    return jsonify(studies=out, search=search)
+
+
+@bp.post("/staff/api/patients/<path:patient_id>/printed")
+def printed(patient_id):
+    """The slip was printed: wipe the display copy. `password_set_at` names
+    the password that was printed, so that a password reissued meanwhile (by
+    someone else) is not wiped unseen."""
+    principal = staff_or_error()
+    body = json_body()
+    patient = _patient_or_404(patient_id)
+    lang = body.get("language")
+    set_at = body.get("password_set_at")
+    current = patient.password_set_at.isoformat() if patient.password_set_at else None
+    if not isinstance(set_at, str) or set_at != current:
+        raise ApiError(409, "password_changed",
+                       gettext("The password changed since this slip was shown. Print the new slip."))
+    Patient.update(display_password=None, slip_printed_at=utcnow(),
+                   slip_language=lang if lang in LANGUAGES else patient.slip_language
+                   ).where(Patient.id == patient.id).execute()
+    log.info("slip of patient #%s printed by staff user %s", patient.id, principal.staff.username)
+    audit.record("password_printed", actor=principal.audit_name,
+                 subject=f"patient {patient.patient_id}", address=request.remote_addr,
+                 detail="slip printed; display copy wiped")
+    return jsonify(ok=True)
+
+
+@bp.post("/staff/api/patients/<path:patient_id>/reissue")
+def reissue(patient_id):
+    """A new password: the old one, its slip and its sessions stop working.
+    The new one is kept (encrypted) for the slip, like a first one."""
+    principal = staff_or_error()
+    json_body()
+    patient = _patient_or_404(patient_id)
+    if not display.available():
+        raise ApiError(503, "no_display_key",
+                       gettext("This server has no display key: a new password could not be "
+                               "shown for its slip. Ask the administrator."))
+    password = passwords.generate()
+    set_at = utcnow()
+    Patient.update(password_hash=passwords.hash_password(password), password_set_at=set_at,
+                   display_password=display.seal(patient.patient_id, password, set_at),
+                   slip_printed_at=None).where(Patient.id == patient.id).execute()
+    services().sessions.end_all_for_patient(patient)
+    log.info("password of patient #%s reissued by staff user %s", patient.id,
+             principal.staff.username)
+    audit.record("password_issued", actor=principal.audit_name,
+                 subject=f"patient {patient.patient_id}", address=request.remote_addr,
+                 detail="reissued from the dashboard")
+    return jsonify(ok=True, patient_id=patient.patient_id)
+
+
+# -- staff accounts (admins) ------------------------------------------------
+
+def _user_json(user, me):
+    return {"id": user.id, "username": user.username, "role": user.role,
+            "active": user.active, "created": local_datetime(user.created_at),
+            "me": user.id == me.staff.id}
+
+
+@bp.get("/staff/api/users")
+def list_users():
+    me = staff_or_error(admin=True)
+    users = StaffUser.select().order_by(StaffUser.username)
+    return jsonify(users=[_user_json(u, me) for u in users])
+
+
+@bp.post("/staff/api/users")
+def create_user():
+    me = staff_or_error(admin=True)
+    body = json_body()
+    username = body.get("username")
+    role = body.get("role")
+    password = body.get("password") or ""
+    if not isinstance(username, str) or not USERNAME.fullmatch(username.strip()):
+        raise ApiError(400, "bad_username", gettext(
+            "The user name must be 1 to 64 letters, digits, dots, dashes or underscores."))
+    if role not in ROLES:
+        raise ApiError(400, "bad_role", gettext("Choose a role."))
+    if not isinstance(password, str) or len(password) > 256:
+        raise ApiError(400, "bad_password", gettext("The password is not valid."))
+    generated = None
+    if not password:
+        password = generated = passwords.generate()
+    elif len(password) < MIN_STAFF_PASSWORD:
+        raise ApiError(400, "bad_password", gettext(
+            "The password must have at least %(n)s characters.", n=MIN_STAFF_PASSWORD))
+    username = username.strip()
+    if StaffUser.select().where(StaffUser.username == username).exists():
+        raise ApiError(409, "user_exists", gettext("There is already a user with this name."))
+    user = StaffUser.create(username=username, role=role,
+                            password_hash=passwords.hash_password(password, generated=False))
+    log.info("staff user %s (%s) created by %s", username, role, me.staff.username)
+    data = _user_json(user, me)
+    # A generated password is shown once, to the admin who created the account.
+    data["password"] = generated
+    return jsonify(data), 201
+
+
+@bp.post("/staff/api/users/<int:user_id>")
+def update_user(user_id):
+    me = staff_or_error(admin=True)
+    body = json_body()
+    user = StaffUser.get_or_none(StaffUser.id == user_id)
+    if user is None:
+        raise ApiError(404, "no_such_user", gettext("There is no such user."))
+    active = body.get("active")
+    if not isinstance(active, bool):
+        raise ApiError(400, "bad_field", gettext("The request is not valid."))
+    if user.id == me.staff.id and not active:
+        raise ApiError(400, "self", gettext("You cannot deactivate your own account."))
+    StaffUser.update(active=active).where(StaffUser.id == user.id).execute()
+    if not active:
+        Session.update(ended=True).where(Session.staff == user).execute()
+    log.info("staff user %s %s by %s", user.username, "activated" if active else "deactivated",
+             me.staff.username)
+    user = StaffUser.get_by_id(user.id)
+    return jsonify(_user_json(user, me))

@@ -1,0 +1,46 @@
+// Shared by every page: no patient data from the browser's back/forward cache,
+// the language switch keeps the URL fragment (the QR's ID and password), and
+// a small helper for the JSON routes.
+"use strict";
+
+// A page restored from the back/forward cache after logout must not show
+// anything: ask the server again (it answers with the login page).
+window.addEventListener("pageshow", (ev) => { if (ev.persisted) location.reload(); });
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const a of document.querySelectorAll("a.lang-link")) {
+    a.addEventListener("click", () => { if (location.hash) a.href = a.href.split("#")[0] + location.hash; });
+  }
+});
+
+// The translated messages of a page, keyed by error code (rendered by the server).
+function pageMessages() {
+  const el = document.getElementById("messages");
+  return el ? JSON.parse(el.textContent) : {};
+}
+
+// POST JSON; resolves to {ok, status, data}. Network failures give status 0.
+async function postJson(url, body) {
+  try {
+    const r = await fetch(url, {method: "POST", credentials: "same-origin",
+                                headers: {"Content-Type": "application/json"},
+                                body: JSON.stringify(body || {})});
+    let data = {};
+    try { data = await r.json(); } catch (e) { data = {}; }
+    return {ok: r.ok, status: r.status, data};
+  } catch (e) {
+    return {ok: false, status: 0, data: {}};
+  }
+}
+
+// The message to show for a failed call, in the page's language: the page's
+// own text for the error code, else (for the pages' own routes, which answer
+// in the request's language) the server's message, else a generic one.
+function errorText(result, serverTextIsTranslated) {
+  const m = pageMessages();
+  if (result.status === 0) return m.network;
+  const code = result.data && result.data.error;
+  if (code && m[code]) return m[code];
+  if (serverTextIsTranslated && result.data && result.data.message) return result.data.message;
+  return m.generic;
+}

@@ -1,0 +1,123 @@
+// The staff dashboard: asks for the studies every few seconds and redraws the
+// table only when something changed (keeping the keyboard focus), announces
+// new studies, and links each row to its slip, its viewer and a reissue.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const $ = (id) => document.getElementById(id);
+  const m = pageMessages();
+  const cfg = $("dashboard-data").dataset;
+  const rows = $("rows"), q = $("q"), paper = $("paper"), message = $("message"), status = $("status");
+  const chosenLang = {};   // patient ID -> slip language picked in this page
+  let lastSignature = null, known = null, studies = [];
+  paper.value = localStorage.getItem("slipPaper") || "a6";
+
+  const fill = (text, name) => text.replace("{name}", name);
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") e.textContent = v; else if (k === "class") e.className = v; else e.setAttribute(k, v);
+    }
+    e.append(...children);
+    return e;
+  }
+  function slipHref(s) {
+    const lang = chosenLang[s.patient_id] || s.slip_language;
+    return s.slip_url + "&layout=" + encodeURIComponent(paper.value) +
+      "&slip_lang=" + encodeURIComponent(lang) + "&print=1";
+  }
+
+  function render(fresh) {
+    const focused = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.key : null;
+    const body = document.createDocumentFragment();
+    for (const s of studies) {
+      const name = s.patient_name || s.patient_id;
+      const tr = el("tr", {"data-study": s.orthanc_id, "data-patient": s.patient_id,
+                           class: fresh.has(s.orthanc_id) ? "new" : ""});
+      const cell = (label, ...c) => el("td", {"data-label": label}, ...c);
+      tr.append(
+        cell(m.labels.recorded, s.recorded),
+        cell(m.labels.patient, el("span", {text: name}), el("br"),
+             el("span", {class: "muted patient-id", text: s.patient_id})),
+        cell(m.labels.date, s.date),
+        cell(m.labels.modality, s.modalities),
+        cell(m.labels.description, s.description),
+        cell(m.labels.login, el("span", {class: "login state-" + s.login, text: s.login_text})),
+        cell(m.labels.password, s.password
+          ? el("span", {class: "pw", text: s.password.join(" ")}) : "—"));
+      const actions = el("div", {class: "row-actions"});
+      if (s.login !== "none") {
+        const select = el("select", {"aria-label": fill(m.slip_language, name), "data-key": "lang:" + s.orthanc_id,
+                                     class: "slip-lang"});
+        for (const [code, label] of Object.entries(m.languages)) {
+          const o = el("option", {value: code, lang: code, text: label});
+          if (code === (chosenLang[s.patient_id] || s.slip_language)) o.selected = true;
+          select.append(o);
+        }
+        const print = el("a", {class: "button print", href: slipHref(s), target: "_blank", rel: "noopener",
+                               "aria-label": fill(m.print_label, name), "data-key": "print:" + s.orthanc_id,
+                               text: m.print});
+        select.addEventListener("change", () => { chosenLang[s.patient_id] = select.value; print.href = slipHref(s); });
+        const reissue = el("button", {type: "button", class: "danger reissue", "data-key": "reissue:" + s.orthanc_id,
+                                      "aria-label": fill(m.reissue_label, name), text: m.reissue});
+        reissue.addEventListener("click", () => doReissue(s, name));
+        actions.append(select, print, reissue);
+      }
+      actions.append(el("a", {class: "button secondary view", href: s.viewer_url, "data-key": "view:" + s.orthanc_id,
+                              "aria-label": fill(m.view_label, name), text: m.view}));
+      tr.append(cell(m.labels.actions, actions));
+      body.append(tr);
+    }
+    rows.replaceChildren(body);
+    $("empty").hidden = studies.length > 0;
+    if (focused) {
+      const again = rows.querySelector('[data-key="' + CSS.escape(focused) + '"]');
+      if (again) again.focus();
+    }
+  }
+
+  async function refresh() {
+    let r;
+    try {
+      r = await fetch(cfg.studiesUrl + "?q=" + encodeURIComponent(q.value.trim()), {credentials: "same-origin"});
+    } catch (e) { message.textContent = m.network; return; }
+    if (r.status === 401 || r.status === 403) { location.replace(cfg.loginUrl); return; }
+    if (!r.ok) { message.textContent = m.generic; return; }
+    const data = await r.json();
+    message.textContent = "";
+    const signature = JSON.stringify(data.studies);
+    if (signature === lastSignature) return;
+    lastSignature = signature;
+    const fresh = new Set();
+    if (known) {
+      for (const s of data.studies) if (!known.has(s.orthanc_id)) fresh.add(s.orthanc_id);
+      const names = data.studies.filter((s) => fresh.has(s.orthanc_id)).map((s) => s.patient_name || s.patient_id);
+      if (names.length) status.textContent = names.map((n) => fill(m.new_study, n)).join(". ");
+    }
+    known = new Set(data.studies.map((s) => s.orthanc_id));
+    studies = data.studies;
+    render(fresh);
+  }
+
+  async function doReissue(s, name) {
+    if (!window.confirm(fill(m.reissue_warning, name))) return;
+    const result = await postJson(s.reissue_url, {});
+    if (!result.ok) { message.textContent = errorText(result, true); return; }
+    status.textContent = fill(m.reissued, name);
+    await refresh();
+  }
+
+  let typing = null;
+  const search = () => { known = null; lastSignature = null; refresh(); };
+  $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
+  q.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(search, 300); });
+  paper.addEventListener("change", () => {
+    localStorage.setItem("slipPaper", paper.value);
+    for (const a of rows.querySelectorAll("a.print")) {
+      const s = studies.find((x) => x.orthanc_id === a.closest("tr").dataset.study);
+      if (s) a.href = slipHref(s);
+    }
+  });
+  refresh();
+  window.setInterval(refresh, Math.max(1, Number(cfg.pollSeconds) || 5) * 1000);
+});

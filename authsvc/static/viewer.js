@@ -1,0 +1,141 @@
+// A small viewer for a phone: one image at a time from Orthanc (its PNG
+// preview, or a rendering with a contrast preset), swipe / wheel / slider /
+// keys to move through the slices, pinch / buttons / keys to zoom, drag to pan.
+"use strict";
+document.addEventListener("DOMContentLoaded", async () => {
+  const root = document.getElementById("viewer");
+  const stage = document.getElementById("stage");
+  const img = document.getElementById("frame");
+  const counter = document.getElementById("counter");
+  const slider = document.getElementById("slice");
+  const seriesBox = document.getElementById("series");
+  const message = document.getElementById("message");
+  const preset = document.getElementById("preset");
+  const presetBox = document.getElementById("preset-box");
+  const webviewer = document.getElementById("webviewer");
+  const m = pageMessages();
+
+  let series = [], current = 0, index = 0;
+  let zoom = 1, panX = 0, panY = 0;
+
+  const instances = () => (series[current] ? series[current].instances : []);
+  function imageUrl(id) {
+    if (!preset.value) return "/orthanc/instances/" + id + "/preview";
+    const [center, width] = preset.value.split(",");
+    return "/orthanc/instances/" + id + "/rendered?window-center=" + encodeURIComponent(center) +
+      "&window-width=" + encodeURIComponent(width);
+  }
+  function applyTransform() {
+    img.style.transform = "translate(-50%, -50%) translate(" + panX + "px, " + panY + "px) scale(" + zoom + ")";
+    stage.dataset.zoom = String(zoom);
+  }
+  function setZoom(z) {
+    zoom = Math.min(8, Math.max(1, z));
+    if (zoom === 1) { panX = 0; panY = 0; }
+    applyTransform();
+  }
+  function show(i) {
+    const list = instances();
+    if (!list.length) return;
+    index = Math.min(list.length - 1, Math.max(0, i));
+    message.textContent = "";
+    img.src = imageUrl(list[index]);
+    const text = m.image_of.replace("{n}", index + 1).replace("{total}", list.length);
+    counter.textContent = (index + 1) + " / " + list.length;
+    slider.max = String(list.length);
+    slider.value = String(index + 1);
+    slider.setAttribute("aria-valuetext", text);
+    img.alt = text;
+    stage.dataset.index = String(index);
+    // The neighbours are fetched ahead, so that swiping does not wait.
+    for (const d of [1, -1, 2, 3]) {
+      const j = index + d;
+      if (j >= 0 && j < list.length) { const pre = new Image(); pre.src = imageUrl(list[j]); }
+    }
+  }
+  function selectSeries(k) {
+    current = k;
+    for (const [n, b] of [...seriesBox.children].entries()) b.setAttribute("aria-pressed", String(n === k));
+    webviewer.href = "/orthanc/web-viewer/app/viewer.html?series=" + encodeURIComponent(series[k].id);
+    // The presets are windows in Hounsfield units: CT only.
+    const ct = series[k].modality === "CT";
+    presetBox.hidden = !ct;
+    if (!ct) preset.value = "";
+    setZoom(1);
+    show(0);
+  }
+
+  img.addEventListener("load", () => { stage.dataset.loaded = img.src; });
+  img.addEventListener("error", () => { message.textContent = m.image_failed; });
+  document.getElementById("prev").addEventListener("click", () => show(index - 1));
+  document.getElementById("next").addEventListener("click", () => show(index + 1));
+  slider.addEventListener("input", () => show(Number(slider.value) - 1));
+  document.getElementById("zoom-in").addEventListener("click", () => setZoom(zoom * 1.5));
+  document.getElementById("zoom-out").addEventListener("click", () => setZoom(zoom / 1.5));
+  document.getElementById("zoom-reset").addEventListener("click", () => setZoom(1));
+  preset.addEventListener("change", () => show(index));
+
+  stage.addEventListener("keydown", (ev) => {
+    const keys = {ArrowUp: -1, ArrowLeft: -1, PageUp: -1, ArrowDown: 1, ArrowRight: 1, PageDown: 1};
+    if (ev.key in keys) show(index + keys[ev.key]);
+    else if (ev.key === "Home") show(0);
+    else if (ev.key === "End") show(instances().length - 1);
+    else if (ev.key === "+" || ev.key === "=") setZoom(zoom * 1.5);
+    else if (ev.key === "-") setZoom(zoom / 1.5);
+    else if (ev.key === "0") setZoom(1);
+    else return;
+    ev.preventDefault();
+  });
+  stage.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    if (ev.ctrlKey) setZoom(zoom * (ev.deltaY < 0 ? 1.2 : 1 / 1.2));
+    else show(index + (ev.deltaY > 0 ? 1 : -1));
+  }, {passive: false});
+  stage.addEventListener("dblclick", () => setZoom(zoom > 1 ? 1 : 2));
+
+  // Touch and mouse: one finger scrolls through the slices (or pans when
+  // zoomed in), two fingers pinch to zoom.
+  const pointers = new Map();
+  let start = null;
+  const distance = () => { const [a, b] = [...pointers.values()]; return Math.hypot(a.x - b.x, a.y - b.y); };
+  stage.addEventListener("pointerdown", (ev) => {
+    stage.setPointerCapture(ev.pointerId);
+    pointers.set(ev.pointerId, {x: ev.clientX, y: ev.clientY});
+    start = pointers.size === 2 ? {pinch: distance(), zoom}
+      : {x: ev.clientX, y: ev.clientY, index, panX, panY};
+  });
+  stage.addEventListener("pointermove", (ev) => {
+    if (!pointers.has(ev.pointerId) || !start) return;
+    pointers.set(ev.pointerId, {x: ev.clientX, y: ev.clientY});
+    if (pointers.size === 2 && start.pinch) { setZoom(start.zoom * distance() / start.pinch); return; }
+    if (pointers.size !== 1 || start.pinch) return;
+    if (zoom > 1) { panX = start.panX + ev.clientX - start.x; panY = start.panY + ev.clientY - start.y; applyTransform(); }
+    else {
+      const step = Math.max(8, stage.clientHeight / Math.max(8, instances().length * 2));
+      const moved = Math.round((start.y - ev.clientY) / step);
+      if (start.index + moved !== index) show(start.index + moved);
+    }
+  });
+  const release = (ev) => { pointers.delete(ev.pointerId); start = null; };
+  stage.addEventListener("pointerup", release);
+  stage.addEventListener("pointercancel", release);
+
+  let result;
+  try {
+    const r = await fetch(root.dataset.seriesUrl, {credentials: "same-origin"});
+    result = {ok: r.ok, status: r.status, data: await r.json().catch(() => ({}))};
+  } catch (e) { result = {ok: false, status: 0, data: {}}; }
+  if (result.status === 401) { location.replace("/"); return; }
+  if (!result.ok) { message.textContent = errorText(result, true); return; }
+  series = result.data.series;
+  if (!series.length) { message.textContent = m.no_images; return; }
+  series.forEach((s, k) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = [s.modality, s.description || (m.series + " " + (s.number || k + 1))]
+      .filter(Boolean).join(" · ") + " (" + s.instances.length + ")";
+    b.addEventListener("click", () => selectSeries(k));
+    seriesBox.append(b);
+  });
+  selectSeries(0);
+});

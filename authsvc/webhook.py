@@ -1,0 +1,261 @@
+"""The Orthanc Authorization plugin's webhook, over the same decisions as the Lua filter.
+
+The `orthancteam/orthanc` docker image ships the Authorization plugin, which
+asks a web service about every request instead of running our Lua filter.
+Both of its modes point at one URL of this blueprint:
+
+- legacy ``"WebService": "http://<service>/authz/"``: every question is a POST
+  to that URL;
+- ``"WebServiceRootUrl": "http://<service>/authz/"``: the plugin derives
+  ``/authz/tokens/validate`` (the same questions), ``/authz/user/get-profile``,
+  ``/authz/tokens/decode`` and ``PUT /authz/tokens/{type}`` from it.
+
+The plugin logs in with HTTP basic auth (``"WebServiceUsername"`` /
+``"WebServicePassword"``): the password must be the ``webhook_secret``; without
+that secret every call is refused. Bodies are exactly those the facts document
+(``../shared/docs/orthanc-authorization-facts.md``) and its fixture record:
+chunked since plugin 0.9.1, ``identifier`` (0.3-0.4) or ``server-id`` (0.5+),
+no token at all (0.10+), ``Bearer `` prefixes. Tokens are the service's own
+session tokens, read from the body only (the plugin forwards them as headers
+too, but not the ``Authorization`` one once it logs in itself).
+"""
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import access, audit
+from .errors import ApiError
+from .models import StaffUser
+from .sessions import Principal
+from .web import services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhook", __name__, url_prefix="/authz")
+
+# The plugin's bodies are a few hundred bytes; anything far larger is not one.
+MAX_BODY = 64 * 1024
+# Issue 5: logout and revocation must reach Orthanc within 10 s, and the plugin
+# caches each answer for `validity` seconds.
+MAX_VALIDITY = 10
+MIN_SECRET_LENGTH = 32
+METHODS = ("get", "post", "put", "delete")
+LEVELS = access.PLUGIN_LEVELS + ("system",)
+MAX_ID = 128     # Orthanc IDs are 44 characters, UIDs and PatientIDs 64
+MAX_URI = 2048
+MAX_TOKEN = 1024
+
+
+@dataclass(frozen=True)
+class Question:
+    """One validation request of the plugin, checked."""
+    method: str          # upper-case HTTP, as `access.decide` takes it
+    level: str
+    orthanc_id: str = ""
+    dicom_uid: str = ""
+    uri: str = ""
+    token: str = None
+
+
+# -- protection of the webhook itself -----------------------------------------
+
+def _webhook_secret():
+    secret = services().secrets.get("webhook_secret") or ""
+    return secret if len(secret) >= MIN_SECRET_LENGTH else ""
+
+
+@bp.record_once
+def _warn_when_closed(state):
+    secret = state.app.extensions["authsvc"].secrets.get("webhook_secret") or ""
+    if len(secret) < MIN_SECRET_LENGTH:
+        log.warning("no webhook_secret of %d+ characters: the Authorization plugin's "
+                    "webhook (/authz) refuses every call", MIN_SECRET_LENGTH)
+
+
+@bp.before_request
+def _check_credentials():
+    expected = _webhook_secret()
+    if not expected:
+        # Fail closed: a service without the secret answers no plugin at all.
+        raise ApiError(403, "webhook_disabled", "The webhook has no secret configured.")
+    auth = request.authorization
+    given = auth.password if auth is not None and auth.type == "basic" and auth.password else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "bad_credentials", "Wrong or missing webhook credentials.")
+
+
+# -- reading the plugin's bodies ------------------------------------------------
+
+def _read_body():
+    """The raw body, sent with Content-Length or chunked. Werkzeug hands over a
+    chunked body only when the server decoded it and said so
+    (`wsgi.input_terminated`, set by gunicorn and by Werkzeug's own server);
+    otherwise it would read nothing and we would answer about an empty body."""
+    if request.content_length is None and "wsgi.input_terminated" not in request.environ \
+            and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raise ApiError(400, "chunked_unsupported",
+                       "This server cannot read chunked bodies; run the service under gunicorn.")
+    if (request.content_length or 0) > MAX_BODY:
+        raise ApiError(413, "too_large", "The body is too large.")
+    data = b""
+    # A decoded chunked stream may return fewer bytes than asked: read to the end.
+    while len(data) <= MAX_BODY:
+        part = request.stream.read(MAX_BODY + 1 - len(data))
+        if not part:
+            break
+        data += part
+    if len(data) > MAX_BODY:
+        raise ApiError(413, "too_large", "The body is too large.")
+    return data
+
+
+def _json_object():
+    try:
+        body = json.loads(_read_body().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "The body must be a JSON object.")
+    return body
+
+
+def _optional_string(body, name, max_length):
+    value = body.get(name)
+    if value is not None and (not isinstance(value, str) or len(value) > max_length):
+        raise ApiError(400, "bad_field", f"'{name}' must be a string.")
+    return value or ""
+
+
+def _token(body):
+    """The session token named by the body, or None when the request had none
+    (0.10+ still asks then). `token-key` is whichever header or GET argument
+    held it (`token`, `Authorization`...): only the value matters here."""
+    _optional_string(body, "token-key", 256)
+    value = _optional_string(body, "token-value", MAX_TOKEN).strip()
+    # Stone Web Viewer sends `Authorization: Bearer <token>`, kept verbatim.
+    if value[:7].lower() == "bearer ":
+        value = value[7:].strip()
+    return value or None
+
+
+def _check_common_fields(body):
+    """Fields the plugin sends that play no part in the decision, still checked
+    so that a malformed body is refused rather than half read."""
+    for name in ("server-id", "identifier"):
+        _optional_string(body, name, 256)
+    labels = body.get("labels")
+    if labels is not None and not (isinstance(labels, list)
+                                   and all(isinstance(x, str) for x in labels)):
+        raise ApiError(400, "bad_field", "'labels' must be a list of strings.")
+
+
+def _question(body):
+    _check_common_fields(body)
+    method, level = body.get("method"), body.get("level")
+    if method not in METHODS:
+        raise ApiError(400, "bad_field", "'method' must be one of " + ", ".join(METHODS) + ".")
+    if level not in LEVELS:
+        raise ApiError(400, "bad_field", "'level' must be one of " + ", ".join(LEVELS) + ".")
+    token = _token(body)
+    if level == "system":
+        uri = _optional_string(body, "uri", MAX_URI)
+        if not uri.startswith("/"):
+            raise ApiError(400, "bad_field", "'uri' must be a path at the system level.")
+        return Question(method.upper(), level, uri=uri, token=token)
+    orthanc_id = _optional_string(body, "orthanc-id", MAX_ID)
+    if not orthanc_id:
+        raise ApiError(400, "bad_field", "'orthanc-id' is required below the system level.")
+    return Question(method.upper(), level, orthanc_id=orthanc_id,
+                    dicom_uid=_optional_string(body, "dicom-uid", MAX_ID), token=token)
+
+
+# -- answers ---------------------------------------------------------------------
+
+def _validity():
+    """Seconds the plugin may reuse an answer: the service's decision cache,
+    at most MAX_VALIDITY. Denials get it too: a study recorded a moment later
+    is then seen within as many seconds."""
+    return max(0, min(int(current_app.config["DECISION_CACHE_SECONDS"]), MAX_VALIDITY))
+
+
+# The service itself, when it reads Orthanc behind the plugin (ingest): it
+# presents `service_token` and may read everything, as an admin.
+SERVICE = Principal("staff", 0, staff=StaffUser(username="authsvc-service", role="admin",
+                                                 active=True, password_hash=""))
+
+
+def _principal(token):
+    if not token:
+        return None
+    service_token = services().secrets.get("service_token") or ""
+    if len(service_token) >= MIN_SECRET_LENGTH and hmac.compare_digest(
+            token.encode(), service_token.encode()):
+        return SERVICE
+    return services().sessions.resolve(token)
+
+
+def _decide(question):
+    principal = _principal(question.token)
+    if question.level == "system":
+        decision = access.decide(principal, question.method, question.uri)
+    else:
+        decision = access.decide_resource(principal, question.method, question.level,
+                                          question.orthanc_id, question.dicom_uid)
+    if decision.study is not None:
+        audit.record_study_access(principal, decision.study)
+    return decision
+
+
+@bp.post("/", strict_slashes=False)    # legacy "WebService"
+@bp.post("/tokens/validate")           # "WebServiceRootUrl"
+def validate():
+    question = _question(_json_object())
+    try:
+        granted, validity = _decide(question).granted, _validity()
+    except Exception:
+        # Never the token in the log: the traceback and the question's level.
+        log.exception("webhook decision failed at %s level; denying", question.level)
+        granted, validity = False, 0
+    return jsonify(granted=granted, validity=validity)
+
+
+def _profile(principal):
+    """The plugin's user profile. Its permissions open routes without asking
+    about resources, so only admins get one: "all", which the plugin's default
+    `Permissions` accept for every route they list (admins may do everything
+    anyway). Everyone else gets none, radiologists included: the plugin then
+    asks about each resource and gets what `decide` answers (for radiologists:
+    every read, no POST, so no /tools/find, as with the Lua filter)."""
+    if principal is None:
+        return {"name": "anonymous", "permissions": [], "authorized-labels": []}
+    if principal.kind == "staff":
+        return {"name": principal.staff.username,
+                "permissions": ["all"] if principal.is_admin else [],
+                "authorized-labels": ["*"]}
+    # Patients, rule logins and shares: no global permission, no label. The
+    # name goes into Orthanc's log: the kind of login only, nobody's identity.
+    return {"name": principal.kind, "permissions": [], "authorized-labels": []}
+
+
+@bp.post("/user/get-profile")
+def get_profile():
+    body = _json_object()
+    _check_common_fields(body)
+    token = _token(body)
+    try:
+        profile, validity = _profile(_principal(token)), _validity()
+    except Exception:
+        log.exception("webhook user profile failed; answering the anonymous one")
+        profile, validity = _profile(None), 0
+    return jsonify(validity=validity, **profile)
+
+
+@bp.post("/tokens/decode")
+@bp.put("/tokens/<kind>")
+def tokens_not_offered(kind=None):
+    """The plugin's own tokens (instant links, publications) are not issued:
+    logins and shares come from the service's pages, with its session tokens."""
+    raise ApiError(403, "not_supported", "This service issues no Authorization plugin tokens.")

@@ -1,0 +1,118 @@
+"""The docker deployment, as far as it can be checked here: no Docker engine
+runs on this machine and Debian ships no Authorization plugin, so the compose
+file is validated with Debian's docker-compose, nginx's configuration with
+Debian's nginx (`nginx -t`), and the webhook it points at is exercised by
+tests/test_webhook_contract.py. The gate nginx asks before the routes the
+plugin leaves open is tested here for real."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from authsvc import ingest
+from authsvc.cli import ensure_admin
+from conftest import fake_study
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = shutil.which("docker-compose")
+
+
+def compose_config(profile):
+    env = dict(os.environ, COMPOSE_PROFILES=profile)
+    out = subprocess.run([COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return yaml.safe_load(out.stdout)
+
+
+@pytest.mark.skipif(COMPOSE is None, reason="Debian's docker-compose is installed by `make test`")
+@pytest.mark.parametrize("profile", ["sqlite", "postgres"])
+def test_compose_file_is_valid_and_keeps_secrets_out(profile):
+    config = compose_config(profile)
+    services = config["services"]
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name, service in services.items():
+        env = service.get("environment") or {}
+        for key, value in env.items():
+            if re.search(r"SECRET|PASSWORD|TOKEN|_KEY", key) and not key.endswith("_FILE"):
+                pytest.fail(f"{name}: {key} holds a secret in the compose file")
+        published = [str(p.get("published", p) if isinstance(p, dict) else p)
+                     for p in service.get("ports", [])]
+        if name.startswith("orthanc"):
+            assert all("8042" not in p for p in published), "Orthanc's HTTP port is published"
+        if name.startswith(("authsvc", "postgres")):
+            assert not published, f"{name} publishes a port"
+    assert "PASSWORD:" not in text.replace("_PASSWORD:", "")
+    assert {s["file"] for s in config["secrets"].values()} <= {
+        str(ROOT / "secrets" / n) for n in config["secrets"]} | {
+        f"./secrets/{n}" for n in config["secrets"]}
+
+
+def load_commented_json(path):
+    text = re.sub(r"^\s*//.*$", "", path.read_text(), flags=re.M)
+    return json.loads(text)
+
+
+def test_orthanc_config_uses_the_plugin_safely():
+    config = load_commented_json(ROOT / "deploy" / "docker" / "orthanc.json")
+    auth = config["Authorization"]
+    assert auth["WebServiceRootUrl"] == "http://authsvc:8000/authz/"
+    assert auth["CheckedLevel"] == "studies"
+    assert "UncheckedResources" not in auth and "WebServicePassword" not in auth
+    assert config["DicomAlwaysAllowStore"] is False and config["WebDavEnabled"] is False
+    assert config["DicomWeb"]["EnableWado"] is False
+    load_commented_json(ROOT / "deploy" / "docker" / "site.example" / "modalities.json")
+
+
+def test_nginx_config_is_valid(tmp_path):
+    conf = (ROOT / "deploy" / "docker" / "nginx.conf").read_text()
+    conf = conf.replace("/etc/nginx/locations.inc", str(ROOT / "deploy/docker/locations.inc"))
+    conf = conf.replace("/etc/nginx/site/*.conf", str(tmp_path / "site/*.conf"))
+    conf = conf.replace("/tmp/", str(tmp_path) + "/")
+    (tmp_path / "nginx.conf").write_text(conf)
+    out = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
+                          "-e", str(tmp_path / "error.log")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+# -- the gate nginx asks (authsvc/gate.py), in-process --------------------------
+
+@pytest.fixture
+def gate(app):
+    a = fake_study("P-1", "1")
+    pw = ingest.store_study(a["study_orthanc_id"], a)
+    b = fake_study("P-2", "2")
+    ingest.store_study(b["study_orthanc_id"], b)
+    patient = app.test_client()
+    assert patient.post("/api/login", json={"patient_id": "P-1", "password": pw}).status_code == 200
+    ensure_admin("admin", "admin password long enough")
+    admin = app.test_client()
+    admin.post("/api/login", json={"username": "admin", "password": "admin password long enough"})
+    return {"patient": patient, "admin": admin, "anonymous": app.test_client(),
+            "own": a["patient_orthanc_id"], "other": b["patient_orthanc_id"],
+            "study_uid": a["tags"]["StudyInstanceUID"]}
+
+
+def ask(client, uri, method="GET"):
+    return client.get("/api/gate", headers={"X-Original-URI": uri,
+                                            "X-Original-Method": method}).status_code
+
+
+def test_gate_refuses_unfiltered_searches_and_other_patients(gate):
+    for uri in ["/orthanc/dicom-web/studies", "/orthanc/dicom-web/studies?PatientID=P-1",
+                "/orthanc/dicom-web/series", "/orthanc/dicom-web/instances/",
+                f"/orthanc/patients/{gate['other']}", "/orthanc/patients",
+                f"/orthanc/patients/{gate['other']}/archive", "/dicom-web/studies", ""]:
+        assert ask(gate["patient"], uri) == 403, uri
+        assert ask(gate["anonymous"], uri) == 403, uri
+    assert ask(gate["patient"], f"/orthanc/patients/{gate['own']}") == 204
+    assert ask(gate["patient"], f"/orthanc/patients/{gate['own']}", "DELETE") == 403
+    assert ask(gate["patient"], f"/orthanc/patients/{gate['own']}", "HEAD") == 204
+    assert ask(gate["admin"], "/orthanc/dicom-web/studies?PatientName=*") == 204
+    assert ask(gate["admin"], f"/orthanc/patients/{gate['other']}", "DELETE") == 204

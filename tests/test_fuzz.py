@@ -1,0 +1,119 @@
+"""Every endpoint fed arbitrary input (hypothesis): a clear 4xx, or a denial,
+never a 5xx, never a grant to someone without a session."""
+
+import json
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from authsvc import access, ingest
+from authsvc.matching import Matcher
+from conftest import fake_study
+
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SECRET = {"X-Authsvc-Secret": "i" * 40}
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
+LOGIN_KEYS = ["patient_id", "username", "login", "password", "share", "days", "study"]
+bodies = st.dictionaries(st.sampled_from(LOGIN_KEYS) | st.text(max_size=10), json_values, max_size=5)
+raw_bodies = st.binary(max_size=300) | st.text(max_size=300).map(str.encode)
+paths = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=120) \
+    | st.sampled_from(["/studies/", "/patients", "/dicom-web/studies/1.2/series/",
+                       "/web-viewer/instances/jpeg95-", "/instances/../system"]).flatmap(
+        lambda p: st.text(max_size=60).map(lambda t: p + t))
+
+
+@pytest.fixture
+def fuzz_app(app):
+    data = fake_study("P-1", "1")
+    ingest.store_study(data["study_orthanc_id"], data)
+    app.extensions["authsvc"].secrets["webhook_secret"] = "w" * 40
+    return app
+
+
+def no_5xx(response):
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    if response.status_code >= 400 and response.is_json:
+        assert set(response.json) >= {"error", "message"}
+
+
+@SETTINGS
+@given(body=bodies)
+def test_login_and_shares_with_any_json(fuzz_app, body):
+    client = fuzz_app.test_client()
+    for path in ("/api/login", "/api/shares", "/api/logout", "/api/patients/P-1/credentials"):
+        r = client.post(path, json=body)
+        no_5xx(r)
+        if path == "/api/login":
+            assert r.status_code in (400, 401, 415, 429)
+
+
+@SETTINGS
+@given(raw=raw_bodies, content_type=st.sampled_from(["application/json", "text/plain", ""]))
+def test_any_bytes_to_every_write(fuzz_app, raw, content_type):
+    client = fuzz_app.test_client()
+    for path, headers in (("/api/login", {}), ("/internal/authorize", SECRET),
+                          ("/internal/stable-study", SECRET), ("/api/shares", {}),
+                          ("/authz/", {"Authorization": "Basic b3J0aGFuYzp3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3"}),
+                          ("/authz/user/get-profile", {})):
+        no_5xx(client.post(path, data=raw, content_type=content_type, headers=headers))
+
+
+@SETTINGS
+@given(body=st.dictionaries(st.sampled_from(["method", "uri", "token"]) | st.text(max_size=8),
+                            json_values, max_size=4))
+def test_lua_filter_question_never_grants_without_a_session(fuzz_app, body):
+    r = fuzz_app.test_client().post("/internal/authorize", json=body, headers=SECRET)
+    assert r.status_code == 200
+    assert r.json["granted"] is False
+
+
+@SETTINGS
+@given(body=st.dictionaries(st.sampled_from(["level", "method", "orthanc-id", "dicom-uid", "uri",
+                                             "token-key", "token-value", "server-id",
+                                             "identifier", "labels"]) | st.text(max_size=8),
+                            json_values, max_size=7))
+def test_webhook_never_grants_without_a_session(fuzz_app, body):
+    from base64 import b64encode
+    auth = {"Authorization": "Basic " + b64encode(b"orthanc:" + b"w" * 40).decode()}
+    r = fuzz_app.test_client().post("/authz/tokens/validate", data=json.dumps(body),
+                                    content_type="application/json", headers=auth)
+    no_5xx(r)
+    if r.status_code == 200:
+        assert r.json["granted"] is False
+
+
+@SETTINGS
+@given(path=paths, method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]))
+def test_decisions_on_any_path(fuzz_app, path, method):
+    assert not access.decide(None, method, path).granted
+    # nginx sends the URI as the client wrote it: percent-encoded where needed.
+    uri = "/orthanc" + quote(path, safe="/?=&")
+    gate = fuzz_app.test_client().get("/api/gate", headers={"X-Original-URI": uri,
+                                                            "X-Original-Method": method})
+    assert gate.status_code == 403
+
+
+@SETTINGS
+@given(path=st.text(max_size=80), query=st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=3))
+def test_any_get_route(fuzz_app, path, query):
+    client = fuzz_app.test_client()
+    no_5xx(client.get("/api/" + quote(path), query_string=query))
+    no_5xx(client.get("/api/studies", query_string=query))
+    no_5xx(client.get("/api/shares", query_string=query))
+
+
+@SETTINGS
+@given(tag=st.text(max_size=20) | st.sampled_from(["ReferringPhysicianName", "(0008,0080)"]),
+       value=json_values, candidate=st.text(max_size=60))
+def test_rule_values_either_compile_or_say_why(tag, value, candidate):
+    try:
+        matcher = Matcher.compile(tag, value)
+    except ValueError:
+        return
+    assert isinstance(matcher.matches(candidate), bool)

@@ -1,0 +1,430 @@
+"""The people's side in-process (Flask's test client, a real SQLite file, no
+Orthanc): the encrypted display copy of new passwords, the dashboard's JSON,
+printing and reissuing, staff accounts, who may open which page, headers,
+CSRF, languages and the 0002 migration."""
+
+import json
+import logging
+
+import pytest
+from playhouse.migrate import SqliteMigrator, migrate as run_operations
+
+from authsvc import create_app, display, ingest, passwords
+from authsvc.cli import ensure_admin
+from authsvc.db import database
+from authsvc.migrations import migrate
+from authsvc.models import Patient, SchemaVersion, StaffUser
+from conftest import fake_study
+
+STAFF_PASSWORD = "a staff password, long enough"
+DISPLAY_KEY = "d" * 43
+
+
+def make_app(tmp_path, display_key=DISPLAY_KEY, **config):
+    secrets = {"secret_key": "k" * 40, "ingest_secret": "i" * 40, "orthanc_password": "unused"}
+    if display_key:
+        secrets["display_key"] = display_key
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps(secrets))
+    application = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                              "DATA_DIR": str(tmp_path), "SECRETS_FILE": str(secrets_file),
+                              "ORTHANC_URL": "http://127.0.0.1:9",
+                              "RULES_FILE": str(tmp_path / "rules.json"),
+                              "RULE_PASSWORDS_FILE": str(tmp_path / "rule-passwords.json"),
+                              "PUBLIC_URL": "https://pacs.example.org", **config})
+    with database.connection_context():
+        migrate()
+    database.connect(reuse_if_open=True)
+    return application
+
+
+@pytest.fixture
+def site(tmp_path):
+    application = make_app(tmp_path)
+    yield application
+    if not database.is_closed():
+        database.close()
+
+
+@pytest.fixture
+def world(site):
+    """Two patients with a first study each, an admin and a radiologist."""
+    a = fake_study("P-1", "1", name="NÚÑEZ^JOSÉ")
+    b = fake_study("P-2", "2", name="PEÑA^ÁNGELA")
+    pw_a = ingest.store_study(a["study_orthanc_id"], a)
+    pw_b = ingest.store_study(b["study_orthanc_id"], b)
+    ensure_admin("admin", STAFF_PASSWORD)
+    StaffUser.create(username="rad", role="radiologist",
+                     password_hash=passwords.hash_password(STAFF_PASSWORD, generated=False))
+    return {"a": a["study_orthanc_id"], "b": b["study_orthanc_id"], "pw_a": pw_a, "pw_b": pw_b}
+
+
+def client_as(app, lang="es", **login):
+    c = app.test_client()
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = lang
+    if login:
+        r = c.post("/api/login", json=login)
+        assert r.status_code == 200, r.json
+    return c
+
+
+def staff_client(app, username="admin", lang="es"):
+    return client_as(app, lang, username=username, password=STAFF_PASSWORD)
+
+
+def dashboard_row(client, study):
+    rows = client.get("/staff/api/studies").json["studies"]
+    return next(r for r in rows if r["orthanc_id"] == study)
+
+
+# -- the display copy -------------------------------------------------------
+
+def test_new_login_keeps_only_an_encrypted_copy(site, world, tmp_path):
+    patient = Patient.get(Patient.patient_id == "P-1")
+    assert patient.display_password and world["pw_a"] not in patient.display_password
+    assert display.pending_password(patient) == world["pw_a"]
+    database.close()  # flush: the whole database on disk holds no plaintext
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("db.sqlite3*"))
+    for form in (world["pw_a"], world["pw_a"].replace("-", "")):
+        assert form.encode() not in raw
+
+
+def test_copy_is_bound_to_its_patient_and_password():
+    import datetime
+    box = display.DisplayBox(DISPLAY_KEY)
+    when = datetime.datetime(2026, 1, 1, 12, 0, 0, 5)
+    token = box.seal("P-1", "abcd-efgh-jkmn", when)
+    assert box.open(token, "P-1", when) == "abcd-efgh-jkmn"
+    assert box.open(token, "P-2", when) is None  # moved to another patient's row
+    assert box.open(token, "P-1", when + datetime.timedelta(seconds=1)) is None  # old password
+    assert box.open(token[:-2] + "xx", "P-1", when) is None
+    assert display.DisplayBox("e" * 43).open(token, "P-1", when) is None  # another key
+    with pytest.raises(Exception):
+        display.DisplayBox("short")
+
+
+def test_without_display_key_nothing_is_kept(tmp_path):
+    app = make_app(tmp_path, display_key=None)
+    try:
+        data = fake_study("P-9", "9")
+        password = ingest.store_study(data["study_orthanc_id"], data)
+        assert password and Patient.get(Patient.patient_id == "P-9").display_password is None
+        ensure_admin("admin", STAFF_PASSWORD)
+        c = staff_client(app)
+        row = dashboard_row(c, data["study_orthanc_id"])
+        assert row["login"] == "issued" and row["password"] is None
+        r = c.post("/staff/api/patients/P-9/reissue", json={})
+        assert r.status_code == 503 and r.json["error"] == "no_display_key"
+        assert "clave de visualización" in c.get("/staff").get_data(as_text=True)
+    finally:
+        database.close()
+
+
+# -- dashboard, printing, reissuing -----------------------------------------
+
+def test_dashboard_shows_pending_password_until_printed(site, world):
+    c = staff_client(site)
+    row = dashboard_row(c, world["a"])
+    assert row["login"] == "pending" and "-".join(row["password"]) == world["pw_a"]
+    assert row["patient_name"] == "NÚÑEZ, JOSÉ" and row["date"] == "1 ene 2026"
+    # Printing names the password it printed; a stale name changes nothing.
+    r = c.post("/staff/api/patients/P-1/printed", json={"password_set_at": "2000-01-01T00:00:00",
+                                                        "language": "en"})
+    assert r.status_code == 409
+    assert dashboard_row(c, world["a"])["password"]
+    r = c.post("/staff/api/patients/P-1/printed",
+               json={"password_set_at": row["password_set_at"], "language": "en"})
+    assert r.status_code == 200
+    row = dashboard_row(c, world["a"])
+    assert row["login"] == "printed" and row["password"] is None and row["slip_language"] == "en"
+    patient = Patient.get(Patient.patient_id == "P-1")
+    assert patient.display_password is None
+    # The slip now has no password, and offers a reissue.
+    page = c.get("/staff/slips/P-1").get_data(as_text=True)
+    assert 'id="slip"' not in page and 'id="reissue"' in page
+    # The password itself still works: printing only wiped the copy.
+    assert client_as(site).post("/api/login", json={"patient_id": "P-1",
+                                                    "password": world["pw_a"]}).status_code == 200
+
+
+def test_reissue_ends_the_old_password_and_its_sessions(site, world):
+    c = staff_client(site, "rad")  # radiologists may reissue
+    patient = client_as(site, patient_id="P-2", password=world["pw_b"])
+    assert patient.get("/portal").status_code == 200
+    r = c.post("/staff/api/patients/P-2/reissue", json={})
+    assert r.status_code == 200 and "password" not in r.json
+    row = dashboard_row(c, world["b"])
+    new = "-".join(row["password"])
+    assert row["login"] == "pending" and new != world["pw_b"]
+    assert patient.get("/portal").status_code == 302  # logged out
+    assert client_as(site).post("/api/login", json={"patient_id": "P-2",
+                                                    "password": world["pw_b"]}).status_code == 401
+    assert client_as(site).post("/api/login", json={"patient_id": "P-2",
+                                                    "password": new}).status_code == 200
+    assert c.post("/staff/api/patients/NOPE/reissue", json={}).status_code == 404
+
+
+def test_password_issued_through_the_json_api_hides_the_stale_copy(site, world):
+    c = staff_client(site)
+    r = c.post("/api/patients/P-1/credentials", json={})
+    assert r.status_code == 200
+    row = dashboard_row(c, world["a"])
+    assert row["login"] == "issued" and row["password"] is None
+    assert 'id="slip"' not in c.get("/staff/slips/P-1").get_data(as_text=True)
+
+
+def test_slip_page(site, world):
+    c = staff_client(site)
+    page = c.get(f"/staff/slips/P-1?study={world['a']}&slip_lang=en&layout=thermal").get_data(as_text=True)
+    assert 'class="slip layout-thermal" id="slip" lang="en"' in page
+    assert "slip-thermal.css" in page and "<svg" in page and "<?xml" not in page
+    for group in world["pw_a"].split("-"):
+        assert f"<span>{group}</span>" in page
+    assert "Patient ID" in page and "https://pacs.example.org" in page
+    assert "Hoja de NÚÑEZ, JOSÉ" in page  # the staff's own language around it
+    assert world["pw_a"] not in page  # never whole: not in a URL, not in a data attribute
+    page = c.get("/staff/slips/P-1?layout=nonsense").get_data(as_text=True)
+    assert "slip-a6.css" in page and 'lang="es"' in page
+    assert c.get("/staff/slips/NOPE").status_code == 404
+
+
+def test_qr_url_holds_the_login_in_the_fragment(site):
+    from authsvc.slips import qr_url
+    with site.test_request_context("/"):
+        assert qr_url("P 1/ñ", "abcd-efgh-jkmn") == \
+            "https://pacs.example.org/#id=P+1%2F%C3%B1&pw=abcd-efgh-jkmn"
+
+
+def test_search(site, world):
+    c = staff_client(site)
+    ids = lambda q: [r["patient_id"] for r in c.get("/staff/api/studies", query_string={"q": q}).json["studies"]]
+    assert ids("nunez") == ["P-1"]
+    assert ids("ÁNGELA") == ["P-2"]
+    assert ids("P-") == ["P-2", "P-1"]  # newest first
+    assert ids("zzz") == []
+
+
+# -- staff accounts ---------------------------------------------------------
+
+def test_admin_manages_staff_accounts(site, world):
+    c = staff_client(site)
+    r = c.post("/staff/api/users", json={"username": "maria", "role": "radiologist", "password": ""})
+    assert r.status_code == 201 and r.json["password"]
+    maria = client_as(site, username="maria", password=r.json["password"])
+    assert maria.get("/staff/api/studies").status_code == 200
+    assert c.post("/staff/api/users", json={"username": "maria", "role": "admin",
+                                            "password": "x" * 20}).status_code == 409
+    assert c.post("/staff/api/users", json={"username": "bad name", "role": "admin",
+                                            "password": "x" * 20}).status_code == 400
+    assert c.post("/staff/api/users", json={"username": "ok", "role": "root",
+                                            "password": "x" * 20}).status_code == 400
+    r = c.post("/staff/api/users", json={"username": "ok", "role": "admin", "password": "short"})
+    assert r.status_code == 400 and "12" in r.json["message"]
+    user_id = StaffUser.get(StaffUser.username == "maria").id
+    r = c.post(f"/staff/api/users/{user_id}", json={"active": False})
+    assert r.status_code == 200 and r.json["active"] is False
+    assert maria.get("/staff/api/studies").status_code == 401  # her session ended
+    me = StaffUser.get(StaffUser.username == "admin").id
+    r = c.post(f"/staff/api/users/{me}", json={"active": False})
+    assert r.status_code == 400 and r.json["error"] == "self"
+    names = [u["username"] for u in c.get("/staff/api/users").json["users"]]
+    assert names == ["admin", "maria", "rad"]
+
+
+def test_radiologist_may_not_manage_accounts(site, world):
+    c = staff_client(site, "rad")
+    assert c.get("/staff/api/users").status_code == 403
+    assert c.post("/staff/api/users", json={"username": "x", "role": "admin"}).status_code == 403
+    r = c.get("/staff/users")
+    assert r.status_code == 403 and "Solo los administradores" in r.get_data(as_text=True)
+    assert "Cuentas del personal" not in c.get("/staff").get_data(as_text=True)
+
+
+# -- who may open what --------------------------------------------------------
+
+STAFF_PAGES = ["/staff", "/staff/users", "/staff/slips/P-1"]
+STAFF_JSON = [("GET", "/staff/api/studies"), ("GET", "/staff/api/users"),
+              ("POST", "/staff/api/patients/P-1/printed"), ("POST", "/staff/api/patients/P-1/reissue"),
+              ("POST", "/staff/api/users"), ("POST", "/staff/api/users/1")]
+
+
+@pytest.mark.parametrize("who", ["nobody", "patient"])
+def test_staff_side_is_closed_to_others(site, world, who):
+    c = client_as(site, patient_id="P-1", password=world["pw_a"]) if who == "patient" else client_as(site)
+    for path in STAFF_PAGES:
+        r = c.get(path)
+        assert r.status_code == 302 and r.headers["Location"].endswith("/staff/login"), path
+    for method, path in STAFF_JSON:
+        r = c.open(path, method=method, json={})
+        assert r.status_code == (401 if who == "nobody" else 403), path
+    assert Patient.get(Patient.patient_id == "P-1").display_password  # nothing wiped
+
+
+def test_patient_sees_only_own_studies(site, world):
+    c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    page = c.get("/portal").get_data(as_text=True)
+    assert world["a"] in page and world["b"] not in page and "PEÑA" not in page
+    assert c.get(f"/portal/studies/{world['a']}").status_code == 200
+    for path in (f"/portal/studies/{world['b']}", "/portal/studies/not-an-id",
+                 "/portal/studies/00000000-00000000-00000000-00000000-00000000"):
+        r = c.get(path)
+        assert r.status_code == 404 and "PEÑA" not in r.get_data(as_text=True), path
+    r = c.get(f"/portal/api/studies/{world['b']}/series")
+    assert r.status_code == 404 and r.json["error"] == "no_such_study"
+
+
+def test_logged_out_pages_send_to_the_login(site, world):
+    c = client_as(site)
+    assert c.get("/portal").headers["Location"] == "/"
+    assert c.get(f"/portal/studies/{world['a']}").headers["Location"] == "/"
+    r = c.get(f"/portal/api/studies/{world['a']}/series")
+    assert r.status_code == 401 and r.json["message"] == "Su sesión terminó. Entre de nuevo."
+
+
+def test_viewer_data_when_orthanc_is_down(site, world):
+    c = client_as(site, "en", patient_id="P-1", password=world["pw_a"])
+    r = c.get(f"/portal/api/studies/{world['a']}/series")
+    assert r.status_code == 503 and r.json["error"] == "orthanc_unavailable"
+    assert "cannot be read" in r.json["message"]
+
+
+PAGES = ["/", "/staff/login", "/portal", "/staff", "/staff/users", "/staff/slips/P-1"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_is_no_store_and_locked_down(site, world, path):
+    for c in (client_as(site), staff_client(site),
+              client_as(site, patient_id="P-1", password=world["pw_a"])):
+        r = c.get(path)
+        assert r.headers["Cache-Control"] == "no-store", path
+        assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert "<script>" not in r.get_data(as_text=True)  # no inline script anywhere
+
+
+def test_json_routes_are_no_store(site, world):
+    c = staff_client(site)
+    assert c.get("/staff/api/studies").headers["Cache-Control"] == "no-store"
+    assert c.get(f"/portal/api/studies/{world['b']}/series").headers["Cache-Control"] == "no-store"
+
+
+# -- CSRF ---------------------------------------------------------------------
+
+def test_json_writes_need_json(site, world):
+    c = staff_client(site)
+    for path in ("/staff/api/patients/P-1/reissue", "/staff/api/patients/P-1/printed", "/staff/api/users"):
+        r = c.post(path, data="username=x&role=admin", content_type="application/x-www-form-urlencoded")
+        assert r.status_code == 415, path
+    assert dashboard_row(c, world["a"])["login"] == "pending"
+
+
+def test_logout_form_needs_its_token(site, world):
+    c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    page = c.get("/portal").get_data(as_text=True)
+    token = page.split('name="csrf" value="')[1].split('"')[0]
+    assert len(token) == 64
+    r = c.post("/logout", data={"csrf": "0" * 64})
+    assert r.status_code == 400 and "caducó" in r.get_data(as_text=True)
+    assert c.get("/api/session").status_code == 200  # still logged in
+    r = c.post("/logout", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["Location"] == "/"
+    assert c.get("/api/session").status_code == 401
+    # Another session's token does not fit this one.
+    other = client_as(site, patient_id="P-1", password=world["pw_a"])
+    assert other.post("/logout", data={"csrf": token}).status_code == 400
+
+
+# -- languages ----------------------------------------------------------------
+
+@pytest.mark.parametrize("header,expected", [
+    ("es-VE,es;q=0.9", "Sus estudios de imagen"), ("en-US,en;q=0.9", "Your imaging studies"),
+    ("fr-FR", "Sus estudios de imagen"), ("", "Sus estudios de imagen"),
+    ("fr, en;q=0.5", "Your imaging studies")])
+def test_language_from_the_browser(site, header, expected):
+    c = client_as(site, header)
+    page = c.get("/").get_data(as_text=True)
+    assert f"<h1>{expected}</h1>" in page
+
+
+def test_language_switch_is_remembered(site):
+    c = client_as(site, "es")
+    r = c.get("/?lang=en")
+    assert "<h1>Your imaging studies</h1>" in r.get_data(as_text=True)
+    assert "lang=en" in r.headers["Set-Cookie"]
+    assert '<html lang="en">' in c.get("/staff/login").get_data(as_text=True)
+    assert 'href="/staff/login?lang=es"' in c.get("/staff/login").get_data(as_text=True)
+    assert "<h1>Sus estudios de imagen</h1>" in c.get("/?lang=es").get_data(as_text=True)
+    assert "<h1>Your imaging studies</h1>" not in c.get("/?lang=xx").get_data(as_text=True)
+
+
+def test_splash_text_is_configurable_per_language(tmp_path):
+    app = make_app(tmp_path, SPLASH_TEXT={"en": "Only with this slip."}, HOSPITAL_NAME="Hospital Vargas")
+    try:
+        en = client_as(app, "en").get("/").get_data(as_text=True)
+        es = client_as(app, "es").get("/").get_data(as_text=True)
+        assert "Only with this slip." in en and "Hospital Vargas" in en
+        assert "Sin esta contraseña, solo los administradores" in es  # built-in text
+    finally:
+        database.close()
+
+
+def test_errors_of_the_pages_are_translated(site, world):
+    en = staff_client(site, lang="en")
+    es = staff_client(site, lang="es")
+    assert en.post("/staff/api/patients/NOPE/reissue", json={}).json["message"] == \
+        "There is no patient with this ID."
+    assert es.post("/staff/api/patients/NOPE/reissue", json={}).json["message"] == \
+        "No hay ningún paciente con este ID."
+
+
+# -- logs ---------------------------------------------------------------------
+
+def test_no_password_in_the_service_log(site, world, caplog):
+    caplog.set_level(logging.DEBUG)
+    c = staff_client(site)
+    c.post("/staff/api/patients/P-2/reissue", json={})
+    row = dashboard_row(c, world["b"])
+    c.post("/staff/api/patients/P-2/printed", json={"password_set_at": row["password_set_at"]})
+    text = caplog.text
+    assert "reissued" in text and "printed" in text
+    for secret in (world["pw_a"], world["pw_b"], "-".join(row["password"]), "".join(row["password"])):
+        assert secret not in text
+
+
+# -- migration 0002 -------------------------------------------------------------
+
+def test_migration_0002_adds_the_columns_to_an_older_database(site, world):
+    db = database.obj
+    columns = ("display_password", "slip_printed_at", "slip_language")
+    run_operations(*[SqliteMigrator(db).drop_column("patient", c) for c in columns])
+    SchemaVersion.delete().where(SchemaVersion.version == 2).execute()
+    assert not {c.name for c in db.get_columns("patient")} & set(columns)
+    assert migrate() == [2]
+    assert set(columns) <= {c.name for c in db.get_columns("patient")}
+    patient = Patient.get(Patient.patient_id == "P-1")
+    assert patient.display_password is None and patient.slip_language == ""
+    assert migrate() == []  # applied once
+
+
+def test_printing_reissuing_and_logout_are_audited(site, world):
+    from authsvc.models import AuditEvent
+    c = staff_client(site, "rad")
+    c.post("/staff/api/patients/P-2/reissue", json={})
+    row = dashboard_row(c, world["b"])
+    c.post("/staff/api/patients/P-2/printed", json={"password_set_at": row["password_set_at"]})
+    token = c.get("/staff").get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
+    c.post("/logout", data={"csrf": token})
+    events = [(e.event, e.actor, e.subject) for e in AuditEvent.select().order_by(AuditEvent.id)]
+    assert ("password_issued", "staff rad", "patient P-2") in events
+    assert ("password_printed", "staff rad", "patient P-2") in events
+    assert events[-1][:2] == ("logout", "staff rad")
+    text = json.dumps([list(e.__data__.values()) for e in AuditEvent.select()], default=str)
+    assert "-".join(row["password"]) not in text
+
+
+@pytest.mark.parametrize("setting", [{"TIMEZONE": "Mars/Olympus"}, {"DEFAULT_LANGUAGE": "fr"}])
+def test_bad_page_settings_stop_the_start(tmp_path, setting):
+    from authsvc.config import ConfigError
+    with pytest.raises(ConfigError):
+        make_app(tmp_path, **setting)
