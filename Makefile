@@ -60,14 +60,12 @@ rule-password: venv
 # throwaway cluster (initdb in a temporary folder, loopback only, a free port,
 # trust auth), with a role that creates one database per test; the cluster is
 # stopped and removed afterwards, whatever the tests say.
-PG_TESTS := tests/test_api.py tests/test_access.py tests/test_ingest.py tests/test_webhook_contract.py \
-            tests/test_rules.py tests/test_backup.py::test_online_backup_is_consistent_and_restores \
-            tests/test_backup.py::test_restore_refuses_what_is_not_a_backup
+# The whole suite: the service on PostgreSQL, and the real stack's Orthanc
+# with its index in PostgreSQL too (Debian's orthanc-postgresql).
+PG_TESTS := tests
 .PHONY: test-postgres
 test-postgres: venv
-	@dpkg-query -W -f='$${Status}' postgresql 2>/dev/null | grep -q "install ok installed" || { \
-	  echo "installing Debian packages: postgresql"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; }
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) postgresql orthanc-postgresql"
 	@set -euo pipefail; \
 	bin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); \
 	dir=$$(mktemp -d /tmp/authsvc-pg.XXXXXX); \

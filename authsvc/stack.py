@@ -40,6 +40,14 @@ SITE_DEFAULTS = {
     # AE title -> host, port: the only modalities allowed to send (C-STORE)
     # and echo; none of them may query or retrieve unless "allow_query" is true.
     "modalities": {"STORESCU": {"host": "127.0.0.1", "port": 104}},
+    # The service's database: "" for SQLite in the data folder, or a
+    # PostgreSQL URL (postgresql://user@host:port/db; the password, if any,
+    # in ~/.pgpass of the user running it).
+    "database_url": "",
+    # Orthanc's index in PostgreSQL (Debian's orthanc-postgresql) instead of
+    # SQLite: {"host", "port", "database", "username"}; the password, if any,
+    # is secrets.json's "orthanc_db_password". null: SQLite.
+    "orthanc_postgresql": None,
     # Settings of the service itself (see the README's table), e.g.
     # {"SESSION_IDLE_MINUTES": 30}.
     "authsvc": {},
@@ -48,6 +56,7 @@ SITE_DEFAULTS = {
 SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password",
                 "display_key")
 SERVICE_USER = "authsvc"
+POSTGRESQL_INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 PROXY_USER = "nginx"
 
 
@@ -100,7 +109,21 @@ def orthanc_local_config(site, secrets, data_dir):
     plugins = [p for p in ("/usr/share/orthanc/plugins/libOrthancWebViewer.so",
                            "/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
                if os.path.exists(p)]
+    extra = {}
+    pg = site.get("orthanc_postgresql")
+    if pg:
+        if not os.path.exists(POSTGRESQL_INDEX_PLUGIN):
+            raise SystemExit("orthanc_postgresql is set but Debian's orthanc-postgresql "
+                             "is not installed (apt-get install orthanc-postgresql)")
+        plugins.append(POSTGRESQL_INDEX_PLUGIN)
+        extra["PostgreSQL"] = {
+            "EnableIndex": True, "EnableStorage": False, "Lock": True,
+            "Host": pg.get("host", "127.0.0.1"), "Port": int(pg.get("port", 5432)),
+            "Database": pg["database"], "Username": pg["username"],
+            "Password": secrets.get("orthanc_db_password", ""),
+        }
     return {
+        **extra,
         "StorageDirectory": str(data_dir / "orthanc" / "storage"),
         "IndexDirectory": str(data_dir / "orthanc" / "storage"),
         "HttpPort": int(site["orthanc_http_port"]),
@@ -126,7 +149,7 @@ def orthanc_local_config(site, secrets, data_dir):
 
 def authsvc_config(site, data_dir):
     config = {
-        "DATABASE_URL": f"sqlite:///{data_dir / 'authsvc.sqlite3'}",
+        "DATABASE_URL": site["database_url"] or f"sqlite:///{data_dir / 'authsvc.sqlite3'}",
         "DATA_DIR": str(data_dir),
         "SECRETS_FILE": str(data_dir / "secrets.json"),
         "ORTHANC_URL": f"http://127.0.0.1:{site['orthanc_http_port']}",

@@ -5,6 +5,7 @@ temporary folder with free ports, through the same launcher as `make run`."""
 import os
 import socket
 import time
+from contextlib import ExitStack, contextmanager
 
 import pytest
 import requests
@@ -75,6 +76,20 @@ def stack(request, tmp_path_factory):
                             "QUERIER": {"host": "127.0.0.1", "port": 104, "allow_query": True}},
                 authsvc={"DECISION_CACHE_SECONDS": DECISION_CACHE_SECONDS,
                          "CHANGES_POLL_SECONDS": 2})
+    with ExitStack() as databases:
+        if ON_POSTGRES:
+            # The whole system on PostgreSQL: the service's database, and
+            # Orthanc's index through Debian's orthanc-postgresql plugin.
+            from urllib.parse import urlsplit
+            site["database_url"] = databases.enter_context(postgres_database("stack_"))
+            index = urlsplit(databases.enter_context(postgres_database("orthanc_")))
+            site["orthanc_postgresql"] = {"host": index.hostname, "port": index.port,
+                                          "database": index.path.lstrip("/"),
+                                          "username": index.username}
+        yield from _run_stack(request, data, site)
+
+
+def _run_stack(request, data, site):
     s = Stack(data, site, env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PASSWORD})
     try:
         try:
@@ -113,21 +128,16 @@ def admin(stack):
 
 # -- the service alone, in-process, on a fresh database (no Orthanc) ---------
 
-@pytest.fixture
-def database_url(tmp_path):
-    """A new, empty database for one test: a SQLite file, or, when
-    AUTHSVC_TEST_DATABASE_URL names a PostgreSQL server (`make test-postgres`),
-    a database created there for this test and dropped after it."""
-    server = os.environ.get("AUTHSVC_TEST_DATABASE_URL")
-    if not server:
-        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
-        return
+@contextmanager
+def postgres_database(prefix):
+    """A new database on the server of AUTHSVC_TEST_DATABASE_URL, dropped after."""
     import uuid
     from urllib.parse import urlsplit, urlunsplit
 
     import psycopg2
 
-    name = "authsvc_test_" + uuid.uuid4().hex[:16]
+    server = os.environ["AUTHSVC_TEST_DATABASE_URL"]
+    name = prefix + uuid.uuid4().hex[:16]
     admin = psycopg2.connect(server)
     admin.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
     try:
@@ -139,6 +149,21 @@ def database_url(tmp_path):
             # FORCE: a server thread of a test may still hold a connection.
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+ON_POSTGRES = bool(os.environ.get("AUTHSVC_TEST_DATABASE_URL"))
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    """A new, empty database for one test: a SQLite file, or, when
+    AUTHSVC_TEST_DATABASE_URL names a PostgreSQL server (`make test-postgres`),
+    a database created there for this test and dropped after it."""
+    if not ON_POSTGRES:
+        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        return
+    with postgres_database("authsvc_test_") as url:
+        yield url
 
 
 @pytest.fixture
@@ -197,3 +222,19 @@ def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOH
                       for i in range(series) for j in range(per_series)],
         "study_orthanc_id": oid("57"),
     }
+
+
+def stack_db_url(stack):
+    return stack.site["database_url"] or f"sqlite:///{stack.data_dir / 'authsvc.sqlite3'}"
+
+
+def stack_sql(stack, sql, *params):
+    """Run SQL on the stack service's own database (SQLite or PostgreSQL), as
+    a test that makes time pass or a disk fail must. `{p}` marks a parameter."""
+    from playhouse.db_url import connect
+    db = connect(stack_db_url(stack))
+    try:
+        with db.atomic():
+            db.execute_sql(sql.format(p=db.param), params)
+    finally:
+        db.close()

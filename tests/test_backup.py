@@ -12,7 +12,7 @@ import pytest
 from authsvc import backup, ingest
 from authsvc.db import database
 from authsvc.models import Patient, Study
-from conftest import ADMIN_PASSWORD, Browser, fake_study
+from conftest import ADMIN_PASSWORD, Browser, fake_study, stack_sql
 
 
 def test_online_backup_is_consistent_and_restores(app, tmp_path):
@@ -71,12 +71,16 @@ def test_backup_and_restore_procedure_on_the_stack(stack, admin, tmp_path):
     """README's procedure: `make backup` while running; to restore, stop the
     service, `make restore BACKUP=...`, start it again."""
     before = admin.get("/api/studies", params={"limit": 1000}).json()["studies"]
-    out = run_cli(stack, "backup", str(tmp_path / "stack-backup.sqlite3"))
+    out = run_cli(stack, "backup", str(tmp_path / "stack-backup"))
     assert out.returncode == 0, out.stderr
     stack.stop("authsvc")
     try:
-        (stack.data_dir / "authsvc.sqlite3").write_bytes(b"")  # the disk lost it
-        out = run_cli(stack, "restore", str(tmp_path / "stack-backup.sqlite3"))
+        # The database is lost.
+        if stack.site["database_url"]:
+            stack_sql(stack, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        else:
+            (stack.data_dir / "authsvc.sqlite3").write_bytes(b"")
+        out = run_cli(stack, "restore", str(tmp_path / "stack-backup"))
         assert out.returncode == 0, out.stderr
     finally:
         stack.start_service()

@@ -72,9 +72,10 @@ def test_orthanc_config_uses_the_plugin_safely():
 
 def test_nginx_config_is_valid(tmp_path):
     conf = (ROOT / "deploy" / "docker" / "nginx.conf").read_text()
+    # Container paths -> this test's folder (first /tmp/: the clone may be under it).
+    conf = conf.replace("/tmp/", str(tmp_path) + "/")
     conf = conf.replace("/etc/nginx/locations.inc", str(ROOT / "deploy/docker/locations.inc"))
     conf = conf.replace("/etc/nginx/site/*.conf", str(tmp_path / "site/*.conf"))
-    conf = conf.replace("/tmp/", str(tmp_path) + "/")
     (tmp_path / "nginx.conf").write_text(conf)
     out = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
                           "-e", str(tmp_path / "error.log")], capture_output=True, text=True)

@@ -5,14 +5,13 @@ with storescu; every rule login tried on every study through the API and
 through Orthanc (study, instance file, DICOMweb)."""
 
 import json
-import sqlite3
 import time
 import uuid
 
 import pytest
 
 from authsvc.cli import set_rule_password
-from conftest import DECISION_CACHE_SECONDS, Browser, wait_for
+from conftest import DECISION_CACHE_SECONDS, Browser, stack_sql, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 
 READERS = "NameOfPhysiciansReadingStudy"
@@ -166,8 +165,7 @@ def test_expired_share_is_refused(stack, admin, rules_world):
     assert holder.login(share=share["url"].split("#share=")[1]).status_code == 200
     assert holder.get(orthanc_routes(s2)[0]).status_code == 200
     # A day passes: moved back in the service's own database.
-    with sqlite3.connect(stack.data_dir / "authsvc.sqlite3") as db:
-        db.execute("UPDATE share SET expires_at = '2000-01-01 00:00:00' WHERE id = ?", (share["id"],))
+    stack_sql(stack, "UPDATE share SET expires_at = '2000-01-01 00:00:00' WHERE id = {p}", share["id"])
     time.sleep(DECISION_CACHE_SECONDS + 1.1)
     for route in orthanc_routes(s2):
         assert holder.get(route).status_code == 403, route
