@@ -10,7 +10,7 @@ DATA_DIR ?= data
 DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv
 TEST_DEBS := docker-compose chromium chromium-driver
 
-.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore
+.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench
 
 run: deps venv
 	$(PY) -m authsvc.stack run --data-dir $(DATA_DIR)
@@ -77,7 +77,8 @@ test-postgres: venv
 	  -o "-c listen_addresses=127.0.0.1 -p $$port -k $$dir -c fsync=off -c synchronous_commit=off" start \
 	  || { cat "$$dir/server.log"; exit 1; }; \
 	"$${as[@]}" "$$bin/psql" -q -h 127.0.0.1 -p "$$port" -U postgres -d postgres \
-	  -c "CREATE ROLE authsvc LOGIN CREATEDB" -c "CREATE DATABASE authsvc OWNER authsvc"; \
+	  -c "CREATE ROLE authsvc LOGIN CREATEDB" -c "GRANT pg_signal_backend TO authsvc" \
+	  -c "CREATE DATABASE authsvc OWNER authsvc"; \
 	echo "PostgreSQL $$(basename $$(dirname $$bin)) on 127.0.0.1:$$port"; \
 	AUTHSVC_TEST_DATABASE_URL="postgresql://authsvc@127.0.0.1:$$port/authsvc" $(PY) -m pytest -v $(PG_TESTS)
 
@@ -89,3 +90,9 @@ backup: venv
 restore: venv
 	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=<file>"; exit 2; }
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc restore "$(abspath $(BACKUP))"
+
+# The benchmarks of issue 7 (~4 min; BENCH_ARGS=--quick for ~1.5 min):
+# bench/results/report.md and chart.png, figures printed with their targets.
+bench: deps venv
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) bench/run.py $(BENCH_ARGS)

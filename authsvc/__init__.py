@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from .config import ConfigError, defaults, load_secrets
-from .db import database, open_database
+from .db import database, is_sqlite, open_database
 from .ingest import IngestWorker
 from .orthanc import OrthancClient
 from .proxy import TrustedProxyFix
@@ -68,7 +68,8 @@ def create_app(test_config=None):
     services = app.extensions["authsvc"]
     services.ingest_worker = IngestWorker(
         orthanc, os.path.join(app.config["DATA_DIR"], "ingest.lock"),
-        app.config["CHANGES_POLL_SECONDS"], before_pass=services.rules.check)
+        app.config["CHANGES_POLL_SECONDS"], before_pass=services.rules.check,
+        reconcile_seconds=app.config["RECONCILE_SECONDS"])
 
     @app.before_request
     def _connect():
@@ -76,9 +77,13 @@ def create_app(test_config=None):
         # Rules edited in their file apply from the next request on.
         services.rules.check()
 
+    keep_open = is_sqlite(app.config["DATABASE_URL"])
+
     @app.teardown_request
     def _close(exc):
-        if not database.is_closed():
+        # SQLite's per-thread connection stays open for the next request;
+        # PostgreSQL's goes back to its pool.
+        if not keep_open and not database.is_closed():
             database.close()
 
     from . import api, errors, internal, pages, cli, sharing

@@ -13,6 +13,7 @@ lock for every request, so a call back into Orthanc would deadlock.
 import re
 from dataclasses import dataclass, field
 
+from . import fastsql
 from .models import Resource, RuleMatch, Study
 
 _OID = r"[0-9a-f]{8}(?:-[0-9a-f]{8}){4}"
@@ -52,22 +53,43 @@ class Decision:
 DENY_NO_SESSION = Decision(False, "no session")
 
 
+# study id -> (updated_at, keys): every decision about a study returns its
+# keys, and a CT has hundreds. Ingest bumps updated_at when it rewrites a
+# study's resources, which retires the cached entry.
+_keys_cache = {}
+_KEYS_CACHE_SIZE = 2000
+
+
 def study_keys(study):
     """Every identifier under which Orthanc routes may name this study."""
+    cached = _keys_cache.get(study.id)
+    if cached is not None and cached[0] == study.updated_at:
+        return cached[1]
     keys = [study.orthanc_id, study.study_uid]
-    for res in Resource.select(Resource.orthanc_id, Resource.uid).where(Resource.study == study):
-        keys.append(res.orthanc_id)
-        if res.uid:
-            keys.append(res.uid)
+    for orthanc_id, uid in (Resource.select(Resource.orthanc_id, Resource.uid)
+                            .where(Resource.study == study).tuples()):
+        keys.append(orthanc_id)
+        if uid:
+            keys.append(uid)
+    if len(_keys_cache) >= _KEYS_CACHE_SIZE:
+        _keys_cache.clear()
+    _keys_cache[study.id] = (study.updated_at, keys)
     return keys
 
 
 def _study_of_orthanc_id(level, orthanc_id):
     if level == "studies":
-        return Study.get_or_none(Study.orthanc_id == orthanc_id)
+        row = fastsql.fetch_one("study", lambda: Study.select(*Study._meta.sorted_fields)
+                                .where(Study.orthanc_id == "?"), orthanc_id)
+        return fastsql.instance(Study, row) if row else None
     expected = "series" if level == "series" else "instance"
-    res = Resource.get_or_none((Resource.orthanc_id == orthanc_id) & (Resource.level == expected))
-    return res.study if res else None
+    row = fastsql.fetch_one("study-of-resource", _study_of_resource_query, orthanc_id, expected)
+    return fastsql.instance(Study, row) if row else None
+
+
+def _study_of_resource_query():
+    return (Study.select(*Study._meta.sorted_fields).join(Resource)
+            .where((Resource.orthanc_id == "?") & (Resource.level == "?")))
 
 
 def _study_of_uids(principal, study_uid, series_uid, sop_uid):

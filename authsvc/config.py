@@ -46,6 +46,10 @@ SETTINGS = [
     Setting("CHANGES_POLL_SECONDS", 10,
             "How often the service reads Orthanc's /changes to catch up on "
             "studies it was not told about."),
+    Setting("RECONCILE_SECONDS", 600,
+            "How often the service compares Orthanc's list of studies with its own "
+            "(also at start and after Orthanc was unreachable), for studies whose "
+            "stable event never came (Orthanc stopped before they were stable)."),
     Setting("ORTHANC_TIMEOUT_SECONDS", 10,
             "Timeout of the service's own calls to Orthanc's REST API."),
     Setting("ADMIN_USERNAME", "admin",

@@ -2,6 +2,7 @@
 
 import logging
 
+import peewee
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +30,17 @@ def register(app):
     def _http_error(exc):
         return jsonify(error=exc.name.lower().replace(" ", "_"),
                        message=exc.description), exc.code
+
+    @app.errorhandler(peewee.OperationalError)
+    @app.errorhandler(peewee.InterfaceError)
+    def _database_unavailable(exc):
+        # Locked past the busy timeout, disk full, server gone: the request's
+        # transaction was rolled back whole. Say so plainly; log the detail.
+        log.error("database unavailable: %s", exc)
+        return (jsonify(error="database_unavailable",
+                        message="The service's database is busy or full. Nothing was "
+                                "saved; try again in a moment."),
+                503, {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc):

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import time
 
 from peewee import IntegrityError
 
@@ -235,14 +236,48 @@ def follow_changes(orthanc):
             return since
 
 
+RECONCILED_KEY = "reconciled_at"
+
+
+def reconcile(orthanc):
+    """Queue every stable study Orthanc holds that the service has not
+    recorded. /changes cannot find them all: a study still unstable when
+    Orthanc stopped never gets its StableStudy event (Orthanc keeps stability
+    in memory), nor does one whose events were lost with a restored backup.
+    Studies already queued (being retried, or refused with a reason) are
+    left as they are. Returns how many were queued."""
+    known = {row.orthanc_id for row in Study.select(Study.orthanc_id)}
+    known |= {row.orthanc_id for row in IngestQueue.select(IngestQueue.orthanc_id)}
+    queued = 0
+    for orthanc_id in orthanc.get("/studies"):
+        if orthanc_id in known:
+            continue
+        try:
+            if not orthanc.get(f"/studies/{orthanc_id}").get("IsStable"):
+                continue  # its StableStudy event will come
+        except OrthancNotFound:
+            continue
+        enqueue(orthanc_id)
+        queued += 1
+    set_value(RECONCILED_KEY, utcnow().isoformat())
+    if queued:
+        log.warning("%d stable studies of Orthanc were not recorded; queued now", queued)
+    return queued
+
+
 class IngestWorker:
     """Background thread of a service process: a pass on every notification
-    and every CHANGES_POLL_SECONDS."""
+    and every CHANGES_POLL_SECONDS; a reconciliation with Orthanc's list of
+    studies every RECONCILE_SECONDS, at start, and after Orthanc was
+    unreachable (it may have restarted)."""
 
-    def __init__(self, orthanc, lock_path, poll_seconds, before_pass=None):
+    def __init__(self, orthanc, lock_path, poll_seconds, before_pass=None,
+                 reconcile_seconds=600):
         self.orthanc = orthanc
         self.lock_path = lock_path
         self.poll_seconds = poll_seconds
+        self.reconcile_seconds = reconcile_seconds
+        self._reconcile_due = 0.0  # monotonic time; 0: at the first pass
         # Rules must be current before new studies are matched against them.
         self.before_pass = before_pass
         self.wake = threading.Event()
@@ -262,8 +297,12 @@ class IngestWorker:
             process_queue(self.orthanc)
             try:
                 follow_changes(self.orthanc)
+                if time.monotonic() >= self._reconcile_due:
+                    reconcile(self.orthanc)
+                    self._reconcile_due = time.monotonic() + self.reconcile_seconds
             except OrthancError as exc:
                 log.warning("could not read Orthanc's changes: %s", exc)
+                self._reconcile_due = 0.0  # Orthanc may be restarting: reconcile once back
             process_queue(self.orthanc)
 
     def _run(self):

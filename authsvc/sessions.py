@@ -6,6 +6,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from peewee import JOIN
+
+from . import fastsql
 from .models import Patient, RuleLogin, Session, Share, StaffUser, utcnow
 
 # Last-seen is written at most this often, so that a viewer loading hundreds of
@@ -56,6 +59,38 @@ class Principal:
         return f"staff {self.staff.username}"
 
 
+# The session and whichever principal it belongs to, in one query (compiled
+# once): this runs for every request Orthanc's filter asks about.
+_JOINED = (Session, Patient, StaffUser, RuleLogin, Share)
+
+
+def _session_query():
+    return (Session.select(*[f for m in _JOINED for f in m._meta.sorted_fields])
+            .join(Patient, JOIN.LEFT_OUTER, on=(Session.patient == Patient.id)).switch(Session)
+            .join(StaffUser, JOIN.LEFT_OUTER, on=(Session.staff == StaffUser.id)).switch(Session)
+            .join(RuleLogin, JOIN.LEFT_OUTER, on=(Session.rule_login == RuleLogin.id)).switch(Session)
+            .join(Share, JOIN.LEFT_OUTER, on=(Session.share == Share.id))
+            .where(Session.token_hash == "?"))
+
+
+def _fetch_session(token_hash):
+    """The Session row with its principal attached (no lazy loads), or None."""
+    raw = fastsql.fetch_one("session", _session_query, token_hash)
+    if raw is None:
+        return None
+    made, at = {}, 0
+    for model in _JOINED:
+        width = len(model._meta.sorted_fields)
+        made[model] = fastsql.instance(model, raw[at:at + width])
+        at += width
+    session = made[Session]
+    for model, name in ((Patient, "patient"), (StaffUser, "staff"),
+                        (RuleLogin, "rule_login"), (Share, "share")):
+        if made[model] is not None:
+            setattr(session, name, made[model])
+    return session
+
+
 class SessionStore:
     def __init__(self, secret_key, idle_minutes, max_hours):
         self._key = secret_key.encode() if isinstance(secret_key, str) else secret_key
@@ -86,7 +121,7 @@ class SessionStore:
         expired sessions and malformed tokens all give None."""
         if not isinstance(token, str) or not 20 <= len(token) <= 128:
             return None
-        row = Session.get_or_none(Session.token_hash == self.token_hash(token))
+        row = _fetch_session(self.token_hash(token))
         if row is None or row.ended:
             return None
         now = utcnow()

@@ -86,3 +86,51 @@ def test_study_stable_while_service_down_is_recorded_after_restart(
     assert row["patient_has_login"] is True
     assert time.monotonic() - start < 30
     assert admin.post(f"/api/patients/{p['pid']}/credentials", json={}).status_code == 200
+
+
+def send_many(stack, tmp, prefix, count):
+    """`count` single-instance studies of `count` patients, in one storescu call."""
+    from dicom_samples import SeriesSpec, StudySpec, write_study
+    written = [write_study(StudySpec(f"{prefix}-{n:02d}", f"MANY^N{n}",
+                                     series=[SeriesSpec("CT", 1, {})]), tmp / f"{prefix}{n}")
+               for n in range(count)]
+    return written
+
+
+def all_recorded_with_logins(admin, orthanc, written):
+    from dicom_samples import lookup
+    rows = {s["study_instance_uid"]: s for s in
+            admin.get("/api/studies", params={"limit": 1000}).json()["studies"]}
+    return all(w.study_uid in rows and rows[w.study_uid]["patient_has_login"] for w in written)
+
+
+def test_service_killed_during_an_ingest_of_20_studies_loses_none(
+        stack, orthanc, admin, tmp_path):
+    written = send_many(stack, tmp_path, f"K{uuid.uuid4().hex[:4]}", 20)
+    files = [f for w in written for f in w.files]
+    import threading
+    from dicom_samples import storescu
+    sender = threading.Thread(target=lambda: storescu(files[:10], stack.site["dicom_port"]))
+    sender.start()
+    time.sleep(1.5)  # some studies stable and notified, some not yet
+    stack.stop("authsvc", signal.SIGKILL)
+    try:
+        sender.join()
+        assert storescu(files[10:], stack.site["dicom_port"]).returncode == 0
+        time.sleep(3)  # the last ones become stable while nobody listens
+    finally:
+        stack.start_service()
+    wait_for(lambda: all_recorded_with_logins(admin, orthanc, written), 30,
+             what="all 20 studies recorded with logins after the restart")
+
+
+def test_orthanc_restarted_mid_ingest_is_caught_up(stack, orthanc, admin, tmp_path):
+    written = send_many(stack, tmp_path, f"R{uuid.uuid4().hex[:4]}", 8)
+    from dicom_samples import storescu
+    assert storescu([f for w in written for f in w.files], stack.site["dicom_port"]).returncode == 0
+    # Stopped before the studies are stable (StableAge 1 s): their StableStudy
+    # events will never come, Orthanc keeps that state in memory only.
+    stack.stop("orthanc")
+    stack.start_orthanc()
+    wait_for(lambda: all_recorded_with_logins(admin, orthanc, written), 45,
+             what="studies of the interrupted ingest recorded")
