@@ -13,8 +13,8 @@ from .access import visible_studies
 from .errors import ApiError
 from .text import fold
 from . import audit, ingest, matching, rules, throttle
-from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Share, StaffUser, Study,
-                     get_value, utcnow)
+from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
+                     Share, StaffUser, Study, get_value, utcnow)
 from .web import (current_principal, json_body, request_token, require_principal,
                   require_staff, services, string_field)
 
@@ -261,3 +261,44 @@ def ingest_problems():
     return jsonify(problems=[{"orthanc_id": r.orthanc_id, "error": r.last_error,
                               "attempts": r.attempts, "gave_up": r.attempts >= ingest.MAX_ATTEMPTS,
                               "queued_at": r.queued_at.isoformat() + "Z"} for r in rows])
+
+
+def _require_admin():
+    principal = require_staff()
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", "Only admins manage sessions.")
+    return principal
+
+
+@bp.get("/sessions")
+def list_sessions():
+    """Admins: the live sessions (never their tokens), newest first."""
+    _require_admin()
+    store = services().sessions
+    now = utcnow()
+    rows = (Session.select().where(~Session.ended & (Session.expires_at > now)
+                                   & (Session.last_seen > now - store.idle))
+            .order_by(Session.created_at.desc()).limit(1000))
+    sessions = []
+    for row in rows:
+        principal = store._principal(row, now)
+        if principal is None:
+            continue
+        sessions.append({"id": row.id, "kind": row.kind, "who": principal.audit_name,
+                         "created_at": row.created_at.isoformat() + "Z",
+                         "last_seen": row.last_seen.isoformat() + "Z",
+                         "expires_at": row.expires_at.isoformat() + "Z"})
+    return jsonify(sessions=sessions)
+
+
+@bp.post("/sessions/<int:session_id>/end")
+def end_session(session_id):
+    """Admins: end any session at once (the API at once, Orthanc's routes
+    within DECISION_CACHE_SECONDS)."""
+    principal = _require_admin()
+    json_body()
+    if not Session.update(ended=True).where(Session.id == session_id).execute():
+        raise ApiError(404, "no_such_session", "No such session.")
+    audit.record("logout", actor=principal.audit_name, subject=f"session #{session_id}",
+                 address=request.remote_addr, detail="ended by an admin")
+    return jsonify(ok=True)

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytz
 from flask import current_app, request
-from flask_babel import Babel, format_date, format_datetime, get_locale, gettext
+from flask_babel import Babel, format_date, format_datetime, format_time, get_locale, gettext
 
 from .config import ConfigError
 
@@ -71,6 +71,15 @@ def local_datetime(value):
     return format_datetime(value.replace(tzinfo=datetime.timezone.utc), "short")
 
 
+def local_date_time(value):
+    """A naive UTC datetime of the database as a date and a time in the site's
+    time zone and the locale's format: "5 dic 2026, 18:05", "Dec 5, 2026, 6:05 PM"."""
+    if value is None:
+        return ""
+    value = value.replace(tzinfo=datetime.timezone.utc)
+    return f"{format_date(value, 'medium')}, {format_time(value, 'short')}"
+
+
 def person_name(value):
     """A DICOM person name for people: "NÚÑEZ^JOSÉ^A" -> "NÚÑEZ, JOSÉ A"."""
     parts = [p.strip() for p in (value or "").split("=")[0].split("^")]
@@ -103,5 +112,6 @@ def init_app(app):
     app.after_request(_remember_language)
     app.jinja_env.globals.update(
         LANGUAGES=LANGUAGES, lang_url=lang_url, current_language=current_language,
-        study_date=study_date, local_datetime=local_datetime, person_name=person_name,
+        study_date=study_date, local_datetime=local_datetime, local_date_time=local_date_time,
+        person_name=person_name,
         splash_text=splash_text)

@@ -1,7 +1,12 @@
-"""The patient portal: the studies a login may see, and a viewer made for a
-phone. Which studies those are is decided only by authsvc/access.py
-(`visible_studies`, `may_see_study`); the images themselves come from Orthanc
-through nginx and its request filter, which decides again on every request.
+"""The portal: the studies a login may see, and a viewer made for a phone.
+
+One page for every kind of login but staff: a patient (their studies, and
+the links they share), a rule login (a physician or an institution: the
+studies whose tags name them, with whose study each is) and a share's holder
+(the shared studies, read-only). Which studies those are is decided only by
+authsvc/access.py (`visible_studies`, `may_see_study`), for every kind; the
+images themselves come from Orthanc through nginx and its request filter,
+which decides again on every request.
 
 A study that is not the login's own is answered exactly like one that does not
 exist (404), so its ID cannot be probed.
@@ -9,14 +14,16 @@ exist (404), so its ID cannot be probed.
 
 import logging
 
-from flask import Blueprint, jsonify, redirect, url_for
+from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
-from peewee import fn
+from peewee import JOIN, fn
 
 from .access import may_see_study, visible_studies
 from .errors import ApiError
-from .models import Resource, Study
+from .i18n import local_date_time, person_name, study_date
+from .models import Patient, Resource, Share, Study, utcnow
 from .orthanc import ORTHANC_ID, OrthancError
+from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, services
 
@@ -48,6 +55,10 @@ def first_instances(studies):
     return {r.study_id: r.orthanc_id for r in rows}
 
 
+# A rule login (an institution) may see thousands of studies: a page at a time.
+RULE_PAGE_SIZE = 50
+
+
 @bp.get("/portal")
 def home():
     principal = current_principal()
@@ -55,10 +66,32 @@ def home():
         return redirect(url_for("pages.splash"))
     if principal.kind == "staff":
         return redirect(url_for("staff.dashboard"))
-    studies = list(visible_studies(principal)
-                   .order_by(Study.study_date.desc(), Study.recorded_at.desc(), Study.id.desc())
-                   .limit(500))
-    return render_page("portal.html", studies=studies, thumbs=first_instances(studies))
+    # Every kind's studies come from visible_studies alone; a search or a page
+    # only narrows them.
+    query = visible_studies(principal).join(Patient).select(Study, Patient)
+    context = {"search": "", "page": 1, "more": False}
+    limit, offset = 500, 0
+    if principal.kind == "rule":
+        search = request.args.get("q", "").strip()[:100]
+        if search:
+            query = query.where(Patient.patient_id.contains(search)
+                                | Patient.search_name.contains(fold(search)))
+        page = max(_int(request.args.get("page"), 1), 1)
+        limit, offset = RULE_PAGE_SIZE + 1, (page - 1) * RULE_PAGE_SIZE
+        context.update(search=search, page=page)
+    studies = list(query.order_by(Study.study_date.desc(), Study.recorded_at.desc(), Study.id.desc())
+                   .limit(limit).offset(offset))
+    if principal.kind == "rule" and len(studies) > RULE_PAGE_SIZE:
+        studies, context["more"] = studies[:RULE_PAGE_SIZE], True
+    if principal.kind == "share":
+        share = principal.share
+        context["shared_by"] = person_name(share.patient.name) or share.patient.patient_id
+        context["shared_until"] = local_date_time(share.expires_at)
+    if principal.kind == "patient":
+        cfg = current_app.config
+        context["share_days"] = int(cfg["SHARE_DEFAULT_DAYS"])
+        context["share_max_days"] = int(cfg["SHARE_MAX_DAYS"])
+    return render_page("portal.html", studies=studies, thumbs=first_instances(studies), **context)
 
 
 @bp.get("/portal/studies/<orthanc_id>")
@@ -117,3 +150,65 @@ def series(orthanc_id):
                        "instances": instances})
     result.sort(key=lambda s: (s["number"], s["id"]))
     return jsonify(study=study.orthanc_id, series=result)
+
+
+# -- the patient's shares, for the portal's list ----------------------------
+
+def share_row(share, for_staff=False):
+    """A share as the pages show it, in the request's language. `share` is
+    selected with its patient and (outer-joined) study."""
+    now = utcnow()
+    if share.revoked_at is not None:
+        state = "revoked"
+        state_text = gettext("Revoked %(when)s by %(who)s", when=local_date_time(share.revoked_at),
+                             who=_revoker(share.revoked_by))
+    elif now >= share.expires_at:
+        state, state_text = "expired", gettext("Expired")
+    else:
+        state, state_text = "active", gettext("Active")
+    study = share.study if share.study_id else None
+    if study is not None:
+        what = " · ".join(p for p in (study.description or gettext("Study"),
+                                      study_date(study.study_date)) if p)
+    else:
+        what = gettext("All the patient's studies") if for_staff else gettext("All your studies")
+    data = {"id": share.id, "study": study.orthanc_id if study else None, "what": what,
+            "created": local_date_time(share.created_at), "expires": local_date_time(share.expires_at),
+            "state": state, "state_text": state_text, "active": state == "active",
+            "revoke_url": f"/api/shares/{share.id}/revoke"}
+    if for_staff:
+        data.update(patient_id=share.patient.patient_id,
+                    patient_name=person_name(share.patient.name))
+    return data
+
+
+def _revoker(audit_name):
+    """Who revoked a share, for people: the patient, or the staff member's user name."""
+    if audit_name.startswith("staff "):
+        return audit_name[len("staff "):]
+    if audit_name.startswith("patient"):
+        return gettext("the patient")
+    return audit_name or "?"
+
+
+def shares_query():
+    return (Share.select(Share, Patient, Study).join(Patient)
+            .switch(Share).join(Study, JOIN.LEFT_OUTER)
+            .order_by(Share.created_at.desc(), Share.id.desc()))
+
+
+def active_only(query):
+    return query.where(Share.revoked_at.is_null() & (Share.expires_at > utcnow()))
+
+
+@bp.get("/portal/api/shares")
+def my_shares():
+    """The patient's active shares, with what each shares and until when, in
+    the page's language. Creating and revoking go through /api/shares."""
+    principal = current_principal()
+    if principal is None:
+        raise ApiError(401, "not_logged_in", gettext("Your session has ended. Log in again."))
+    if principal.kind != "patient":
+        raise ApiError(403, "forbidden", gettext("Only patients can share their studies."))
+    rows = active_only(shares_query().where(Share.patient == principal.patient)).limit(1000)
+    return jsonify(shares=[share_row(s) for s in rows])

@@ -1,6 +1,8 @@
 """The staff side: the dashboard of recorded studies (polled, newest first),
 the pending password of each new login until its slip is printed, reissuing a
-password, and the admins' list of staff accounts.
+password, the rule logins that see each study, the patients' shares (list and
+revoke), the tag rules as applied (read-only), and the admins' list of staff
+accounts.
 
 Radiologists see every study, print slips and reissue passwords; admins also
 manage staff accounts. Which studies staff see comes from
@@ -13,11 +15,13 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, display, passwords
+from . import audit, display, passwords, rules
 from .access import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
-from .models import Patient, Session, StaffUser, Study, utcnow
+from .models import (Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value,
+                     utcnow)
+from .portal import active_only, share_row, shares_query
 from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, json_body, services
@@ -99,7 +103,31 @@ def dashboard():
     if response:
         return response
     return render_page("dashboard.html", poll_seconds=current_app.config["DASHBOARD_POLL_SECONDS"],
-                       display_available=display.available())
+                       display_available=display.available(), rules_error=rules_error())
+
+
+def rules_error():
+    """The rules file's error, if it has one (every rule login is then off)."""
+    return get_value(rules.ERROR_KEY, "") or ""
+
+
+@bp.get("/staff/shares")
+def shares_page():
+    principal, response = staff_page()
+    if response:
+        return response
+    return render_page("shares.html", rules_error=rules_error())
+
+
+@bp.get("/staff/rules")
+def rules_page():
+    """The tag rules as the service applies them (GET /api/rules), read-only:
+    they are edited in the rules file."""
+    principal, response = staff_page()
+    if response:
+        return response
+    # The file's error, if any, is shown by the page from GET /api/rules.
+    return render_page("rules.html", rules_file=current_app.config["RULES_FILE"])
 
 
 @bp.get("/staff/users")
@@ -107,7 +135,8 @@ def users_page():
     principal, response = staff_page(admin=True)
     if response:
         return response
-    return render_page("users.html", roles=ROLES, min_password=MIN_STAFF_PASSWORD)
+    return render_page("users.html", roles=ROLES, min_password=MIN_STAFF_PASSWORD,
+                       rules_error=rules_error())
 
 
 # -- JSON routes of the dashboard -----------------------------------------
@@ -122,6 +151,12 @@ def studies():
                             | Patient.search_name.contains(fold(search)))
     rows = list(query.select(Study, Patient)
                 .order_by(Study.recorded_at.desc(), Study.id.desc()).limit(200))
+    # Which rule logins see each study (physicians, institutions): one query.
+    rule_logins = {}
+    if rows:
+        for match in (RuleMatch.select(RuleMatch.study, RuleLogin.name).join(RuleLogin)
+                      .where(RuleMatch.study.in_([s.id for s in rows])).order_by(RuleLogin.name)):
+            rule_logins.setdefault(match.study_id, []).append(match.login.name)
     states = {}
     out = []
     for study in rows:
@@ -145,8 +180,25 @@ def studies():
             "slip_url": url_for("slips.slip", patient_id=patient.patient_id, study=study.orthanc_id),
             "viewer_url": url_for("portal.viewer", orthanc_id=study.orthanc_id),
             "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
+            "rule_logins": rule_logins.get(study.id, []),
         })
     return jsonify(studies=out, search=search)
+
+
+@bp.get("/staff/api/shares")
+def shares():
+    """The patients' shares, newest first: active ones, or all with ?all=1;
+    `q` filters by patient ID or name. Revoking goes through
+    POST /api/shares/<id>/revoke."""
+    staff_or_error()
+    query = shares_query()
+    if request.args.get("all") != "1":
+        query = active_only(query)
+    search = request.args.get("q", "").strip()[:100]
+    if search:
+        query = query.where(Patient.patient_id.contains(search)
+                            | Patient.search_name.contains(fold(search)))
+    return jsonify(shares=[share_row(s, for_staff=True) for s in query.limit(500)], search=search)
 
 
 @bp.post("/staff/api/patients/<path:patient_id>/printed")

@@ -169,3 +169,45 @@ def test_tampering_breaks_the_chain(app, patient):
     assert audit.verify() is None
     AuditEvent.delete().where(AuditEvent.id == victim.id).execute()
     assert audit.verify() == victim.id + 1
+
+
+# -- sessions -------------------------------------------------------------------
+
+def test_admin_lists_and_ends_any_session(app, patient):
+    p = app.test_client()
+    r = attempt(p, patient["password"])
+    token = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    first = app.test_client()
+    attempt(first, patient["password"])  # a second session of the same patient
+    admin = admin_client(app)
+    listed = admin.get("/api/sessions").json["sessions"]
+    assert token not in str(listed)
+    patients = [s for s in listed if s["kind"] == "patient"]
+    assert len(patients) == 2 and all(s["who"].startswith("patient #") for s in patients)
+    newest = patients[0]["id"]  # newest first: the second session
+    older = patients[1]["id"]
+    assert admin.post(f"/api/sessions/{older}/end", json={}).status_code == 200
+    assert p.get("/api/session").status_code == 401
+    assert first.get("/api/session").status_code == 200
+    assert [s["id"] for s in admin.get("/api/sessions").json["sessions"] if s["kind"] == "patient"] == [newest]
+    assert admin.post("/api/sessions/999999/end", json={}).status_code == 404
+    assert AuditEvent.select().where(AuditEvent.detail == "ended by an admin").count() == 1
+
+
+def test_only_admins_manage_sessions(app, patient):
+    StaffUser.create(username="rad", role="radiologist",
+                     password_hash=passwords.hash_password(ADMIN_PW, generated=False))
+    rad = app.test_client()
+    rad.post("/api/login", json={"username": "rad", "password": ADMIN_PW})
+    assert rad.get("/api/sessions").status_code == 403
+    assert rad.post("/api/sessions/1/end", json={}).status_code == 403
+    p = app.test_client()
+    attempt(p, patient["password"])
+    assert p.get("/api/sessions").status_code == 403
+
+
+def test_login_always_issues_a_new_token(app, patient):
+    c = app.test_client()
+    first = attempt(c, patient["password"]).headers["Set-Cookie"].split(";")[0]
+    second = attempt(c, patient["password"]).headers["Set-Cookie"].split(";")[0]
+    assert first != second

@@ -1,7 +1,9 @@
 """The people's side in-process (Flask's test client, a real SQLite file, no
 Orthanc): the encrypted display copy of new passwords, the dashboard's JSON,
 printing and reissuing, staff accounts, who may open which page, headers,
-CSRF, languages and the 0002 migration."""
+CSRF, languages and the 0002 migration; the portal of rule logins and of
+shares' holders (exactly their studies, never another of the same patient),
+the patient's shares, and the staff's pages of shares and rules."""
 
 import json
 import logging
@@ -10,7 +12,7 @@ import pytest
 from playhouse.migrate import SqliteMigrator, migrate as run_operations
 
 from authsvc import create_app, display, ingest, passwords
-from authsvc.cli import ensure_admin
+from authsvc.cli import ensure_admin, set_rule_password
 from authsvc.db import database
 from authsvc.migrations import migrate
 from authsvc.models import Patient, SchemaVersion, StaffUser
@@ -242,15 +244,29 @@ def test_radiologist_may_not_manage_accounts(site, world):
 
 # -- who may open what --------------------------------------------------------
 
-STAFF_PAGES = ["/staff", "/staff/users", "/staff/slips/P-1"]
-STAFF_JSON = [("GET", "/staff/api/studies"), ("GET", "/staff/api/users"),
+STAFF_PAGES = ["/staff", "/staff/users", "/staff/slips/P-1", "/staff/shares", "/staff/rules"]
+STAFF_JSON = [("GET", "/staff/api/studies"), ("GET", "/staff/api/users"), ("GET", "/staff/api/shares"),
               ("POST", "/staff/api/patients/P-1/printed"), ("POST", "/staff/api/patients/P-1/reissue"),
               ("POST", "/staff/api/users"), ("POST", "/staff/api/users/1")]
 
 
-@pytest.mark.parametrize("who", ["nobody", "patient"])
+def rule_and_share_logins(site, world):
+    """A rule login that sees study a (P-1's), and a share of study b (P-2's)."""
+    pw = write_rules(site, [{"login": "dra-rios", "rules": [{"tag": "InstitutionName", "value": "H"}]}],
+                     ["dra-rios"])["dra-rios"]
+    patient = client_as(site, patient_id="P-2", password=world["pw_b"])
+    secret = share_secret(patient.post("/api/shares", json={"study": world["b"]}).json)
+    return {"rule": {"login": "dra-rios", "password": pw}, "share": {"share": secret}}
+
+
+@pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share"])
 def test_staff_side_is_closed_to_others(site, world, who):
-    c = client_as(site, patient_id="P-1", password=world["pw_a"]) if who == "patient" else client_as(site)
+    if who == "patient":
+        c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    elif who in ("rule", "share"):
+        c = client_as(site, **rule_and_share_logins(site, world)[who])
+    else:
+        c = client_as(site)
     for path in STAFF_PAGES:
         r = c.get(path)
         assert r.status_code == 302 and r.headers["Location"].endswith("/staff/login"), path
@@ -288,13 +304,16 @@ def test_viewer_data_when_orthanc_is_down(site, world):
     assert "cannot be read" in r.json["message"]
 
 
-PAGES = ["/", "/staff/login", "/portal", "/staff", "/staff/users", "/staff/slips/P-1"]
+PAGES = ["/", "/staff/login", "/portal", "/staff", "/staff/users", "/staff/slips/P-1",
+         "/staff/shares", "/staff/rules"]
 
 
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_is_no_store_and_locked_down(site, world, path):
+    others = rule_and_share_logins(site, world)
     for c in (client_as(site), staff_client(site),
-              client_as(site, patient_id="P-1", password=world["pw_a"])):
+              client_as(site, patient_id="P-1", password=world["pw_a"]),
+              client_as(site, **others["rule"]), client_as(site, **others["share"])):
         r = c.get(path)
         assert r.headers["Cache-Control"] == "no-store", path
         assert "script-src 'self'" in r.headers["Content-Security-Policy"]
@@ -306,6 +325,9 @@ def test_every_page_is_no_store_and_locked_down(site, world, path):
 def test_json_routes_are_no_store(site, world):
     c = staff_client(site)
     assert c.get("/staff/api/studies").headers["Cache-Control"] == "no-store"
+    assert c.get("/staff/api/shares").headers["Cache-Control"] == "no-store"
+    patient = client_as(site, patient_id="P-1", password=world["pw_a"])
+    assert patient.get("/portal/api/shares").headers["Cache-Control"] == "no-store"
     assert c.get(f"/portal/api/studies/{world['b']}/series").headers["Cache-Control"] == "no-store"
 
 
@@ -428,3 +450,216 @@ def test_bad_page_settings_stop_the_start(tmp_path, setting):
     from authsvc.config import ConfigError
     with pytest.raises(ConfigError):
         make_app(tmp_path, **setting)
+
+
+# -- physicians and institutions, shares: the portal of every kind ------------
+
+REF = "0008,0090"
+
+
+def write_rules(app, logins, passwords_for=()):
+    path = app.config["RULES_FILE"]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("// written by the test\n" + json.dumps({"logins": logins}, ensure_ascii=False))
+    return {name: set_rule_password(app.config["RULE_PASSWORDS_FILE"], path, name)
+            for name in passwords_for}
+
+
+def share_secret(created):
+    return created["url"].split("#share=")[1]
+
+
+@pytest.fixture
+def tagged(site, world):
+    """Besides the world's first studies (a: P-1, b: P-2, naming nobody): a
+    second study of P-1 and one of P-3 referred by Dra. Ríos, whose rule
+    login dra-rios sees exactly those two."""
+    r1 = fake_study("P-1", "11", name="NÚÑEZ^JOSÉ", values={REF: ["RÍOS^CARMEN"]})
+    r3 = fake_study("P-3", "13", name="MUÑOZ^INÉS", values={REF: ["Rios^Carmen"]})
+    r1["tags"]["StudyDescription"] = "RODILLA"
+    ingest.store_study(r1["study_orthanc_id"], r1)
+    ingest.store_study(r3["study_orthanc_id"], r3)
+    pw = write_rules(site, [{"login": "dra-rios", "description": "Dra. Carmen Ríos",
+                             "rules": [{"tag": "ReferringPhysicianName", "value": "RIOS^CARMEN"}]}],
+                     ["dra-rios"])["dra-rios"]
+    return dict(world, r1=r1["study_orthanc_id"], r3=r3["study_orthanc_id"], rule_pw=pw)
+
+
+def test_splash_offers_the_physician_login_and_the_share_landing(site):
+    es = client_as(site, "es").get("/").get_data(as_text=True)
+    assert "<summary id=\"physician-toggle\">¿Es médico o institución?</summary>" in es
+    assert 'id="rule-login"' in es and 'data-kind="rule"' in es and 'name="login"' in es
+    assert 'id="share-box"' in es and "Abriendo los estudios compartidos" in es  # in the messages
+    assert 'data-logged-in=""' in es
+    en = client_as(site, "en").get("/").get_data(as_text=True)
+    assert "Physician or institution?" in en and "This link does not work" in en
+
+
+def test_share_landing_asks_first_when_a_session_exists(site, world):
+    # Logged in here: the share's link replaces that session, so the page asks.
+    c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    assert 'data-logged-in="1"' in c.get("/").get_data(as_text=True)
+
+
+def test_rule_login_sees_exactly_its_studies_in_the_portal(site, tagged):
+    c = client_as(site, login="dra-rios", password=tagged["rule_pw"])
+    page = c.get("/portal").get_data(as_text=True)
+    assert "<h1>Estudios que puede ver</h1>" in page
+    assert tagged["r1"] in page and tagged["r3"] in page
+    # Not the other study of the same patient (P-1's a), nor anyone else's.
+    assert tagged["a"] not in page and tagged["b"] not in page and "PEÑA" not in page
+    # Whose study each is: a physician needs to know.
+    assert "NÚÑEZ, JOSÉ" in page and "MUÑOZ, INÉS" in page and "P-3" in page
+    assert 'id="sharing"' not in page and "share-study" not in page and "portal.js" not in page
+    r = c.get(f"/portal/studies/{tagged['r1']}")
+    assert r.status_code == 200 and "NÚÑEZ, JOSÉ" in r.get_data(as_text=True)
+    for study in ("a", "b"):
+        r = c.get(f"/portal/studies/{tagged[study]}")
+        assert r.status_code == 404 and "NÚÑEZ" not in r.get_data(as_text=True)
+        r = c.get(f"/portal/api/studies/{tagged[study]}/series")
+        assert r.status_code == 404 and r.json["error"] == "no_such_study"
+    # A search narrows the list; it never widens it.
+    page = c.get("/portal?q=munoz").get_data(as_text=True)
+    assert tagged["r3"] in page and tagged["r1"] not in page
+    page = c.get("/portal?q=P-2").get_data(as_text=True)
+    assert tagged["b"] not in page and "Ningún estudio coincide" in page
+    assert "id=\"next-page\"" not in c.get("/portal").get_data(as_text=True)
+    # Read-only: no shares, no staff routes.
+    assert c.get("/portal/api/shares").status_code == 403
+    assert c.post("/api/shares", json={}).status_code == 403
+    assert c.get("/staff/api/studies").status_code == 403
+
+
+def test_rule_login_pages_through_many_studies(site, tagged):
+    from authsvc import portal
+    for n in range(portal.RULE_PAGE_SIZE + 3):
+        data = fake_study(f"PX-{n}", f"x{n}", name="MUÑOZ^INÉS", values={REF: ["RIOS^CARMEN"]})
+        ingest.store_study(data["study_orthanc_id"], data)
+    c = client_as(site, "en", login="dra-rios", password=tagged["rule_pw"])
+    first = c.get("/portal").get_data(as_text=True)
+    assert first.count('<li class="study"') == portal.RULE_PAGE_SIZE and 'id="next-page"' in first
+    second = c.get("/portal?page=2").get_data(as_text=True)
+    assert second.count('<li class="study"') == 5 and 'id="previous-page"' in second
+    assert 'id="next-page"' not in second and tagged["a"] not in first + second
+
+
+def test_share_holder_sees_only_the_shared_study(site, tagged):
+    patient = client_as(site, patient_id="P-1", password=tagged["pw_a"])
+    created = patient.post("/api/shares", json={"study": tagged["r1"], "days": 3}).json
+    holder = client_as(site, share=share_secret(created))
+    page = holder.get("/portal").get_data(as_text=True)
+    assert "<h1>Estudios compartidos con usted</h1>" in page
+    assert "Compartido por NÚÑEZ, JOSÉ hasta el" in page and "NÚÑEZ, JOSÉ" in page
+    assert tagged["r1"] in page and tagged["a"] not in page and tagged["r3"] not in page
+    # Read-only: nothing to share, no form.
+    assert 'id="sharing"' not in page and "share-study" not in page
+    assert holder.get(f"/portal/studies/{tagged['r1']}").status_code == 200
+    for study in ("a", "b", "r3"):  # a: the same patient's other study
+        assert holder.get(f"/portal/studies/{tagged[study]}").status_code == 404
+        assert holder.get(f"/portal/api/studies/{tagged[study]}/series").status_code == 404
+    assert holder.get("/portal/api/shares").status_code == 403
+    assert holder.post("/api/shares", json={}).status_code == 403
+    # Revoked: the holder's session is over at once.
+    assert patient.post(f"/api/shares/{created['id']}/revoke", json={}).status_code == 200
+    r = holder.get("/portal")
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+    assert client_as(site).post("/api/login", json={"share": share_secret(created)}).status_code == 401
+
+
+def test_share_of_all_studies_never_reaches_another_patient(site, tagged):
+    patient = client_as(site, patient_id="P-1", password=tagged["pw_a"])
+    holder = client_as(site, "en", share=share_secret(patient.post("/api/shares", json={}).json))
+    page = holder.get("/portal").get_data(as_text=True)
+    assert "Studies shared with you" in page
+    assert tagged["a"] in page and tagged["r1"] in page
+    assert tagged["b"] not in page and tagged["r3"] not in page
+    assert holder.get(f"/portal/studies/{tagged['r3']}").status_code == 404
+
+
+def test_patient_manages_shares_from_the_portal(site, tagged):
+    c = client_as(site, patient_id="P-1", password=tagged["pw_a"])
+    page = c.get("/portal").get_data(as_text=True)
+    assert 'id="sharing"' in page and "portal.js" in page
+    assert 'id="share-days"' in page and 'value="7"' in page and 'max="30"' in page
+    assert "De 1 a 30 días." in page and "Todos mis estudios, también los futuros" in page
+    assert f'<option value="{tagged["r1"]}">RODILLA · 1 ene 2026</option>' in page
+    assert page.count('class="secondary share-study"') == 2
+    assert c.get("/portal/api/shares").json == {"shares": []}
+    everything = c.post("/api/shares", json={"days": 3}).json
+    one = c.post("/api/shares", json={"study": tagged["r1"]}).json
+    rows = c.get("/portal/api/shares").json["shares"]
+    assert [r["id"] for r in rows] == [one["id"], everything["id"]]  # newest first
+    assert rows[0]["what"] == "RODILLA · 1 ene 2026" and rows[0]["study"] == tagged["r1"]
+    assert rows[1]["what"] == "Todos sus estudios" and rows[1]["study"] is None
+    # Dates in the page's language: "5 ene 2026, 14:05".
+    import re
+    assert re.fullmatch(r"\d{1,2} \w{3,4}\.? \d{4}, \d{1,2}:\d{2}", rows[1]["expires"]), rows[1]["expires"]
+    assert rows[1]["revoke_url"] == f"/api/shares/{everything['id']}/revoke"
+    en = client_as(site, "en", patient_id="P-1", password=tagged["pw_a"])
+    row = en.get("/portal/api/shares").json["shares"][1]
+    assert row["what"] == "All your studies"
+    assert re.fullmatch(r"\w{3} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s[AP]M", row["expires"]), row["expires"]
+    # Revoked: gone from the list. Another patient's share: not theirs to see or revoke.
+    assert c.post(rows[1]["revoke_url"], json={}).status_code == 200
+    assert [r["id"] for r in c.get("/portal/api/shares").json["shares"]] == [one["id"]]
+    other = client_as(site, patient_id="P-2", password=tagged["pw_b"])
+    assert other.get("/portal/api/shares").json == {"shares": []}
+    assert other.post(f"/api/shares/{one['id']}/revoke", json={}).status_code == 404
+    assert client_as(site).get("/portal/api/shares").status_code == 401
+
+
+def test_share_days_come_from_the_settings(tmp_path):
+    app = make_app(tmp_path, SHARE_DEFAULT_DAYS=5, SHARE_MAX_DAYS=10)
+    try:
+        data = fake_study("P-5", "5")
+        pw = ingest.store_study(data["study_orthanc_id"], data)
+        page = client_as(app, "en", patient_id="P-5", password=pw).get("/portal").get_data(as_text=True)
+        assert 'value="5"' in page and 'max="10"' in page and "From 1 to 10 days." in page
+        assert "Choose a number of days from 1 to 10." in page  # the message of a refused number
+    finally:
+        database.close()
+
+
+def test_staff_see_rule_logins_of_each_study(site, tagged):
+    c = staff_client(site, "rad")
+    assert dashboard_row(c, tagged["r1"])["rule_logins"] == ["dra-rios"]
+    assert dashboard_row(c, tagged["r3"])["rule_logins"] == ["dra-rios"]
+    assert dashboard_row(c, tagged["a"])["rule_logins"] == []
+    page = c.get("/staff").get_data(as_text=True)
+    assert "Médicos / instituciones" in page and 'id="rules-error"' not in page
+    page = c.get("/staff/rules").get_data(as_text=True)
+    assert "rules.js" in page and 'id="rules-file-error"' in page and "make rule-password" in page
+    assert 'aria-current="page"' in page
+
+
+def test_staff_list_and_revoke_shares(site, tagged):
+    patient = client_as(site, patient_id="P-1", password=tagged["pw_a"])
+    created = patient.post("/api/shares", json={"study": tagged["r1"]}).json
+    holder = client_as(site, share=share_secret(created))
+    c = staff_client(site)
+    rows = c.get("/staff/api/shares").json["shares"]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["patient_id"] == "P-1" and row["patient_name"] == "NÚÑEZ, JOSÉ"
+    assert row["what"] == "RODILLA · 1 ene 2026" and row["state_text"] == "Activo" and row["active"]
+    assert [r["id"] for r in c.get("/staff/api/shares?q=nunez").json["shares"]] == [created["id"]]
+    assert c.get("/staff/api/shares?q=P-2").json["shares"] == []
+    assert c.post(row["revoke_url"], json={}).status_code == 200
+    assert holder.get("/api/session").status_code == 401
+    assert c.get("/staff/api/shares").json["shares"] == []
+    ended = c.get("/staff/api/shares?all=1").json["shares"]
+    assert [r["state"] for r in ended] == ["revoked"] and not ended[0]["active"]
+    assert ended[0]["state_text"].startswith("Revocado el ") and ended[0]["state_text"].endswith(" por admin")
+    page = c.get("/staff/shares").get_data(as_text=True)
+    assert "shares.js" in page and "Mostrar también los enlaces terminados" in page
+
+
+def test_rules_file_error_is_prominent_for_staff(site, tagged):
+    with open(site.config["RULES_FILE"], "w") as fh:
+        fh.write('{"logins": [ nonsense')
+    c = staff_client(site, lang="en")
+    page = c.get("/staff").get_data(as_text=True)
+    assert 'id="rules-error"' in page and "every physician and institution login is disabled" in page
+    assert "not valid JSON" in page
+    assert client_as(site).post("/api/login", json={"login": "dra-rios",
+                                                    "password": tagged["rule_pw"]}).status_code == 401

@@ -4,9 +4,16 @@ test appear without reloading, prints its slip, whose QR code decodes to the
 expected URL; a phone opens that URL, logs in with one tap, sees exactly the
 patient's studies, views an image, downloads the ZIP, logs out, and the back
 button shows nothing. In Spanish (no English string from the app) and in
-English. Screenshots are kept; their folder is printed at the end."""
+English. Then issue 4's pages: a physician logs in from the splash and sees
+exactly the studies their rule matches (not another study of the same
+patient); a patient shares a study from a phone, a fresh browser opens the
+link and sees only that study, the patient revokes it and the link then opens
+nothing; staff see which rule logins see each study, the shares (and revoke
+one) and the rules. Screenshots are kept; their folder is printed at the end."""
 
+import json
 import re
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -19,8 +26,10 @@ from selenium.webdriver.support.ui import Select
 
 import chromium
 from chromium import decode_qr, fetch_status, image_spread, pdf_page_size_mm, pdf_pages, wait
-from conftest import ADMIN_PASSWORD, Browser, wait_for
-from dicom_samples import recorded, send_patient
+from authsvc.cli import set_rule_password
+from authsvc.rules import strip_comments
+from conftest import ADMIN_PASSWORD, DECISION_CACHE_SECONDS, Browser, wait_for
+from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, send_patient, storescu, write_study
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "authsvc" / "translations" / "es" / "LC_MESSAGES" / "messages.po"
@@ -364,3 +373,294 @@ def test_staff_logout_is_real(world, staff):
     staff.back()
     wait(staff, lambda d: d.current_url.endswith("/staff/login"), what="the staff login")
     assert "NÚÑEZ" not in staff.page_source
+
+
+# -- issue 4: physicians and institutions, shares ------------------------------
+
+def add_rule_login(stack, entry):
+    """Add one login to the stack's rules file, keeping the others (other test
+    modules share the stack and may have theirs there)."""
+    path = stack.data_dir / "rules.json"
+    try:
+        data = json.loads(strip_comments(path.read_text(encoding="utf-8")) or "{}")
+        logins = [e for e in data.get("logins", []) if e.get("login") != entry["login"]]
+    except (OSError, ValueError, AttributeError):
+        logins = []
+    path.write_text("// written by tests/test_pages_browser.py\n"
+                    + json.dumps({"logins": logins + [entry]}, ensure_ascii=False, indent=1),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tagged(stack, orthanc, admin, world):
+    """Patient M with two studies: RODILLA, referred by Dra. Ríos, and CONTROL,
+    referred by someone else; patient T with ABDOMEN, read by Dra. Ríos among
+    others (a multi-valued tag, in ISO_IR 100). Her rule login, made for this
+    module (a unique middle name), sees RODILLA and ABDOMEN only."""
+    suffix = world["suffix"]
+    doctor = f"RÍOS^CARMEN^{suffix.upper()}"
+    specs = {
+        "S1": StudySpec(f"PM-{suffix}", "MÁRQUEZ^LUCÍA", description="RODILLA",
+                        tags={"ReferringPhysicianName": doctor}, series=[SeriesSpec("CT", 2)]),
+        "S2": StudySpec(f"PM-{suffix}", "MÁRQUEZ^LUCÍA", description="CONTROL", study_date="20261001",
+                        tags={"ReferringPhysicianName": "OTRO^MEDICO"}, series=[SeriesSpec("MR", 2)]),
+        "S3": StudySpec(f"PT-{suffix}", "TORRES^PEDRO", charset="ISO_IR 100", description="ABDOMEN",
+                        tags={"NameOfPhysiciansReadingStudy": ["PEREZ^JUAN", doctor]},
+                        series=[SeriesSpec("CT", 2)]),
+    }
+    studies = {}
+    for key, spec in specs.items():
+        written = write_study(spec, world["tmp"] / f"tagged-{key}")
+        result = storescu(written.files, stack.site["dicom_port"])
+        assert result.returncode == 0, result.stderr
+        study = lookup(orthanc, written.study_uid)
+        studies[key] = {"study": study, "pid": spec.patient_id,
+                        "instance": lookup(orthanc, written.sop_uids[0]),
+                        "patient": orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"]}
+    for s in studies.values():
+        wait_for(lambda: recorded(admin, s["study"]), 30, what="study recorded")
+    login = f"dra-rios-{suffix}"
+    value = f"Rios^Carmen^{suffix}"  # no accents, another case: still her
+    rules_path = add_rule_login(stack, {
+        "login": login, "description": "Dra. Carmen Ríos",
+        "rules": [{"tag": "ReferringPhysicianName", "value": value},
+                  {"tag": "NameOfPhysiciansReadingStudy", "value": value}]})
+    password = set_rule_password(str(stack.data_dir / "rule-passwords.json"), str(rules_path), login)
+    return dict(studies, login=login, password=password, rules_path=rules_path)
+
+
+def cards(driver):
+    return [c.get_attribute("data-study") for c in driver.find_elements(By.CSS_SELECTOR, "#studies li.study")]
+
+
+def wait_image(driver):
+    wait(driver, lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"), what="an image")
+    assert image_spread(driver, "frame") > 30, "the image is blank"
+
+
+def test_physician_logs_in_and_sees_exactly_their_studies(world, tagged, shots):
+    s1, s2, s3 = tagged["S1"], tagged["S2"], tagged["S3"]
+    phone = patient_phone("es")
+    try:
+        phone.get(world["base"] + "/")
+        assert not phone.find_element(By.ID, "rule-name").is_displayed()
+        toggle = phone.find_element(By.ID, "physician-toggle")
+        assert toggle.text == "¿Es médico o institución?"
+        toggle.click()
+        wait(phone, lambda d: d.find_element(By.ID, "rule-name").is_displayed(), what="the physician's form")
+        assert_no_english(phone)
+        phone.save_screenshot(str(shots / "09-physician-login-es.png"))
+        # A capital typed on a phone is forgiven (logins are lower case).
+        phone.find_element(By.ID, "rule-name").send_keys(tagged["login"].capitalize())
+        phone.find_element(By.ID, "rule-password").send_keys("wrong-wrong-wrong" + Keys.ENTER)
+        wait(phone, lambda d: d.find_element(By.ID, "rule-message").text == "Nombre de usuario o contraseña incorrectos.",
+             what="the wrong-password message")
+        phone.find_element(By.ID, "rule-password").clear()
+        phone.find_element(By.ID, "rule-password").send_keys(tagged["password"] + Keys.ENTER)
+        wait(phone, lambda d: d.current_url.endswith("/portal"), what="the portal")
+        assert phone.find_element(By.TAG_NAME, "h1").text == "Estudios que puede ver"
+        # Exactly the studies naming her: not CONTROL, the same patient's other study.
+        assert sorted(cards(phone)) == sorted([s1["study"], s3["study"]])
+        assert s2["study"] not in phone.page_source and "CONTROL" not in phone.page_source
+        text = phone.find_element(By.ID, "studies").text
+        assert "MÁRQUEZ, LUCÍA" in text and s1["pid"] in text  # whose study it is
+        assert "TORRES, PEDRO" in text and s3["pid"] in text
+        assert not phone.find_elements(By.ID, "sharing") and not phone.find_elements(By.CSS_SELECTOR, ".share-study")
+        wait(phone, lambda d: d.execute_script(
+            "return [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
+            what="the thumbnails")
+        assert_no_english(phone)
+        phone.save_screenshot(str(shots / "10-physician-portal-es.png"))
+        assert fetch_status(phone, f"/orthanc/studies/{s1['study']}") == 200
+        for status, url in ((403, f"/orthanc/studies/{s2['study']}"),
+                            (403, f"/orthanc/instances/{s2['instance']}/preview"),
+                            (403, f"/orthanc/patients/{s1['patient']}"),
+                            (404, f"/portal/api/studies/{s2['study']}/series")):
+            assert fetch_status(phone, url) == status, url
+        phone.get(world["base"] + "/portal/studies/" + s2["study"])
+        assert "no es uno de los suyos" in phone.page_source and "CONTROL" not in phone.page_source
+        # The viewer of one of hers: whose it is, and an image.
+        phone.get(world["base"] + "/portal/studies/" + s3["study"])
+        wait_image(phone)
+        assert "TORRES, PEDRO" in phone.find_element(By.ID, "viewer-patient").text
+        assert_no_english(phone)
+        phone.find_element(By.ID, "logout").click()
+        wait(phone, lambda d: d.current_url.rstrip("/") == world["base"], what="the splash")
+        assert fetch_status(phone, "/api/session") == 401
+    finally:
+        phone.quit()
+
+
+def test_patient_shares_a_study_then_revokes_it(world, tagged, admin, shots):
+    s1, s2 = tagged["S1"], tagged["S2"]
+    password = admin.post(f"/api/patients/{s1['pid']}/credentials", json={}).json()["password"]
+    phone = patient_phone("es")
+    holder = None
+    try:
+        phone.get(f"{world['base']}/#id={s1['pid']}&pw={password}")
+        phone.find_element(By.ID, "login-button").click()
+        wait(phone, lambda d: d.current_url.endswith("/portal"), what="the portal")
+        assert sorted(cards(phone)) == sorted([s1["study"], s2["study"]])
+        # "Share" on RODILLA's card picks it in the form; three days.
+        phone.find_element(By.CSS_SELECTOR, f'li.study[data-study="{s1["study"]}"] button.share-study').click()
+        assert Select(phone.find_element(By.ID, "share-study")).first_selected_option.get_attribute("value") == s1["study"]
+        days = phone.find_element(By.ID, "share-days")
+        assert days.get_attribute("value") == "7" and days.get_attribute("max") == "30"
+        days.clear()
+        days.send_keys("3")
+        assert_no_english(phone)
+        phone.save_screenshot(str(shots / "11-phone-share-form-es.png"))
+        phone.find_element(By.ID, "share-create").click()
+        result = wait(phone, lambda d: d.find_element(By.ID, "share-result").is_displayed()
+                      and d.find_element(By.ID, "share-result"), what="the new link")
+        link = phone.find_element(By.ID, "share-url").get_attribute("value")
+        assert link.startswith(world["base"] + "/#share=") and len(link.split("#share=")[1]) >= 32
+        assert "RODILLA" in result.text and "hasta el" in result.text
+        qr = phone.find_element(By.ID, "share-qr")
+        wait(phone, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", qr),
+             what="the QR code")
+        phone.execute_script("arguments[0].scrollIntoView({block: 'center'})", qr)
+        assert decode_qr(qr.screenshot_as_png) == [link]
+        phone.find_element(By.ID, "share-copy").click()
+        wait(phone, lambda d: d.find_element(By.ID, "share-copied").text in ("Enlace copiado.",
+                                                                              "Seleccione el enlace y cópielo."),
+             what="the copy's result")
+        items = phone.find_elements(By.CSS_SELECTOR, "#share-list li.share")
+        assert [i.get_attribute("data-study") for i in items] == [s1["study"]]
+        assert "RODILLA" in items[0].text and "Hasta el" in items[0].text
+        assert_no_english(phone)
+        phone.execute_script("document.getElementById('share-result').scrollIntoView()")
+        phone.save_screenshot(str(shots / "12-phone-share-created-es.png"))
+
+        # A fresh browser opens the link: logged in at once, that study only.
+        holder = patient_phone("es")
+        holder.get(link)
+        wait(holder, lambda d: d.current_url.endswith("/portal"), what="the shared studies")
+        assert cards(holder) == [s1["study"]]
+        assert holder.find_element(By.TAG_NAME, "h1").text == "Estudios compartidos con usted"
+        assert "MÁRQUEZ, LUCÍA" in holder.find_element(By.ID, "shared-by").text
+        assert "CONTROL" not in holder.page_source and s2["study"] not in holder.page_source
+        assert not holder.find_elements(By.ID, "sharing") and not holder.find_elements(By.CSS_SELECTOR, ".share-study")
+        assert "#share=" not in holder.current_url  # the secret left the address bar
+        assert_no_english(holder)
+        holder.save_screenshot(str(shots / "13-share-holder-es.png"))
+        image = f"/orthanc/instances/{s1['instance']}/preview"
+        assert fetch_status(holder, image) == 200
+        for status, url in ((403, f"/orthanc/studies/{s2['study']}"), (403, f"/orthanc/patients/{s1['patient']}"),
+                            (404, f"/portal/api/studies/{s2['study']}/series")):
+            assert fetch_status(holder, url) == status, url
+        holder.find_element(By.CSS_SELECTOR, "a.view").click()
+        wait_image(holder)
+
+        # The patient revokes it, after a warning.
+        phone.find_element(By.CSS_SELECTOR, "#share-list li.share button.revoke").click()
+        alert = wait(phone, lambda d: d.switch_to.alert, what="the warning")
+        assert "¿Revocar el enlace a RODILLA" in alert.text
+        alert.accept()
+        revoked_at = time.monotonic()
+        wait(phone, lambda d: not d.find_elements(By.CSS_SELECTOR, "#share-list li.share")
+             and d.find_element(By.ID, "share-none").is_displayed(), what="no active links")
+        assert not phone.find_element(By.ID, "share-result").is_displayed()
+        # The holder: the API at once, Orthanc's images within the decision cache.
+        assert fetch_status(holder, "/api/session") == 401
+        wait(holder, lambda d: fetch_status(d, image) == 403, timeout=DECISION_CACHE_SECONDS + 5,
+             interval=0.25, what="the image refused")
+        assert time.monotonic() - revoked_at <= DECISION_CACHE_SECONDS + 2
+        assert fetch_status(holder, f"/orthanc/studies/{s1['study']}") == 403
+        holder.get(world["base"] + "/portal")
+        wait(holder, lambda d: d.current_url.rstrip("/") == world["base"], what="back at the splash")
+        assert "RODILLA" not in holder.page_source
+        # The link itself now says why it opens nothing.
+        holder.get("about:blank")
+        holder.get(link)
+        wait(holder, lambda d: d.find_element(By.ID, "share-message").text ==
+             "Este enlace no funciona: venció, el paciente lo revocó o está incompleto. "
+             "Pida uno nuevo a quien se lo envió.",
+             what="the message of a revoked link")
+        assert not holder.find_element(By.ID, "login").is_displayed()
+        assert_no_english(holder)
+        holder.save_screenshot(str(shots / "14-share-link-revoked-es.png"))
+    finally:
+        phone.quit()
+        if holder:
+            holder.quit()
+
+
+def test_bad_share_link_message_in_english(world):
+    phone = patient_phone("en-US")
+    try:
+        phone.get(world["base"] + "/#share=" + "x" * 32)
+        wait(phone, lambda d: d.find_element(By.ID, "share-message").text.startswith("This link does not work"),
+             what="the message of a bad link")
+        phone.find_element(By.ID, "share-leave").click()  # back to the ordinary logins
+        wait(phone, lambda d: d.find_element(By.ID, "login").is_displayed(), what="the patient's form")
+    finally:
+        phone.quit()
+
+
+def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, staff, shots):
+    s1, s2 = tagged["S1"], tagged["S2"]
+    staff_login(staff, world["base"])
+    search = staff.find_element(By.ID, "q")
+    search.send_keys(s1["pid"])
+    wait(staff, lambda d: sorted(r.get_attribute("data-study") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr"))
+         == sorted([s1["study"], s2["study"]]), what="patient M's two studies")
+    logins = lambda study: row(staff, study).find_element(By.CSS_SELECTOR, ".rule-logins").text
+    assert tagged["login"] in logins(s1["study"]).split(", ")
+    assert tagged["login"] not in logins(s2["study"])
+    assert_no_english(staff)
+    staff.save_screenshot(str(shots / "15-dashboard-rule-logins-es.png"))
+
+    # A share of all of M's studies, made by the patient through the API.
+    password = admin.post(f"/api/patients/{s1['pid']}/credentials", json={}).json()["password"]
+    patient = Browser(world["base"])
+    assert patient.login(patient_id=s1["pid"], password=password).status_code == 200
+    share = patient.post("/api/shares", json={"days": 2}).json()
+    holder = Browser(world["base"])
+    assert holder.login(share=share["url"].split("#share=")[1]).status_code == 200
+    staff.find_element(By.ID, "nav-shares").click()
+    wait(staff, lambda d: d.current_url.endswith("/staff/shares"), what="the shares page")
+    share_row = lambda d: d.find_element(By.CSS_SELECTOR, f'#rows tr[data-share="{share["id"]}"]')
+    text = wait(staff, share_row, what="the new share").text
+    assert "MÁRQUEZ, LUCÍA" in text and s1["pid"] in text and "Todos los estudios del paciente" in text
+    assert "Activo" in text
+    assert_no_english(staff)
+    staff.save_screenshot(str(shots / "16-staff-shares-es.png"))
+    share_row(staff).find_element(By.CSS_SELECTOR, "button.revoke").click()
+    alert = wait(staff, lambda d: d.switch_to.alert, what="the warning")
+    assert "MÁRQUEZ, LUCÍA" in alert.text
+    alert.accept()
+    wait(staff, lambda d: not d.find_elements(By.CSS_SELECTOR, f'#rows tr[data-share="{share["id"]}"]'),
+         what="the share gone from the active ones")
+    assert holder.get("/api/session").status_code == 401
+    staff.find_element(By.ID, "show-all").click()
+    text = wait(staff, share_row, what="the ended share").text
+    assert "Revocado el" in text and "por admin" in text
+
+    # The rules as applied, read-only; a broken rules file is said loud.
+    staff.find_element(By.ID, "nav-rules").click()
+    rule_row = lambda d: d.find_element(By.CSS_SELECTOR, f'#rows tr[data-login="{tagged["login"]}"]')
+    text = wait(staff, rule_row, what="her rule login").text
+    assert "Dra. Carmen Ríos" in text and "ReferringPhysicianName (0008,0090)" in text
+    assert "NameOfPhysiciansReadingStudy (0008,1060)" in text and "Puede entrar" in text
+    assert rule_row(staff).find_element(By.CSS_SELECTOR, ".study-count").text == "2"
+    assert not staff.find_element(By.ID, "rules-file-error").is_displayed()
+    assert_no_english(staff)
+    staff.save_screenshot(str(shots / "17-staff-rules-es.png"))
+    path = tagged["rules_path"]
+    good = path.read_text(encoding="utf-8")
+    try:
+        path.write_text('{"logins": [ broken', encoding="utf-8")
+        staff.refresh()
+        box = wait(staff, lambda d: d.find_element(By.ID, "rules-file-error").is_displayed()
+                   and d.find_element(By.ID, "rules-file-error"), what="the rules file's error")
+        assert "están desactivados" in box.text and "not valid JSON" in box.text
+        assert "Desactivado" in rule_row(staff).text
+        staff.save_screenshot(str(shots / "18-staff-rules-error-es.png"))
+        staff.find_element(By.ID, "nav-shares").click()  # every staff page says it
+        wait(staff, lambda d: d.find_element(By.ID, "rules-error").is_displayed(), what="the banner")
+    finally:
+        path.write_text(good, encoding="utf-8")
+    staff.get(world["base"] + "/staff/rules")
+    wait(staff, lambda d: "Puede entrar" in rule_row(d).text, what="the login back")

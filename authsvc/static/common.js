@@ -36,11 +36,24 @@ async function postJson(url, body) {
 // The message to show for a failed call, in the page's language: the page's
 // own text for the error code, else (for the pages' own routes, which answer
 // in the request's language) the server's message, else a generic one.
-function errorText(result, serverTextIsTranslated) {
-  const m = pageMessages();
+// `messages` (optional) are a form's own texts, looked up before the page's.
+function errorText(result, serverTextIsTranslated, messages) {
+  const m = Object.assign({}, pageMessages(), messages || {});
   if (result.status === 0) return m.network;
   const code = result.data && result.data.error;
   if (code && m[code]) return m[code];
   if (serverTextIsTranslated && result.data && result.data.message) return result.data.message;
   return m.generic;
+}
+
+// An element with attributes ("text": its text, "class": its classes) and
+// children. Data from the server only ever becomes text, never markup.
+function h(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") e.textContent = v; else if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
 }

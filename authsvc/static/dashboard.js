@@ -1,6 +1,7 @@
 // The staff dashboard: asks for the studies every few seconds and redraws the
 // table only when something changed (keeping the keyboard focus), announces
 // new studies, and links each row to its slip, its viewer and a reissue.
+// Each row also names the rule logins (physicians, institutions) that see it.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const $ = (id) => document.getElementById(id);
@@ -44,7 +45,10 @@ document.addEventListener("DOMContentLoaded", () => {
         cell(m.labels.description, s.description),
         cell(m.labels.login, el("span", {class: "login state-" + s.login, text: s.login_text})),
         cell(m.labels.password, s.password
-          ? el("span", {class: "pw", text: s.password.join(" ")}) : "—"));
+          ? el("span", {class: "pw", text: s.password.join(" ")}) : "—"),
+        cell(m.labels.rule_logins, s.rule_logins.length
+          ? el("span", {class: "rule-logins", text: s.rule_logins.join(", ")})
+          : el("span", {class: "muted rule-logins", text: m.no_rule_logins})));
       const actions = el("div", {class: "row-actions"});
       if (s.login !== "none") {
         const select = el("select", {"aria-label": fill(m.slip_language, name), "data-key": "lang:" + s.orthanc_id,

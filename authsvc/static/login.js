@@ -1,33 +1,86 @@
-// The two login forms (patient, staff). The patient's form is filled from
-// the QR code's URL fragment (#id=...&pw=...), which never reaches a server
-// or its logs: one tap on "Log in" is then enough.
+// The login forms: patients, physicians and institutions (rule logins) and
+// staff, and the landing of a share's link.
+//
+// The slip's QR code opens PUBLIC_URL/#id=...&pw=...: the patient's form is
+// filled from the fragment, which never reaches a server or its logs, and one
+// tap on "Log in" is then enough.
+//
+// A share's link opens PUBLIC_URL/#share=<secret>: the page logs in with it at
+// once (the link was made for exactly that, and a share only ever reads), and
+// goes to the shared studies. If this browser already has a session, the
+// page asks first (one tap), because the share's session replaces it here.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
-  const form = document.getElementById("login");
-  const msg = document.getElementById("message");
-  const kind = form.dataset.kind;
-  if (kind === "patient") {
-    const frag = new URLSearchParams(location.hash.slice(1));
-    if (frag.get("id")) form.patient_id.value = frag.get("id");
-    if (frag.get("pw")) form.password.value = frag.get("pw");
+  const all = pageMessages();
+  const FIELDS = {patient: "patient_id", staff: "username", rule: "login"};
+
+  for (const form of document.querySelectorAll("form.login-form")) {
+    const kind = form.dataset.kind;
+    const field = form.elements[FIELDS[kind]];
+    const msg = form.querySelector(".message");
+    const button = form.querySelector("button[type=submit]");
+    const m = Object.assign({}, all, all[kind] || {});
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      let name = field.value.trim();
+      // Rule logins are lower case only (a-z 0-9 - _ .): a phone's capital is forgiven.
+      if (kind === "rule") name = name.toLowerCase();
+      const password = form.elements.password.value;
+      if (!name || !password) { msg.textContent = m.missing; return; }
+      button.disabled = true;
+      msg.textContent = "";
+      const result = await postJson("/api/login", {[FIELDS[kind]]: name, password});
+      button.disabled = false;
+      if (!result.ok) { msg.textContent = errorText(result, false, all[kind]); form.elements.password.focus(); return; }
+      form.elements.password.value = "";
+      // Replace this history entry: "back" from the studies must not return
+      // to a form filled with the password.
+      location.replace(form.dataset.next);
+    });
+  }
+
+  const frag = new URLSearchParams(location.hash.slice(1));
+  const patientForm = document.querySelector('form.login-form[data-kind="patient"]');
+  if (patientForm) {
+    if (frag.get("id")) patientForm.patient_id.value = frag.get("id");
+    if (frag.get("pw")) patientForm.password.value = frag.get("pw");
     if (frag.get("id") && frag.get("pw")) document.getElementById("login-button").focus();
   }
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const m = pageMessages();
-    const name = kind === "patient" ? form.patient_id.value.trim() : form.username.value.trim();
-    const password = form.password.value;
-    if (!name || !password) { msg.textContent = m.missing; return; }
-    const body = kind === "patient" ? {patient_id: name, password} : {username: name, password};
-    const button = document.getElementById("login-button");
-    button.disabled = true;
-    msg.textContent = "";
-    const result = await postJson("/api/login", body);
-    button.disabled = false;
-    if (!result.ok) { msg.textContent = errorText(result, false); form.password.focus(); return; }
-    form.password.value = "";
-    // Replace this history entry: "back" from the studies must not return
-    // to a form filled with the password.
-    location.replace(form.dataset.next);
-  });
+  const physician = document.getElementById("physician");
+  if (physician && location.hash === "#physician") {
+    physician.open = true;
+    document.getElementById("rule-name").focus();
+  }
+
+  const box = document.getElementById("share-box");
+  const secret = frag.get("share");
+  if (!box || secret === null) return;
+  const sm = Object.assign({}, all, all.share || {});
+  const status = document.getElementById("share-status");
+  const message = document.getElementById("share-message");
+  const open = document.getElementById("share-open");
+  box.hidden = false;
+  document.getElementById("logins").hidden = true;
+
+  async function openShare() {
+    open.disabled = true;
+    message.textContent = "";
+    status.textContent = sm.opening;
+    const result = await postJson("/api/login", {share: secret});
+    open.disabled = false;
+    status.textContent = "";
+    if (result.ok) { location.replace(box.dataset.next); return; }
+    message.textContent = errorText(result, false, all.share);
+    document.getElementById("share-ask").hidden = true;
+    // A network failure or a pause after failures may pass: offer to try again.
+    open.hidden = !(result.status === 0 || result.status === 429 || result.status >= 500);
+  }
+  open.addEventListener("click", openShare);
+  if (box.dataset.loggedIn) {
+    document.getElementById("share-ask").hidden = false;
+    open.hidden = false;
+    open.focus();
+  } else {
+    openShare();
+  }
 });
