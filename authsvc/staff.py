@@ -139,6 +139,28 @@ def users_page():
                        rules_error=rules_error())
 
 
+@bp.get("/staff/audit")
+def audit_page():
+    """Admins: the audit log with filters and a CSV export (GET /api/audit)."""
+    principal, response = staff_page(admin=True)
+    if response:
+        return response
+    return render_page("audit.html", events=audit_event_names(), rules_error=rules_error())
+
+
+def audit_event_names():
+    """Each audit event with its name in the page's language."""
+    names = {
+        "login": gettext("Login"), "login_failed": gettext("Failed login"),
+        "login_throttled": gettext("Login refused: too many attempts"), "logout": gettext("Logout"),
+        "password_issued": gettext("Password issued"), "password_printed": gettext("Slip printed"),
+        "rules_changed": gettext("Rules applied"), "rules_rejected": gettext("Rules file rejected"),
+        "share_created": gettext("Link shared"), "share_revoked": gettext("Shared link revoked"),
+        "study_access": gettext("Study opened"),
+    }
+    return [(event, names.get(event, event)) for event in audit.EVENTS]
+
+
 # -- JSON routes of the dashboard -----------------------------------------
 
 @bp.get("/staff/api/studies")

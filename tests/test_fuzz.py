@@ -117,3 +117,39 @@ def test_rule_values_either_compile_or_say_why(tag, value, candidate):
     except ValueError:
         return
     assert isinstance(matcher.matches(candidate), bool)
+
+
+STAFF_FIELDS = ["username", "password", "role", "generate", "active", "password_set_at",
+                "language", "q", "all"]
+
+
+@pytest.fixture
+def staff_client(fuzz_app):
+    from authsvc.cli import ensure_admin
+    ensure_admin("admin", "admin password long enough")
+    c = fuzz_app.test_client()
+    assert c.post("/api/login", json={"username": "admin",
+                                      "password": "admin password long enough"}).status_code == 200
+    return c
+
+
+@SETTINGS
+@given(body=st.dictionaries(st.sampled_from(STAFF_FIELDS) | st.text(max_size=8), json_values,
+                            max_size=5),
+       who=st.text(max_size=30))
+def test_pages_forms_with_any_json(fuzz_app, staff_client, body, who):
+    """The pages' writes (staff accounts, slip printed, reissue, logout) and
+    their reads, as an admin, a patient and nobody."""
+    patient = fuzz_app.test_client()
+    for client in (staff_client, patient):
+        for path in ("/staff/api/users", "/staff/api/users/1", "/staff/api/users/999",
+                     f"/staff/api/patients/{quote(who, safe='')}/printed",
+                     f"/staff/api/patients/{quote(who, safe='')}/reissue",
+                     "/staff/api/patients/P-1/printed"):
+            no_5xx(client.post(path, json=body))
+        for path in ("/staff/api/studies", "/staff/api/shares", "/portal/api/shares",
+                     f"/portal/api/studies/{quote(who, safe='')}/series",
+                     f"/staff/slips/{quote(who, safe='')}", f"/portal/studies/{quote(who, safe='')}"):
+            no_5xx(client.get(path, query_string={k: str(v)[:20] for k, v in body.items()
+                                                  if isinstance(k, str)}))
+    no_5xx(patient.post("/logout", data={k: str(v) for k, v in body.items()}))

@@ -211,3 +211,17 @@ def test_login_always_issues_a_new_token(app, patient):
     first = attempt(c, patient["password"]).headers["Set-Cookie"].split(";")[0]
     second = attempt(c, patient["password"]).headers["Set-Cookie"].split(";")[0]
     assert first != second
+
+
+def test_audit_page_is_for_admins_only(app, patient):
+    admin = admin_client(app)
+    page = admin.get("/staff/audit?lang=es")
+    assert page.status_code == 200
+    assert "Registro de auditoría" in page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+    StaffUser.create(username="rad2", role="radiologist",
+                     password_hash=passwords.hash_password(ADMIN_PW, generated=False))
+    rad = app.test_client()
+    rad.post("/api/login", json={"username": "rad2", "password": ADMIN_PW})
+    assert rad.get("/staff/audit").status_code in (302, 303, 403)
+    assert app.test_client().get("/staff/audit").status_code in (302, 303)

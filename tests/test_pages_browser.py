@@ -664,3 +664,35 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
         path.write_text(good, encoding="utf-8")
     staff.get(world["base"] + "/staff/rules")
     wait(staff, lambda d: "Puede entrar" in rule_row(d).text, what="the login back")
+
+
+# -- issue 6: the audit log page -------------------------------------------------
+
+def test_admin_reads_and_filters_the_audit_log_in_spanish(world, shots):
+    from chromium import start
+    Browser(world["base"]).login(patient_id=f"NOBODY-{uuid.uuid4().hex[:6]}", password="x" * 12)
+    driver = start("es")
+    try:
+        staff_login(driver, world["base"])
+        driver.get(world["base"] + "/staff/audit")
+        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr[data-event]"),
+             what="audit rows")
+        events = {r.get_attribute("data-event")
+                  for r in driver.find_elements(By.CSS_SELECTOR, "#rows tr")}
+        assert "login" in events
+        assert driver.find_element(By.ID, "chain-broken").get_attribute("hidden") is not None
+        driver.save_screenshot(str(shots / "20-audit-es.png"))
+        # The entries' own text is recorded data (one language for the log);
+        # the page around it must be Spanish.
+        driver.execute_script("document.getElementById('rows').replaceChildren()")
+        assert_no_english(driver)
+        Select = __import__("selenium.webdriver.support.select", fromlist=["Select"]).Select
+        Select(driver.find_element(By.ID, "f-event")).select_by_value("login_failed")
+        driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+        wait(driver, lambda d: {r.get_attribute("data-event") for r in
+                                d.find_elements(By.CSS_SELECTOR, "#rows tr")} == {"login_failed"},
+             what="only failed logins")
+        assert "event=login_failed" in driver.find_element(By.ID, "csv").get_attribute("href")
+        assert "format=csv" in driver.find_element(By.ID, "csv").get_attribute("href")
+    finally:
+        driver.quit()

@@ -1,0 +1,48 @@
+// Admins: the audit log (GET /api/audit), filtered, with the same filters in
+// the CSV export's link.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const $ = (id) => document.getElementById(id);
+  const m = pageMessages();
+  const cfg = $("audit-data").dataset;
+
+  function query() {
+    const q = new URLSearchParams();
+    for (const name of ["event", "actor", "since", "until"]) {
+      const value = $("f-" + name).value.trim();
+      if (value) q.set(name, value);
+    }
+    return q;
+  }
+
+  async function load() {
+    const q = query();
+    const csv = new URLSearchParams(q);
+    csv.set("format", "csv");
+    $("csv").href = cfg.auditUrl + "?" + csv.toString();
+    let r;
+    try { r = await fetch(cfg.auditUrl + "?" + q.toString(), {credentials: "same-origin"}); }
+    catch (e) { $("message").textContent = m.network; return; }
+    if (r.status === 401 || r.status === 403) { location.replace(cfg.loginUrl); return; }
+    if (r.status === 400) { $("message").textContent = m.bad_filter; return; }
+    if (!r.ok) { $("message").textContent = m.generic; return; }
+    $("message").textContent = "";
+    const data = await r.json();
+    $("chain-broken").hidden = data.chain_ok;
+    $("chain-broken-at").textContent = data.chain_broken_at || "";
+    const body = document.createDocumentFragment();
+    for (const e of data.events) {
+      const cell = (label, text) => h("td", {"data-label": label, text: text || "—"});
+      body.append(h("tr", {"data-event": e.event},
+        cell(m.labels.at, e.at.replace("T", " ").slice(0, 19)),
+        cell(m.labels.event, m.event_names[e.event] || e.event), cell(m.labels.actor, e.actor),
+        cell(m.labels.subject, e.subject), cell(m.labels.address, e.address),
+        cell(m.labels.detail, e.detail)));
+    }
+    $("rows").replaceChildren(body);
+    $("empty").hidden = data.events.length > 0;
+  }
+
+  $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
+  load();
+});
