@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 
 from .config import ConfigError, defaults, load_secrets
 from .db import database, is_sqlite, open_database
@@ -13,6 +14,11 @@ from .orthanc import OrthancClient
 from .proxy import TrustedProxyFix
 from .rules import RulesWatcher
 from .sessions import SessionStore
+
+
+class NoFlaskSession(SecureCookieSessionInterface):
+    def open_session(self, app, request):
+        return None  # Flask then hands out a null session that refuses writes
 
 
 @dataclass
@@ -46,6 +52,9 @@ def create_app(test_config=None):
     secrets = load_secrets(app.config)
     _check_secrets(secrets)
     app.config["SECRET_KEY"] = secrets["secret_key"]
+    # The service's sessions are its own (sessions.py); Flask's cookie session
+    # is never used, and opening it cost every request a serializer.
+    app.session_interface = NoFlaskSession()
 
     # nginx is the only client; trust its X-Forwarded-* (one hop), nobody else's.
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"])
@@ -87,6 +96,7 @@ def create_app(test_config=None):
             database.close()
 
     from . import api, errors, internal, pages, cli, sharing
+    app.wsgi_app = internal.LuaFilterEndpoint(app.wsgi_app, app, close_after=not keep_open)
     from . import webhook
     errors.register(app)
     app.register_blueprint(api.bp)

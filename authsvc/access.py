@@ -87,6 +87,11 @@ def _study_of_orthanc_id(level, orthanc_id):
     return fastsql.instance(Study, row) if row else None
 
 
+def _study_and_uid_query():
+    return (Study.select(*Study._meta.sorted_fields, Resource.uid).join(Resource)
+            .where((Resource.orthanc_id == "?") & (Resource.level == "?")))
+
+
 def _study_of_resource_query():
     return (Study.select(*Study._meta.sorted_fields).join(Resource)
             .where((Resource.orthanc_id == "?") & (Resource.level == "?")))
@@ -237,12 +242,12 @@ def _study_of_plugin_resource(level, orthanc_id, dicom_uid):
     """The recorded study holding this study, series or instance, provided the
     UID the plugin names with it (if any) is the one recorded for that ID."""
     if level == "study":
-        study = Study.get_or_none(Study.orthanc_id == orthanc_id)
+        study = _study_of_orthanc_id("studies", orthanc_id)
         uid = study.study_uid if study else ""
     else:
-        res = Resource.get_or_none((Resource.orthanc_id == orthanc_id)
-                                   & (Resource.level == level))
-        study, uid = (res.study, res.uid) if res else (None, "")
+        row = fastsql.fetch_one("study-and-uid-of-resource", _study_and_uid_query,
+                                orthanc_id, level)
+        study, uid = (fastsql.instance(Study, row[:-1]), row[-1]) if row else (None, "")
     # A body naming one resource's ID with another's UID is not a question
     # about one resource: refuse rather than guess which one was meant.
     if dicom_uid and dicom_uid != uid:
