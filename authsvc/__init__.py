@@ -4,7 +4,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
 from .config import ConfigError, defaults, load_secrets
@@ -80,11 +80,16 @@ def create_app(test_config=None):
         app.config["CHANGES_POLL_SECONDS"], before_pass=services.rules.check,
         reconcile_seconds=app.config["RECONCILE_SECONDS"])
 
+    from .web import refuse_nul_in_url
+    app.before_request(refuse_nul_in_url)
+
     @app.before_request
     def _connect():
         database.connect(reuse_if_open=True)
-        # Rules edited in their file apply from the next request on.
-        services.rules.check()
+        # Rules edited in their file apply from the next request on; the
+        # plugin's questions (like the Lua filter's) never wait for a sync.
+        services.rules.check(blocking=request.blueprint != "webhook",
+                             wake=services.ingest_worker.wake)
 
     keep_open = is_sqlite(app.config["DATABASE_URL"])
 

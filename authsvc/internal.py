@@ -71,7 +71,7 @@ class LuaFilterEndpoint:
         try:
             database.connect(reuse_if_open=True)
             try:
-                services.rules.check()
+                services.rules.check(blocking=False, wake=services.ingest_worker.wake)
                 decision = _decide(services, _read_question(environ))
             finally:
                 if self.close_after and not database.is_closed():

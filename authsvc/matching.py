@@ -123,10 +123,27 @@ class Matcher:
                        _wildcard_regex(folded.replace("^", " ")))
         return cls(tag, folded, is_pn)
 
-    @property
-    def exact(self):
-        """True when an equality lookup on the folded value finds every match."""
-        return self.regex is None and not self.is_person_name
+    def candidates(self):
+        """Every folded value this rule matches, when they are few enough to
+        look up in an index (no wildcard); None otherwise. For a person name,
+        its spellings with and without carets: "perez^juan", "perez juan",
+        and for a caret-less "perez juan" also "perez^juan"."""
+        if self.regex is not None:
+            return None
+        if not self.is_person_name:
+            return {self.pattern}
+        found = {self.pattern, self.pattern.replace("^", " ")}
+        if "^" not in self.pattern:
+            words = self.pattern.split(" ")
+            if len(words) <= 7:  # 2^6 ways to put carets between them
+                for mask in range(1 << (len(words) - 1)):
+                    joined = words[0]
+                    for i, word in enumerate(words[1:]):
+                        joined += ("^" if mask >> i & 1 else " ") + word
+                    found.add(joined)
+            else:
+                return None
+        return {v for v in found if self.matches_folded(v)}
 
     def matches_folded(self, folded_value):
         flat = self.is_person_name and ("^" not in folded_value or "^" not in self.pattern)

@@ -111,10 +111,11 @@ def _read(path):
 def studies_matching(matcher):
     """IDs of the studies with a recorded value the matcher accepts."""
     base = StudyTag.select(StudyTag.study).where(StudyTag.tag == matcher.tag)
-    if matcher.exact:
-        return {row.study_id for row in base.where(StudyTag.folded == matcher.pattern)}
-    # Wildcards and person names (written with or without carets): test each
-    # distinct value once (names repeat across studies).
+    candidates = matcher.candidates()
+    if candidates is not None:
+        # No wildcard: the few spellings it matches, looked up in the index.
+        return {row.study_id for row in base.where(StudyTag.folded.in_(sorted(candidates)))}
+    # Wildcards: test each distinct value once (names repeat across studies).
     values = [row.folded for row in StudyTag.select(StudyTag.folded).distinct()
               .where(StudyTag.tag == matcher.tag)]
     accepted = [v for v in values if matcher.matches_folded(v)]
@@ -234,9 +235,18 @@ class RulesWatcher:
                 sig.append(None)
         return tuple(sig)
 
-    def check(self):
+    def check(self, blocking=True, wake=None):
+        """Sync if the files changed. Access decisions pass blocking=False:
+        they must never wait for a sync (Orthanc's Lua lock is held meanwhile;
+        a thousand rules over 100k studies take seconds), so they only wake
+        the background worker (`wake`), which syncs at once, and decide with
+        the rules applied so far."""
         signature = self._signature()
         if signature == self._seen:
+            return
+        if not blocking:
+            if wake is not None:
+                wake.set()
             return
         with exclusive(self.lock_path):
             sync(self.rules_path, self.passwords_path)

@@ -46,7 +46,28 @@ def json_body():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "The body must be a JSON object.")
+    if _holds_nul(body):
+        raise ApiError(400, "bad_json", "The body holds a NUL character.")
     return body
+
+
+def _holds_nul(value):
+    """No text people type holds NUL, and PostgreSQL refuses it in a query:
+    refused as bad input here rather than failing deep inside."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def refuse_nul_in_url():
+    """Before every request: a NUL in the path or the query is bad input."""
+    if "\x00" in request.path or b"%00" in request.query_string.lower() \
+            or "\x00" in request.query_string.decode("latin-1"):
+        raise ApiError(400, "bad_request", "The address holds a NUL character.")
 
 
 def string_field(body, name, max_length=256):

@@ -210,3 +210,17 @@ def test_first_admin_once(app):
     assert generated and StaffUser.select().count() == 1
     assert passwords.verify(StaffUser.get().password_hash, generated, generated=False)
     assert ensure_admin("admin") is None
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", "/api/login", {"patient_id": "P\x00", "password": "x" * 12}),
+    ("POST", "/api/patients/P-1%00/credentials", {}),
+    ("GET", "/api/studies?q=%00", None),
+    ("GET", "/staff/slips/%00", None),
+    ("POST", "/staff/api/patients/%00/printed", {}),
+])
+def test_nul_characters_are_bad_input_not_a_crash(client, patient, method, path, body):
+    # PostgreSQL refuses NUL in text: found by fuzzing on PostgreSQL, where
+    # it used to end in a 500.
+    r = client.open(path, method=method, json=body)
+    assert r.status_code == 400

@@ -86,3 +86,15 @@ def test_recorded_tags_are_the_text_ones():
     assert is_recorded_tag("0009,1010")  # private: kept when short text
     assert not is_recorded_tag("0008,0020")  # StudyDate
     assert not is_recorded_tag("0020,000d")  # StudyInstanceUID
+
+
+@pytest.mark.parametrize("tag,rule,value", MATCH + NO_MATCH)
+def test_index_candidates_agree_with_matching(tag, rule, value):
+    """What the rules' indexed lookup finds is exactly what matching accepts."""
+    from authsvc.matching import fold_value, tag_vr
+    matcher = Matcher.compile(tag, rule)
+    candidates = matcher.candidates()
+    if candidates is None:
+        return  # wildcards: the value-by-value scan, which is `matches` itself
+    folded = fold_value(value, tag_vr(matcher.tag) == "PN")
+    assert (folded in candidates) == matcher.matches(value), (rule, value)

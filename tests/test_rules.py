@@ -262,3 +262,23 @@ def test_bad_share_secrets(app, studies):
     for secret in ["", "x", "y" * 32, "z" * 200]:
         r = app.test_client().post("/api/login", json={"share": secret})
         assert r.status_code in (400, 401)
+
+
+def test_decisions_never_wait_for_a_rules_sync(app, client, studies):
+    """A rules file saved while Orthanc asks: the Lua filter's question is
+    answered with the rules applied so far, and the background worker is woken
+    to apply the new ones (a sync can take seconds on a big archive)."""
+    import threading
+    pws = write_rules(app, LOGINS, ["hu"])
+    r = client.post("/api/login", json={"login": "hu", "password": pws["hu"]})
+    token = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    wake = threading.Event()
+    app.extensions["authsvc"].ingest_worker.wake = wake
+    write_rules(app, [dict(LOGINS[3], rules=[{"tag": "InstitutionName", "value": "elsewhere"}])])
+    ask = {"method": "GET", "uri": f"/studies/{studies['ids']['s1']}", "token": token}
+    r = app.test_client().post("/internal/authorize", json=ask, headers={"X-Authsvc-Secret": "i" * 40})
+    assert r.json["granted"] is True  # the old rules, not yet applied
+    assert wake.is_set()
+    app.extensions["authsvc"].rules.check()  # what the woken worker does
+    r = app.test_client().post("/internal/authorize", json=ask, headers={"X-Authsvc-Secret": "i" * 40})
+    assert r.json["granted"] is False
