@@ -44,12 +44,7 @@ def main(path):
         r = client.post("/internal/authorize", headers=headers,
                         json={"method": q[0], "uri": q[1], "token": q[2]})
         assert r.status_code == 200, r.status_code
-    part("whole request through Flask (test client, no HTTP)", whole, questions)
-
-    def connect_close(_):
-        database.connect(reuse_if_open=True)
-        database.close()
-    part("open + close the database connection (done per request)", connect_close, questions)
+    part("whole request (test client, no HTTP)", whole, questions)
 
     with app.app_context():
         database.connect(reuse_if_open=True)

@@ -384,14 +384,14 @@ def _b2_limits(b2):
     named = {k.split(" (")[0]: v for k, v in parts.items()}
     if parts:
         text += ("In-process, single-threaded, one decision takes "
-                 f"{named.get('whole request through Flask', 0):.0f} µs: opening and closing the "
-                 f"database connection on every request {named.get('open + close the database connection', 0):.0f} µs "
-                 "(a new SQLite connection and its PRAGMAs each time), the session lookup "
+                 f"{named.get('whole request', 0):.0f} µs through the WSGI stack (the Lua "
+                 "filter's endpoint is answered below Flask; each thread keeps its database "
+                 "connection): the session lookup "
                  f"{named.get('session lookup', 0):.0f} µs, the decision "
                  f"{named.get('decision', 0):.0f} µs, over "
-                 f"{bd.get('sql_statements_per_decision', 0)} SQL statements in all (session, "
-                 "its patient, the resource, its study, then every resource of the study for "
-                 "the grant's keys). ")
+                 f"{bd.get('sql_statements_per_decision', 0)} SQL statements in all (the "
+                 "session with its principal, and the study of the resource: two compiled "
+                 "queries; the grant's keys are cached per study). ")
     cats = {r["where"]: r["share"] for r in prof.get("by_category", [])}
     if cats:
         peewee = cats.get("peewee (query building, models)", 0)
