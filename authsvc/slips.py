@@ -14,13 +14,11 @@ and only a reissue gives a new slip.
 
 from urllib.parse import urlencode
 
-import qrcode
-import qrcode.image.svg
 from flask import Blueprint, current_app, render_template, request, url_for
 from flask_babel import force_locale, gettext
 from markupsafe import Markup
 
-from . import display
+from . import display, qr
 from .i18n import LANGUAGES
 from .models import Patient, Study
 from .staff import staff_page, login_state, slip_language
@@ -39,14 +37,7 @@ def qr_url(patient_id, password):
 
 def qr_svg(data):
     """The QR code as inline SVG (one path; no script, no text from the data)."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4,
-                         image_factory=qrcode.image.svg.SvgPathImage)
-    code.add_data(data)
-    code.make(fit=True)
-    svg = code.make_image().to_string(encoding="unicode")
-    svg = svg[svg.index("<svg"):]  # no XML declaration inside HTML
-    return Markup(svg.replace("<svg ", '<svg aria-hidden="true" focusable="false" '
-                              'shape-rendering="crispEdges" ', 1))
+    return Markup(qr.inline_svg(data))
 
 
 @bp.get("/staff/slips/<path:patient_id>")
