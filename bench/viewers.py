@@ -76,7 +76,8 @@ def main():
     import sys
     import tempfile
     from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    root = Path(__file__).resolve().parent.parent
+    sys.path[:0] = [str(root), str(root / "tests")]
     from load_world import prepared_world  # noqa: E402  (the tests' helper)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=20)
