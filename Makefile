@@ -56,31 +56,14 @@ rule-password: venv
 	@test -n "$(LOGIN)" || { echo "usage: make rule-password LOGIN=<login of data/rules.json>"; exit 2; }
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc rule-password "$(LOGIN)"
 
-# The in-process tests again on PostgreSQL (issue 5): Debian's server, run as a
-# throwaway cluster (initdb in a temporary folder, loopback only, a free port,
-# trust auth), with a role that creates one database per test; the cluster is
-# stopped and removed afterwards, whatever the tests say.
-# The whole suite: the service on PostgreSQL, and the real stack's Orthanc
-# with its index in PostgreSQL too (Debian's orthanc-postgresql).
+# The whole suite again on PostgreSQL (issue 5): the service on Debian's
+# server, run as a throwaway cluster by deploy/with-postgres, and the real
+# stack's Orthanc with its index in PostgreSQL too (Debian's orthanc-postgresql).
 PG_TESTS := tests
 .PHONY: test-postgres
 test-postgres: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) postgresql orthanc-postgresql"
-	@set -euo pipefail; \
-	bin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); \
-	dir=$$(mktemp -d /tmp/authsvc-pg.XXXXXX); \
-	as=(); if [ "$$(id -u)" = 0 ]; then chown postgres: "$$dir"; as=(runuser -u postgres --); fi; \
-	trap '"$${as[@]}" "$$bin/pg_ctl" -D "$$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$$dir"' EXIT; \
-	port=$$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	"$${as[@]}" "$$bin/initdb" -D "$$dir/data" -U postgres -A trust --no-sync >/dev/null; \
-	"$${as[@]}" "$$bin/pg_ctl" -D "$$dir/data" -l "$$dir/server.log" -w -s \
-	  -o "-c listen_addresses=127.0.0.1 -p $$port -k $$dir -c fsync=off -c synchronous_commit=off" start \
-	  || { cat "$$dir/server.log"; exit 1; }; \
-	"$${as[@]}" "$$bin/psql" -q -h 127.0.0.1 -p "$$port" -U postgres -d postgres \
-	  -c "CREATE ROLE authsvc LOGIN CREATEDB" -c "GRANT pg_signal_backend TO authsvc" \
-	  -c "CREATE DATABASE authsvc OWNER authsvc"; \
-	echo "PostgreSQL $$(basename $$(dirname $$bin)) on 127.0.0.1:$$port"; \
-	AUTHSVC_TEST_DATABASE_URL="postgresql://authsvc@127.0.0.1:$$port/authsvc" $(PY) -m pytest -v $(PG_TESTS)
+	deploy/with-postgres AUTHSVC_TEST_DATABASE_URL $(PY) -m pytest -v $(PG_TESTS)
 
 # An online, consistent copy of the service's database under data/backups/.
 backup: venv
@@ -91,8 +74,10 @@ restore: venv
 	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=<file>"; exit 2; }
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc restore "$(abspath $(BACKUP))"
 
-# The benchmarks of issue 7 (~4 min; BENCH_ARGS=--quick for ~1.5 min):
+# The benchmarks of issue 7 (~6 min; BENCH_ARGS=--quick for ~2 min):
 # bench/results/report.md and chart.png, figures printed with their targets.
-bench: deps venv
+# B2 runs on the project's SQLite and on a throwaway PostgreSQL.
+bench: venv
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) postgresql"
 	$(PY) -m pip install -q -e '.[test,bench]'
-	$(PY) bench/run.py $(BENCH_ARGS)
+	deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)

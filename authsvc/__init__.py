@@ -67,7 +67,8 @@ def create_app(test_config=None):
     app.extensions["authsvc"] = Services(
         secrets=secrets,
         sessions=SessionStore(secrets["secret_key"], app.config["SESSION_IDLE_MINUTES"],
-                              app.config["SESSION_MAX_HOURS"]),
+                              app.config["SESSION_MAX_HOURS"],
+                              app.config["SESSION_CACHE_SECONDS"]),
         orthanc=orthanc,
         ingest_worker=None,
         rules=RulesWatcher(os.path.abspath(app.config["RULES_FILE"]),
@@ -101,8 +102,14 @@ def create_app(test_config=None):
             database.close()
 
     from . import api, errors, internal, pages, cli, sharing
-    app.wsgi_app = internal.LuaFilterEndpoint(app.wsgi_app, app, close_after=not keep_open)
     from . import webhook
+    from .fastpath import DecisionEndpoints
+    # The two questions every Orthanc request waits for skip Flask entirely.
+    endpoints = DecisionEndpoints(app.wsgi_app, app, close_after=not keep_open)
+    endpoints.route(internal.AUTHORIZE_PATH, internal.lua_authorize)
+    for path in webhook.VALIDATE_PATHS:
+        endpoints.route(path, webhook.validate)
+    app.wsgi_app = endpoints
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(sharing.bp)

@@ -15,6 +15,7 @@ from .text import fold
 from . import audit, ingest, matching, rules, throttle
 from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
                      Share, StaffUser, Study, get_value, utcnow)
+from .sessions import forget_recent
 from .web import (current_principal, json_body, request_token, require_principal,
                   require_staff, services, string_field)
 
@@ -299,6 +300,7 @@ def end_session(session_id):
     json_body()
     if not Session.update(ended=True).where(Session.id == session_id).execute():
         raise ApiError(404, "no_such_session", "No such session.")
+    forget_recent()
     audit.record("logout", actor=principal.audit_name, subject=f"session #{session_id}",
                  address=request.remote_addr, detail="ended by an admin")
     return jsonify(ok=True)

@@ -14,7 +14,9 @@ import hashlib
 import json
 import logging
 
-from peewee import IntegrityError
+from contextlib import contextmanager
+
+from peewee import IntegrityError, SqliteDatabase
 
 from .db import database
 from .models import AuditEvent, StudyAccess, utcnow
@@ -32,13 +34,34 @@ def _digest(prev, at, event, actor, subject, address, detail):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# Any constant: the PostgreSQL advisory lock that makes appends take turns.
+_APPEND_LOCK = 0x617564_6974
+
+
+@contextmanager
+def _appending():
+    """A transaction in which appends take turns, across gunicorn's workers:
+    each entry hashes the one before it, so two appends reading the same
+    last entry would fork the chain. SQLite: BEGIN IMMEDIATE takes the write
+    lock before that read (a deferred transaction that read first could not
+    write once another had, and the entry was lost). PostgreSQL: an advisory
+    lock held until commit."""
+    if isinstance(database.obj, SqliteDatabase):
+        with database.atomic("IMMEDIATE"):
+            yield
+    else:
+        with database.atomic():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+            yield
+
+
 def record(event, actor="", subject="", address="", detail=""):
     """Append one entry. Never raises into the caller's request: an audit
     failure is logged loudly instead (the action itself already happened)."""
     if event not in EVENTS:
         raise ValueError(f"unknown audit event {event!r}")
     try:
-        with database.atomic():
+        with _appending():
             last = AuditEvent.select(AuditEvent.chain).order_by(AuditEvent.id.desc()).first()
             prev = last.chain if last else ""
             at = utcnow()

@@ -43,6 +43,10 @@ SETTINGS = [
     Setting("DECISION_CACHE_SECONDS", 5,
             "How long Orthanc's filter may reuse a grant; logout and revocation "
             "reach Orthanc routes within this time."),
+    Setting("SESSION_CACHE_SECONDS", 0.5,
+            "How long each service process may reuse a live session it looked up "
+            "for an access decision (0: never). Ending a session reaches Orthanc "
+            "within DECISION_CACHE_SECONDS plus this time."),
     Setting("CHANGES_POLL_SECONDS", 10,
             "How often the service reads Orthanc's /changes to catch up on "
             "studies it was not told about."),

@@ -26,6 +26,18 @@ def open_database(url):
         scheme, rest = url.split("://", 1)
         if "+pool" not in scheme:
             url = f"{scheme}+pool://{rest}"
-        db = connect(url, max_connections=32, stale_timeout=300)
+        db = connect(url, max_connections=32, stale_timeout=300,
+                     connection_factory=_postgres_connection_class())
     database.initialize(db)
     return db
+
+
+def _postgres_connection_class():
+    """psycopg2's connection, able to remember the statements it prepared
+    (authsvc/fastsql.py): the C class takes no attributes of its own."""
+    import psycopg2.extensions
+
+    class Connection(psycopg2.extensions.connection):
+        prepared = None
+
+    return Connection

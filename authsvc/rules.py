@@ -25,6 +25,7 @@ from .db import database
 from .locks import exclusive
 from .matching import Matcher, TagError
 from .models import Rule, RuleLogin, RuleMatch, Session, StudyTag, get_value, set_value
+from .sessions import forget_recent
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +183,15 @@ def sync(rules_path, passwords_path):
             RuleLogin.update(active=False).execute()
             set_value(DIGEST_KEY, digest)
             set_value(ERROR_KEY, f"{rules_path}: {exc}")
+            forget_recent()
             log.error("rules file rejected, every rule login is disabled until it is fixed: %s", exc)
             audit.record("rules_rejected", subject=os.path.basename(rules_path), detail=str(exc))
             return None
         changed = apply(specs, hashes)
         set_value(DIGEST_KEY, digest)
         set_value(ERROR_KEY, "")
+    # Logins disabled, removed or given a new password: decide afresh here.
+    forget_recent()
     for name, count in changed:
         log.info("rule login %s: rules applied, %d studies match", name, count)
         audit.record("rules_changed", subject=f"rule login {name}", detail=f"{count} studies match")

@@ -4,6 +4,7 @@ import datetime
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from peewee import JOIN
@@ -91,11 +92,26 @@ def _fetch_session(token_hash):
     return session
 
 
+# The decision paths' short memory of live sessions (see SessionStore.decide_as),
+# per process: token hash -> (monotonic deadline, principal, session's end).
+_recent = {}
+_RECENT_MAX = 5000
+
+
+def forget_recent():
+    """Something ended or narrowed access (logout, a session ended by an
+    admin, a rule login changed, a share revoked, staff disabled): this
+    process's decisions look at the database again at once. Other processes
+    catch up within SESSION_CACHE_SECONDS."""
+    _recent.clear()
+
+
 class SessionStore:
-    def __init__(self, secret_key, idle_minutes, max_hours):
+    def __init__(self, secret_key, idle_minutes, max_hours, cache_seconds=0.0):
         self._key = secret_key.encode() if isinstance(secret_key, str) else secret_key
         self.idle = datetime.timedelta(minutes=idle_minutes)
         self.max_age = datetime.timedelta(hours=max_hours)
+        self.cache_seconds = float(cache_seconds)
 
     def token_hash(self, token):
         return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
@@ -119,18 +135,44 @@ class SessionStore:
     def resolve(self, token):
         """The principal of a live session, or None. Unknown, ended, idle or
         expired sessions and malformed tokens all give None."""
+        return self._resolve(token)[0]
+
+    def decide_as(self, token):
+        """`resolve` for the access-decision endpoints, which answer a
+        viewer's hundreds of requests per study: a live session found in the
+        database is remembered for `cache_seconds` (SESSION_CACHE_SECONDS),
+        in this process, so that its next questions skip the lookup (a third
+        of a decision's statements). Its own end (idle or absolute) still
+        applies to the second. Ending it, here or elsewhere, reaches these
+        answers within that time; Orthanc's filter and the Authorization
+        plugin reuse each answer for DECISION_CACHE_SECONDS anyway."""
+        if not self.cache_seconds or not isinstance(token, str) or not 20 <= len(token) <= 128:
+            return self.resolve(token)
+        key = self.token_hash(token)
+        hit = _recent.get(key)
+        if hit is not None and hit[0] > time.monotonic() and utcnow() < hit[2]:
+            return hit[1]
+        principal, ends = self._resolve(token, key)
+        if principal is not None:
+            if len(_recent) >= _RECENT_MAX:
+                _recent.clear()
+            _recent[key] = (time.monotonic() + self.cache_seconds, principal, ends)
+        return principal
+
+    def _resolve(self, token, key=None):
+        """(principal, when the session ends if unused) or (None, None)."""
         if not isinstance(token, str) or not 20 <= len(token) <= 128:
-            return None
-        row = _fetch_session(self.token_hash(token))
+            return None, None
+        row = _fetch_session(key or self.token_hash(token))
         if row is None or row.ended:
-            return None
+            return None, None
         now = utcnow()
         if now >= row.expires_at or now - row.last_seen >= self.idle:
-            return None
+            return None, None
         principal = self._principal(row, now)
         if principal is not None and now - row.last_seen >= TOUCH_EVERY:
             Session.update(last_seen=now).where(Session.id == row.id).execute()
-        return principal
+        return principal, min(row.expires_at, row.last_seen + self.idle)
 
     @staticmethod
     def _principal(row, now):
@@ -157,6 +199,8 @@ class SessionStore:
         if isinstance(token, str) and token:
             (Session.update(ended=True)
              .where(Session.token_hash == self.token_hash(token)).execute())
+            forget_recent()
 
     def end_all_for_patient(self, patient):
         Session.update(ended=True).where(Session.patient == patient).execute()
+        forget_recent()

@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from . import audit, qr
 from .errors import ApiError
 from .models import Share, Study, utcnow
+from .sessions import forget_recent
 from .web import json_body, require_principal, services
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def revoke_share(share_id):
     if share.revoked_at is None:
         Share.update(revoked_at=utcnow(), revoked_by=principal.audit_name).where(
             Share.id == share.id).execute()
+        forget_recent()
         log.info("share #%s revoked by %s", share.id, principal.audit_name)
         audit.record("share_revoked", actor=principal.audit_name, subject=f"share #{share.id}",
                      address=request.remote_addr)

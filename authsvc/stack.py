@@ -36,7 +36,7 @@ SITE_DEFAULTS = {
     "dicom_aet": "ORTHANC",
     "stable_age_seconds": 60,
     "service_port": 8081,
-    "service_workers": 2,
+    "service_workers": 4,
     # AE title -> host, port: the only modalities allowed to send (C-STORE)
     # and echo; none of them may query or retrieve unless "allow_query" is true.
     "modalities": {"STORESCU": {"host": "127.0.0.1", "port": 104}},

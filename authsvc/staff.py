@@ -21,6 +21,7 @@ from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
 from .models import (Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value,
                      utcnow)
+from .sessions import forget_recent
 from .portal import active_only, share_row, shares_query
 from .text import fold
 from .ui import error_page, harden, render_page
@@ -334,6 +335,7 @@ def update_user(user_id):
     StaffUser.update(active=active).where(StaffUser.id == user.id).execute()
     if not active:
         Session.update(ended=True).where(Session.staff == user).execute()
+    forget_recent()
     log.info("staff user %s %s by %s", user.username, "activated" if active else "deactivated",
              me.staff.username)
     user = StaffUser.get_by_id(user.id)

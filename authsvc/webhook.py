@@ -2,7 +2,9 @@
 
 The `orthancteam/orthanc` docker image ships the Authorization plugin, which
 asks a web service about every request instead of running our Lua filter.
-Both of its modes point at one URL of this blueprint:
+Both of its modes point at one URL of this module (the validation itself is
+answered below Flask, by `validate` through authsvc/fastpath.py; the other
+calls are this blueprint's routes):
 
 - legacy ``"WebService": "http://<service>/authz/"``: every question is a POST
   to that URL;
@@ -25,10 +27,13 @@ import json
 import logging
 from dataclasses import dataclass
 
+import peewee
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.datastructures import Authorization
 
 from . import access, audit
 from .errors import ApiError
+from .fastpath import read_body
 from .models import StaffUser
 from .sessions import Principal
 from .web import services
@@ -62,9 +67,20 @@ class Question:
 
 # -- protection of the webhook itself -----------------------------------------
 
-def _webhook_secret():
-    secret = services().secrets.get("webhook_secret") or ""
+def _webhook_secret(services):
+    secret = services.secrets.get("webhook_secret") or ""
     return secret if len(secret) >= MIN_SECRET_LENGTH else ""
+
+
+def _check_basic_auth(environ, services):
+    expected = _webhook_secret(services)
+    if not expected:
+        # Fail closed: a service without the secret answers no plugin at all.
+        raise ApiError(403, "webhook_disabled", "The webhook has no secret configured.")
+    auth = Authorization.from_header(environ.get("HTTP_AUTHORIZATION"))
+    given = auth.password if auth is not None and auth.type == "basic" and auth.password else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "bad_credentials", "Wrong or missing webhook credentials.")
 
 
 @bp.record_once
@@ -77,44 +93,14 @@ def _warn_when_closed(state):
 
 @bp.before_request
 def _check_credentials():
-    expected = _webhook_secret()
-    if not expected:
-        # Fail closed: a service without the secret answers no plugin at all.
-        raise ApiError(403, "webhook_disabled", "The webhook has no secret configured.")
-    auth = request.authorization
-    given = auth.password if auth is not None and auth.type == "basic" and auth.password else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ApiError(401, "bad_credentials", "Wrong or missing webhook credentials.")
+    _check_basic_auth(request.environ, services())
 
 
 # -- reading the plugin's bodies ------------------------------------------------
 
-def _read_body():
-    """The raw body, sent with Content-Length or chunked. Werkzeug hands over a
-    chunked body only when the server decoded it and said so
-    (`wsgi.input_terminated`, set by gunicorn and by Werkzeug's own server);
-    otherwise it would read nothing and we would answer about an empty body."""
-    if request.content_length is None and "wsgi.input_terminated" not in request.environ \
-            and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        raise ApiError(400, "chunked_unsupported",
-                       "This server cannot read chunked bodies; run the service under gunicorn.")
-    if (request.content_length or 0) > MAX_BODY:
-        raise ApiError(413, "too_large", "The body is too large.")
-    data = b""
-    # A decoded chunked stream may return fewer bytes than asked: read to the end.
-    while len(data) <= MAX_BODY:
-        part = request.stream.read(MAX_BODY + 1 - len(data))
-        if not part:
-            break
-        data += part
-    if len(data) > MAX_BODY:
-        raise ApiError(413, "too_large", "The body is too large.")
-    return data
-
-
-def _json_object():
+def _json_object(environ):
     try:
-        body = json.loads(_read_body().decode("utf-8"))
+        body = json.loads(read_body(environ, MAX_BODY).decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         body = None
     if not isinstance(body, dict):
@@ -174,11 +160,11 @@ def _question(body):
 
 # -- answers ---------------------------------------------------------------------
 
-def _validity():
+def _validity(config):
     """Seconds the plugin may reuse an answer: the service's decision cache,
     at most MAX_VALIDITY. Denials get it too: a study recorded a moment later
     is then seen within as many seconds."""
-    return max(0, min(int(current_app.config["DECISION_CACHE_SECONDS"]), MAX_VALIDITY))
+    return max(0, min(int(config["DECISION_CACHE_SECONDS"]), MAX_VALIDITY))
 
 
 # The service itself, when it reads Orthanc behind the plugin (ingest): it
@@ -187,18 +173,18 @@ SERVICE = Principal("staff", 0, staff=StaffUser(username="authsvc-service", role
                                                  active=True, password_hash=""))
 
 
-def _principal(token):
+def _principal(services, token):
     if not token:
         return None
-    service_token = services().secrets.get("service_token") or ""
+    service_token = services.secrets.get("service_token") or ""
     if len(service_token) >= MIN_SECRET_LENGTH and hmac.compare_digest(
             token.encode(), service_token.encode()):
         return SERVICE
-    return services().sessions.resolve(token)
+    return services.sessions.decide_as(token)
 
 
-def _decide(question):
-    principal = _principal(question.token)
+def _decide(services, question):
+    principal = _principal(services, question.token)
     if question.level == "system":
         decision = access.decide(principal, question.method, question.uri)
     else:
@@ -209,17 +195,33 @@ def _decide(question):
     return decision
 
 
-@bp.post("/", strict_slashes=False)    # legacy "WebService"
-@bp.post("/tokens/validate")           # "WebServiceRootUrl"
-def validate():
-    question = _question(_json_object())
+VALIDATE_PATHS = ("/authz", "/authz/",     # legacy "WebService"
+                  "/authz/tokens/validate")   # "WebServiceRootUrl"
+
+
+def validate(environ, endpoints):
+    """The plugin's validation request, answered below Flask
+    (authsvc/fastpath.py): every resource Orthanc serves waits for it."""
+    services, config = endpoints.services, endpoints.config
     try:
-        granted, validity = _decide(question).granted, _validity()
+        _check_basic_auth(environ, services)
+        question = _question(_json_object(environ))
+    except ApiError as exc:
+        return exc.status, {"error": exc.code, "message": exc.message}, exc.headers
+    try:
+        endpoints.prepare(services)
+    except peewee.PeeweeException as exc:
+        log.error("database unavailable: %s", exc)
+        return 503, {"error": "database_unavailable",
+                     "message": "The service's database is unavailable; try again in a moment."}, \
+            {"Retry-After": "5"}
+    try:
+        granted, validity = _decide(services, question).granted, _validity(config)
     except Exception:
         # Never the token in the log: the traceback and the question's level.
         log.exception("webhook decision failed at %s level; denying", question.level)
         granted, validity = False, 0
-    return jsonify(granted=granted, validity=validity)
+    return 200, {"granted": granted, "validity": validity}, None
 
 
 def _profile(principal):
@@ -242,11 +244,11 @@ def _profile(principal):
 
 @bp.post("/user/get-profile")
 def get_profile():
-    body = _json_object()
+    body = _json_object(request.environ)
     _check_common_fields(body)
     token = _token(body)
     try:
-        profile, validity = _profile(_principal(token)), _validity()
+        profile, validity = _profile(_principal(services(), token)), _validity(current_app.config)
     except Exception:
         log.exception("webhook user profile failed; answering the anonymous one")
         profile, validity = _profile(None), 0

@@ -1,6 +1,9 @@
 """Fills a service database with synthetic studies, straight through peewee
 (insert_many in transactions): patients, studies with one series and a few
-instances each, and sessions whose tokens the benchmark knows."""
+instances each, each study's referring physician (one of PHYSICIANS names,
+recorded as ingest records tag values), B2's "1k rules" (one rule login per
+physician for the first RULES of them, applied by the service's own
+`rules.sync`), and sessions whose tokens the benchmark knows."""
 
 import datetime
 import json
@@ -9,13 +12,23 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from authsvc import passwords
+from authsvc import passwords, rules
 from authsvc.db import open_database
-from authsvc.models import Patient, Resource, Session, StaffUser, Study, utcnow
+from authsvc.locks import exclusive
+from authsvc.matching import fold_value
+from authsvc.models import (Patient, Resource, RuleLogin, Session, StaffUser, Study, StudyTag,
+                            set_value, utcnow)
 from authsvc.sessions import SessionStore
 
 INSTANCES_PER_STUDY = 4
 STUDIES_PER_PATIENT = 2
+PHYSICIANS = 2000      # referring physicians named in the studies
+RULES = 1000           # rule logins: one for each of the first RULES physicians
+REFERRING = "0008,0090"
+
+
+def physician(k):
+    return f"MEDICO{k:04d}^ANA"
 
 
 def _oid(rng):
@@ -30,6 +43,7 @@ class FakeStudy:
     study_uid: str
     series: tuple          # (orthanc_id, uid)
     instances: list        # [(orthanc_id, uid)]
+    physician: int = 0     # index of its referring physician
 
 
 @dataclass
@@ -41,6 +55,7 @@ class Filled:
     seconds: float
     by_patient: dict = field(default_factory=dict)   # patient db id -> [FakeStudy]
     patient_info: dict = field(default_factory=dict)   # patient db id -> (PatientID, orthanc id)
+    by_physician: dict = field(default_factory=dict)   # physician index -> [FakeStudy] (sample)
 
 
 def _batches(rows, size):
@@ -79,8 +94,6 @@ def fill(url, n_studies, prefix="BP", seed=7, keep_every=50):
     s_fields = [Study.orthanc_id, Study.study_uid, Study.patient, Study.study_date,
                 Study.description, Study.modalities, Study.access_tags, Study.recorded_at,
                 Study.updated_at]
-    access = json.dumps({"InstitutionName": ["BENCH HOSPITAL"],
-                         "ReferringPhysicianName": ["DOE^JANE"]})
     base_uid = "1.2.826.0.1.3680043.10.999"
     old = now - datetime.timedelta(days=1)
     studies = []
@@ -89,10 +102,13 @@ def fill(url, n_studies, prefix="BP", seed=7, keep_every=50):
         pid = patient_ids[f"{prefix}{i % n_patients:07d}"]
         uid = f"{base_uid}.{seed}.{i}"
         oid = _oid(rng)
+        doctor = rng.randrange(PHYSICIANS)
+        access = json.dumps({"InstitutionName": ["BENCH HOSPITAL"],
+                             "ReferringPhysicianName": [physician(doctor)]})
         # Recorded over the past day, oldest first: real studies come first.
         s_rows.append((oid, uid, pid, "20250101", "BENCH", "CT", access,
                        old + datetime.timedelta(seconds=i * 80000 / n_studies), old))
-        studies.append((pid, oid, uid))
+        studies.append((pid, oid, uid, doctor))
     size = 30000 // len(s_fields) if is_sqlite else 2000
     with db.atomic():
         for batch in _batches(s_rows, size):
@@ -101,50 +117,123 @@ def fill(url, n_studies, prefix="BP", seed=7, keep_every=50):
                      .where(Study.study_uid.startswith(f"{base_uid}.{seed}.")).tuples())
 
     r_fields = [Resource.orthanc_id, Resource.uid, Resource.level, Resource.study]
-    r_rows = []
-    for pid, oid, uid in studies:
+    t_fields = [StudyTag.study, StudyTag.tag, StudyTag.value, StudyTag.folded]
+    r_rows, t_rows = [], []
+    for pid, oid, uid, doctor in studies:
         sid = study_ids[uid]
         series = (_oid(rng), f"{uid}.1")
         instances = [(_oid(rng), f"{uid}.1.{j}") for j in range(INSTANCES_PER_STUDY)]
         r_rows.append((series[0], series[1], "series", sid))
         r_rows.extend((o, u, "instance", sid) for o, u in instances)
+        name = physician(doctor)
+        t_rows.append((sid, REFERRING, name, fold_value(name, True)))
         if pid in filled.patient_info:
-            filled.by_patient.setdefault(pid, []).append(
-                FakeStudy(pid, oid, uid, series, instances))
+            study = FakeStudy(pid, oid, uid, series, instances, doctor)
+            filled.by_patient.setdefault(pid, []).append(study)
+            filled.by_physician.setdefault(doctor, []).append(study)
     size = 30000 // len(r_fields) if is_sqlite else 2000
     with db.atomic():
         for batch in _batches(r_rows, size):
             Resource.insert_many(batch, fields=r_fields).execute()
+        for batch in _batches(t_rows, size):
+            StudyTag.insert_many(batch, fields=t_fields).execute()
     filled.resources = len(r_rows)
     filled.seconds = time.perf_counter() - started
+    if not is_sqlite:
+        # As after any bulk load: statistics now, not from autovacuum in the
+        # middle of a measured run.
+        db.execute_sql("VACUUM ANALYZE")
     db.close()
     return filled
 
 
-def make_sessions(url, secret_key, patient_db_ids, staff_sessions=4):
-    """Live sessions made directly in the database. Returns
-    ([(token, patient db id)], [admin tokens])."""
+def write_rules(rules_path, passwords_path, n_rules=RULES):
+    """The rules file of `n_rules` rule logins, dr-0000 for physician 0 and so
+    on, written three ways in turn (carets, spaces, a wildcard), and a rule
+    passwords file giving each the same real Argon2id hash (nobody logs in
+    with it: sessions are made directly)."""
+    logins = []
+    for k in range(n_rules):
+        family, given = physician(k).split("^")
+        value = [physician(k), f"{family} {given}", f"{family}^AN*"][k % 3]
+        logins.append({"login": f"dr-{k:04d}",
+                       "rules": [{"tag": "ReferringPhysicianName", "value": value}]})
+    with open(rules_path, "w") as fh:
+        json.dump({"logins": logins}, fh)
+    dummy_hash = passwords.hash_password(passwords.generate())
+    with open(passwords_path, "w") as fh:
+        json.dump({f"dr-{k:04d}": dummy_hash for k in range(n_rules)}, fh)
+
+
+def apply_rules(url, rules_path, passwords_path, lock_path):
+    """The service's own sync of the rules files into the database at `url`,
+    every login's matching studies computed, as for a rules file whose every
+    rule changed (a service that started before the fill may have synced the
+    same files already, over no studies). `lock_path` is the service's
+    rules lock: its own sync must not run meanwhile. Returns (seconds,
+    {physician index: rule login db id})."""
+    db = open_database(url)
+    started = time.perf_counter()
+    with exclusive(lock_path), db.connection_context():
+        RuleLogin.update(digest="").execute()
+        set_value(rules.DIGEST_KEY, "")
+        rules.sync(rules_path, passwords_path)
+        seconds = time.perf_counter() - started
+        logins = {int(name[3:]): lid for name, lid in
+                  RuleLogin.select(RuleLogin.name, RuleLogin.id).tuples()
+                  if name.startswith("dr-")}
+        if not url.startswith("sqlite"):
+            db.execute_sql("VACUUM ANALYZE")
+    db.close()
+    return seconds, logins
+
+
+@dataclass
+class Tokens:
+    patients: list        # [(token, patient db id)]
+    admins: list          # [token]
+    rules: list           # [(token, physician index)]
+
+
+def make_sessions(url, secret_key, patient_db_ids, staff_sessions=4, rule_logins=None):
+    """Live sessions made directly in the database: one per patient, a few
+    admins, one per rule login of `rule_logins` ({physician index: login db id})."""
     db = open_database(url)
     store = SessionStore(secret_key, 30, 12)
     now = utcnow()
     expires = now + datetime.timedelta(hours=12)
     fields = [Session.token_hash, Session.kind, Session.patient, Session.staff,
-              Session.created_at, Session.last_seen, Session.expires_at, Session.ended]
-    patient_tokens, admin_tokens, rows = [], [], []
+              Session.rule_login, Session.created_at, Session.last_seen, Session.expires_at,
+              Session.ended]
+    tokens, rows = Tokens([], [], []), []
+    rng = random.Random(len(patient_db_ids))
+
+    def seen():
+        # Last used at some moment of the past minute, as real sessions are:
+        # each one's once-a-minute last_seen write then comes at its own time,
+        # not all of them in the same second.
+        return now - datetime.timedelta(seconds=rng.uniform(0, 59))
     for pid in patient_db_ids:
         token = secrets.token_urlsafe(32)
-        patient_tokens.append((token, pid))
-        rows.append((store.token_hash(token), "patient", pid, None, now, now, expires, False))
+        tokens.patients.append((token, pid))
+        rows.append((store.token_hash(token), "patient", pid, None, None, now, seen(), expires,
+                     False))
     admin = StaffUser.get(StaffUser.role == "admin")
     for _ in range(staff_sessions):
         token = secrets.token_urlsafe(32)
-        admin_tokens.append(token)
-        rows.append((store.token_hash(token), "staff", None, admin.id, now, now, expires, False))
+        tokens.admins.append(token)
+        rows.append((store.token_hash(token), "staff", None, admin.id, None, now, seen(), expires,
+                     False))
+    for k, login_id in sorted((rule_logins or {}).items()):
+        token = secrets.token_urlsafe(32)
+        tokens.rules.append((token, k))
+        rows.append((store.token_hash(token), "rule", None, None, login_id, now, seen(), expires,
+                     False))
     with db.atomic():
         for batch in _batches(rows, 1000):
             Session.insert_many(batch, fields=fields).execute()
     db.close()
-    return patient_tokens, admin_tokens
+    return tokens
 
 
 def session_for_patient(url, secret_key, patient_id):
@@ -152,27 +241,4 @@ def session_for_patient(url, secret_key, patient_id):
     db = open_database(url)
     patient = Patient.get(Patient.patient_id == patient_id)
     db.close()
-    tokens, _ = make_sessions(url, secret_key, [patient.id], staff_sessions=0)
-    return tokens[0][0]
-
-
-def remove(url, prefix):
-    """Delete what `fill` inserted (sessions, studies and resources cascade)."""
-    db = open_database(url)
-    with db.atomic():
-        ids = Patient.select(Patient.id).where(Patient.patient_id.startswith(prefix))
-        Session.delete().where(Session.patient.in_(ids)).execute()
-        studies = Study.select(Study.id).where(Study.patient.in_(ids))
-        Resource.delete().where(Resource.study.in_(studies)).execute()
-        Study.delete().where(Study.patient.in_(ids)).execute()
-        Patient.delete().where(Patient.patient_id.startswith(prefix)).execute()
-    db.close()
-
-
-def remove_sessions(url, secret_key, tokens):
-    """Delete sessions made by make_sessions (staff ones are not under a prefix)."""
-    store = SessionStore(secret_key, 30, 12)
-    db = open_database(url)
-    with db.atomic():
-        Session.delete().where(Session.token_hash.in_([store.token_hash(t) for t in tokens])).execute()
-    db.close()
+    return make_sessions(url, secret_key, [patient.id], staff_sessions=0).patients[0][0]

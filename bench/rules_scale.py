@@ -10,7 +10,6 @@ thread (the HTTP part is what bench/run.py's B2 measures).
 
 import argparse
 import json
-import os
 import random
 import sys
 import tempfile

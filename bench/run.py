@@ -1,7 +1,8 @@
 """Benchmarks of Orthanc patient access (issue 7), side by side in one run.
 
-    .venv/bin/python bench/run.py            # full sizes, ~4-5 minutes on 2 cores
-    .venv/bin/python bench/run.py --quick    # small sizes, under 2 minutes
+    make bench                               # full sizes, ~7 minutes on 2 cores
+    make bench BENCH_ARGS=--quick            # small sizes, ~3 minutes
+    .venv/bin/python bench/run.py [--quick]  # the same, B2 on SQLite only
 
 Starts the project's stack and a plain Orthanc (no authorization) in a
 temporary folder with free ports, measures B1-B5 (see bench/README.md), writes
@@ -13,7 +14,6 @@ import argparse
 import base64
 import json
 import os
-import random
 import secrets
 import shutil
 import subprocess
@@ -30,10 +30,11 @@ if str(REPO) not in sys.path:
 
 import requests  # noqa: E402
 
+from bench import b2 as b2mod  # noqa: E402
 from bench import cpu, dicom, fill, load, profile, report  # noqa: E402
 from bench.load import Job, Load, median, percentile  # noqa: E402
 from bench.stacks import (PYTHON_PLUGIN, PlainStack, ProjectStack, PythonFilterStack,  # noqa: E402
-                          free_port, log_tails, site_overrides)
+                          log_tails, site_overrides)
 
 FULL = dict(slices=300, studies=100_000, rounds=4, b1_rounds=5, b2_seconds=12.0,
             b5_runs=40, b5_owasp_runs=12, logins=10)
@@ -158,20 +159,6 @@ class Bench:
             say(f"started {stack.label} in {time.perf_counter() - t:.1f} s "
                 f"(HTTP {stack.site['http_port']}, Orthanc {stack.site['orthanc_http_port']}, "
                 f"DICOM {stack.site['dicom_port']})")
-        self.results["webhook_routes"] = self.webhook_routes()
-
-    def webhook_routes(self):
-        """Routes of authsvc/webhook.py when it exists (being written elsewhere)."""
-        if not (REPO / "authsvc" / "webhook.py").exists():
-            return None
-        out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "routes"],
-                             env=self.project.env, capture_output=True, text=True)
-        rules = []
-        for line in out.stdout.splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and parts[0].startswith("webhook") and "POST" in parts[1]:
-                rules.append(parts[-1])
-        return rules
 
     def make_cts(self):
         n = self.sizes["rounds"]
@@ -183,14 +170,26 @@ class Bench:
             f"{time.perf_counter() - t:.1f} s")
 
     def fill_database(self):
+        """B2's database, before B3/B4 so that those run beside it too: the
+        synthetic studies, then the 1k rules file applied by the service's
+        own sync (the service sees the files already applied)."""
         t = time.perf_counter()
-        self.filled = fill.fill(self.sqlite_url(), self.sizes["studies"])
+        url = self.sqlite_url()
+        self.filled = fill.fill(url, self.sizes["studies"])
+        data = self.project.data_dir
+        fill.write_rules(data / "rules.json", data / "rule-passwords.json")
+        seconds, self.rule_logins = fill.apply_rules(url, str(data / "rules.json"),
+                                                     str(data / "rule-passwords.json"),
+                                                     str(data / "rules.lock"))
+        self.rules_info = {"logins": len(self.rule_logins), "physicians": fill.PHYSICIANS,
+                           "apply_s_sqlite": round(seconds, 2)}
         self.results["fill"] = {"studies": self.filled.studies, "patients": self.filled.patients,
                                 "resources": self.filled.resources,
                                 "seconds": round(self.filled.seconds, 1)}
         say(f"filled the service's SQLite with {self.filled.studies} studies, "
-            f"{self.filled.patients} patients, {self.filled.resources} series/instances "
-            f"in {time.perf_counter() - t:.1f} s")
+            f"{self.filled.patients} patients, {self.filled.resources} series/instances in "
+            f"{self.filled.seconds:.1f} s; {len(self.rule_logins)} rule logins applied in "
+            f"{seconds:.1f} s ({time.perf_counter() - t:.1f} s in all)")
 
     # -- B3 ingest and B4 stable -> visible --------------------------------
 
@@ -377,255 +376,105 @@ class Bench:
     # -- B2 decisions -------------------------------------------------------
 
     def b2(self):
-        b2 = {"clients": CLIENTS, "studies": self.filled.studies,
-              "rules": ("1k rules not measured: this benchmark was written before tag rules "
-                        "(issue 4) landed; rule logins with 1k rules are to be added to it"),
-              "seconds": self.sizes["b2_seconds"], "runs": {}}
+        """See bench/b2.py: the webhook (the figure) and the Lua filter's
+        endpoint, on the project's SQLite, then on PostgreSQL."""
+        b2 = {"clients": b2mod.CLIENTS, "seconds": self.sizes["b2_seconds"],
+              "studies": self.filled.studies, "rules": dict(self.rules_info),
+              "headline": [], "runs": {}}
         self.results["B2"] = b2
-        secret_key = self.project.secrets["secret_key"]
         url = self.sqlite_url()
-        patient_tokens, admin_tokens = fill.make_sessions(url, secret_key,
-                                                          list(self.filled.by_patient))
-        sqlite = self.decision_run("lua-sqlite", self.project.site["service_port"],
-                                   self.lua_requests(patient_tokens, admin_tokens))
-        b2["runs"]["lua-sqlite"] = sqlite
-        b2["rate"], b2["p50_ms"], b2["p99_ms"] = sqlite["rate"], sqlite["p50_ms"], sqlite["p99_ms"]
-        b2["met"] = sqlite["rate"] >= 2000 and sqlite["p99_ms"] <= 5 and not sqlite["errors"]
-
-        # The real CT: a grant lists every series and instance of the study.
+        tokens = fill.make_sessions(url, self.project.secrets["secret_key"],
+                                    list(self.filled.by_patient), rule_logins=self.rule_logins)
+        sqlite = b2mod.World("sqlite", self.filled, tokens, self.project.site["service_port"],
+                             self.project.procs["authsvc"].pid)
+        self.b2_world(sqlite)
         if self.ct_ids:
-            token = fill.session_for_patient(url, secret_key, "BENCHCT0")
-            b2["runs"]["lua-sqlite-ct"] = self.decision_run(
-                "lua-sqlite-ct", self.project.site["service_port"],
-                self.ct_requests(token), seconds=self.sizes["b2_seconds"] / 2)
-
-        routes = self.results.get("webhook_routes")
-        if routes is None:
-            b2["webhook"] = "not measured: authsvc/webhook.py did not exist at the start of the run"
-        elif not routes:
-            b2["webhook"] = "not measured: authsvc/webhook.py exists but registers no POST route"
-        else:
-            self.b2_webhook(routes, patient_tokens, admin_tokens)
+            # The real CT: a Lua grant lists every series and instance of the study.
+            token = fill.session_for_patient(url, self.project.secrets["secret_key"], "BENCHCT0")
+            b2["runs"]["lua-sqlite-ct"] = self.b2_measure(
+                "lua-sqlite-ct", sqlite, b2mod.ct_requests(
+                    token, self.ct_ids[0]["instances"], self.project.secrets["ingest_secret"]),
+                seconds=self.sizes["b2_seconds"] / 2)
 
         pg_url = os.environ.get("AUTHSVC_BENCH_DATABASE_URL")
         if not pg_url:
-            b2["postgresql"] = "skipped: AUTHSVC_BENCH_DATABASE_URL not given"
+            b2["postgresql"] = ("not measured: AUTHSVC_BENCH_DATABASE_URL not given "
+                                "(`make bench` starts a throwaway PostgreSQL for it)")
         else:
-            self.b2_postgresql(pg_url)
-
-        if not b2["met"] and not self.args.no_profile:
-            b2["profile"] = self.profile_decisions(patient_tokens, admin_tokens)
-
-    def lua_requests(self, patient_tokens, admin_tokens, n=4000, seed=1):
-        """What Orthanc's Lua filter asks /internal/authorize on a cache miss.
-        Mix: 80% a patient's own resources (instance file, web-viewer image,
-        study, series, DICOMweb series metadata), 15% another patient's
-        instance (denied), 5% an admin."""
-        rng = random.Random(seed)
-        headers = {"Content-Type": "application/json",
-                   "X-Authsvc-Secret": self.project.secrets["ingest_secret"]}
-        by_patient = self.filled.by_patient
-        pids = [pid for _, pid in patient_tokens]
-        out = []
-        for _ in range(n):
-            x = rng.random()
-            if x < 0.05:
-                token = rng.choice(admin_tokens)
-                study = rng.choice(by_patient[rng.choice(pids)])
-                uri, granted = f"/studies/{study.orthanc_id}", True
-                method = rng.choice(["GET", "DELETE"])
-            else:
-                token, pid = rng.choice(patient_tokens)
-                method = "GET"
-                if x < 0.20:
-                    other = rng.choice([p for p in rng.sample(pids, 2) if p != pid])
-                    inst = rng.choice(rng.choice(by_patient[other]).instances)[0]
-                    uri, granted = f"/instances/{inst}/file", False
-                else:
-                    study = rng.choice(by_patient[pid])
-                    inst = rng.choice(study.instances)
-                    uri = rng.choice([
-                        f"/instances/{inst[0]}/file",
-                        f"/instances/{inst[0]}/file",
-                        f"/web-viewer/instances/jpeg95-{inst[0]}_0",
-                        f"/web-viewer/instances/jpeg95-{inst[0]}_0",
-                        f"/studies/{study.orthanc_id}",
-                        f"/series/{study.series[0]}",
-                        f"/dicom-web/studies/{study.study_uid}/series/{study.series[1]}/metadata",
-                    ])
-                    granted = True
-            body = json.dumps({"method": method, "uri": uri, "token": token}).encode()
-            expect = b'"granted":true' if granted else b'"granted":false'
-            out.append(("POST", "/internal/authorize", headers, body, expect))
-        return out
-
-    def ct_requests(self, token, n=2000, seed=2):
-        rng = random.Random(seed)
-        headers = {"Content-Type": "application/json",
-                   "X-Authsvc-Secret": self.project.secrets["ingest_secret"]}
-        ids = self.ct_ids[0]["instances"]
-        return [("POST", "/internal/authorize", headers,
-                 json.dumps({"method": "GET", "uri": f"/instances/{rng.choice(ids)}/file",
-                             "token": token}).encode(), b'"granted":true') for _ in range(n)]
-
-    def decision_run(self, name, port, requests_, seconds=None, clients=CLIENTS,
-                     service_pid=None):
-        seconds = seconds or self.sizes["b2_seconds"]
-        chunks = [requests_[i::clients] for i in range(clients)]
-        # Warm-up (connections, SQLite page cache), not counted.
-        self.load.run([Job(port, c, duration=1.0) for c in chunks])
-        service_pid = service_pid or self.project.procs["authsvc"].pid
-        with cpu.Meter({"service": cpu.tree(service_pid), "clients": self.load.pids}) as meter:
-            result = self.load.run([Job(port, c, duration=seconds) for c in chunks])
-        out = summarize(result)
-        out["cpu_ms_per_decision"] = {k: round(v / max(1, result.count) * 1000, 3)
-                                      for k, v in meter.used.items()}
-        out["service_cores"] = round(meter.used["service"] / result.wall, 2)
-        out["machine_busy_cores"] = round(meter.machine_busy_cores, 2)
-        say(f"B2 {name}: {out['rate']:.0f} decisions/s, p50 {out['p50_ms']} ms, "
-            f"p99 {out['p99_ms']} ms, {out['requests']} requests, {out['errors']} errors"
-            + (f" (first: {out['first_error']})" if out["errors"] else "")
-            + f"; service CPU {out['cpu_ms_per_decision']['service']} ms/decision, "
-              f"machine busy {out['machine_busy_cores']} of {os.cpu_count()} cores")
-        return out
-
-    def b2_webhook(self, routes, patient_tokens, admin_tokens):
-        """The plugin protocol's validation request, if the webhook exists.
-        Its route and token field are found by probing: one patient's own
-        instance must be granted and another patient's denied."""
-        b2 = self.results["B2"]
-        port = self.project.site["service_port"]
-        rule = next((r for r in routes if "validate" in r), routes[0])
-        info = {"route": rule}
-        (token, pid), (_, other) = patient_tokens[0], patient_tokens[1]
-        own = self.filled.by_patient[pid][0]
-        theirs = self.filled.by_patient[other][0]
-
-        def body(study, level, token_key, token_value):
-            ids = {"patient": (self.filled.patient_info[study.patient_db_id][1],
-                               self.filled.patient_info[study.patient_db_id][0]),
-                   "study": (study.orthanc_id, study.study_uid),
-                   "series": study.series, "instance": study.instances[0]}[level]
-            return json.dumps({"level": level, "method": "get", "orthanc-id": ids[0],
-                               "dicom-uid": ids[1], "server-id": None,
-                               "token-key": token_key, "token-value": token_value}).encode()
-
-        basic = base64.b64encode(f"orthanc:{self.webhook_secret}".encode()).decode()
-        headers = {"Content-Type": "application/json", "Authorization": "Basic " + basic}
-        variants = [("token", lambda t: t), ("authorization", lambda t: "Bearer " + t),
-                    ("Authorization", lambda t: "Bearer " + t)]
-        chosen = None
-        for key, value in variants:
             try:
-                yes = requests.post(f"http://127.0.0.1:{port}{rule}", headers=headers, timeout=5,
-                                    data=body(own, "instance", key, value(token))).json()
-                no = requests.post(f"http://127.0.0.1:{port}{rule}", headers=headers, timeout=5,
-                                   data=body(theirs, "instance", key, value(token))).json()
-            except (requests.RequestException, ValueError):
-                continue
-            if yes.get("granted") is True and no.get("granted") is False:
-                chosen = (key, value)
-                break
-        if chosen is None:
-            info["result"] = ("not measured: the webhook did not grant a patient's own instance "
-                              "and deny another's with any token field tried")
-            b2["webhook"] = info
-            return
-        rng = random.Random(3)
-        reqs = []
-        for _ in range(4000):
-            token, pid = rng.choice(patient_tokens)
-            if rng.random() < 0.15:
-                other = rng.choice([p for _, p in patient_tokens if p != pid][:50])
-                study, granted = rng.choice(self.filled.by_patient[other]), False
-                level = "instance"
-            else:
-                study, granted = rng.choice(self.filled.by_patient[pid]), True
-                level = rng.choice(["patient", "study", "series", "instance"])
-            reqs.append(("POST", rule, headers, body(study, level, chosen[0], chosen[1](token)),
-                         b'"granted":true' if granted else b'"granted":false'))
-        info["token_key"] = chosen[0]
-        info.update(self.decision_run("webhook-sqlite", port, reqs))
-        b2["runs"]["webhook-sqlite"] = info
-        b2["webhook"] = "measured"
+                self.b2_postgresql(pg_url)
+            except Exception as exc:
+                b2["postgresql"] = f"failed: {type(exc).__name__}: {exc}"
+                self.results["errors"]["B2 PostgreSQL"] = b2["postgresql"]
+                say(f"B2 on PostgreSQL FAILED: {exc}")
+                traceback.print_exc()
+        met = all(b2["runs"][name]["met"] for name in b2["headline"])
+        # Both databases are the target: SQLite alone met is not "met".
+        b2["met"] = met if b2["postgresql"] == "measured" else (None if met else False)
+        if b2["met"] is False and not self.args.no_profile:
+            b2["profile"] = self.profile_decisions(sqlite)
+
+    def b2_world(self, world):
+        b2 = self.results["B2"]
+        qs = b2mod.questions(world)
+        name = f"webhook-{world.label}"
+        b2["runs"][name] = self.b2_measure(
+            name, world, b2mod.webhook_requests(world, qs, self.webhook_secret))
+        b2["headline"].append(name)
+        name = f"lua-{world.label}"
+        b2["runs"][name] = self.b2_measure(
+            name, world, b2mod.lua_requests(world, qs, self.project.secrets["ingest_secret"]))
+        name = f"webhook-{world.label}-viewers"
+        b2["runs"][name] = self.b2_measure(
+            name, world, b2mod.webhook_requests(world, b2mod.viewer_questions(world),
+                                                self.webhook_secret),
+            seconds=self.sizes["b2_seconds"] / 2)
+
+    def b2_measure(self, name, world, requests_, seconds=None):
+        return b2mod.measure(self.load, name, world.port, requests_,
+                             seconds or self.sizes["b2_seconds"], world.pid, say)
 
     def b2_postgresql(self, url):
         b2 = self.results["B2"]
+        service = b2mod.PostgresService(url, self.root / "pg-service", self.project.env,
+                                        self.project.site["service_workers"])
+        self.extra_services.append(service)
         try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            b2["postgresql"] = "skipped: psycopg2 is not installed"
-            return
-        folder = self.root / "pg-service"
-        folder.mkdir()
-        port = free_port()
-        # No Orthanc for this one (nothing to record into the given database):
-        # the decisions never ask Orthanc.
-        env = dict(self.project.env, AUTHSVC_DATABASE_URL=url, AUTHSVC_DATA_DIR=str(folder),
-                   AUTHSVC_ORTHANC_URL=f"http://127.0.0.1:{free_port()}")
-        for command in ("migrate", "ensure-admin"):
-            subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", command],
-                           env=env, check=True, capture_output=True, text=True)
-        log = open(folder / "authsvc.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config",
-             str(REPO / "authsvc" / "gunicorn_conf.py"), "--bind", f"127.0.0.1:{port}",
-             "--workers", str(self.project.site["service_workers"]), "authsvc:create_app()"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
-        self.extra_services.append(proc)
-        prefix = "BQ" + secrets.token_hex(3).upper()
-        admins = []
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code < 500:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"the service on PostgreSQL did not start; see {folder}")
-                time.sleep(0.2)
+            # Filled before it starts: it then finds the rules files applied.
+            service.prepare()
             t = time.perf_counter()
-            filled = fill.fill(url, self.sizes["studies"], prefix=prefix, seed=11)
-            say(f"filled PostgreSQL with {filled.studies} studies in "
-                f"{time.perf_counter() - t:.1f} s")
-            saved, self.filled = self.filled, filled
-            try:
-                tokens, admins = fill.make_sessions(url, self.project.secrets["secret_key"],
-                                                    list(filled.by_patient))
-                reqs = self.lua_requests(tokens, admins)
-                run = b2["runs"]["lua-postgresql"] = self.decision_run(
-                    "lua-postgresql", port, reqs, service_pid=proc.pid)
-                if not self.args.no_profile and (run["rate"] < 2000 or run["p99_ms"] > 5):
-                    b2["postgresql_breakdown"] = self.decision_breakdown(reqs, n=500, env=env)
-            finally:
-                self.filled = saved
+            filled = fill.fill(url, self.sizes["studies"], prefix="BQ", seed=11)
+            data = self.project.data_dir
+            seconds, logins = fill.apply_rules(url, str(data / "rules.json"),
+                                               str(data / "rule-passwords.json"),
+                                               str(service.folder / "rules.lock"))
+            b2["rules"]["apply_s_postgresql"] = round(seconds, 2)
+            say(f"filled PostgreSQL with {filled.studies} studies and applied "
+                f"{len(logins)} rule logins in {time.perf_counter() - t:.1f} s")
+            tokens = fill.make_sessions(url, self.project.secrets["secret_key"],
+                                        list(filled.by_patient), rule_logins=logins)
+            service.start()
+            self.b2_world(b2mod.World("postgresql", filled, tokens, service.port,
+                                      service.proc.pid))
             b2["postgresql"] = "measured"
         finally:
-            os.killpg(proc.pid, 15)
-            proc.wait(timeout=20)
-            self.extra_services.remove(proc)
-            try:
-                fill.remove(url, prefix)
-                fill.remove_sessions(url, self.project.secrets["secret_key"], admins)
-            except Exception as exc:
-                say(f"could not remove the benchmark's rows from PostgreSQL: {exc}")
+            service.stop()
+            self.extra_services.remove(service)
 
-    def profile_decisions(self, patient_tokens, admin_tokens):
-        """py-spy on the gunicorn workers while the same load runs again."""
-        pid = self.project.procs["authsvc"].pid
-        port = self.project.site["service_port"]
-        reqs = self.lua_requests(patient_tokens, admin_tokens, seed=5)
-        chunks = [reqs[i::CLIENTS] for i in range(CLIENTS)]
+    def profile_decisions(self, world):
+        """py-spy on the gunicorn workers while the webhook load runs again,
+        then one decision's parts in-process."""
+        qs = b2mod.questions(world, seed=5)
+        reqs = b2mod.webhook_requests(world, qs, self.webhook_secret)
+        chunks = [reqs[i::b2mod.CLIENTS] for i in range(b2mod.CLIENTS)]
         out = self.root / "b2-profile.txt"
         seconds = max(4, int(self.sizes["b2_seconds"] / 2))
-        spy = profile.start(pid, out, seconds)
+        spy = profile.start(world.pid, out, seconds)
         if spy is None:
             summary = {"error": "py-spy is not installed (pip install '.[bench]')"}
         else:
             time.sleep(1.0)
-            self.load.run([Job(port, c, duration=seconds) for c in chunks])
+            self.load.run([Job(world.port, c, duration=seconds, lean=True) for c in chunks])
             summary = profile.finish(spy, out)
             if "error" not in summary:
                 keep = Path(self.args.out) / "b2-profile.txt"
@@ -633,7 +482,8 @@ class Bench:
                 summary["raw"] = (str(keep.relative_to(REPO)) if keep.is_relative_to(REPO)
                                   else str(keep))
         say("B2 profile taken; timing one decision's parts in-process")
-        summary["breakdown"] = self.decision_breakdown(reqs)
+        summary["breakdown"] = self.decision_breakdown(
+            b2mod.lua_requests(world, qs, self.project.secrets["ingest_secret"]))
         return summary
 
     def decision_breakdown(self, reqs, n=1500, env=None):
@@ -787,8 +637,8 @@ class Bench:
             if "b1" in self.only and self.ct_ids:
                 self.guarded("B1", self.b1)
         finally:
-            for proc in self.extra_services:
-                os.killpg(proc.pid, 15)
+            for service in self.extra_services:
+                service.stop()
             for stack in self.stacks():
                 stack.stop_all()
             self.load.close()

@@ -26,9 +26,9 @@ def site_overrides(stable_age):
     ports = {k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port",
                                       "service_port")}
     # The service keeps its production defaults (DECISION_CACHE_SECONDS 5,
-    # two gunicorn workers); only StableAge is shortened, since B4 measures
-    # what comes after it.
-    return dict(ports, stable_age_seconds=stable_age, service_workers=2)
+    # four gunicorn workers of one thread); only StableAge is shortened,
+    # since B4 measures what comes after it.
+    return dict(ports, stable_age_seconds=stable_age)
 
 
 class ProjectStack(Stack):

@@ -68,7 +68,7 @@ def print_log_tails(stack, lines=40):
 def stack(request, tmp_path_factory):
     data = tmp_path_factory.mktemp("stack")
     ports = {k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")}
-    site = dict(ports, stable_age_seconds=1, service_workers=2,
+    site = dict(ports, stable_age_seconds=1,
                 # STORESCU may store; SPOOFED is a known AE title expected from
                 # another host; QUERIER may also query (allow_query).
                 modalities={"STORESCU": {"host": "127.0.0.1", "port": 104},

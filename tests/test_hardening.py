@@ -171,6 +171,30 @@ def test_tampering_breaks_the_chain(app, patient):
     assert audit.verify() == victim.id + 1
 
 
+def test_concurrent_appends_lose_nothing_and_keep_one_chain(app):
+    """gunicorn's workers append at the same time (each decision may record a
+    study access): every entry must be written, each after the one before."""
+    import threading
+
+    from authsvc.db import database
+
+    def append(n):
+        database.connect(reuse_if_open=True)  # each thread has its own connection
+        try:
+            for i in range(30):
+                audit.record("login_failed", actor=f"worker {n} entry {i}")
+        finally:
+            database.close()
+
+    workers = [threading.Thread(target=append, args=(n,)) for n in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert AuditEvent.select().where(AuditEvent.event == "login_failed").count() == 180
+    assert audit.verify() is None
+
+
 # -- sessions -------------------------------------------------------------------
 
 def test_admin_lists_and_ends_any_session(app, patient):

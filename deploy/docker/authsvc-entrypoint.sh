@@ -8,4 +8,4 @@ fi
 flask --app authsvc migrate
 flask --app authsvc ensure-admin
 exec gunicorn --config python:authsvc.gunicorn_conf --bind 0.0.0.0:8000 \
-  --workers "${AUTHSVC_WORKERS:-2}" 'authsvc:create_app()'
+  --workers "${AUTHSVC_WORKERS:-4}" 'authsvc:create_app()'

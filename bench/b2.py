@@ -1,0 +1,263 @@
+"""B2: access decisions per second with p50/p99, 4 concurrent clients, over a
+database of 100k studies and 1k rule logins, on SQLite and on PostgreSQL.
+
+The figure is the Authorization plugin's webhook (`POST /authz/tokens/validate`,
+the plugin protocol's bodies); the Lua filter's endpoint (`/internal/authorize`,
+what packaged Orthanc asks) is measured beside it on the same databases.
+
+Who asks what, the same for both protocols (live sessions made in the
+database; every answer is checked against the expected one):
+- 65 % a patient (1 in 50 patients has a session) about their own study,
+  at every level the protocol has;
+- 10 % a patient about another patient's instance: denied;
+- 15 % a rule login (one of the 1,000) about a study whose referring
+  physician its rule names: granted;
+-  5 % a rule login about another physician's study: denied;
+-  5 % an admin (GET or DELETE): granted.
+"""
+
+import base64
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench import cpu
+from bench.load import Job
+from bench.stacks import free_port
+
+CLIENTS = 4
+RATE_TARGET = 2000
+P99_TARGET_MS = 5.0
+QUESTIONS = 4000
+
+
+@dataclass
+class Question:
+    token: str
+    study: object          # fill.FakeStudy
+    level: str             # patient | study | series | instance
+    method: str            # GET | DELETE
+    granted: bool
+    pick: int              # which instance / which Lua route variant
+
+
+@dataclass
+class World:
+    """One database's synthetic studies and the sessions asking about them."""
+    label: str             # sqlite | postgresql
+    filled: object         # fill.Filled
+    tokens: object         # fill.Tokens
+    port: int              # the service answering on this database
+    pid: int               # its gunicorn master
+
+
+def questions(world, n=QUESTIONS, seed=1):
+    rng = random.Random(seed)
+    filled, tokens = world.filled, world.tokens
+    by_patient = filled.by_patient
+    rule_tokens = [(t, k) for t, k in tokens.rules if filled.by_physician.get(k)]
+    if not rule_tokens:
+        raise RuntimeError("no rule login has a sampled study: the fill is too small")
+    every_study = [s for studies in by_patient.values() for s in studies]
+    out = []
+    for _ in range(n):
+        x = rng.random()
+        pick = rng.randrange(1 << 16)
+        if x < 0.05:
+            study = rng.choice(every_study)
+            out.append(Question(rng.choice(tokens.admins), study,
+                                rng.choice(["study", "series", "instance"]),
+                                rng.choice(["GET", "DELETE"]), True, pick))
+        elif x < 0.20:
+            token, k = rng.choice(rule_tokens)
+            out.append(Question(token, rng.choice(filled.by_physician[k]),
+                                rng.choice(["study", "series", "instance"]), "GET", True, pick))
+        elif x < 0.25:
+            token, k = rng.choice(rule_tokens)
+            study = rng.choice(every_study)
+            while study.physician == k:
+                study = rng.choice(every_study)
+            out.append(Question(token, study, "instance", "GET", False, pick))
+        elif x < 0.35:
+            token, pid = rng.choice(tokens.patients)
+            other = rng.choice([p for p in rng.sample(list(by_patient), 2) if p != pid])
+            out.append(Question(token, rng.choice(by_patient[other]), "instance", "GET",
+                                False, pick))
+        else:
+            token, pid = rng.choice(tokens.patients)
+            out.append(Question(token, rng.choice(by_patient[pid]),
+                                rng.choice(["patient", "study", "series", "instance",
+                                            "instance"]), "GET", True, pick))
+    return out
+
+
+def viewer_questions(world, n=QUESTIONS):
+    """Four viewers: client i asks only as patient i, about the resources of
+    their own studies (each question once per loop, as the plugin asks each
+    resource once per validity). Beside the mixed questions, this shows
+    what a viewer's burst costs with the same session throughout."""
+    sessions = world.tokens.patients[:CLIENTS]
+    out = []
+    for j in range(n):
+        token, pid = sessions[j % CLIENTS]
+        studies = world.filled.by_patient[pid]
+        k = j // CLIENTS
+        out.append(Question(token, studies[k % len(studies)],
+                            ("study", "series", "instance", "instance")[k % 4], "GET", True, k))
+    return out
+
+
+def _expect(granted):
+    return b'"granted":true' if granted else b'"granted":false'
+
+
+def webhook_requests(world, qs, webhook_secret):
+    """The plugin's validation bodies (its 0.5+ fields), with its basic auth."""
+    basic = base64.b64encode(f"orthanc:{webhook_secret}".encode()).decode()
+    headers = {"Content-Type": "application/json", "Authorization": "Basic " + basic}
+    out = []
+    for q in qs:
+        s = q.study
+        if q.level == "patient":
+            patient_id, patient_oid = world.filled.patient_info[s.patient_db_id]
+            ids = (patient_oid, patient_id)
+        else:
+            ids = {"study": (s.orthanc_id, s.study_uid), "series": s.series,
+                   "instance": s.instances[q.pick % len(s.instances)]}[q.level]
+        body = {"level": q.level, "method": q.method.lower(), "orthanc-id": ids[0],
+                "dicom-uid": ids[1], "server-id": None, "labels": [],
+                "token-key": "token", "token-value": q.token}
+        out.append(("POST", "/authz/tokens/validate", headers, json.dumps(body).encode(),
+                    _expect(q.granted)))
+    return out
+
+
+def lua_uri(world, q):
+    """The route the Lua filter would ask about for this question."""
+    s = q.study
+    if q.level == "patient":
+        return f"/patients/{world.filled.patient_info[s.patient_db_id][1]}"
+    if q.level == "study":
+        return [f"/studies/{s.orthanc_id}", f"/studies/{s.orthanc_id}/archive",
+                f"/dicom-web/studies/{s.study_uid}/series/{s.series[1]}/metadata"][q.pick % 3]
+    if q.level == "series":
+        return f"/series/{s.series[0]}"
+    inst = s.instances[q.pick % len(s.instances)][0]
+    return [f"/instances/{inst}/file", f"/web-viewer/instances/jpeg95-{inst}_0"][q.pick % 2]
+
+
+def lua_requests(world, qs, ingest_secret):
+    headers = {"Content-Type": "application/json", "X-Authsvc-Secret": ingest_secret}
+    return [("POST", "/internal/authorize", headers,
+             json.dumps({"method": q.method, "uri": lua_uri(world, q),
+                         "token": q.token}).encode(), _expect(q.granted)) for q in qs]
+
+
+def ct_requests(token, instance_ids, ingest_secret, n=2000, seed=2):
+    """Every question about the real CT: its grant lists all its series and instances."""
+    rng = random.Random(seed)
+    headers = {"Content-Type": "application/json", "X-Authsvc-Secret": ingest_secret}
+    return [("POST", "/internal/authorize", headers,
+             json.dumps({"method": "GET", "uri": f"/instances/{rng.choice(instance_ids)}/file",
+                         "token": token}).encode(), _expect(True)) for _ in range(n)]
+
+
+def measure(load, name, port, requests_, seconds, service_pid, say):
+    """Each question once (the first pass: a principal's first question about
+    a study in the hour also writes the audit log's entry), then `seconds`
+    of the same questions in a loop (the figure: decisions as they come once
+    every study is open), CLIENTS lean clients on keep-alive connections;
+    the service's CPU from /proc meanwhile."""
+    chunks = [requests_[i::CLIENTS] for i in range(CLIENTS)]
+    first = load.run([Job(port, c, lean=True) for c in chunks])
+    with cpu.Meter({"service": cpu.tree(service_pid), "clients": load.pids}) as meter:
+        result = load.run([Job(port, c, duration=seconds, lean=True) for c in chunks])
+    out = {"requests": result.count, "wall_s": round(result.wall, 4),
+           "rate": round(result.rate, 1),
+           "p50_ms": round(result.p(50) * 1000, 3) if result.latencies else None,
+           "p99_ms": round(result.p(99) * 1000, 3) if result.latencies else None,
+           "errors": result.errors, "first_error": result.first_error}
+    out["first_pass"] = {"requests": first.count, "rate": round(first.rate, 1),
+                         "p50_ms": round(first.p(50) * 1000, 3),
+                         "p99_ms": round(first.p(99) * 1000, 3), "errors": first.errors,
+                         "first_error": first.first_error}
+    out["cpu_ms_per_decision"] = {k: round(v / max(1, result.count) * 1000, 3)
+                                  for k, v in meter.used.items()}
+    out["service_cores"] = round(meter.used["service"] / max(result.wall, 1e-9), 2)
+    out["machine_busy_cores"] = round(meter.machine_busy_cores, 2)
+    out["met"] = bool(out["rate"] >= RATE_TARGET and out["p99_ms"] is not None
+                      and out["p99_ms"] <= P99_TARGET_MS and not out["errors"]
+                      and not first.errors)
+    say(f"B2 {name}: {out['rate']:.0f} decisions/s, p50 {out['p50_ms']} ms, "
+        f"p99 {out['p99_ms']} ms, {out['requests']} requests, {out['errors']} errors"
+        + (f" (first: {out['first_error']})" if out["errors"] else "")
+        + f"; service CPU {out['cpu_ms_per_decision']['service']} ms/decision, "
+          f"machine busy {out['machine_busy_cores']} of {os.cpu_count()} cores; first pass "
+          f"{first.rate:.0f}/s, p99 {out['first_pass']['p99_ms']} ms, {first.errors} errors")
+    return out
+
+
+class PostgresService:
+    """The service under gunicorn on the given PostgreSQL database, with the
+    project stack's configuration otherwise (no Orthanc: decisions never ask
+    it). The database must be empty: the bench fills it and does not clean
+    up (`make bench` makes a throwaway cluster for it)."""
+
+    def __init__(self, url, folder, env, workers):
+        self.url, self.folder = url, Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.env = dict(env, AUTHSVC_DATABASE_URL=url, AUTHSVC_DATA_DIR=str(self.folder),
+                        AUTHSVC_ORTHANC_URL=f"http://127.0.0.1:{free_port()}")
+        self.workers = workers
+        self.proc = None
+
+    def prepare(self):
+        """Tables and the admin account; refuses a database that holds patients."""
+        for command in ("migrate", "ensure-admin"):
+            subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", command],
+                           env=self.env, check=True, capture_output=True, text=True)
+        self.refuse_unless_empty()
+
+    def start(self):
+        repo = Path(__file__).resolve().parent.parent
+        log = open(self.folder / "authsvc.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(repo / "authsvc" / "gunicorn_conf.py"),
+             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
+             "authsvc:create_app()"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/api/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"the service on PostgreSQL did not start; see {self.folder}")
+            time.sleep(0.2)
+
+    def refuse_unless_empty(self):
+        from authsvc.db import open_database
+        from authsvc.models import Patient
+        db = open_database(self.url)
+        with db.connection_context():
+            patients = Patient.select().count()
+        db.close()
+        if patients:
+            raise RuntimeError(f"the PostgreSQL database holds {patients} patients: the bench "
+                               "fills only an empty, throwaway database")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(timeout=20)

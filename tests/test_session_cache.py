@@ -1,0 +1,86 @@
+"""The decision endpoints' short memory of live sessions (SESSION_CACHE_SECONDS):
+what it may keep, for how long, and what forgets it at once. In-process, on
+the test's database; "another worker" is a change made straight in the
+database, as another gunicorn process would make it."""
+
+import datetime
+import time
+
+import pytest
+
+from authsvc import ingest
+from authsvc.cli import ensure_admin
+from authsvc.models import Session, utcnow
+from authsvc.sessions import forget_recent
+from conftest import fake_study
+
+ADMIN_PW = "admin password long enough"
+TTL = 0.5  # the default
+
+
+@pytest.fixture
+def patient(app):
+    assert app.config["SESSION_CACHE_SECONDS"] == TTL
+    forget_recent()  # another test's app may have left sessions of its own
+    data = fake_study("PC-1", "1")
+    password = ingest.store_study(data["study_orthanc_id"], data)
+    client = app.test_client()
+    r = client.post("/api/login", json={"patient_id": "PC-1", "password": password})
+    assert r.status_code == 200
+    token = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    return {"client": client, "token": token,
+            "uri": f"/instances/{data['instances'][0][0]}/file"}
+
+
+def granted(app, patient):
+    secret = app.extensions["authsvc"].secrets["ingest_secret"]
+    r = app.test_client().post("/internal/authorize", headers={"X-Authsvc-Secret": secret},
+                               json={"method": "GET", "uri": patient["uri"],
+                                     "token": patient["token"]})
+    assert r.status_code == 200
+    return r.get_json()["granted"]
+
+
+def test_a_session_ended_by_another_worker_is_refused_within_the_ttl(app, patient):
+    assert granted(app, patient)
+    Session.update(ended=True).execute()       # another worker's logout
+    assert granted(app, patient)                # this process still remembers it...
+    time.sleep(TTL + 0.1)
+    assert not granted(app, patient)            # ...for SESSION_CACHE_SECONDS at most
+
+
+def test_pages_never_use_it(app, patient):
+    assert granted(app, patient)
+    Session.update(ended=True).execute()
+    assert patient["client"].get("/api/studies").status_code == 401
+
+
+def test_the_sessions_own_end_still_applies_to_the_second(app, patient):
+    Session.update(expires_at=utcnow() + datetime.timedelta(seconds=0.3)).execute()
+    assert granted(app, patient)
+    time.sleep(0.35)
+    assert not granted(app, patient)            # expired inside the TTL: refused
+
+
+def test_zero_turns_it_off(app, patient):
+    app.extensions["authsvc"].sessions.cache_seconds = 0
+    assert granted(app, patient)
+    Session.update(ended=True).execute()
+    assert not granted(app, patient)
+
+
+def test_logout_and_an_admin_ending_it_forget_at_once(app, patient):
+    assert granted(app, patient)
+    assert patient["client"].post("/api/logout", json={}).status_code == 200
+    assert not granted(app, patient)
+
+    ensure_admin("admin", ADMIN_PW)
+    admin = app.test_client()
+    assert admin.post("/api/login", json={"username": "admin",
+                                          "password": ADMIN_PW}).status_code == 200
+    Session.update(ended=False).execute()
+    forget_recent()
+    assert granted(app, patient)
+    session = Session.get(Session.kind == "patient")
+    assert admin.post(f"/api/sessions/{session.id}/end", json={}).status_code == 200
+    assert not granted(app, patient)
