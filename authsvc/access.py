@@ -84,14 +84,47 @@ def study_keys(study):
 DECISION_FIELDS = (Study.id, Study.orthanc_id, Study.study_uid, Study.patient, Study.updated_at)
 
 
-def _study_of_orthanc_id(level, orthanc_id):
+def _study_query():
+    return Study.select(*DECISION_FIELDS).where(Study.orthanc_id == "?")
+
+
+def _lookup_by_orthanc_id(level, orthanc_id):
+    """The compiled lookup of the study holding an Orthanc resource, for a
+    route's level ("studies", "series", "instances"): (name, build, params)."""
     if level == "studies":
-        row = fastsql.fetch_one("study", lambda: Study.select(*DECISION_FIELDS)
-                                .where(Study.orthanc_id == "?"), orthanc_id)
-        return fastsql.instance(Study, row, DECISION_FIELDS) if row else None
+        return "study", _study_query, (orthanc_id,)
     expected = "series" if level == "series" else "instance"
-    row = fastsql.fetch_one("study-of-resource", _study_of_resource_query, orthanc_id, expected)
+    return "study-of-resource", _study_of_resource_query, (orthanc_id, expected)
+
+
+def _study_of_orthanc_id(level, orthanc_id):
+    name, build, params = _lookup_by_orthanc_id(level, orthanc_id)
+    row = fastsql.fetch_one(name, build, *params)
     return fastsql.instance(Study, row, DECISION_FIELDS) if row else None
+
+
+def study_lookup_for_path(path):
+    """The lookup `decide` will run for this path, if one (for
+    fastsql.prefetch, which runs it with the session's in one round trip)."""
+    m = ORTHANC_RESOURCE.fullmatch(path)
+    if m:
+        return None if m.group(1) == "patients" else _lookup_by_orthanc_id(*m.groups())
+    if (m := WEB_VIEWER_SERIES.fullmatch(path)):
+        return _lookup_by_orthanc_id("series", m.group(1))
+    if (m := WEB_VIEWER_INSTANCE.fullmatch(path)):
+        return _lookup_by_orthanc_id("instances", m.group(1))
+    return None
+
+
+def study_lookup_for_resource(level, orthanc_id):
+    """The lookup `decide_resource` will run for the plugin's question, if one."""
+    if not isinstance(orthanc_id, str) or not re.fullmatch(_OID, orthanc_id):
+        return None
+    if level == "study":
+        return _lookup_by_orthanc_id("studies", orthanc_id)
+    if level in ("series", "instance"):
+        return "study-and-uid-of-resource", _study_and_uid_query, (orthanc_id, level)
+    return None
 
 
 def _study_and_uid_query():
@@ -258,8 +291,8 @@ def _study_of_plugin_resource(level, orthanc_id, dicom_uid):
         study = _study_of_orthanc_id("studies", orthanc_id)
         uid = study.study_uid if study else ""
     else:
-        row = fastsql.fetch_one("study-and-uid-of-resource", _study_and_uid_query,
-                                orthanc_id, level)
+        name, build, params = study_lookup_for_resource(level, orthanc_id)
+        row = fastsql.fetch_one(name, build, *params)
         study, uid = ((fastsql.instance(Study, row[:-1], DECISION_FIELDS), row[-1]) if row
                       else (None, ""))
     # A body naming one resource's ID with another's UID is not a question

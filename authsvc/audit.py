@@ -13,10 +13,11 @@ no password, no token, no share secret.
 import hashlib
 import json
 import logging
+import time
 
 from contextlib import contextmanager
 
-from peewee import IntegrityError, SqliteDatabase
+from peewee import SqliteDatabase
 
 from .db import database
 from .models import AuditEvent, StudyAccess, utcnow
@@ -80,7 +81,7 @@ _seen = set()
 
 def record_study_access(principal, study, address=""):
     """At most one entry per principal, study and hour."""
-    hour = utcnow().strftime("%Y-%m-%dT%H")
+    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
     who = principal.audit_name
     key = (who, study.orthanc_id, hour)
     if key in _seen:
@@ -88,10 +89,10 @@ def record_study_access(principal, study, address=""):
     if len(_seen) > 10000:
         _seen.clear()
     _seen.add(key)
-    try:
-        with database.atomic():
-            StudyAccess.create(principal=who, study=study.orthanc_id, hour=hour)
-    except IntegrityError:
+    # Another worker may have recorded it already: no error, no rollback.
+    inserted = (StudyAccess.insert(principal=who, study=study.orthanc_id, hour=hour)
+                .on_conflict_ignore().as_rowcount().execute())
+    if not inserted:
         return
     record("study_access", actor=who, subject=study.orthanc_id, address=address,
            detail=f"patient {study.patient_id}")

@@ -17,6 +17,7 @@ import json
 import time
 from http import HTTPStatus
 
+from . import fastsql
 from .db import database
 from .errors import ApiError
 
@@ -24,8 +25,6 @@ from .errors import ApiError
 # stat calls per decision were 2 % of B2's CPU, and a changed rules file is
 # applied by the background worker anyway, a moment later.
 RULES_CHECK_SECONDS = 0.5
-# psycopg2's status of a connection outside any transaction.
-TRANSACTION_STATUS_IDLE = 0
 
 
 class DecisionEndpoints:
@@ -35,7 +34,7 @@ class DecisionEndpoints:
     def __init__(self, wsgi_app, flask_app, close_after):
         self.wsgi_app = wsgi_app
         self.flask_app = flask_app
-        self.close_after = close_after  # PostgreSQL: a pool, see _release
+        self.close_after = close_after  # PostgreSQL: hand the connection back to the pool
         self.routes = {}
         self._rules_checked = 0.0
 
@@ -61,21 +60,14 @@ class DecisionEndpoints:
         try:
             status, data, headers = handler(environ, self)
         finally:
+            fastsql.forget_prefetched()
             self._release()
         return reply(start_response, status, data, headers)
 
     def _release(self):
-        """SQLite keeps its connection per thread anyway. PostgreSQL's stays
-        checked out of the pool too, for this thread's next decision: each
-        check-out costs a round trip (the pool pings the connection with
-        SELECT 1), a third of the statements of a decision. One that failed,
-        or is left inside a transaction, goes back to the pool, which
-        discards it or rolls it back; page requests (Flask) hand theirs back
-        as before."""
-        if not self.close_after or database.is_closed():
-            return
-        conn = database.connection()
-        if conn.closed or conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
+        """SQLite keeps its connection per thread; PostgreSQL's goes back to
+        the pool (authsvc/db.py), which hands it out again without a ping."""
+        if self.close_after and not database.is_closed():
             database.close()
 
     @property

@@ -112,9 +112,18 @@ class SessionStore:
         self.idle = datetime.timedelta(minutes=idle_minutes)
         self.max_age = datetime.timedelta(hours=max_hours)
         self.cache_seconds = float(cache_seconds)
+        self._hashes = {}
 
     def token_hash(self, token):
-        return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
+        # A decision hashes its token twice (session_lookup, then decide_as):
+        # the last few are kept, in this process's memory only.
+        digest = self._hashes.get(token)
+        if digest is None:
+            digest = hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
+            if len(self._hashes) >= 64:
+                self._hashes.clear()
+            self._hashes[token] = digest
+        return digest
 
     def start(self, *, patient=None, staff=None, rule_login=None, share=None):
         """A new session (never a reused token); returns the token, shown once."""
@@ -158,6 +167,17 @@ class SessionStore:
                 _recent.clear()
             _recent[key] = (time.monotonic() + self.cache_seconds, principal, ends)
         return principal
+
+    def session_lookup(self, token):
+        """The compiled lookup `decide_as` will run for this token, if one
+        (for fastsql.prefetch): none when it is malformed or remembered."""
+        if not isinstance(token, str) or not 20 <= len(token) <= 128:
+            return None
+        key = self.token_hash(token)
+        hit = _recent.get(key) if self.cache_seconds else None
+        if hit is not None and hit[0] > time.monotonic():
+            return None
+        return "session", _session_query, (key,)
 
     def _resolve(self, token, key=None):
         """(principal, when the session ends if unused) or (None, None)."""

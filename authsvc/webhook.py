@@ -31,7 +31,7 @@ import peewee
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.datastructures import Authorization
 
-from . import access, audit
+from . import access, audit, fastsql
 from .errors import ApiError
 from .fastpath import read_body
 from .models import StaffUser
@@ -184,6 +184,11 @@ def _principal(services, token):
 
 
 def _decide(services, question):
+    # The session and the study asked about, in one statement.
+    fastsql.prefetch([
+        services.sessions.session_lookup(question.token),
+        access.study_lookup_for_path(question.uri) if question.level == "system"
+        else access.study_lookup_for_resource(question.level, question.orthanc_id)])
     principal = _principal(services, question.token)
     if question.level == "system":
         decision = access.decide(principal, question.method, question.uri)

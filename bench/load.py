@@ -63,35 +63,44 @@ class Result:
         return percentile(self.latencies, q)
 
 
-def _connect(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.connect()
-    return conn
+class _Plain:
+    """http.client on one keep-alive connection: any answer, any size."""
 
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.conn.connect()
 
-def _one(conn, method, path, headers, body):
-    conn.request(method, path, body=body, headers=headers)
-    response = conn.getresponse()
-    data = response.read()
-    return response.status, data, response.getheader("Connection", "")
+    @staticmethod
+    def encode(method, path, headers, body):
+        return method, path, headers, body
 
+    def ask(self, request):
+        method, path, headers, body = request
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        return response.status, data, response.getheader("Connection", "").lower() == "close"
 
-def _encode(method, path, headers, body):
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    if body is not None:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+    def close(self):
+        self.conn.close()
 
 
 class _Lean:
     """One keep-alive HTTP/1.1 connection for answers that carry a
-    Content-Length (no chunked answers, no 1xx)."""
+    Content-Length (no chunked answers, no 1xx); requests pre-encoded."""
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
+
+    @staticmethod
+    def encode(method, path, headers, body):
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
     def ask(self, raw):
         self.sock.sendall(raw)
@@ -100,10 +109,7 @@ class _Lean:
             end = buf.find(b"\r\n\r\n")
             if end >= 0:
                 break
-            part = self.sock.recv(65536)
-            if not part:
-                raise ConnectionError("closed by the server")
-            buf += part
+            buf += self._recv()
         head = buf[:end].decode("latin-1")
         status = int(head[9:12])
         lower = head.lower()
@@ -114,40 +120,43 @@ class _Lean:
         length = int(lower[at + 17:stop if stop > 0 else None])
         total = end + 4 + length
         while len(buf) < total:
-            part = self.sock.recv(65536)
-            if not part:
-                raise ConnectionError("closed by the server")
-            buf += part
+            buf += self._recv()
         self.buf = buf[total:]
-        closing = "\r\nconnection: close" in lower
-        return status, buf[end + 4:total], closing
+        return status, buf[end + 4:total], "\r\nconnection: close" in lower
+
+    def _recv(self):
+        part = self.sock.recv(65536)
+        if not part:
+            raise ConnectionError("closed by the server")
+        return part
 
     def close(self):
         self.sock.close()
 
 
-def run_lean_client(job):
-    raws = [(_encode(m, p, h, b), expect, f"{m} {p}") for m, p, h, b, expect in job.requests]
+def run_client(job):
+    kind = _Lean if job.lean else _Plain
+    items = [(kind.encode(m, p, h, b), expect, f"{m} {p}") for m, p, h, b, expect in job.requests]
     while time.time() < job.start_at:
         time.sleep(min(0.01, max(0.0, job.start_at - time.time())))
-    conn = _Lean(job.port)
+    conn = kind(job.port)
     latencies, errors, first_error = [], 0, ""
     started = time.time()
     deadline = started + job.duration
-    i, n = 0, len(raws)
+    i, n = 0, len(items)
     clock = time.perf_counter
     while (time.time() < deadline) if job.duration else (i < n):
-        raw, expect, what = raws[i % n]
+        request, expect, what = items[i % n]
         i += 1
         t0 = clock()
         try:
-            status, data, closing = conn.ask(raw)
-        except OSError:
+            status, data, closing = conn.ask(request)
+        except (http.client.HTTPException, OSError):
             # The server closed a kept-alive connection: reconnect, retry once.
             conn.close()
-            conn = _Lean(job.port)
+            conn = kind(job.port)
             t0 = clock()
-            status, data, closing = conn.ask(raw)
+            status, data, closing = conn.ask(request)
         latencies.append(clock() - t0)
         if status != 200 or (expect is not None and expect not in data):
             errors += 1
@@ -155,47 +164,7 @@ def run_lean_client(job):
                 first_error = f"{what}: {status} {data[:200]!r}"
         if closing:
             conn.close()
-            conn = _Lean(job.port)
-    ended = time.time()
-    conn.close()
-    return latencies, started, ended, errors, first_error
-
-
-def run_client(job):
-    if job.lean:
-        return run_lean_client(job)
-    while time.time() < job.start_at:
-        time.sleep(min(0.01, max(0.0, job.start_at - time.time())))
-    conn = _connect(job.port)
-    latencies, errors, first_error = [], 0, ""
-    started = time.time()
-    deadline = started + job.duration
-    i, n = 0, len(job.requests)
-    while True:
-        if job.duration:
-            if time.time() >= deadline:
-                break
-        elif i >= n:
-            break
-        method, path, headers, body, expect = job.requests[i % n]
-        i += 1
-        t0 = time.perf_counter()
-        try:
-            status, data, connection = _one(conn, method, path, headers, body)
-        except (http.client.HTTPException, OSError):
-            # The server closed a kept-alive connection: reconnect, retry once.
-            conn.close()
-            conn = _connect(job.port)
-            t0 = time.perf_counter()
-            status, data, connection = _one(conn, method, path, headers, body)
-        latencies.append(time.perf_counter() - t0)
-        if status != 200 or (expect is not None and expect not in data):
-            errors += 1
-            if not first_error:
-                first_error = f"{method} {path}: {status} {data[:200]!r}"
-        if connection.lower() == "close":
-            conn.close()
-            conn = _connect(job.port)
+            conn = kind(job.port)
     ended = time.time()
     conn.close()
     return latencies, started, ended, errors, first_error

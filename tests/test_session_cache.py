@@ -84,3 +84,35 @@ def test_logout_and_an_admin_ending_it_forget_at_once(app, patient):
     session = Session.get(Session.kind == "patient")
     assert admin.post(f"/api/sessions/{session.id}/end", json={}).status_code == 200
     assert not granted(app, patient)
+
+
+def test_one_statement_per_decision(app, patient, monkeypatch):
+    """The session and the study asked about are read in one statement
+    (fastsql.prefetch): on PostgreSQL a round trip costs more than either."""
+    from authsvc import fastsql
+    from authsvc.db import database
+    forget_recent()
+    assert granted(app, patient)                 # the study's keys now cached
+    forget_recent()
+    compiled, other, inside = [], [], []
+    real_one, real_sql = fastsql._execute_one, database.obj.execute_sql
+
+    def one(name, sql, params):
+        compiled.append(name)
+        inside.append(1)
+        try:
+            return real_one(name, sql, params)
+        finally:
+            inside.pop()
+
+    def any_sql(sql, params=None, *args, **kwargs):
+        if not inside and sql.lstrip().upper().startswith(("SELECT", "EXECUTE")):
+            other.append(sql)
+        return real_sql(sql, params, *args, **kwargs)
+    monkeypatch.setattr(fastsql, "_execute_one", one)
+    monkeypatch.setattr(database.obj, "execute_sql", any_sql)
+    assert granted(app, patient)
+    assert compiled == ["session+study-of-resource"] and other == [], (compiled, other)
+    patient["token"] = "x" * 43                  # unknown session: still one, and refused
+    assert not granted(app, patient)
+    assert len(compiled) == 2 and other == [], (compiled, other)
