@@ -373,6 +373,18 @@ def limits(results):
         notes.append(text)
     if b2.get("met") is False:
         notes.append(_b2_limits(b2))
+    beside = [n for n, r in b2.get("runs", {}).items()
+              if n not in b2.get("headline", []) and not r.get("met")]
+    if beside:
+        notes.append("- **B2, runs beside the figure** that missed its target: " + "; ".join(
+            f"{n} {b2['runs'][n]['rate']:.0f}/s, p99 {b2['runs'][n]['p99_ms']:.1f} ms, "
+            + (f"with the machine busy only {b2['runs'][n]['machine_busy_cores']} of "
+               f"{os.cpu_count()} cores (waiting, not computing: seen now and then on this "
+               "shared machine, not explained by the run)"
+               if b2["runs"][n].get("machine_busy_cores", 2) < 0.75 * (os.cpu_count() or 2)
+               else f"{b2['runs'][n]['cpu_ms_per_decision']['service']:.2f} ms of service CPU "
+                    "per decision on a saturated machine")
+            for n in beside) + ".")
     if b3.get("met") is False:
         notes.append(f"- **B3** ({b3['ratio']:.3f}): see the rounds above; the project's "
                      "Orthanc runs no Lua per stored instance, so a miss here is noise or the "
@@ -471,13 +483,15 @@ def chart(results, targets, path):
                  "webhook-postgresql": "webhook\nPostgreSQL",
                  "webhook-sqlite-viewers": "webhook\nSQLite\n4 viewers",
                  "webhook-postgresql-viewers": "webhook\nPostgreSQL\n4 viewers"}
+        headline = set(b2.get("headline", []))
         bars = ax.bar([short.get(n, n) for n in names], rates,
-                      color=[color(r >= 2000 and q <= 5) for r, q in zip(rates, p99)])
+                      color=[color(r >= 2000 and q <= 5) if n in headline else "#95a5a6"
+                             for n, r, q in zip(names, rates, p99)])
         ax.bar_label(bars, labels=[f"{r:.0f}/s\np99 {q:.1f} ms" for r, q in zip(rates, p99)],
                      fontsize=8)
         ax.axhline(2000, color="k", ls="--", lw=1, label="target ≥ 2,000/s")
         ax.set_ylim(0, max(rates + [2000]) * 1.3)
-        ax.set_title("B2 decisions per second (4 clients)")
+        ax.set_title("B2 decisions per second, 4 clients\n(green/red: the figure; grey: beside it)")
         ax.legend(fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
     else:

@@ -2,7 +2,6 @@
 handed back a moment ago, a ping for one idle longer, and a connection the
 server dropped costs one refused decision, then the next one is fine."""
 
-import time
 
 import pytest
 from playhouse.pool import PooledPostgresqlDatabase
