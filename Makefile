@@ -74,7 +74,7 @@ restore: venv
 	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=<file>"; exit 2; }
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc restore "$(abspath $(BACKUP))"
 
-# The benchmarks of issue 7 (~6 min; BENCH_ARGS=--quick for ~2 min):
+# The benchmarks of issue 7 (~6 min; BENCH_ARGS=--quick for a ~2 min smoke run):
 # bench/results/report.md and chart.png, figures printed with their targets.
 # B2 runs on the project's SQLite and on a throwaway PostgreSQL.
 bench: venv

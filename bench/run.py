@@ -1,7 +1,7 @@
 """Benchmarks of Orthanc patient access (issue 7), side by side in one run.
 
-    make bench                               # full sizes, ~7 minutes on 2 cores
-    make bench BENCH_ARGS=--quick            # small sizes, ~3 minutes
+    make bench                               # full sizes, ~6 minutes on 2 cores
+    make bench BENCH_ARGS=--quick            # small sizes, ~2 minutes (a smoke run)
     .venv/bin/python bench/run.py [--quick]  # the same, B2 on SQLite only
 
 Starts the project's stack and a plain Orthanc (no authorization) in a
