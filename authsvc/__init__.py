@@ -101,11 +101,14 @@ def create_app(test_config=None):
         if not keep_open and not database.is_closed():
             database.close()
 
-    from . import api, errors, internal, pages, cli, sharing
+    from . import api, errors, gate, internal, pages, cli, sharing
     from . import webhook
     from .fastpath import DecisionEndpoints
-    # The two questions every Orthanc request waits for skip Flask entirely.
+    # The questions every Orthanc request waits for skip Flask entirely:
+    # nginx's check (any method: auth_request subrequests are GETs, and the
+    # original method travels in a header), the Lua filter's, the plugin's.
     endpoints = DecisionEndpoints(app.wsgi_app, app, close_after=not keep_open)
+    endpoints.route(gate.GATE_PATH, gate.check, methods=("GET", "HEAD", "POST"))
     endpoints.route(internal.AUTHORIZE_PATH, internal.lua_authorize)
     for path in webhook.VALIDATE_PATHS:
         endpoints.route(path, webhook.validate)
@@ -113,8 +116,6 @@ def create_app(test_config=None):
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(sharing.bp)
-    from . import gate
-    app.register_blueprint(gate.bp)
     app.register_blueprint(internal.bp)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(pages.bp)

@@ -9,7 +9,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from . import passwords
-from .access import visible_studies
+from .decision.visibility import visible_studies
 from .errors import ApiError
 from .text import fold
 from . import audit, ingest, matching, rules, throttle

@@ -17,8 +17,12 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers or {}
 
+    def body(self):
+        """The error body every route answers with, Flask's and the fast path's."""
+        return {"error": self.code, "message": self.message}
+
     def response(self):
-        return jsonify(error=self.code, message=self.message), self.status, self.headers
+        return jsonify(self.body()), self.status, self.headers
 
 
 def register(app):

@@ -8,9 +8,15 @@ request context and response objects were a quarter to a third of the
 service's CPU per decision (bench B2), so these are answered here, straight
 from the WSGI environ. Every other path goes on to Flask untouched.
 
-A handler takes (environ, services, config) and returns (status, JSON object,
-extra headers). It opens the database itself (`prepare`), because what a
-failure there means differs: the Lua filter denies, the plugin gets a 503.
+A handler takes (environ, endpoints) and returns (status, JSON object or
+None for no body, extra headers), or raises ApiError, answered with the same
+error body as Flask's routes (errors.py). It opens the database itself
+(`prepare`), because what a failure there means differs: the Lua filter and
+nginx's check deny, the plugin gets a 503.
+
+Three endpoints are answered here: the Lua filter's question, the plugin's
+validation, and nginx's auth_request check (authsvc/gate.py), which stands in
+front of every request to Orthanc.
 """
 
 import json
@@ -28,8 +34,9 @@ RULES_CHECK_SECONDS = 0.5
 
 
 class DecisionEndpoints:
-    """WSGI middleware: POST to a registered path is answered by its handler;
-    another method there is a 405; anything else goes to `wsgi_app`."""
+    """WSGI middleware: a registered path is answered by its handler (for
+    the methods it was registered with; another is a 405); anything else
+    goes to `wsgi_app`."""
 
     def __init__(self, wsgi_app, flask_app, close_after):
         self.wsgi_app = wsgi_app
@@ -38,8 +45,8 @@ class DecisionEndpoints:
         self.routes = {}
         self._rules_checked = 0.0
 
-    def route(self, path, handler):
-        self.routes[path] = handler
+    def route(self, path, handler, methods=("POST",)):
+        self.routes[path] = (handler, tuple(methods))
 
     def prepare(self, services):
         """The database connection of this thread, and the rules watcher's
@@ -51,14 +58,18 @@ class DecisionEndpoints:
             services.rules.check(blocking=False, wake=services.ingest_worker.wake)
 
     def __call__(self, environ, start_response):
-        handler = self.routes.get(environ.get("PATH_INFO"))
-        if handler is None:
+        route = self.routes.get(environ.get("PATH_INFO"))
+        if route is None:
             return self.wsgi_app(environ, start_response)
-        if environ.get("REQUEST_METHOD") != "POST":
+        handler, methods = route
+        if environ.get("REQUEST_METHOD") not in methods:
             return reply(start_response, 405, {"error": "method_not_allowed",
-                                               "message": "POST only."}, {"Allow": "POST"})
+                                               "message": " or ".join(methods) + " only."},
+                         {"Allow": ", ".join(methods)})
         try:
             status, data, headers = handler(environ, self)
+        except ApiError as exc:
+            status, data, headers = exc.status, exc.body(), exc.headers
         finally:
             fastsql.forget_prefetched()
             self._release()
@@ -112,8 +123,10 @@ def read_body(environ, limit):
 
 
 def reply(start_response, status, data, headers=None):
-    payload = json.dumps(data, separators=(",", ":")).encode()
+    """A JSON answer, or an empty one when `data` is None."""
+    payload = b"" if data is None else json.dumps(data, separators=(",", ":")).encode()
+    content = [("Content-Type", "application/json")] if data is not None else []
     start_response(f"{status} {HTTPStatus(status).phrase}",
-                   [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-                    ("Cache-Control", "no-store")] + list((headers or {}).items()))
+                   content + [("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
+                   + list((headers or {}).items()))
     return [payload]

@@ -1,33 +1,45 @@
-"""nginx's `auth_request` check, for the routes the Authorization plugin
-leaves open (docker deployment; see deploy/docker/nginx.conf):
+"""nginx's `auth_request` check, in front of every request to Orthanc in both
+deployments (the trial launcher's nginx, authsvc/stack.py, and the docker
+one, deploy/docker/locations.inc).
 
-- QIDO searches without a UID (/dicom-web/studies, /series, /instances):
-  plugin 0.9.2+ on Orthanc 1.10.1 lets them through whatever it is told;
-- /patients/... with "CheckedLevel": "studies": the plugin checks no level
-  there, and some versions then let the URI through.
+It is the one lock that sees the whole request: method, path and query
+string (`?resources=`, QIDO parameters), which the Lua filter cannot see and
+the Authorization plugin does not check. The Lua filter (packaged Orthanc)
+and the plugin (docker) stay behind it as second locks, each failing closed
+on its own.
 
-nginx asks with the client's cookie and the original method and URI; the
-answer is the one decision function's, so these routes are decided exactly as
-the Lua filter decides them on packaged Orthanc."""
+nginx sends the original method and request line, and the token it forwards
+to Orthanc (`token`: the session cookie, else the client's `token` header,
+else `Authorization: Bearer`, else `?token=`), so that the check and Orthanc
+see one and the same principal. Answered below Flask (authsvc/fastpath.py):
+a viewer's every image waits for it."""
 
-from urllib.parse import urlsplit
+import logging
 
-from flask import Blueprint, request
+from .decision import pipeline, routes
 
-from . import access
-from .web import current_principal
+log = logging.getLogger(__name__)
 
-bp = Blueprint("gate", __name__, url_prefix="/api/gate")
-
+GATE_PATH = "/api/gate"
 ORTHANC_PREFIX = "/orthanc"
+MAX_URI = 4096
+MAX_TOKEN = 1024
 
 
-@bp.get("")
-def check():
-    method = request.headers.get("X-Original-Method", "").upper()
-    method = "GET" if method in ("HEAD", "OPTIONS") else method
-    path = urlsplit(request.headers.get("X-Original-URI", "")).path
-    if not path.startswith(ORTHANC_PREFIX + "/") or method not in access.METHODS:
-        return "", 403
-    decision = access.decide(current_principal(), method, path[len(ORTHANC_PREFIX):])
-    return ("", 204) if decision.granted else ("", 403)
+def check(environ, endpoints):
+    """204 when granted, 403 otherwise (nginx answers the client 403 too)."""
+    method = environ.get("HTTP_X_ORIGINAL_METHOD", "")
+    uri = environ.get("HTTP_X_ORIGINAL_URI", "")
+    token = environ.get("HTTP_TOKEN", "").strip() or None
+    if not uri.startswith(ORTHANC_PREFIX + "/") or len(uri) > MAX_URI \
+            or (token and len(token) > MAX_TOKEN):
+        return 403, None, None
+    try:
+        endpoints.prepare(endpoints.services)
+        decision = pipeline.answer(endpoints.services, token,
+                                   routes.parse(method, uri[len(ORTHANC_PREFIX):]),
+                                   environ.get("REMOTE_ADDR", ""))
+    except Exception:
+        log.exception("gate decision failed; refusing")
+        return 403, None, None
+    return (204 if decision.granted else 403), None, None

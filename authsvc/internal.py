@@ -8,7 +8,8 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
-from . import access, audit, fastsql, ingest
+from . import ingest
+from .decision import pipeline, policy, routes
 from .errors import ApiError
 from .fastpath import read_body
 from .web import json_body, services
@@ -16,13 +17,18 @@ from .web import json_body, services
 log = logging.getLogger(__name__)
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 
+WRONG_SECRET = ApiError(403, "forbidden", "Wrong or missing shared secret.")
+
+
+def secret_ok(given, services):
+    """The shared secret of Orthanc's Lua scripts, compared in constant time."""
+    return hmac.compare_digest((given or "").encode(), services.secrets["ingest_secret"].encode())
+
 
 @bp.before_request
 def _check_secret():
-    expected = services().secrets["ingest_secret"]
-    given = request.headers.get("X-Authsvc-Secret", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ApiError(403, "forbidden", "Wrong or missing shared secret.")
+    if not secret_ok(request.headers.get("X-Authsvc-Secret"), services()):
+        raise WRONG_SECRET
 
 
 @bp.post("/stable-study")
@@ -37,7 +43,8 @@ def stable_study():
 
 
 AUTHORIZE_PATH = "/internal/authorize"
-MAX_QUESTION = 8192  # a method, a path of at most 2048 and a token
+MAX_QUESTION = 8192  # a method, a path and query of at most 4096 and a token
+MAX_URI = 4096
 
 
 def lua_authorize(environ, endpoints):
@@ -49,15 +56,14 @@ def lua_authorize(environ, endpoints):
     HttpPost cannot read the body of an error status, and denies then anyway.
     Anything unexpected denies."""
     services = endpoints.services
-    given = environ.get("HTTP_X_AUTHSVC_SECRET", "")
-    if not hmac.compare_digest(given.encode(), services.secrets["ingest_secret"].encode()):
-        return 403, {"error": "forbidden", "message": "Wrong or missing shared secret."}, None
+    if not secret_ok(environ.get("HTTP_X_AUTHSVC_SECRET"), services):
+        raise WRONG_SECRET
     try:
         endpoints.prepare(services)
         decision = _decide(services, _read_question(environ))
     except Exception:
         log.exception("authorization failed; denying")
-        decision = access.Decision(False, "internal error")
+        decision = policy.refused("internal error")
     validity = int(endpoints.config["DECISION_CACHE_SECONDS"]) if decision.granted else 0
     return 200, {"granted": decision.granted, "validity": validity, "scope": decision.scope,
                  "keys": decision.keys if decision.granted else []}, None
@@ -74,18 +80,14 @@ def _read_question(environ):
 
 
 def _decide(services, body):
+    """`uri` is the path Orthanc's filter sees, with the query string nginx
+    passed beside it (X-Authsvc-Query) when there is one: the Lua filter
+    itself cannot see it."""
     if body is None:
-        return access.Decision(False, "malformed question")
-    method = str(body.get("method", "")).upper()
-    uri, token = body.get("uri"), body.get("token")
-    if method not in access.METHODS or not isinstance(uri, str) or len(uri) > 2048:
-        return access.Decision(False, "malformed question")
+        return policy.refused("malformed question")
+    method, uri, token = body.get("method"), body.get("uri"), body.get("token")
+    if not isinstance(method, str) or not isinstance(uri, str) or len(uri) > MAX_URI:
+        return policy.refused("malformed question")
     if not isinstance(token, str):
         token = None
-    # The session and the study asked about, in one statement.
-    fastsql.prefetch([services.sessions.session_lookup(token), access.study_lookup_for_path(uri)])
-    principal = services.sessions.decide_as(token) if token else None
-    decision = access.decide(principal, method, uri)
-    if decision.study is not None:
-        audit.record_study_access(principal, decision.study)
-    return decision
+    return pipeline.answer(services, token, routes.parse(method, uri))

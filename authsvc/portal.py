@@ -4,7 +4,7 @@ One page for every kind of login but staff: a patient (their studies, and
 the links they share), a rule login (a physician or an institution: the
 studies whose tags name them, with whose study each is) and a share's holder
 (the shared studies, read-only). Which studies those are is decided only by
-authsvc/access.py (`visible_studies`, `may_see_study`), for every kind; the
+authsvc/decision/visibility.py (`visible_studies`, `may_see_study`), for every kind; the
 images themselves come from Orthanc through nginx and its request filter,
 which decides again on every request.
 
@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 from peewee import JOIN, fn
 
-from .access import may_see_study, visible_studies
+from .decision.visibility import may_see_study, visible_studies
 from .errors import ApiError
 from .i18n import local_date_time, person_name, study_date
 from .models import Patient, Resource, Share, Study, utcnow

@@ -15,6 +15,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import secrets as pysecrets
 import shutil
 import signal
@@ -24,6 +25,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from .decision.routes import lua_cache_grammar
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -142,9 +145,19 @@ def orthanc_local_config(site, secrets, data_dir):
             "Secret": secrets["ingest_secret"],
             "ProxyUser": PROXY_USER,
             "TrustedUsers": [SERVICE_USER],
-            "CookieName": site["authsvc"].get("SESSION_COOKIE_NAME", "authsvc_session"),
+            "CookieName": _cookie_name(site),
+            # What the filter's cache may answer: the service's own route grammar.
+            **lua_cache_grammar(),
         },
     }
+
+
+def _cookie_name(site):
+    name = site["authsvc"].get("SESSION_COOKIE_NAME", "authsvc_session")
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", str(name)):
+        # It becomes an nginx variable ($cookie_<name>) and a Lua setting.
+        raise SystemExit("SESSION_COOKIE_NAME: letters, digits and _ only")
+    return name
 
 
 def authsvc_config(site, data_dir):
@@ -182,20 +195,59 @@ http {{
   scgi_temp_path {tmp}/scgi;
   client_max_body_size 512m;
 
+  # The token of a request to Orthanc, one per request: the session cookie,
+  # else the client's `token` header, else `Authorization: Bearer` (what
+  # DICOMweb clients send), else `?token=`. The check below and Orthanc's
+  # filter both decide with this one.
+  map $http_authorization $authsvc_bearer {{
+    "~*^bearer[ ]+(?<bearer>[A-Za-z0-9_.~+/=-]+)[ ]*$" $bearer;
+    default "";
+  }}
+  map $cookie_{cookie} $authsvc_token_1 {{ "" $http_token; default $cookie_{cookie}; }}
+  map $authsvc_token_1 $authsvc_token_2 {{ "" $authsvc_bearer; default $authsvc_token_1; }}
+  map $authsvc_token_2 $orthanc_token {{ "" $arg_token; default $authsvc_token_2; }}
+
   server {{
     listen {address}:{port};
 
-    # The Lua scripts' routes and the Authorization plugin's webhook are for
-    # Orthanc only, never for the public port.
+    # The Lua scripts' routes, the Authorization plugin's webhook and the
+    # check below are for Orthanc and nginx only, never for the public port.
     location /internal {{ return 404; }}
     location /authz {{ return 404; }}
+    location /api/gate {{ return 404; }}
 
-    # Orthanc, behind the Lua request filter. nginx logs in as its own Orthanc
-    # user (any Authorization header of the client is replaced); the filter
-    # then decides with the session cookie.
+    # The one check that sees the whole request (method, path and query),
+    # before every request to Orthanc (authsvc/gate.py). A service that does
+    # not answer within 1 s refuses the request (a decision takes about a
+    # millisecond; under a full load, tens).
+    location = /_authsvc_gate {{
+      internal;
+      proxy_pass http://127.0.0.1:{service_port}/api/gate;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header token $orthanc_token;
+      proxy_set_header Cookie "";
+      proxy_set_header Authorization "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_connect_timeout 1s;
+      proxy_send_timeout 1s;
+      proxy_read_timeout 1s;
+    }}
+    location @authsvc_refused {{ return 403; }}
+
+    # Orthanc, behind the check and then the Lua request filter. nginx logs
+    # in as its own Orthanc user (any Authorization header of the client is
+    # replaced); the filter decides again with the same token, and reads the
+    # query string, which Orthanc does not show it, from X-Authsvc-Query.
     location /orthanc/ {{
+      auth_request /_authsvc_gate;
+      error_page 500 = @authsvc_refused;
       proxy_pass http://127.0.0.1:{orthanc_port}/;
       proxy_set_header Authorization "Basic {proxy_basic}";
+      proxy_set_header token $orthanc_token;
+      proxy_set_header X-Authsvc-Query $args;
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_read_timeout 300s;
@@ -222,7 +274,7 @@ def nginx_config(site, secrets, data_dir):
         user=user, run=data_dir / "nginx", logs=data_dir / "logs", tmp=data_dir / "nginx" / "tmp",
         address=site["http_address"], port=site["http_port"],
         orthanc_port=site["orthanc_http_port"], service_port=site["service_port"],
-        proxy_basic=basic)
+        proxy_basic=basic, cookie=_cookie_name(site))
 
 
 class Stack:

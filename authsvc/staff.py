@@ -6,7 +6,7 @@ accounts.
 
 Radiologists see every study, print slips and reissue passwords; admins also
 manage staff accounts. Which studies staff see comes from
-authsvc/access.py's `visible_studies`, like everyone else's.
+authsvc/decision/visibility.py's `visible_studies`, like everyone else's.
 """
 
 import logging
@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
 from . import audit, display, passwords, rules
-from .access import visible_studies
+from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
 from .models import (Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value,

@@ -31,11 +31,9 @@ import peewee
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.datastructures import Authorization
 
-from . import access, audit, fastsql
+from .decision import pipeline, routes
 from .errors import ApiError
 from .fastpath import read_body
-from .models import StaffUser
-from .sessions import Principal
 from .web import services
 
 log = logging.getLogger(__name__)
@@ -46,9 +44,9 @@ MAX_BODY = 64 * 1024
 # Issue 5: logout and revocation must reach Orthanc within 10 s, and the plugin
 # caches each answer for `validity` seconds.
 MAX_VALIDITY = 10
-MIN_SECRET_LENGTH = 32
+MIN_SECRET_LENGTH = pipeline.MIN_SECRET_LENGTH
 METHODS = ("get", "post", "put", "delete")
-LEVELS = access.PLUGIN_LEVELS + ("system",)
+LEVELS = tuple(routes.PLUGIN_LEVELS) + ("system",)
 MAX_ID = 128     # Orthanc IDs are 44 characters, UIDs and PatientIDs 64
 MAX_URI = 2048
 MAX_TOKEN = 1024
@@ -57,7 +55,7 @@ MAX_TOKEN = 1024
 @dataclass(frozen=True)
 class Question:
     """One validation request of the plugin, checked."""
-    method: str          # upper-case HTTP, as `access.decide` takes it
+    method: str          # upper-case HTTP
     level: str
     orthanc_id: str = ""
     dicom_uid: str = ""
@@ -167,37 +165,13 @@ def _validity(config):
     return max(0, min(int(config["DECISION_CACHE_SECONDS"]), MAX_VALIDITY))
 
 
-# The service itself, when it reads Orthanc behind the plugin (ingest): it
-# presents `service_token` and may read everything, as an admin.
-SERVICE = Principal("staff", 0, staff=StaffUser(username="authsvc-service", role="admin",
-                                                 active=True, password_hash=""))
-
-
-def _principal(services, token):
-    if not token:
-        return None
-    service_token = services.secrets.get("service_token") or ""
-    if len(service_token) >= MIN_SECRET_LENGTH and hmac.compare_digest(
-            token.encode(), service_token.encode()):
-        return SERVICE
-    return services.sessions.decide_as(token)
-
-
-def _decide(services, question):
-    # The session and the study asked about, in one statement.
-    fastsql.prefetch([
-        services.sessions.session_lookup(question.token),
-        access.study_lookup_for_path(question.uri) if question.level == "system"
-        else access.study_lookup_for_resource(question.level, question.orthanc_id)])
-    principal = _principal(services, question.token)
+def _target(question):
+    """The plugin's question as the route grammar reads it: a system-level
+    URI (without its query, which the plugin does not send) or one resource."""
     if question.level == "system":
-        decision = access.decide(principal, question.method, question.uri)
-    else:
-        decision = access.decide_resource(principal, question.method, question.level,
-                                          question.orthanc_id, question.dicom_uid)
-    if decision.study is not None:
-        audit.record_study_access(principal, decision.study)
-    return decision
+        return routes.parse(question.method, question.uri)
+    return routes.plugin_target(question.method, question.level, question.orthanc_id,
+                                question.dicom_uid)
 
 
 VALIDATE_PATHS = ("/authz", "/authz/",     # legacy "WebService"
@@ -208,20 +182,18 @@ def validate(environ, endpoints):
     """The plugin's validation request, answered below Flask
     (authsvc/fastpath.py): every resource Orthanc serves waits for it."""
     services, config = endpoints.services, endpoints.config
-    try:
-        _check_basic_auth(environ, services)
-        question = _question(_json_object(environ))
-    except ApiError as exc:
-        return exc.status, {"error": exc.code, "message": exc.message}, exc.headers
+    _check_basic_auth(environ, services)
+    question = _question(_json_object(environ))
     try:
         endpoints.prepare(services)
     except peewee.PeeweeException as exc:
         log.error("database unavailable: %s", exc)
-        return 503, {"error": "database_unavailable",
-                     "message": "The service's database is unavailable; try again in a moment."}, \
-            {"Retry-After": "5"}
+        raise ApiError(503, "database_unavailable",
+                       "The service's database is unavailable; try again in a moment.",
+                       headers={"Retry-After": "5"})
     try:
-        granted, validity = _decide(services, question).granted, _validity(config)
+        decision = pipeline.answer(services, question.token, _target(question))
+        granted, validity = decision.granted, _validity(config)
     except Exception:
         # Never the token in the log: the traceback and the question's level.
         log.exception("webhook decision failed at %s level; denying", question.level)
@@ -253,7 +225,8 @@ def get_profile():
     _check_common_fields(body)
     token = _token(body)
     try:
-        profile, validity = _profile(_principal(services(), token)), _validity(current_app.config)
+        profile = _profile(pipeline.principal_of(services(), token))
+        validity = _validity(current_app.config)
     except Exception:
         log.exception("webhook user profile failed; answering the anonymous one")
         profile, validity = _profile(None), 0

@@ -24,7 +24,8 @@ def _timed(fn, items):
 def main(path):
     spec = json.loads(open(path).read())
     questions = spec["questions"]
-    from authsvc import access, create_app
+    from authsvc import create_app
+    from authsvc.decision import decide_uri
     from authsvc.db import database
 
     app = create_app()
@@ -56,8 +57,8 @@ def main(path):
             part("session lookup (sessions.resolve)", resolve, questions)
             if len(principals) >= len(questions):
                 pairs = list(zip(questions, principals[-len(questions):]))
-                part("decision (access.decide)",
-                     lambda pq: access.decide(pq[1], pq[0][0], pq[0][1]), pairs)
+                part("decision (decision.decide_uri)",
+                     lambda pq: decide_uri(pq[1], pq[0][0], pq[0][1]), pairs)
                 # Statements per decision (session lookup included).
                 counted = []
                 real = database.obj.execute_sql
@@ -70,7 +71,7 @@ def main(path):
                     sample = questions[:200]
                     for q in sample:
                         p = services.sessions.resolve(q[2])
-                        access.decide(p, q[0], q[1])
+                        decide_uri(p, q[0], q[1])
                 finally:
                     database.obj.execute_sql = real
                 out["sql_statements_per_decision"] = round(len(counted) / len(sample), 2)

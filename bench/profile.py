@@ -29,7 +29,7 @@ CATEGORIES = [  # first match wins, tested against each frame of a stack, leaf f
     ("Argon2 / hashing", ("argon2", "hmac", "hashlib")),
     ("SQLite (execute, fetch)", ("execute_sql", "sqlite3", "cursor")),
     ("peewee (query building, models)", ("peewee", "playhouse")),
-    ("authsvc.access (decision)", ("authsvc/access.py",)),
+    ("authsvc.decision (route grammar, policy)", ("authsvc/decision/",)),
     ("authsvc.sessions", ("authsvc/sessions.py",)),
     ("authsvc other", ("authsvc/",)),
     ("JSON", ("json/",)),
@@ -89,7 +89,7 @@ def summarize(out):
 
 
 def _short(frame, line=True):
-    """'decide (/x/authsvc/access.py:123)' -> 'decide (authsvc/access.py:123)'."""
+    """'decide (/x/authsvc/decision/policy.py:123)' -> 'decide (authsvc/decision/policy.py:123)'."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
     for marker in ("site-packages/", "/lib/python3.11/", str(REPO) + "/"):

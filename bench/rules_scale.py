@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from authsvc import access, rules  # noqa: E402
+from authsvc import rules  # noqa: E402
+from authsvc.decision import decide_uri  # noqa: E402
 from authsvc.db import database, open_database  # noqa: E402
 from authsvc.matching import fold_value  # noqa: E402
 from authsvc.migrations import migrate  # noqa: E402
@@ -107,7 +108,7 @@ def main():
                               bool(own) and sid in own))
         started = time.perf_counter()
         for principal, path, expected in questions:
-            assert access.decide(principal, "GET", path).granted == expected, path
+            assert decide_uri(principal, "GET", path).granted == expected, path
         decide_seconds = time.perf_counter() - started
         database.close()
     rate = len(questions) / decide_seconds

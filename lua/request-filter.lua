@@ -36,9 +36,18 @@ local cachedTokens = 0
 local serviceDownUntil = 0
 
 local OID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%x%x%x%x%-%x%x%x%x%x%x%x%x%-%x%x%x%x%x%x%x%x%-%x%x%x%x%x%x%x%x"
-local LEVELS = { "patients", "studies", "series", "instances" }
-local DICOMWEB_TAILS = { [""] = true, ["/metadata"] = true, ["/rendered"] = true,
-                         ["/thumbnail"] = true, ["/series"] = true, ["/instances"] = true }
+-- level -> { tail = true }: see keyOf. Missing: nothing is cached.
+local cacheableTails = {}
+for level, tails in pairs(settings["CacheableTails"] or {}) do
+  cacheableTails[level] = {}
+  for _, tail in ipairs(tails) do
+    cacheableTails[level][tail] = true
+  end
+end
+local subpathTails = {}     -- tails that may go deeper (/metadata/{name} ...)
+for _, tail in ipairs(settings["CacheableSubpaths"] or {}) do
+  subpathTails[tail] = true
+end
 
 if serviceUrl == nil or secret == nil or proxyUser == nil then
   print("patient-access: PatientAccess section incomplete; every request but the service's is refused")
@@ -60,51 +69,39 @@ local function tokenOf(headers)
   return nil
 end
 
--- The identifiers a GET names, when it is one of the shapes a study grant
--- covers (the same shapes the service grants); nil otherwise.
-local function keysOf(uri)
+-- The Orthanc ID a GET names, when it is one of the shapes a study grant
+-- covers; nil otherwise. The shapes are the service's route grammar
+-- (authsvc/decision/routes.py): the tails below a study, series or instance
+-- come from there through the configuration (CacheableTails), and never the
+-- climb to the patient. Patient-level and DICOMweb routes are never answered
+-- from the cache: a patient record lists studies a grant may not cover, and
+-- a StudyInstanceUID may be shared by several patients' studies.
+local function keyOf(uri)
   if string.find(uri, "..", 1, true) or string.find(uri, "//", 1, true)
       or string.find(uri, "%", 1, true) then
     return nil
   end
-  for _, level in ipairs(LEVELS) do
-    local id = string.match(uri, "^/" .. level .. "/(" .. OID .. ")$")
-        or string.match(uri, "^/" .. level .. "/(" .. OID .. ")/")
-    if id ~= nil then
-      return { id }
+  local level, id, rest = string.match(uri, "^/(%l+)/(" .. OID .. ")(.*)$")
+  if level ~= nil and cacheableTails[level] ~= nil then
+    local tail, deeper = string.match(rest, "^/([%w%-]+)(.*)$")
+    if rest == "" then
+      tail, deeper = "", ""
     end
+    if tail ~= nil and cacheableTails[level][tail] and (deeper == ""
+        or (subpathTails[tail] and string.match(deeper, "^/[%w%._%-/]*[%w%._%-]$"))) then
+      return id
+    end
+    return nil
   end
-  local id = string.match(uri, "^/web%-viewer/series/(" .. OID .. ")$")
+  return string.match(uri, "^/web%-viewer/series/(" .. OID .. ")$")
       or string.match(uri, "^/web%-viewer/is%-stable%-series/(" .. OID .. ")$")
       or string.match(uri, "^/web%-viewer/instances/%w+%-(" .. OID .. ")_%d+$")
-  if id ~= nil then
-    return { id }
-  end
-  if string.match(uri, "^/web%-viewer/app/") or string.match(uri, "^/web%-viewer/libs/") then
-    return { "asset:web-viewer" }
-  end
-  local study, rest = string.match(uri, "^/dicom%-web/studies/([%d%.]+)(.*)$")
-  if study ~= nil then
-    local keys = { study }
-    local series, rest2 = string.match(rest, "^/series/([%d%.]+)(.*)$")
-    if series ~= nil then
-      table.insert(keys, series)
-      rest = rest2
-      local instance, rest3 = string.match(rest, "^/instances/([%d%.]+)(.*)$")
-      if instance ~= nil then
-        table.insert(keys, instance)
-        rest = rest3
-      end
-    end
-    if DICOMWEB_TAILS[rest] or string.match(rest, "^/frames/[%d,]+$")
-        or string.match(rest, "^/frames/[%d,]+/rendered$") then
-      return keys
-    end
-  end
-  return nil
+      or ((string.match(uri, "^/web%-viewer/app/") or string.match(uri, "^/web%-viewer/libs/"))
+          and "asset:web-viewer")
+      or nil
 end
 
-local function cachedGrant(token, method, uri, now)
+local function cachedGrant(token, method, uri, query, now)
   local entry = cache[token]
   if entry == nil then
     return false
@@ -118,17 +115,12 @@ local function cachedGrant(token, method, uri, now)
   if entry.get ~= nil and entry.get > now then
     return true
   end
-  local keys = keysOf(uri)
-  if keys == nil then
-    return false
+  if query ~= nil then
+    return false  -- the service reads queries; the cache does not
   end
-  for _, key in ipairs(keys) do
-    local expiry = entry.keys[key]
-    if expiry == nil or expiry <= now then
-      return false
-    end
-  end
-  return true
+  local key = keyOf(uri)
+  local expiry = key and entry.keys[key]
+  return expiry ~= nil and expiry > now
 end
 
 local function remember(token, decision, now)
@@ -166,7 +158,10 @@ local function remember(token, decision, now)
   end
 end
 
-local function ask(method, uri, token)
+local function ask(method, uri, query, token)
+  if query ~= nil then
+    uri = uri .. "?" .. query
+  end
   local answer = HttpPost(serviceUrl .. "/internal/authorize",
                           DumpJson({ method = method, uri = uri, token = token }, true),
                           { ["Content-Type"] = "application/json",
@@ -192,14 +187,20 @@ local function filter(method, uri, username, headers)
   if token == nil or #token < 20 or #token > 128 then
     return false
   end
+  -- The query string, which Orthanc does not show this filter: nginx passes
+  -- it in this header (only nginx has ProxyUser's credentials).
+  local query = headers["x-authsvc-query"]
+  if query == "" then
+    query = nil
+  end
   local now = os.time()
-  if cachedGrant(token, method, uri, now) then
+  if cachedGrant(token, method, uri, query, now) then
     return true
   end
   if now < serviceDownUntil then
     return false
   end
-  local decision = ask(method, uri, token)
+  local decision = ask(method, uri, query, token)
   if decision == nil then
     serviceDownUntil = os.time() + backoff
     print("patient-access: no answer from the service; refusing requests for "

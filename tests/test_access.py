@@ -2,7 +2,8 @@
 
 import pytest
 
-from authsvc import access, ingest
+from authsvc import ingest
+from authsvc.decision import decide_uri
 from authsvc.models import Patient, StaffUser, Study
 from authsvc.sessions import Principal
 from conftest import fake_study
@@ -37,22 +38,25 @@ def own_paths(s):
 
 def test_patient_reads_own_study_everywhere_and_no_other(db):
     for path in own_paths(db["A"]):
-        assert access.decide(db["pa"], "GET", path).granted, path
-        assert not access.decide(db["pb"], "GET", path).granted, path
+        assert decide_uri(db["pa"], "GET", path).granted, path
+        assert not decide_uri(db["pb"], "GET", path).granted, path
 
 
 def test_grant_covers_every_id_of_the_study_and_nothing_else(db):
-    d = access.decide(db["pa"], "GET", f"/instances/{db['A']['instances'][0][0]}/file")
+    d = decide_uri(db["pa"], "GET", f"/instances/{db['A']['instances'][0][0]}/file")
     keys = set(d.keys)
     assert {i for i, _ in db["A"]["instances"]} <= keys
-    assert {u for _, u in db["A"]["series"]} <= keys
+    assert {i for i, _ in db["A"]["series"]} <= keys
     assert not {i for i, _ in db["B"]["instances"]} & keys
+    # UIDs are never keys: another patient's study may have the same one.
+    assert not {u for _, u in db["A"]["series"] + db["A"]["instances"]} & keys
+    assert db["A"]["tags"]["StudyInstanceUID"] not in keys
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 def test_patient_never_writes(db, method):
     for path in own_paths(db["A"]):
-        assert not access.decide(db["pa"], method, path).granted
+        assert not decide_uri(db["pa"], method, path).granted
 
 
 @pytest.mark.parametrize("path", [
@@ -64,16 +68,16 @@ def test_patient_never_writes(db, method):
 ])
 def test_patient_refused_outside_own_studies(db, path):
     path = path.format(A=db["A"]["study_orthanc_id"], B=db["B"]["study_orthanc_id"])
-    assert not access.decide(db["pa"], "GET", path).granted
+    assert not decide_uri(db["pa"], "GET", path).granted
 
 
 def test_dicomweb_uids_must_all_belong_to_the_study(db):
     su = db["A"]["tags"]["StudyInstanceUID"]
     other_series = db["B"]["series"][0][1]
     other_sop = db["B"]["instances"][0][1]
-    assert not access.decide(db["pa"], "GET", f"/dicom-web/studies/{su}/series/{other_series}").granted
+    assert not decide_uri(db["pa"], "GET", f"/dicom-web/studies/{su}/series/{other_series}").granted
     own_series = db["A"]["series"][0][1]
-    assert not access.decide(
+    assert not decide_uri(
         db["pa"], "GET", f"/dicom-web/studies/{su}/series/{own_series}/instances/{other_sop}").granted
 
 
@@ -81,22 +85,22 @@ def test_study_uid_shared_between_patients_is_refused_to_both(db):
     Study.update(study_uid=db["A"]["tags"]["StudyInstanceUID"]).where(
         Study.orthanc_id == db["B"]["study_orthanc_id"]).execute()
     path = f"/dicom-web/studies/{db['A']['tags']['StudyInstanceUID']}/metadata"
-    assert not access.decide(db["pa"], "GET", path).granted
-    assert not access.decide(db["pb"], "GET", path).granted
-    assert access.decide(db["admin"], "GET", path).granted
+    assert not decide_uri(db["pa"], "GET", path).granted
+    assert not decide_uri(db["pb"], "GET", path).granted
+    assert decide_uri(db["admin"], "GET", path).granted
 
 
 def test_viewer_assets_open_to_any_session_but_not_to_none(db):
-    assert access.decide(db["pa"], "GET", "/web-viewer/app/viewer.html").granted
-    assert not access.decide(None, "GET", "/web-viewer/app/viewer.html").granted
+    assert decide_uri(db["pa"], "GET", "/web-viewer/app/viewer.html").granted
+    assert not decide_uri(None, "GET", "/web-viewer/app/viewer.html").granted
 
 
 def test_staff(db):
-    assert access.decide(db["admin"], "DELETE", "/patients").scope == "all"
-    assert access.decide(db["rad"], "GET", "/patients").granted
-    assert not access.decide(db["rad"], "DELETE", f"/studies/{db['A']['study_orthanc_id']}").granted
+    assert decide_uri(db["admin"], "DELETE", "/patients").scope == "all"
+    assert decide_uri(db["rad"], "GET", "/patients").granted
+    assert not decide_uri(db["rad"], "DELETE", f"/studies/{db['A']['study_orthanc_id']}").granted
 
 
 def test_no_session_gets_nothing(db):
     for path in own_paths(db["A"]):
-        assert not access.decide(None, "GET", path).granted
+        assert not decide_uri(None, "GET", path).granted

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from authsvc import access, ingest, passwords
+from authsvc import ingest, passwords
+from authsvc.decision import decide_uri
 from authsvc.cli import ensure_admin, set_rule_password
 from authsvc.models import RuleLogin, Share, Study
 from conftest import fake_study
@@ -68,13 +69,13 @@ def test_each_rule_login_sees_exactly_its_studies(app, client, studies):
         principal = app.extensions["authsvc"].sessions.resolve(
             r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
         for key, oid in studies["ids"].items():
-            decision = access.decide(principal, "GET", f"/studies/{oid}/archive")
+            decision = decide_uri(principal, "GET", f"/studies/{oid}/archive")
             assert decision.granted == (key in expected), (name, key)
         # Never the patient level (it lists all the patient's studies), never a write.
         patient_oid = studies["data"]["s1"]["patient_orthanc_id"]
-        assert not access.decide(principal, "GET", f"/patients/{patient_oid}").granted
-        assert not access.decide(principal, "DELETE", f"/studies/{studies['ids']['s1']}").granted
-        assert not access.decide(principal, "GET", "/studies").granted
+        assert not decide_uri(principal, "GET", f"/patients/{patient_oid}").granted
+        assert not decide_uri(principal, "DELETE", f"/studies/{studies['ids']['s1']}").granted
+        assert not decide_uri(principal, "GET", "/studies").granted
 
 
 def test_new_study_is_matched_at_ingest(app, client, studies):
@@ -206,10 +207,10 @@ def test_share_one_study_used_then_revoked(app, studies):
     assert seen_by_api(holder, studies) == {"s1"}  # not s2, the same patient's other study
     principal = app.extensions["authsvc"].sessions.resolve(
         r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
-    assert access.decide(principal, "GET", f"/studies/{studies['ids']['s1']}").granted
-    assert not access.decide(principal, "GET", f"/studies/{studies['ids']['s2']}").granted
-    assert not access.decide(principal, "GET", f"/patients/{studies['data']['s1']['patient_orthanc_id']}").granted
-    assert not access.decide(principal, "POST", f"/studies/{studies['ids']['s1']}/modify").granted
+    assert decide_uri(principal, "GET", f"/studies/{studies['ids']['s1']}").granted
+    assert not decide_uri(principal, "GET", f"/studies/{studies['ids']['s2']}").granted
+    assert not decide_uri(principal, "GET", f"/patients/{studies['data']['s1']['patient_orthanc_id']}").granted
+    assert not decide_uri(principal, "POST", f"/studies/{studies['ids']['s1']}/modify").granted
     assert holder.post("/api/shares", json={}).status_code == 403  # a share cannot re-share
     listed = patient.get("/api/shares").json["shares"]
     assert [s["id"] for s in listed] == [share["id"]] and "url" not in listed[0]

@@ -439,11 +439,11 @@ def test_logout_is_refused_at_once_and_validity_stays_short(app, client, world):
 
 
 def test_an_internal_error_denies_without_logging_the_token(client, world, monkeypatch, caplog):
-    from authsvc import access
+    from authsvc.decision import policy
 
     def broken(*args, **kwargs):
         raise RuntimeError("database on fire")
-    monkeypatch.setattr(access, "decide_resource", broken)
+    monkeypatch.setattr(policy, "decide", broken)
     token = world["tokens"]["admin"]
     body = question(world, "study", **{"token-key": "token", "token-value": token})
     with caplog.at_level(logging.INFO):

@@ -1,0 +1,21 @@
+"""Access decisions, in one place a security reviewer can read alone.
+
+    routes.py      the route grammar: a request (method, path, query) or the
+                   plugin's question -> a Target naming what it touches
+    policy.py      the decision: (principal, Target) -> Decision
+    visibility.py  which studies a principal sees (pages and decisions alike)
+    pipeline.py    token + Target -> principal -> Decision -> audit entry
+
+The adapters that translate their callers' input live beside their routes:
+authsvc/gate.py (nginx's auth_request, in front of every request to Orthanc),
+authsvc/internal.py (the Lua filter's question, Orthanc's second lock on
+packaged installs) and authsvc/webhook.py (the Authorization plugin's, the
+second lock of the docker deployment).
+"""
+
+from . import policy, routes
+
+
+def decide_uri(principal, method, uri):
+    """The decision about one request line (tests and benchmarks)."""
+    return policy.decide(principal, routes.parse(method, uri))

@@ -1,0 +1,41 @@
+"""From a token and a parsed request to a decision, with its audit entry: the
+one path every adapter takes (nginx's check, the Lua filter's question, the
+Authorization plugin's webhook). Adapters only translate their input into a
+Target and the Decision into their answer."""
+
+import hmac
+
+from .. import audit, fastsql
+from ..models import StaffUser
+from ..sessions import Principal
+from . import policy
+
+MIN_SECRET_LENGTH = 32
+
+# The service itself, when it reads Orthanc behind the plugin (ingest): it
+# presents `service_token` and may read everything, as an admin.
+SERVICE = Principal("staff", 0, staff=StaffUser(username="authsvc-service", role="admin",
+                                                 active=True, password_hash=""))
+
+
+def principal_of(services, token):
+    """The principal a token stands for: the service's own token, a live
+    session, or None."""
+    if not token:
+        return None
+    service_token = services.secrets.get("service_token") or ""
+    if len(service_token) >= MIN_SECRET_LENGTH and hmac.compare_digest(
+            token.encode(), service_token.encode()):
+        return SERVICE
+    return services.sessions.decide_as(token)
+
+
+def answer(services, token, target, address=""):
+    """The decision about `target` for whoever holds `token`."""
+    # The session and the study asked about, in one statement.
+    fastsql.prefetch([services.sessions.session_lookup(token), policy.lookup_for(target)])
+    principal = principal_of(services, token)
+    decision = policy.decide(principal, target)
+    for study in decision.studies:
+        audit.record_study_access(principal, study, address)
+    return decision

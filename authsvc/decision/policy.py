@@ -1,0 +1,232 @@
+"""The one access decision: may this principal make this request to Orthanc?
+
+`decide(principal, target)` takes a parsed request (routes.Target) and says
+yes or no, with what the grant covers. It reads only the service's database,
+never Orthanc: the Lua filter holds Orthanc's Lua lock while it waits, and
+Orthanc's REST API needs that lock for every request.
+
+The rules, for patients, rule logins and shares (staff: below):
+  - reads only (GET; HEAD and OPTIONS count as GET);
+  - a study, series or instance: when its recorded study is one they see;
+  - the patient level (/patients/{id}..., /studies/{id}/patient...): the
+    patient themself only, since it lists every study of that patient, and
+    not while Orthanc holds a study of that patient in conflict with the
+    login (see authsvc/conflicts.py);
+  - DICOMweb by UIDs: when every recorded study with that StudyInstanceUID
+    is one they see (modalities reuse UIDs, and DICOMweb then answers for
+    all of them), and the series or instance named is that study's;
+  - QIDO at the root: narrowed to such studies by UID, or for a patient to
+    their own PatientID;
+  - /tools/create-archive?resources=: every resource named is theirs;
+  - everything else: refused.
+Admins may do everything; radiologists may read everything.
+"""
+
+from dataclasses import dataclass, field
+
+from .. import conflicts, fastsql
+from ..models import Patient, Resource, Study
+from .routes import Kind
+from .visibility import may_see_study
+
+STATIC_KEY = "asset:web-viewer"
+
+
+@dataclass
+class Decision:
+    granted: bool
+    reason: str
+    # What the grant covers, so that the Lua filter may reuse it: "all" (any
+    # request), "get" (any GET) or "keys" (GETs naming only these Orthanc IDs
+    # by routes.cacheable_tails()). Never a UID: two studies may share one.
+    scope: str = "keys"
+    keys: list = field(default_factory=list)
+    studies: list = field(default_factory=list)  # the studies granted, for the audit log
+
+
+def refused(reason):
+    return Decision(False, reason)
+
+
+# What a decision reads of a study (who may see it, its keys, the audit
+# entry): a Study built from these only. Reading and converting every column
+# (descriptions, tag values as JSON) was a tenth of a decision's CPU.
+DECISION_FIELDS = (Study.id, Study.orthanc_id, Study.study_uid, Study.patient, Study.updated_at)
+
+
+def _study_query():
+    return Study.select(*DECISION_FIELDS).where(Study.orthanc_id == "?")
+
+
+def _study_of_resource_query():
+    return (Study.select(*DECISION_FIELDS, Resource.uid).join(Resource)
+            .where((Resource.orthanc_id == "?") & (Resource.level == "?")))
+
+
+_RESOURCE_LEVEL = {"series": "series", "instances": "instance"}
+
+
+def lookup_for(target):
+    """The one statement `decide` runs for this target, if one: the study of
+    the resource it names (the pipeline runs it together with the session's)."""
+    if target.kind not in (Kind.RESOURCE, Kind.PATIENT) or target.level == "patients":
+        return None
+    if target.level == "studies":
+        return "study", _study_query, (target.orthanc_id,)
+    return ("study-of-resource", _study_of_resource_query,
+            (target.orthanc_id, _RESOURCE_LEVEL[target.level]))
+
+
+def _study_of(target):
+    """(study, UID of the resource named) for a study, series or instance."""
+    name, build, params = lookup_for(target)
+    row = fastsql.fetch_one(name, build, *params)
+    if row is None:
+        return None, ""
+    if target.level == "studies":
+        study = fastsql.instance(Study, row, DECISION_FIELDS)
+        return study, study.study_uid
+    return fastsql.instance(Study, row[:-1], DECISION_FIELDS), row[-1]
+
+
+# study id -> (updated_at, keys): a CT has hundreds. Ingest bumps updated_at
+# when it rewrites a study's resources, which retires the cached entry.
+_keys_cache = {}
+_KEYS_CACHE_SIZE = 2000
+
+
+def study_keys(study):
+    """The Orthanc IDs of the study and of every series and instance in it.
+    Orthanc IDs are hashes of the patient's and the resource's identifiers,
+    so each names one resource of one study; UIDs are not keys (shared)."""
+    cached = _keys_cache.get(study.id)
+    if cached is not None and cached[0] == study.updated_at:
+        return cached[1]
+    keys = [study.orthanc_id]
+    keys.extend(oid for (oid,) in Resource.select(Resource.orthanc_id)
+                .where(Resource.study == study).tuples())
+    if len(_keys_cache) >= _KEYS_CACHE_SIZE:
+        _keys_cache.clear()
+    _keys_cache[study.id] = (study.updated_at, keys)
+    return keys
+
+
+def decide(principal, target):
+    """Decide one request (a routes.Target) for a principal (None: no session)."""
+    if principal is None:
+        return refused("no session")
+    if principal.kind == "staff":
+        if principal.is_admin:
+            return Decision(True, "admin", scope="all")
+        if target.method == "GET":
+            return Decision(True, "staff may read everything", scope="get")
+        return refused("only admins may change Orthanc")
+    if target.method != "GET":
+        return refused("read-only access")
+    decide_kind = _BY_KIND.get(target.kind)
+    if decide_kind is None:
+        return refused(target.why or "route not open to this login")
+    return decide_kind(principal, target)
+
+
+def _resource(principal, target):
+    study, uid = _study_of(target)
+    # A body naming one resource's ID with another's UID is not a question
+    # about one resource: refuse rather than guess which one was meant.
+    if target.expected_uid and target.expected_uid != uid:
+        return refused("the UID is not this resource's")
+    if not may_see_study(principal, study):
+        return refused("not one of this login's studies")
+    return Decision(True, "a study this login may see", keys=study_keys(study), studies=[study])
+
+
+def _patient_level_ok(principal, patient_orthanc_id):
+    return (principal.kind == "patient" and principal.patient.orthanc_id == patient_orthanc_id
+            and not conflicts.orthanc_patient_in_conflict(patient_orthanc_id))
+
+
+def _patient(principal, target):
+    """The patient's record lists every study of the patient: only the
+    patient themself, never a rule login or a share that sees some of them
+    (a study not recorded yet would leak through /patients/{id}/archive)."""
+    if principal.kind != "patient":
+        return refused("the patient level is the patient's only")
+    if target.level == "patients":
+        if target.expected_uid and target.expected_uid != principal.patient.patient_id:
+            return refused("PatientID does not match this patient")
+        orthanc_id = target.orthanc_id
+    else:
+        study, _ = _study_of(target)
+        if not may_see_study(principal, study):
+            return refused("not one of this login's studies")
+        orthanc_id = principal.patient.orthanc_id
+    if not _patient_level_ok(principal, orthanc_id):
+        return refused("not this patient, or a study of this patient is in conflict")
+    return Decision(True, "own patient record")
+
+
+def _studies_with_uid(uid):
+    return list(Study.select(*DECISION_FIELDS).where(Study.study_uid == uid))
+
+
+def _all_visible(principal, studies):
+    return bool(studies) and all(may_see_study(principal, s) for s in studies)
+
+
+def _dicomweb(principal, target):
+    """A DICOMweb path names a study by its UID: a StudyInstanceUID shared
+    by several studies (a modality's mistake, or a forged file) is granted
+    only to whom may see all of them, since the DICOMweb plugin answers for
+    every study holding it; the series and instance named must be in one."""
+    study_uid, series_uid, sop_uid = target.uids
+    studies = _studies_with_uid(study_uid)
+    if not _all_visible(principal, studies):
+        return refused("not every study with this UID is this login's")
+    for study in studies:
+        if all(not uid or Resource.select().where(
+                (Resource.study == study) & (Resource.uid == uid)
+                & (Resource.level == level)).exists()
+               for uid, level in ((series_uid, "series"), (sop_uid, "instance"))):
+            return Decision(True, "a study this login may see", studies=[study])
+    return refused("the series or instance is not in this study")
+
+
+def _search(principal, target):
+    granted = []
+    for uid in target.study_uids:
+        studies = _studies_with_uid(uid)
+        if not _all_visible(principal, studies):
+            return refused("a study searched for is not this login's")
+        granted.extend(studies)
+    if target.patient_id and principal.kind == "patient":
+        if target.patient_id != principal.patient.patient_id \
+                or not _patient_level_ok(principal, principal.patient.orthanc_id):
+            return refused("not this patient's PatientID")
+    elif not target.study_uids:
+        return refused("only a patient may search by their PatientID")
+    return Decision(True, "a search of this login's studies", studies=granted)
+
+
+def _archive(principal, target):
+    granted = []
+    for orthanc_id in target.resources:
+        study = Study.select(*DECISION_FIELDS).where(Study.orthanc_id == orthanc_id).first()
+        if study is None:
+            study = (Study.select(*DECISION_FIELDS).join(Resource)
+                     .where(Resource.orthanc_id == orthanc_id).first())
+        if study is not None:
+            if not may_see_study(principal, study):
+                return refused("a resource to archive is not this login's")
+            granted.append(study)
+        elif not (Patient.select().where(Patient.orthanc_id == orthanc_id).exists()
+                  and _patient_level_ok(principal, orthanc_id)):
+            return refused("a resource to archive is not this login's")
+    return Decision(True, "an archive of this login's studies", studies=granted)
+
+
+def _asset(principal, target):
+    return Decision(True, "viewer asset", keys=[STATIC_KEY])
+
+
+_BY_KIND = {Kind.RESOURCE: _resource, Kind.PATIENT: _patient, Kind.DICOMWEB: _dicomweb,
+            Kind.SEARCH: _search, Kind.ARCHIVE: _archive, Kind.ASSET: _asset}
