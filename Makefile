@@ -65,6 +65,16 @@ test-postgres: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) postgresql orthanc-postgresql"
 	deploy/with-postgres AUTHSVC_TEST_DATABASE_URL $(PY) -m pytest -v $(PG_TESTS)
 
+# The tests that start the real stack (those using the `stack` fixture), on
+# SQLite, against Debian 13 (trixie)'s Orthanc 1.12 instead of this host's:
+# deploy/orthanc-trixie makes a Debian 13 tree with it once (debootstrap, kept
+# in /var/cache/authsvc/orthanc-trixie or $AUTHSVC_ORTHANC_TRIXIE_DIR) and
+# runs it through a wrapper (authsvc/stack.py's AUTHSVC_ORTHANC_COMMAND).
+.PHONY: test-orthanc-1.12
+test-orthanc-1.12: venv
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) debootstrap"
+	env -u AUTHSVC_TEST_DATABASE_URL deploy/orthanc-trixie with $(PY) -m pytest -v --stack-only tests
+
 # An online, consistent copy of the service's database under data/backups/.
 backup: venv
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc backup

@@ -8,7 +8,16 @@ Everything it needs lives in the data folder (outside git):
   site.json      the site's settings, written with defaults on the first run
                  and edited by the hospital's IT person (JSON only);
   secrets.json   random secrets made on the first run (mode 0600);
-  orthanc/, nginx/, authsvc.json, logs/   generated at every start from those two.
+  orthanc/, nginx/, authsvc.json, logs/   generated at every start from those two
+                 (orthanc/lua/ gets a copy of the project's Lua scripts).
+
+Which Orthanc runs (the tests set these; `make run` needs neither):
+  AUTHSVC_ORTHANC_COMMAND  the command that starts Orthanc, given the
+                 configuration folder (default `Orthanc`, Debian's on PATH);
+                 `make test-orthanc-1.12` names deploy/orthanc-trixie's wrapper;
+  AUTHSVC_ORTHANC_ROOT     the root folder that Orthanc sees, when it runs in a
+                 tree of its own (deploy/orthanc-trixie's): its plugins are
+                 looked for there (default: none, this machine's).
 """
 
 import argparse
@@ -60,6 +69,7 @@ SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_passwo
                 "display_key")
 SERVICE_USER = "authsvc"
 POSTGRESQL_INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
+LUA_SCRIPTS = ("stable-study.lua", "request-filter.lua")
 PROXY_USER = "nginx"
 
 
@@ -101,6 +111,12 @@ def load_secrets(data_dir):
     return secrets
 
 
+def orthanc_has(path):
+    """Whether the Orthanc that runs sees `path` (a plugin), in its own root
+    folder if AUTHSVC_ORTHANC_ROOT names one."""
+    return os.path.exists(os.environ.get("AUTHSVC_ORTHANC_ROOT", "").rstrip("/") + path)
+
+
 def orthanc_local_config(site, secrets, data_dir):
     modalities = {}
     for aet, m in site["modalities"].items():
@@ -111,11 +127,11 @@ def orthanc_local_config(site, secrets, data_dir):
                            "AllowGet": allow_query, "AllowStorageCommitment": False}
     plugins = [p for p in ("/usr/share/orthanc/plugins/libOrthancWebViewer.so",
                            "/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-               if os.path.exists(p)]
+               if orthanc_has(p)]
     extra = {}
     pg = site.get("orthanc_postgresql")
     if pg:
-        if not os.path.exists(POSTGRESQL_INDEX_PLUGIN):
+        if not orthanc_has(POSTGRESQL_INDEX_PLUGIN):
             raise SystemExit("orthanc_postgresql is set but Debian's orthanc-postgresql "
                              "is not installed (apt-get install orthanc-postgresql)")
         plugins.append(POSTGRESQL_INDEX_PLUGIN)
@@ -135,8 +151,8 @@ def orthanc_local_config(site, secrets, data_dir):
         "StableAge": int(site["stable_age_seconds"]),
         "DicomModalities": modalities,
         "Plugins": plugins,
-        "LuaScripts": [str(REPO / "lua" / "stable-study.lua"),
-                       str(REPO / "lua" / "request-filter.lua")],
+        # Copies in the data folder (Stack.configure), not the repository's.
+        "LuaScripts": [str(data_dir / "orthanc" / "lua" / name) for name in LUA_SCRIPTS],
         "RegisteredUsers": {SERVICE_USER: secrets["orthanc_password"],
                             PROXY_USER: secrets["proxy_password"]},
         "WebViewer": {"CachePath": str(data_dir / "orthanc" / "webviewer-cache")},
@@ -297,12 +313,16 @@ class Stack:
     def configure(self):
         d = self.data_dir
         self.logs.mkdir(exist_ok=True)
-        for sub in ("orthanc/storage", "orthanc/config", "nginx/tmp"):
+        for sub in ("orthanc/storage", "orthanc/config", "orthanc/lua", "nginx/tmp"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(d / "orthanc" / "storage", 0o700)
         if os.geteuid() == 0:
             shutil.chown(d / "nginx" / "tmp", "www-data", "www-data")
         shutil.copyfile(REPO / "orthanc-config" / "orthanc.json", d / "orthanc/config/orthanc.json")
+        # Orthanc reads its Lua scripts from the data folder: an Orthanc in a
+        # tree of its own (AUTHSVC_ORTHANC_ROOT) sees that, not the repository.
+        for name in LUA_SCRIPTS:
+            shutil.copyfile(REPO / "lua" / name, d / "orthanc" / "lua" / name)
         if not (d / "rules.json").exists():
             # The examples, all commented out: no rule login until IT writes one.
             shutil.copyfile(REPO / "deploy" / "rules.example.json", d / "rules.json")
@@ -341,7 +361,8 @@ class Stack:
                                             start_new_session=True)
 
     def start_orthanc(self):
-        self._spawn("orthanc", ["Orthanc", str(self.data_dir / "orthanc" / "config")])
+        command = self.env.get("AUTHSVC_ORTHANC_COMMAND") or "Orthanc"
+        self._spawn("orthanc", [command, str(self.data_dir / "orthanc" / "config")])
         self._wait_http(self.orthanc_url + "/system", "orthanc",
                         auth=("authsvc", self.secrets["orthanc_password"]))
 

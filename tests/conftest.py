@@ -1,6 +1,9 @@
 """Fixtures. `stack` starts the real system (Debian's Orthanc with the
 project's Lua, the service under gunicorn, nginx) once per test session in a
-temporary folder with free ports, through the same launcher as `make run`."""
+temporary folder with free ports, through the same launcher as `make run`.
+Which Orthanc: AUTHSVC_ORTHANC_COMMAND (authsvc/stack.py); `orthanc_version`
+tells a test which one runs. `--stack-only` runs only the tests that use
+`stack` (`make test-orthanc-1.12`)."""
 
 import os
 import socket
@@ -14,6 +17,21 @@ from authsvc.stack import Stack
 
 ADMIN_PASSWORD = "test-admin-Passw0rd-long-enough"
 DECISION_CACHE_SECONDS = 2
+
+
+def pytest_addoption(parser):
+    parser.addoption("--stack-only", action="store_true",
+                     help="run only the tests that start the real stack (the `stack` fixture)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--stack-only"):
+        return
+    keep = [item for item in items if "stack" in getattr(item, "fixturenames", ())]
+    dropped = [item for item in items if item not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)  # counted as deselected
+        items[:] = keep
 
 
 def free_port():
@@ -111,6 +129,14 @@ def orthanc(stack):
     http.auth = ("authsvc", stack.secrets["orthanc_password"])
     http.base = stack.orthanc_url
     return http
+
+
+@pytest.fixture(scope="session")
+def orthanc_version(orthanc):
+    """The running Orthanc's version from /system, as numbers: (1, 10, 1).
+    A test that cannot apply to one version skips with a reason naming it."""
+    version = orthanc.get(orthanc.base + "/system", timeout=10).json()["Version"]
+    return tuple(int(part) for part in version.split(".")[:3])
 
 
 @pytest.fixture
