@@ -4,10 +4,10 @@ with free ports:
 - the project's stack (`authsvc.stack.Stack`): Debian's Orthanc with the
   project's Lua scripts, the service under gunicorn, nginx in front;
 - a plain stack: the same Orthanc binary, the same orthanc.json, plugins,
-  Orthanc users and nginx template, but no Lua at all and no service. nginx
-  logs in to Orthanc as its own user, exactly as on the project's stack, so
-  the two differ only by the authorization (the Lua filter and the service
-  it asks).
+  Orthanc users and nginx template, but no Lua at all, no service, and no
+  `auth_request` check in nginx. nginx logs in to Orthanc as its own user,
+  exactly as on the project's stack, so the two differ only by the
+  authorization (nginx's check, the Lua filter, and the service both ask).
 """
 
 import json
@@ -49,6 +49,13 @@ class PlainStack(Stack):
         config.pop("LuaScripts", None)
         config.pop("PatientAccess", None)
         _write(path, json.dumps(config, indent=2), mode=0o600)
+        conf = self.data_dir / "nginx" / "nginx.conf"
+        text = conf.read_text()
+        for line in ("auth_request /_authsvc_gate;", "error_page 500 = @authsvc_refused;"):
+            if line not in text:
+                raise RuntimeError(f"the nginx template changed: no {line!r} to remove")
+            text = text.replace(line, "")
+        _write(conf, text, mode=0o600)
 
     def start(self):
         self.configure()

@@ -15,6 +15,7 @@ import requests
 
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, recorded, storescu, write_study
+from route_matrix import matrix_cases
 from authsvc.cli import set_rule_password
 from authsvc.stack import PROXY_USER
 
@@ -191,60 +192,6 @@ def test_archive_of_resources_named_in_the_query(stack, world):
 
 
 # -- the route matrix: every principal, the same cases, every layer -------------
-
-# (method, route, {principal: expected}); principals not named expect 403.
-# "ok" means granted by every lock: Orthanc's own answer (200, or 404 where
-# the route does not exist in this Orthanc version), never 403.
-EVERYONE = ("patient", "share", "rule", "radiologist", "admin")
-STAFF = ("radiologist", "admin")
-MATRIX = [
-    ("GET", "/studies/{A1[study]}", EVERYONE),
-    ("GET", "/studies/{A1[study]}/series", EVERYONE),
-    ("GET", "/series/{A1[series]}/study", EVERYONE),
-    ("GET", "/instances/{A1[instance]}/preview", EVERYONE),
-    ("GET", "/instances/{A1[instance]}/rendered?window-center=40&window-width=400", EVERYONE),
-    ("GET", "/web-viewer/series/{A1[series]}", EVERYONE),
-    ("GET", "/web-viewer/instances/jpeg95-{A1[instance]}_0", EVERYONE),
-    ("GET", "/studies/{A2[study]}", ("patient",) + STAFF),
-    ("GET", "/studies/{B[study]}", ("other",) + STAFF),
-    ("GET", "/instances/{B[instance]}/file", ("other",) + STAFF),
-    ("GET", "/studies/{A1[study]}/patient", ("patient",) + STAFF),
-    ("GET", "/series/{A1[series]}/patient", ("patient",) + STAFF),
-    ("GET", "/instances/{A1[instance]}/patient", ("patient",) + STAFF),
-    ("GET", "/patients/{A1[patient]}", ("patient",) + STAFF),
-    ("GET", "/patients/{A1[patient]}/archive", ("patient",) + STAFF),
-    ("GET", "/patients/{B[patient]}", ("other",) + STAFF),
-    ("GET", "/dicom-web/studies/{A2[study_uid]}/metadata", ("patient",) + STAFF),
-    ("GET", "/dicom-web/studies/{shared_uid}/series", STAFF),
-    ("GET", "/dicom-web/studies/{shared_uid}/instances", STAFF),
-    ("GET", "/dicom-web/studies?StudyInstanceUID={A2[study_uid]}", ("patient",) + STAFF),
-    ("GET", "/dicom-web/studies?StudyInstanceUID={B[study_uid]}", STAFF),
-    ("GET", "/dicom-web/studies?PatientID={A1[pid]}", ("patient",) + STAFF),
-    ("GET", "/dicom-web/studies", STAFF),
-    ("GET", "/dicom-web/series?StudyInstanceUID={A2[study_uid]}", ("patient",) + STAFF),
-    ("GET", "/dicom-web/instances?0020000D={A2[study_uid]}&StudyInstanceUID={B[study_uid]}", STAFF),
-    ("GET", "/dicom-web/studies/{A2[study_uid]}/series?StudyInstanceUID={B[study_uid]}", STAFF),
-    ("GET", "/tools/create-archive?resources={A1[study]},{B[patient]}", STAFF),
-    ("GET", "/tools/create-archive?resources={A1[study]}&resources={B[study]}", STAFF),
-    ("GET", "/patients", STAFF),
-    ("GET", "/studies", STAFF),
-    ("GET", "/changes", STAFF),
-    ("GET", "/system", STAFF),
-    ("GET", "/app/explorer.html", STAFF),
-    ("POST", "/tools/lookup", ("admin",)),
-    ("POST", "/tools/find", ("admin",)),
-    ("DELETE", "/studies/{B[study]}/labels/x", ("admin",)),
-    ("PUT", "/studies/{A1[study]}/metadata/1024", ("admin",)),
-]
-# Writes that would change data even for admins are not sent.
-PRINCIPALS = ("patient", "other", "share", "rule", "radiologist", "admin", "none")
-
-
-def matrix_cases():
-    for method, route, granted in MATRIX:
-        for who in PRINCIPALS:
-            yield pytest.param(method, route, who in granted, who, id=f"{who} {method} {route}")
-
 
 @pytest.mark.parametrize("method,route,granted,who", list(matrix_cases()))
 def test_route_matrix(stack, world, method, route, granted, who):

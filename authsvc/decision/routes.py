@@ -49,22 +49,23 @@ CLIMB = "patient"   # /studies|series|instances/{id}/patient: the patient record
 
 # What a GET may read below a resource of each level, by first segment.
 # Tails in WITH_SUBPATH may go deeper (/metadata/{name}, /frames/0/rendered).
+# Not listed, so staff only: labels (1.12+, staff's own workflow marks),
+# and every POST-only route (modify, anonymize, reconstruct ...).
 READ_TAILS = {
     "patients": {"", "studies", "series", "instances", "shared-tags", "statistics", "metadata",
-                 "attachments", "archive", "media", "module", "protected", "labels",
-                 "instances-tags"},
+                 "attachments", "archive", "media", "module", "protected", "instances-tags"},
     "studies": {"", "series", "instances", "shared-tags", "statistics", "metadata",
-                "attachments", "archive", "media", "module", "module-patient", "labels",
+                "attachments", "archive", "media", "module", "module-patient",
                 "instances-tags"},
     "series": {"", "instances", "study", "shared-tags", "statistics", "ordered-slices",
-               "archive", "media", "module", "metadata", "attachments", "numpy", "labels",
+               "archive", "media", "module", "metadata", "attachments", "numpy",
                "instances-tags"},
     "instances": {"", "file", "preview", "simplified-tags", "tags", "header", "content",
                   "frames", "image-int16", "image-uint8", "image-uint16", "rendered", "matlab",
                   "numpy", "pdf", "statistics", "study", "series", "metadata", "attachments",
-                  "module", "labels"},
+                  "module"},
 }
-WITH_SUBPATH = {"metadata", "attachments", "content", "frames", "labels"}
+WITH_SUBPATH = {"metadata", "attachments", "content", "frames"}
 
 WEB_VIEWER_SERIES = re.compile(rf"^/web-viewer/(?:series|is-stable-series)/({OID_RE})$")
 WEB_VIEWER_INSTANCE = re.compile(rf"^/web-viewer/instances/[A-Za-z0-9]+-({OID_RE})_[0-9]+$")
