@@ -105,13 +105,12 @@ def create_app(test_config=None):
     from . import webhook
     from .fastpath import DecisionEndpoints
     # The questions every Orthanc request waits for skip Flask entirely:
-    # nginx's check (any method: auth_request subrequests are GETs, and the
-    # original method travels in a header), the Lua filter's, the plugin's.
+    # nginx's check, the Lua filter's, the plugin's.
     endpoints = DecisionEndpoints(app.wsgi_app, app, close_after=not keep_open)
-    endpoints.route(gate.GATE_PATH, gate.check, methods=("GET", "HEAD", "POST"))
-    endpoints.route(internal.AUTHORIZE_PATH, internal.lua_authorize)
+    endpoints.route(gate.GATE_PATH, gate.GATE)
+    endpoints.route(internal.AUTHORIZE_PATH, internal.LUA_AUTHORIZE)
     for path in webhook.VALIDATE_PATHS:
-        endpoints.route(path, webhook.validate)
+        endpoints.route(path, webhook.VALIDATE)
     app.wsgi_app = endpoints
     errors.register(app)
     app.register_blueprint(api.bp)

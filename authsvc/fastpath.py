@@ -8,11 +8,10 @@ request context and response objects were a quarter to a third of the
 service's CPU per decision (bench B2), so these are answered here, straight
 from the WSGI environ. Every other path goes on to Flask untouched.
 
-A handler takes (environ, endpoints) and returns (status, JSON object or
-None for no body, extra headers), or raises ApiError, answered with the same
-error body as Flask's routes (errors.py). It opens the database itself
-(`prepare`), because what a failure there means differs: the Lua filter and
-nginx's check deny, the plugin gets a 503.
+An Endpoint's handler takes (environ, endpoints) and returns (status, JSON
+object or None for no body, extra headers), or raises ApiError, answered with
+the same error body as Flask's routes (errors.py). Everything around it
+(authentication, the database, failures) is DecisionEndpoints' own.
 
 Three endpoints are answered here: the Lua filter's question, the plugin's
 validation, and nginx's auth_request check (authsvc/gate.py), which stands in
@@ -20,12 +19,19 @@ front of every request to Orthanc.
 """
 
 import json
+import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
+
+import peewee
 
 from . import fastsql
 from .db import database
 from .errors import ApiError
+
+log = logging.getLogger(__name__)
 
 # The rules files are stat'ed at most this often on the decision paths: two
 # stat calls per decision were 2 % of B2's CPU, and a changed rules file is
@@ -33,8 +39,29 @@ from .errors import ApiError
 RULES_CHECK_SECONDS = 0.5
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """One decision endpoint and what its callers understand when it fails.
+
+    The lifecycle is DecisionEndpoints' alone: route and method, then
+    `authenticate` (raises ApiError), the database (`unavailable` answered
+    when it cannot be opened), `handle`, and the connection handed back.
+    An ApiError from `handle` is answered as Flask's routes answer it; any
+    other exception is logged and answered with `failed`, a refusal in each
+    caller's own terms (Lua's HttpPost cannot read an error status, the
+    plugin turns anything but 200 into a 403, nginx's check reads 403)."""
+    name: str
+    handle: Callable
+    methods: tuple = ("POST",)
+    authenticate: Callable = None
+    unavailable: tuple = (503, {"error": "database_unavailable",
+                                "message": "The service's database is unavailable; "
+                                           "try again in a moment."}, {"Retry-After": "5"})
+    failed: tuple = (403, None, None)
+
+
 class DecisionEndpoints:
-    """WSGI middleware: a registered path is answered by its handler (for
+    """WSGI middleware: a registered path is answered by its Endpoint (for
     the methods it was registered with; another is a 405); anything else
     goes to `wsgi_app`."""
 
@@ -45,10 +72,10 @@ class DecisionEndpoints:
         self.routes = {}
         self._rules_checked = 0.0
 
-    def route(self, path, handler, methods=("POST",)):
-        self.routes[path] = (handler, tuple(methods))
+    def route(self, path, endpoint):
+        self.routes[path] = endpoint
 
-    def prepare(self, services):
+    def _prepare(self, services):
         """The database connection of this thread, and the rules watcher's
         cheap check (decisions never wait for a sync: it wakes the worker)."""
         database.connect(reuse_if_open=True)
@@ -58,22 +85,40 @@ class DecisionEndpoints:
             services.rules.check(blocking=False, wake=services.ingest_worker.wake)
 
     def __call__(self, environ, start_response):
-        route = self.routes.get(environ.get("PATH_INFO"))
-        if route is None:
+        endpoint = self.routes.get(environ.get("PATH_INFO"))
+        if endpoint is None:
             return self.wsgi_app(environ, start_response)
-        handler, methods = route
-        if environ.get("REQUEST_METHOD") not in methods:
+        if environ.get("REQUEST_METHOD") not in endpoint.methods:
             return reply(start_response, 405, {"error": "method_not_allowed",
-                                               "message": " or ".join(methods) + " only."},
-                         {"Allow": ", ".join(methods)})
+                                               "message": " or ".join(endpoint.methods) + " only."},
+                         {"Allow": ", ".join(endpoint.methods)})
         try:
-            status, data, headers = handler(environ, self)
-        except ApiError as exc:
-            status, data, headers = exc.status, exc.body(), exc.headers
+            status, data, headers = self._answer(endpoint, environ)
         finally:
             fastsql.forget_prefetched()
             self._release()
         return reply(start_response, status, data, headers)
+
+    def _answer(self, endpoint, environ):
+        services = self.services
+        try:
+            if endpoint.authenticate is not None:
+                endpoint.authenticate(environ, services)
+        except ApiError as exc:
+            return exc.status, exc.body(), exc.headers
+        try:
+            self._prepare(services)
+        except peewee.PeeweeException as exc:
+            log.error("database unavailable: %s", exc)
+            return endpoint.unavailable
+        try:
+            return endpoint.handle(environ, self)
+        except ApiError as exc:
+            return exc.status, exc.body(), exc.headers
+        except Exception:
+            # Never the request in the log: it holds a token.
+            log.exception("%s decision failed; denying", endpoint.name)
+            return endpoint.failed
 
     def _release(self):
         """SQLite keeps its connection per thread; PostgreSQL's goes back to
@@ -88,7 +133,6 @@ class DecisionEndpoints:
     @property
     def config(self):
         return self.flask_app.config
-
 
 def read_body(environ, limit):
     """The raw body, sent with Content-Length or chunked (gunicorn decodes a

@@ -14,11 +14,8 @@ else `Authorization: Bearer`, else `?token=`), so that the check and Orthanc
 see one and the same principal. Answered below Flask (authsvc/fastpath.py):
 a viewer's every image waits for it."""
 
-import logging
-
 from .decision import pipeline, routes
-
-log = logging.getLogger(__name__)
+from .fastpath import Endpoint
 
 GATE_PATH = "/api/gate"
 ORTHANC_PREFIX = "/orthanc"
@@ -26,20 +23,24 @@ MAX_URI = 4096
 MAX_TOKEN = 1024
 
 
-def check(environ, endpoints):
+REFUSED = (403, None, None)
+
+
+def _check(environ, endpoints):
     """204 when granted, 403 otherwise (nginx answers the client 403 too)."""
     method = environ.get("HTTP_X_ORIGINAL_METHOD", "")
     uri = environ.get("HTTP_X_ORIGINAL_URI", "")
     token = environ.get("HTTP_TOKEN", "").strip() or None
     if not uri.startswith(ORTHANC_PREFIX + "/") or len(uri) > MAX_URI \
             or (token and len(token) > MAX_TOKEN):
-        return 403, None, None
-    try:
-        endpoints.prepare(endpoints.services)
-        decision = pipeline.answer(endpoints.services, token,
-                                   routes.parse(method, uri[len(ORTHANC_PREFIX):]),
-                                   environ.get("REMOTE_ADDR", ""))
-    except Exception:
-        log.exception("gate decision failed; refusing")
-        return 403, None, None
-    return (204 if decision.granted else 403), None, None
+        return REFUSED
+    decision = pipeline.answer(endpoints.services, token,
+                               routes.parse(method, uri[len(ORTHANC_PREFIX):]),
+                               environ.get("REMOTE_ADDR", ""))
+    return (204, None, None) if decision.granted else REFUSED
+
+
+# Any method: auth_request subrequests are GETs, and the original method
+# travels in a header. A failure or a database down refuses.
+GATE = Endpoint("nginx check", _check, methods=("GET", "HEAD", "POST"),
+                unavailable=REFUSED, failed=REFUSED)

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, request
 from . import ingest
 from .decision import pipeline, policy, routes
 from .errors import ApiError
-from .fastpath import read_body
+from .fastpath import Endpoint, read_body
 from .web import json_body, services
 
 log = logging.getLogger(__name__)
@@ -47,26 +47,29 @@ MAX_QUESTION = 8192  # a method, a path and query of at most 4096 and a token
 MAX_URI = 4096
 
 
-def lua_authorize(environ, endpoints):
-    """POST /internal/authorize, the Lua filter's question, answered below
-    Flask (authsvc/fastpath.py): Orthanc holds its Lua lock, and so
-    serializes every request it serves, while it waits for this answer.
-
-    Always 200 with a decision, once the shared secret is right: Lua's
-    HttpPost cannot read the body of an error status, and denies then anyway.
-    Anything unexpected denies."""
-    services = endpoints.services
+def _check_lua_secret(environ, services):
     if not secret_ok(environ.get("HTTP_X_AUTHSVC_SECRET"), services):
         raise WRONG_SECRET
-    try:
-        endpoints.prepare(services)
-        decision = _decide(services, _read_question(environ))
-    except Exception:
-        log.exception("authorization failed; denying")
-        decision = policy.refused("internal error")
-    validity = int(endpoints.config["DECISION_CACHE_SECONDS"]) if decision.granted else 0
-    return 200, {"granted": decision.granted, "validity": validity, "scope": decision.scope,
-                 "keys": decision.keys if decision.granted else []}, None
+
+
+def _lua_answer(decision, validity):
+    return 200, {"granted": decision.granted, "validity": validity if decision.granted else 0,
+                 "scope": decision.scope, "keys": decision.keys if decision.granted else []}, None
+
+
+def _lua_authorize(environ, endpoints):
+    decision = _decide(endpoints.services, _read_question(environ))
+    return _lua_answer(decision, int(endpoints.config["DECISION_CACHE_SECONDS"]))
+
+
+# POST /internal/authorize, the Lua filter's question, answered below Flask
+# (authsvc/fastpath.py): Orthanc holds its Lua lock, and so serializes every
+# request it serves, while it waits for this answer. Always 200 with a
+# decision once the shared secret is right: Lua's HttpPost cannot read the
+# body of an error status, and denies then anyway. Anything unexpected denies.
+_DENIED = _lua_answer(policy.refused("service failure"), 0)
+LUA_AUTHORIZE = Endpoint("Lua filter", _lua_authorize, authenticate=_check_lua_secret,
+                         unavailable=_DENIED, failed=_DENIED)
 
 
 def _read_question(environ):

@@ -93,9 +93,11 @@ def _fetch_session(token_hash):
 
 
 # The decision paths' short memory of live sessions (see SessionStore.decide_as),
-# per process: token hash -> (monotonic deadline, principal, session's end).
+# per process: token hash -> (monotonic deadline, principal, session's end,
+# {Orthanc ID: that study's keys} of the studies granted to it meanwhile).
 _recent = {}
 _RECENT_MAX = 5000
+_GRANTS_MAX = 20000  # remembered Orthanc IDs per session, before they are dropped
 
 
 def forget_recent():
@@ -165,8 +167,35 @@ class SessionStore:
         if principal is not None:
             if len(_recent) >= _RECENT_MAX:
                 _recent.clear()
-            _recent[key] = (time.monotonic() + self.cache_seconds, principal, ends)
+            _recent[key] = (time.monotonic() + self.cache_seconds, principal, ends, {})
         return principal
+
+    def _remembered(self, token):
+        if not self.cache_seconds or not isinstance(token, str) or not 20 <= len(token) <= 128:
+            return None
+        hit = _recent.get(self.token_hash(token))
+        if hit is None or hit[0] <= time.monotonic() or utcnow() >= hit[2]:
+            return None
+        return hit
+
+    def remembered_grant(self, token, orthanc_id):
+        """The keys of a study granted to this session in the last
+        `cache_seconds` that holds `orthanc_id`, or None. The grant lives and
+        is forgotten with the session's memory (`forget_recent`), so it
+        reaches no further than the session lookup it saves."""
+        hit = self._remembered(token)
+        return hit[3].get(orthanc_id) if hit is not None else None
+
+    def remember_grant(self, token, keys):
+        """Remember the grant of one study (its Orthanc IDs) for this session."""
+        hit = self._remembered(token)
+        if hit is None:
+            return
+        grants = hit[3]
+        if len(grants) + len(keys) > _GRANTS_MAX:
+            grants.clear()
+        for key in keys:
+            grants[key] = keys
 
     def session_lookup(self, token):
         """The compiled lookup `decide_as` will run for this token, if one

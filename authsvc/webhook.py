@@ -27,13 +27,12 @@ import json
 import logging
 from dataclasses import dataclass
 
-import peewee
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.datastructures import Authorization
 
 from .decision import pipeline, routes
 from .errors import ApiError
-from .fastpath import read_body
+from .fastpath import Endpoint, read_body
 from .web import services
 
 log = logging.getLogger(__name__)
@@ -178,27 +177,18 @@ VALIDATE_PATHS = ("/authz", "/authz/",     # legacy "WebService"
                   "/authz/tokens/validate")   # "WebServiceRootUrl"
 
 
-def validate(environ, endpoints):
-    """The plugin's validation request, answered below Flask
-    (authsvc/fastpath.py): every resource Orthanc serves waits for it."""
-    services, config = endpoints.services, endpoints.config
-    _check_basic_auth(environ, services)
+def _validate(environ, endpoints):
     question = _question(_json_object(environ))
-    try:
-        endpoints.prepare(services)
-    except peewee.PeeweeException as exc:
-        log.error("database unavailable: %s", exc)
-        raise ApiError(503, "database_unavailable",
-                       "The service's database is unavailable; try again in a moment.",
-                       headers={"Retry-After": "5"})
-    try:
-        decision = pipeline.answer(services, question.token, _target(question))
-        granted, validity = decision.granted, _validity(config)
-    except Exception:
-        # Never the token in the log: the traceback and the question's level.
-        log.exception("webhook decision failed at %s level; denying", question.level)
-        granted, validity = False, 0
-    return 200, {"granted": granted, "validity": validity}, None
+    decision = pipeline.answer(endpoints.services, question.token, _target(question))
+    return 200, {"granted": decision.granted, "validity": _validity(endpoints.config)}, None
+
+
+# The plugin's validation request, answered below Flask (authsvc/fastpath.py):
+# every resource Orthanc serves waits for it. A failure is a refusal the
+# plugin does not cache (validity 0); a database down, a 503 it retries.
+VALIDATE = Endpoint("webhook", _validate,
+                    authenticate=_check_basic_auth,
+                    failed=(200, {"granted": False, "validity": 0}, None))
 
 
 def _profile(principal):

@@ -62,11 +62,3 @@ def matrix_cases():
     for method, route, granted in MATRIX:
         for who in PRINCIPALS:
             yield pytest.param(method, route, who in granted, who, id=f"{who} {method} {route}")
-
-
-
-
-def matrix_cases():
-    for method, route, granted in MATRIX:
-        for who in PRINCIPALS:
-            yield pytest.param(method, route, who in granted, who, id=f"{who} {method} {route}")

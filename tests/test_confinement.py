@@ -263,14 +263,17 @@ class RecordingOrthanc:
     """Stands in for the docker image's Orthanc with the Authorization plugin,
     which cannot run here: it answers 200 to whatever nginx lets through, so
     that nginx's own check is seen alone (the plugin's answers are tested on
-    replayed bodies: tests/test_webhook_contract.py)."""
+    replayed bodies, tests/test_webhook_contract.py, and on the route matrix,
+    tests/test_decision_matrix.py). It keeps the headers it was sent."""
 
     def __init__(self):
         import http.server
         import threading
+        seen = self.seen = {}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self):
+                seen[self.path] = dict(self.headers)
                 body = b"reached Orthanc"
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -316,7 +319,7 @@ def docker_nginx(stack, tmp_path_factory):
                              "-e", str(tmp / "error.log"), "-g", "daemon off;"])
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url), 10, what="docker nginx")
-    yield url
+    yield url, orthanc
     proc.terminate()
     proc.wait(10)
     orthanc.close()
@@ -337,12 +340,25 @@ def _answers(url):
 @pytest.mark.parametrize("method,route,granted,who", list(matrix_cases()))
 def test_route_matrix_docker_nginx(docker_nginx, world, method, route, granted, who):
     """The same matrix through the docker deployment's nginx: what its check
-    lets through to Orthanc (and the plugin) for each principal."""
+    lets through to Orthanc (and the plugin) for each principal. The reads of
+    one resource by Orthanc ID (routes.hot_reads_regex), GET without a query,
+    go to the plugin unchecked, with the principal's token and nothing else:
+    the plugin decides them as the check would (tests/test_decision_matrix.py)."""
+    import re
+
+    from authsvc.decision.routes import hot_reads_regex
+
+    url, orthanc = docker_nginx
     token = token_of(world["p"][who])
     cookies = {"authsvc_session": token} if token else {}
-    r = requests.request(method, docker_nginx + "/orthanc" + route.format(**world), data="{}",
-                         cookies=cookies, timeout=10, allow_redirects=False)
-    if granted:
+    path = "/orthanc" + route.format(**world)
+    r = requests.request(method, url + path, data="{}", cookies=cookies, timeout=10,
+                         allow_redirects=False)
+    if method == "GET" and "?" not in path and re.match(hot_reads_regex(), path):
+        assert (r.status_code, r.text) == (200, "reached Orthanc"), (who, method, route)
+        headers = {k.lower(): v for k, v in orthanc.seen[path[len("/orthanc"):]].items()}
+        assert headers.get("token") == token and "authorization" not in headers, headers
+    elif granted:
         assert (r.status_code, r.text) == (200, "reached Orthanc"), (who, method, route)
     else:
         assert r.status_code == 403 and "reached Orthanc" not in r.text, (who, method, route)

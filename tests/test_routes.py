@@ -9,7 +9,7 @@ S = "57000000-00000001-00000002-00000003-00000004"
 UID = "1.2.840.113619.2.1"
 
 
-@pytest.mark.parametrize("uri,kind", [
+WHAT_A_REQUEST_NAMES = [
     (f"/studies/{S}", Kind.RESOURCE),
     (f"/studies/{S}/archive", Kind.RESOURCE),
     (f"/studies/{S}/metadata/1024", Kind.RESOURCE),
@@ -60,7 +60,10 @@ UID = "1.2.840.113619.2.1"
     ("/patients", Kind.OTHER),
     ("/system", Kind.OTHER),
     ("/", Kind.OTHER),
-])
+]
+
+
+@pytest.mark.parametrize("uri,kind", WHAT_A_REQUEST_NAMES)
 def test_what_a_request_names(uri, kind):
     assert parse("GET", uri).kind is kind, uri
 
@@ -89,3 +92,24 @@ def test_the_lua_cache_never_covers_the_climb_to_the_patient():
     assert set(grammar["CacheableTails"]) == {"studies", "series", "instances"}
     for tails in grammar["CacheableTails"].values():
         assert "patient" not in tails and "" in tails
+
+
+def test_nginx_configs_let_through_exactly_the_hot_reads():
+    import re
+    from pathlib import Path
+
+    from authsvc.decision.routes import hot_reads_regex
+    from authsvc.stack import SITE_DEFAULTS, nginx_config
+
+    docker = (Path(__file__).resolve().parent.parent / "deploy/docker/locations.inc").read_text()
+    packaged = nginx_config(dict(SITE_DEFAULTS, authsvc={}), {"proxy_password": "p"}, Path("/x"))
+    for conf in (docker, packaged):
+        assert f'location ~ "{hot_reads_regex()}"' in conf
+        assert len(re.findall(r"location ~", conf)) == 1
+    hot = re.compile(hot_reads_regex())
+    for uri, kind in [(u, k) for u, k in WHAT_A_REQUEST_NAMES if "?" not in u]:
+        if hot.match("/orthanc" + uri):
+            assert kind in (Kind.RESOURCE, Kind.ASSET), uri
+    assert hot.match(f"/orthanc/instances/{S}/frames/0/rendered")
+    assert not hot.match(f"/orthanc/instances/{S}/patient")
+    assert not hot.match(f"/orthanc/patients/{S}")

@@ -116,3 +116,50 @@ def test_one_statement_per_decision(app, patient, monkeypatch):
     patient["token"] = "x" * 43                  # unknown session: still one, and refused
     assert not granted(app, patient)
     assert len(compiled) == 2 and other == [], (compiled, other)
+
+
+# -- the studies granted to a remembered session --------------------------------
+
+def count_statements(app, fn):
+    from authsvc.db import database
+    counted = []
+    real = database.obj.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        counted.append(sql)
+        return real(sql, params, *args, **kwargs)
+    database.obj.execute_sql = counting
+    try:
+        fn()
+    finally:
+        database.obj.execute_sql = real
+    return len(counted)
+
+
+def test_a_granted_study_answers_its_resources_without_the_database(app, patient):
+    data = fake_study("PC-1", "1")
+    assert granted(app, patient)
+    # Another instance and a series of the same study: no statement at all.
+    for uri in (f"/instances/{data['instances'][1][0]}/preview", f"/series/{data['series'][1][0]}"):
+        patient["uri"] = uri
+        assert count_statements(app, lambda: granted(app, patient)) == 0
+    # Another patient's study, the climb to the patient: asked, and refused.
+    other = fake_study("PC-2", "2")
+    ingest.store_study(other["study_orthanc_id"], other)
+    for uri in (f"/instances/{other['instances'][0][0]}/file",
+                f"/instances/{data['instances'][1][0]}/patient"):
+        patient["uri"] = uri
+        assert count_statements(app, lambda: granted(app, patient)) > 0
+    patient["uri"] = f"/instances/{other['instances'][0][0]}/file"
+    assert not granted(app, patient)
+
+
+def test_remembered_grants_are_forgotten_with_the_session(app, patient):
+    data = fake_study("PC-1", "1")
+    assert granted(app, patient)
+    Session.update(ended=True).execute()       # another worker's logout
+    time.sleep(TTL + 0.1)
+    patient["uri"] = f"/instances/{data['instances'][1][0]}/preview"
+    assert not granted(app, patient)
+    assert granted(app, patient) is False
+    forget_recent()

@@ -259,6 +259,30 @@ def plugin_target(method, level, orthanc_id, dicom_uid=""):
                   expected_uid=dicom_uid or "")
 
 
+def hot_reads_regex():
+    """The nginx location (PCRE, with nginx's /orthanc prefix) of the reads
+    of one resource by Orthanc ID: RESOURCE and ASSET targets, by the same
+    tables as `parse`. They are a viewer's hundreds of requests per study,
+    and the second lock behind nginx (the Lua filter, the plugin) decides
+    them exactly as nginx's check would, from its cache; nginx therefore
+    lets them through unchecked when they are GET or HEAD without a query
+    string, and checks everything else (authsvc/stack.py and
+    deploy/docker/locations.inc, which tests/test_routes.py keeps equal)."""
+    segment = "[A-Za-z0-9._-]+"
+    levels = []
+    for level in ("studies", "series", "instances"):
+        plain = sorted(t for t in READ_TAILS[level] if t and t not in WITH_SUBPATH)
+        deep = sorted(t for t in READ_TAILS[level] if t in WITH_SUBPATH)
+        tails = f"/(?:{'|'.join(plain)})"
+        if deep:
+            tails = f"(?:{tails}|/(?:{'|'.join(deep)})(?:/{segment})*)"
+        levels.append(f"{level}/{OID_RE}{tails}?")
+    viewer = (rf"web-viewer/(?:series|is-stable-series)/{OID_RE}"
+              rf"|web-viewer/instances/[A-Za-z0-9]+-{OID_RE}_[0-9]+"
+              rf"|(?:web-viewer/(?:app|libs)|stone-webviewer)(?:/{segment})+")
+    return f"^/orthanc/(?:{'|'.join(levels)}|{viewer})$"
+
+
 def lua_cache_grammar():
     """What the Lua filter's cache may answer, for Orthanc's configuration
     (PatientAccess section): "CacheableTails", {level: [tails]} under which a
