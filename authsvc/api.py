@@ -86,8 +86,9 @@ def login():
     if field is None:
         raise ApiError(400, "bad_field",
                        "Send 'patient_id', 'login' or 'username' with 'password'.")
-    # Spaces count as in the recorded PatientID: runs of them as one.
-    name = " ".join(string_field(body, field[0], max_length=64).split())
+    # The ID exactly as recorded ("SP 77" and "SP  77" are two patients);
+    # only spaces typed before or after it are dropped (no recorded ID has any).
+    name = string_field(body, field[0], max_length=64).strip()
     password = string_field(body, "password")
     kind = field[1]
     account_key = throttle.account_key(kind, name)
@@ -181,7 +182,7 @@ def studies():
 def issue_credentials(patient_id):
     principal = require_staff()
     json_body()
-    patient = Patient.get_or_none(Patient.patient_id == " ".join(patient_id.split()))
+    patient = Patient.get_or_none(Patient.patient_id == patient_id)
     if patient is None:
         raise ApiError(404, "no_such_patient", "No study of this patient has been recorded.")
     password = passwords.generate()

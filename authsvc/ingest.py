@@ -109,8 +109,10 @@ def _store_tag_values(study, values):
 
 def usable_patient_id(raw):
     """The PatientID a login can be made for, or IngestRejected saying why
-    (staff see the reason: GET /api/ingest/problems)."""
-    patient_id = " ".join((raw or "").split())
+    (staff see the reason: GET /api/ingest/problems). It is the PatientID as
+    sent, only DICOM's padding removed (spaces and NULs at either end):
+    "SP 77" and "SP  77" are two patients, each with their own login."""
+    patient_id = (raw or "").strip(" \x00")
     if not patient_id:
         raise IngestRejected("the study has no PatientID: no login can be made")
     if "\\" in patient_id:
