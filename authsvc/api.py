@@ -147,7 +147,7 @@ def study_json(study, principal):
         "description": study.description,
         "modalities": [m for m in study.modalities.split("\\") if m],
         "patient_id": study.patient.patient_id,
-        "patient_name": study.patient.name,
+        "patient_name": study.patient_name,  # this study's own
     }
     if principal.kind == "staff":
         data["recorded_at"] = study.recorded_at.isoformat() + "Z"

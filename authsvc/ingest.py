@@ -72,13 +72,18 @@ def read_study(orthanc, orthanc_id):
     for inst in instances:
         first_of_series.setdefault(inst["ParentSeries"], inst["ID"])
     values = {}
+    own = {}
     for instance_id in first_of_series.values():
         tags = orthanc.get(f"/instances/{instance_id}/tags", short="")
         for tag, found in _text_values(tags).items():
             values.setdefault(tag, set()).update(found)
+        if not own:
+            # This study's own name and birth date, from its first file.
+            own = {k: tags.get(t) if isinstance(tags.get(t), str) else ""
+                   for k, t in (("PatientName", "0010,0010"), ("PatientBirthDate", "0010,0030"))}
     modalities = sorted({s.get("MainDicomTags", {}).get("Modality", "") for s in series} - {""})
     return {
-        "patient": study.get("PatientMainDicomTags", {}),
+        "patient": {**study.get("PatientMainDicomTags", {}), **own},
         "patient_orthanc_id": study["ParentPatient"],
         "tags": study.get("MainDicomTags", {}),
         "modalities": modalities,
@@ -145,6 +150,7 @@ def store_study(orthanc_id, data):
                 # For the dashboard until the slip is printed: encrypted only.
                 display_password=display.seal(patient_id, new_password, set_at))
         fields = dict(study_uid=tags.get("StudyInstanceUID", ""), patient=patient,
+                      patient_name=data["patient"].get("PatientName", ""),
                       study_date=tags.get("StudyDate", ""),
                       description=tags.get("StudyDescription", ""),
                       modalities="\\".join(data["modalities"]),

@@ -44,6 +44,9 @@ class Study(BaseModel):
     study_date = CharField(max_length=8, default="")
     description = CharField(max_length=255, default="")
     modalities = CharField(max_length=255, default="")
+    # The PatientName of this study's own files (a login's studies may carry
+    # differently spelt names; each is shown with its own).
+    patient_name = CharField(max_length=324, default="")
     # The five access tags, every value seen in any series, as JSON
     # {keyword: [values]}; the rules of a later issue match against these.
     access_tags = TextField(default="{}")

@@ -190,7 +190,7 @@ def studies():
         out.append({
             "orthanc_id": study.orthanc_id,
             "patient_id": patient.patient_id,
-            "patient_name": person_name(patient.name),
+            "patient_name": person_name(study.patient_name),  # this study's own
             "date": study_date(study.study_date),
             "modalities": ", ".join(m for m in study.modalities.split("\\") if m),
             "description": study.description,

@@ -1,11 +1,12 @@
 """Who a study belongs to, in-process (no Orthanc): PatientIDs recorded as
-sent, never merged."""
+sent, never merged; each study's own patient name."""
 
 import pytest
 
 from authsvc import ingest, passwords
 from authsvc.cli import ensure_admin
-from authsvc.models import Patient, StaffUser
+from authsvc.migrations import migrate
+from authsvc.models import Patient, SchemaVersion, StaffUser, Study
 from conftest import fake_study
 
 STAFF_PASSWORD = "a staff password, long enough"
@@ -67,3 +68,40 @@ def test_credentials_route_names_the_exact_patient(app, staff):
     r = admin.post("/api/patients/SP  77/credentials", json={})
     assert r.status_code == 200 and r.json["patient_id"] == "SP  77"
     assert admin.post("/api/patients/SP   77/credentials", json={}).status_code == 404
+
+
+# -- 4. each study's own patient name -------------------------------------------------------
+
+def test_each_study_shows_its_own_patient_name(app, staff):
+    names = [f"PERSON^N{n}" for n in range(7)]
+    for n, name in enumerate(names):
+        record(fake_study("SEVEN", str(n), name=name))
+    rows = as_admin(app).get("/api/studies").json["studies"]
+    assert sorted(r["patient_name"] for r in rows) == names
+    dashboard = as_admin(app).get("/staff/api/studies").json["studies"]
+    assert sorted(r["patient_name"] for r in dashboard) == sorted(
+        f"PERSON, N{n}" for n in range(7))
+
+
+def test_viewer_shows_each_study_s_name(app, staff):
+    first = fake_study("TWO-N", "1", name="FIRST^NAME")
+    pw = record(first)
+    second = fake_study("TWO-N", "2", name="first^name^^")  # the same name, spelt otherwise
+    record(second)
+    assert pw
+    client = as_admin(app)
+    shown = [client.get(f"/portal/studies/{d['study_orthanc_id']}").get_data(as_text=True)
+             .split('id="viewer-patient">')[1].split("</span>")[0] for d in (first, second)]
+    assert "FIRST, NAME" in shown[0] and "first, name" in shown[1]
+
+
+def test_migration_0005_adds_each_study_s_name_to_an_older_database(app):
+    from playhouse.migrate import SchemaMigrator, migrate as run_operations
+    from authsvc.db import database
+    record(fake_study("OLD-1", "1", name="OLD^NAME"))
+    db = database.obj
+    run_operations(SchemaMigrator.from_database(db).drop_column("study", "patient_name"))
+    SchemaVersion.delete().where(SchemaVersion.version == 5).execute()
+    assert migrate() == [5]
+    assert Study.get().patient_name == "OLD^NAME"   # filled from the login's name
+    assert migrate() == []

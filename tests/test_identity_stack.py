@@ -1,10 +1,12 @@
 """Who a study belongs to, on the real path: DICOM sent by storescu to the
 real Orthanc, ingest, and every request through nginx. Two PatientIDs that
-differ only in inner spaces are two logins."""
+differ only in inner spaces are two logins; each study shows its own
+patient name."""
 
 import uuid
 
 import pydicom
+import pytest
 
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
@@ -53,3 +55,14 @@ def test_patient_ids_differing_in_inner_spaces_are_two_logins(stack, orthanc, ad
     assert first.get(f"/orthanc/studies/{b}").status_code == 403
     assert second.get(f"/orthanc/studies/{a}").status_code == 403
     assert second.get(f"/orthanc/studies/{b}").status_code == 200
+
+
+@pytest.mark.parametrize("names", [["SEVEN^ONE", "SEVEN^ONE^^", "seven^one"]])
+def test_each_study_shows_its_own_patient_name(stack, orthanc, admin, tmp_path, names):
+    pid = f"NAMES{uuid.uuid4().hex[:4].upper()}"
+    sent = [send(stack, orthanc, tmp_path, StudySpec(pid, name, series=one_series(),
+                                                      description=f"S{n}"))
+            for n, name in enumerate(names)]
+    for study in sent:
+        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+    assert [recorded(admin, s)["patient_name"] for s in sent] == names
