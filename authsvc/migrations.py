@@ -53,12 +53,18 @@ def _0005_study_patient_name(db):
      .where(study.patient_name == "").execute())
 
 
+def _0006_identity_conflicts(db):
+    """The studies held back as identity conflicts (authsvc/conflicts.py)."""
+    db.create_tables([models.IdentityConflict], safe=True)
+
+
 MIGRATIONS = [
     (1, _0001_initial),
     (2, _0002_slip_display_copy),
     (3, _0003_rules_and_shares),
     (4, _0004_throttle_and_audit),
     (5, _0005_study_patient_name),
+    (6, _0006_identity_conflicts),
 ]
 
 
