@@ -185,8 +185,9 @@ def hold(orthanc_id, data, patient_id, problems):
                   snapshot=json.dumps(data, ensure_ascii=False))
     if row is None:
         IdentityConflict.create(study_orthanc_id=orthanc_id, **fields)
+        # What kind of conflict only: the names and birth dates stay out of the log.
         audit.record("identity_conflict", actor="ingest", subject=f"study {orthanc_id}",
-                     detail=f"patient {patient_id}: " + "; ".join(describe(p) for p in problems))
+                     detail=f"PatientID {patient_id}: " + ", ".join(p["code"] for p in problems))
         log.warning("study %s held back as an identity conflict (%s); staff resolve it",
                     orthanc_id, ", ".join(p["code"] for p in problems))
         return True

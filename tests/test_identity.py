@@ -262,6 +262,9 @@ def test_separate_login(app, conflict):
     assert Patient.get(Patient.patient_id == login_id).orthanc_id != conflict["orthanc_patient"]
     names = [e.event for e in AuditEvent.select().order_by(AuditEvent.id)]
     assert "identity_resolved" in names and names.count("password_issued") >= 2
+    held = AuditEvent.get(AuditEvent.event == "identity_conflict")
+    assert held.detail == "PatientID COLLIDE: charset_unknown, name"
+    assert "STRANGER" not in held.detail
     # The stranger's next study with the same stripped ID is a conflict again;
     # staff may attach it to the separate login.
     again = stripped("COLLIDE", "3", b"COLLIDE\xe9", name="STRANGER^ONE")
