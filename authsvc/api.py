@@ -12,7 +12,7 @@ from . import passwords
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .text import fold
-from . import audit, ingest, matching, rules, throttle
+from . import audit, conflicts, ingest, matching, rules, throttle
 from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
                      Share, StaffUser, Study, get_value, utcnow)
 from .sessions import forget_recent
@@ -86,8 +86,9 @@ def login():
     if field is None:
         raise ApiError(400, "bad_field",
                        "Send 'patient_id', 'login' or 'username' with 'password'.")
-    # Spaces count as in the recorded PatientID: runs of them as one.
-    name = " ".join(string_field(body, field[0], max_length=64).split())
+    # The ID exactly as recorded ("SP 77" and "SP  77" are two patients);
+    # only spaces typed before or after it are dropped (no recorded ID has any).
+    name = string_field(body, field[0], max_length=64).strip()
     password = string_field(body, "password")
     kind = field[1]
     account_key = throttle.account_key(kind, name)
@@ -146,7 +147,7 @@ def study_json(study, principal):
         "description": study.description,
         "modalities": [m for m in study.modalities.split("\\") if m],
         "patient_id": study.patient.patient_id,
-        "patient_name": study.patient.name,
+        "patient_name": study.patient_name,  # this study's own
     }
     if principal.kind == "staff":
         data["recorded_at"] = study.recorded_at.isoformat() + "Z"
@@ -181,7 +182,7 @@ def studies():
 def issue_credentials(patient_id):
     principal = require_staff()
     json_body()
-    patient = Patient.get_or_none(Patient.patient_id == " ".join(patient_id.split()))
+    patient = Patient.get_or_none(Patient.patient_id == patient_id)
     if patient is None:
         raise ApiError(404, "no_such_patient", "No study of this patient has been recorded.")
     password = passwords.generate()
@@ -255,13 +256,42 @@ def audit_log():
 @bp.get("/ingest/problems")
 def ingest_problems():
     """Staff: stable studies the service could not record (or is still
-    retrying), with the reason, e.g. a study without a usable PatientID."""
+    retrying), with the reason, e.g. a study without a usable PatientID; and
+    the studies held back as identity conflicts until an admin resolves them
+    (`conflict` says what and with which login)."""
     require_staff()
+    held = [{"orthanc_id": c.study_orthanc_id, "error": conflicts.reason(c), "attempts": 0,
+             "gave_up": True, "queued_at": c.detected_at.isoformat() + "Z",
+             "conflict": conflicts.conflict_json(c)} for c in conflicts.open_conflicts()]
     rows = IngestQueue.select().where(IngestQueue.last_error != "").order_by(
         IngestQueue.queued_at.desc()).limit(1000)
-    return jsonify(problems=[{"orthanc_id": r.orthanc_id, "error": r.last_error,
-                              "attempts": r.attempts, "gave_up": r.attempts >= ingest.MAX_ATTEMPTS,
-                              "queued_at": r.queued_at.isoformat() + "Z"} for r in rows])
+    return jsonify(problems=held + [
+        {"orthanc_id": r.orthanc_id, "error": r.last_error, "attempts": r.attempts,
+         "gave_up": r.attempts >= ingest.MAX_ATTEMPTS,
+         "queued_at": r.queued_at.isoformat() + "Z"} for r in rows])
+
+
+@bp.post("/ingest/conflicts/<orthanc_id>/resolve")
+def resolve_conflict(orthanc_id):
+    """Admins: body {"action": "attach"} (to the login of the study's
+    PatientID, made now if none; or {"patient_id": ...} of a separate login
+    made for the same PatientID) or {"action": "separate"} (a new login).
+    Returns the login's `patient_id`, and its `password` when it was made now
+    (once; also kept for its slip until printed). Audited."""
+    principal = require_staff()
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", "Only admins resolve identity conflicts.")
+    body = json_body()
+    login_id = body.get("patient_id")
+    if login_id is not None and not isinstance(login_id, str):
+        raise ApiError(400, "bad_field", "'patient_id' must be a string.")
+    try:
+        patient, password = conflicts.resolve(orthanc_id, body.get("action"), login_id,
+                                              actor=principal.audit_name,
+                                              address=request.remote_addr)
+    except conflicts.ResolveError as exc:
+        raise ApiError(exc.status, exc.code, str(exc))
+    return jsonify(patient_id=patient.patient_id, password=password)
 
 
 def _require_admin():

@@ -16,12 +16,12 @@ import time
 
 from peewee import IntegrityError
 
-from . import audit, display, matching, passwords, rules
+from . import audit, conflicts, display, matching, passwords, rules
 from .text import fold
 from .db import database
 from .locks import exclusive
-from .models import (IngestQueue, Patient, Resource, Study, StudyTag, get_value,
-                     set_value, utcnow)
+from .models import (IdentityConflict, IngestQueue, Patient, Resource, Study, StudyTag,
+                     get_value, set_value, utcnow)
 from .orthanc import ORTHANC_ID, OrthancError, OrthancNotFound
 
 log = logging.getLogger(__name__)
@@ -72,13 +72,30 @@ def read_study(orthanc, orthanc_id):
     for inst in instances:
         first_of_series.setdefault(inst["ParentSeries"], inst["ID"])
     values = {}
-    for instance_id in first_of_series.values():
+    raw_ids = []
+    own = {}
+    for series_id, instance_id in first_of_series.items():
         tags = orthanc.get(f"/instances/{instance_id}/tags", short="")
         for tag, found in _text_values(tags).items():
             values.setdefault(tag, set()).update(found)
+        # The PatientID's bytes as the file holds them, and the character set
+        # they are in: what Orthanc recorded is checked against them
+        # (conflicts.identity_problems), since Orthanc drops what it cannot decode.
+        try:
+            raw = orthanc.get_bytes(f"/instances/{instance_id}/content/0010-0020").hex()
+        except OrthancNotFound:
+            raw = None  # no PatientID element in this file
+        charset = tags.get("0008,0005")
+        raw_ids.append({"series": series_id, "raw": raw,
+                        "charset": charset if isinstance(charset, str) else ""})
+        if not own:
+            # This study's own name and birth date, from its first file.
+            own = {k: tags.get(t) if isinstance(tags.get(t), str) else ""
+                   for k, t in (("PatientName", "0010,0010"), ("PatientBirthDate", "0010,0030"))}
     modalities = sorted({s.get("MainDicomTags", {}).get("Modality", "") for s in series} - {""})
     return {
-        "patient": study.get("PatientMainDicomTags", {}),
+        "patient": {**study.get("PatientMainDicomTags", {}), **own},
+        "patient_id_raw": raw_ids,
         "patient_orthanc_id": study["ParentPatient"],
         "tags": study.get("MainDicomTags", {}),
         "modalities": modalities,
@@ -109,8 +126,10 @@ def _store_tag_values(study, values):
 
 def usable_patient_id(raw):
     """The PatientID a login can be made for, or IngestRejected saying why
-    (staff see the reason: GET /api/ingest/problems)."""
-    patient_id = " ".join((raw or "").split())
+    (staff see the reason: GET /api/ingest/problems). It is the PatientID as
+    sent, only DICOM's padding removed (spaces and NULs at either end):
+    "SP 77" and "SP  77" are two patients, each with their own login."""
+    patient_id = (raw or "").strip(" \x00")
     if not patient_id:
         raise IngestRejected("the study has no PatientID: no login can be made")
     if "\\" in patient_id:
@@ -122,27 +141,60 @@ def usable_patient_id(raw):
     return patient_id
 
 
-def store_study(orthanc_id, data):
-    """Record (or update) one study; create the patient's login the first time.
-    Returns the new password when a login was created, else None."""
+def new_login(patient_id, orthanc_id, patient_tags):
+    """A new patient login with a generated password, kept for the dashboard
+    until its slip is printed (encrypted only). Returns (patient, password)."""
+    password = passwords.generate()
+    set_at = utcnow()
+    name = patient_tags.get("PatientName", "")
+    patient = Patient.create(
+        patient_id=patient_id, orthanc_id=orthanc_id, name=name, search_name=fold(name),
+        birth_date=patient_tags.get("PatientBirthDate", ""),
+        password_hash=passwords.hash_password(password), password_set_at=set_at,
+        display_password=display.seal(patient_id, password, set_at))
+    return patient, password
+
+
+def _login_for(orthanc_id, data):
+    """(patient, new password or None) of the login a study goes to, or
+    (None, None) when its identity conflicts with that login: the study is
+    then held back for staff (authsvc/conflicts.py) and recorded nowhere."""
+    held = IdentityConflict.get_or_none(IdentityConflict.study_orthanc_id == orthanc_id)
+    if held is not None and held.state != conflicts.OPEN and held.login_id is not None:
+        return held.login, None  # resolved by staff: the login they chose
     patient_id = usable_patient_id(data["patient"].get("PatientID"))
+    patient = Patient.get_or_none(Patient.patient_id == patient_id)
+    problems = conflicts.identity_problems(data, patient)
+    if held is not None and held.state == conflicts.OPEN and not problems:
+        problems = json.loads(held.problems)  # held until staff resolve it
+    if problems:
+        conflicts.hold(orthanc_id, data, patient_id, problems)
+        # Recorded before and now in conflict (late files of another person
+        # under its StudyInstanceUID): no login sees it any more.
+        Study.delete().where(Study.orthanc_id == orthanc_id).execute()
+        return None, None
+    if patient is not None:
+        return patient, None
+    patient, password = new_login(patient_id, data["patient_orthanc_id"], data["patient"])
+    audit.record("password_issued", actor="ingest", subject=f"patient {patient_id}",
+                 detail="login created with the first study")
+    return patient, password
+
+
+def store_study(orthanc_id, data, patient=None):
+    """Record (or update) one study; create the patient's login the first time.
+    Returns the new password when a login was created, else None (also when
+    the study is held back as an identity conflict). `patient`: the login
+    staff chose for it (conflicts.resolve), no checks made."""
     tags = data["tags"]
     new_password = None
     with database.atomic():
-        patient = Patient.get_or_none(Patient.patient_id == patient_id)
         if patient is None:
-            new_password = passwords.generate()
-            set_at = utcnow()
-            patient = Patient.create(
-                patient_id=patient_id, orthanc_id=data["patient_orthanc_id"],
-                name=data["patient"].get("PatientName", ""),
-                search_name=fold(data["patient"].get("PatientName", "")),
-                birth_date=data["patient"].get("PatientBirthDate", ""),
-                password_hash=passwords.hash_password(new_password),
-                password_set_at=set_at,
-                # For the dashboard until the slip is printed: encrypted only.
-                display_password=display.seal(patient_id, new_password, set_at))
+            patient, new_password = _login_for(orthanc_id, data)
+            if patient is None:
+                return None
         fields = dict(study_uid=tags.get("StudyInstanceUID", ""), patient=patient,
+                      patient_name=data["patient"].get("PatientName", ""),
                       study_date=tags.get("StudyDate", ""),
                       description=tags.get("StudyDescription", ""),
                       modalities="\\".join(data["modalities"]),
@@ -160,9 +212,6 @@ def store_study(orthanc_id, data):
                 + [dict(orthanc_id=i, uid=u, level="instance", study=study) for i, u in data["instances"]])
         for start in range(0, len(rows), 200):
             Resource.insert_many(rows[start:start + 200]).execute()
-        if new_password is not None:
-            audit.record("password_issued", actor="ingest", subject=f"patient {patient_id}",
-                         detail="login created with the first study")
         _store_tag_values(study, data["values"])
         rules.match_study(study)
     return new_password
@@ -248,6 +297,8 @@ def reconcile(orthanc):
     left as they are. Returns how many were queued."""
     known = {row.orthanc_id for row in Study.select(Study.orthanc_id)}
     known |= {row.orthanc_id for row in IngestQueue.select(IngestQueue.orthanc_id)}
+    known |= {row.study_orthanc_id for row in
+              IdentityConflict.select(IdentityConflict.study_orthanc_id)}
     queued = 0
     for orthanc_id in orthanc.get("/studies"):
         if orthanc_id in known:

@@ -44,11 +44,27 @@ def _0004_throttle_and_audit(db):
     db.create_tables([models.LoginFailure, models.AuditEvent, models.StudyAccess], safe=True)
 
 
+def _0005_study_patient_name(db):
+    """Each study's own PatientName; studies recorded before get their
+    login's (the first study's), the best known."""
+    add_missing_columns(db, models.Study, "patient_name")
+    study, patient = models.Study, models.Patient
+    (study.update(patient_name=patient.select(patient.name).where(patient.id == study.patient))
+     .where(study.patient_name == "").execute())
+
+
+def _0006_identity_conflicts(db):
+    """The studies held back as identity conflicts (authsvc/conflicts.py)."""
+    db.create_tables([models.IdentityConflict], safe=True)
+
+
 MIGRATIONS = [
     (1, _0001_initial),
     (2, _0002_slip_display_copy),
     (3, _0003_rules_and_shares),
     (4, _0004_throttle_and_audit),
+    (5, _0005_study_patient_name),
+    (6, _0006_identity_conflicts),
 ]
 
 

@@ -44,6 +44,9 @@ class Study(BaseModel):
     study_date = CharField(max_length=8, default="")
     description = CharField(max_length=255, default="")
     modalities = CharField(max_length=255, default="")
+    # The PatientName of this study's own files (a login's studies may carry
+    # differently spelt names; each is shown with its own).
+    patient_name = CharField(max_length=324, default="")
     # The five access tags, every value seen in any series, as JSON
     # {keyword: [values]}; the rules of a later issue match against these.
     access_tags = TextField(default="{}")
@@ -144,6 +147,33 @@ class IngestQueue(BaseModel):
     last_error = TextField(default="")
 
 
+class IdentityConflict(BaseModel):
+    """A stable study whose identity does not match the login its PatientID
+    names (characters Orthanc dropped, another birth date or name): recorded
+    here instead of in Study, so no patient, share or rule login sees it,
+    until an admin attaches it to a login or makes a separate one
+    (authsvc/conflicts.py)."""
+    study_orthanc_id = CharField(max_length=44, unique=True)
+    # Orthanc files the study under the Orthanc patient of the PatientID it
+    # recorded: that patient's own routes (/patients/{id}/archive...) hold it.
+    patient_orthanc_id = CharField(max_length=44)
+    patient_id = CharField(max_length=64)  # the PatientID as Orthanc recorded it
+    problems = TextField(default="[]")     # JSON [{"code": ..., details}]
+    snapshot = TextField(default="{}")     # what ingest read, to record it once resolved
+    state = CharField(max_length=10, default="open")  # open | attached | separate
+    login = ForeignKeyField(Patient, null=True, on_delete="SET NULL")  # resolved to
+    # True while the Orthanc patient holds this study of a login other than
+    # its own (or of none yet): its patient-level routes must then be refused.
+    blocks_patient_level = BooleanField(default=True)
+    detected_at = DateTimeField(default=utcnow)
+    resolved_at = DateTimeField(null=True)
+    resolved_by = CharField(max_length=120, default="")
+
+    class Meta:
+        indexes = ((("patient_orthanc_id", "blocks_patient_level"), False),
+                   (("state", "detected_at"), False))
+
+
 class KeyValue(BaseModel):
     """Small persistent state, e.g. the last /changes sequence read."""
     key = CharField(max_length=64, unique=True)
@@ -186,8 +216,8 @@ class SchemaVersion(BaseModel):
 
 
 ALL_MODELS = [Patient, Study, Resource, StaffUser, StudyTag, RuleLogin, Rule,
-              RuleMatch, Share, Session, IngestQueue, KeyValue, LoginFailure, AuditEvent,
-              StudyAccess, SchemaVersion]
+              RuleMatch, Share, Session, IngestQueue, IdentityConflict, KeyValue, LoginFailure,
+              AuditEvent, StudyAccess, SchemaVersion]
 
 
 def get_value(key, default=None):

@@ -31,6 +31,13 @@ class OrthancClient:
             self.http.headers["token"] = token
 
     def get(self, path, **params):
+        return self._get(path, params).json()
+
+    def get_bytes(self, path):
+        """The raw body, e.g. a DICOM element's bytes (/instances/{id}/content/gggg-eeee)."""
+        return self._get(path, None).content
+
+    def _get(self, path, params):
         try:
             response = self.http.get(self.url + path, params=params or None,
                                      timeout=self.timeout)
@@ -40,4 +47,4 @@ class OrthancClient:
             raise OrthancNotFound(path)
         if response.status_code != 200:
             raise OrthancError(f"Orthanc answered {response.status_code} to GET {path}")
-        return response.json()
+        return response

@@ -24,7 +24,8 @@ from . import audit
 from .db import database
 from .locks import exclusive
 from .matching import Matcher, TagError
-from .models import Rule, RuleLogin, RuleMatch, Session, StudyTag, get_value, set_value
+from .models import (IdentityConflict, Rule, RuleLogin, RuleMatch, Session, StudyTag, get_value,
+                     set_value)
 from .sessions import forget_recent
 
 log = logging.getLogger(__name__)
@@ -199,8 +200,12 @@ def sync(rules_path, passwords_path):
 
 
 def match_study(study):
-    """Record which rule logins see a newly recorded (or updated) study."""
+    """Record which rule logins see a newly recorded (or updated) study;
+    none while its identity is in conflict (authsvc/conflicts.py)."""
     RuleMatch.delete().where(RuleMatch.study == study).execute()
+    if IdentityConflict.select().where((IdentityConflict.study_orthanc_id == study.orthanc_id)
+                                       & (IdentityConflict.state == "open")).exists():
+        return
     values = {}
     for row in StudyTag.select(StudyTag.tag, StudyTag.folded).where(StudyTag.study == study):
         values.setdefault(row.tag, set()).add(row.folded)

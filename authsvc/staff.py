@@ -1,7 +1,8 @@
 """The staff side: the dashboard of recorded studies (polled, newest first),
 the pending password of each new login until its slip is printed, reissuing a
 password, the rule logins that see each study, the patients' shares (list and
-revoke), the tag rules as applied (read-only), and the admins' list of staff
+revoke), the tag rules as applied (read-only), the studies held back as
+identity conflicts (admins resolve them), and the admins' list of staff
 accounts.
 
 Radiologists see every study, print slips and reissue passwords; admins also
@@ -15,7 +16,7 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, display, passwords, rules
+from . import audit, conflicts, display, passwords, rules
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
@@ -158,6 +159,8 @@ def audit_event_names():
         "rules_changed": gettext("Rules applied"), "rules_rejected": gettext("Rules file rejected"),
         "share_created": gettext("Link shared"), "share_revoked": gettext("Shared link revoked"),
         "study_access": gettext("Study opened"),
+        "identity_conflict": gettext("Study held back: identity conflict"),
+        "identity_resolved": gettext("Identity conflict resolved"),
     }
     return [(event, names.get(event, event)) for event in audit.EVENTS]
 
@@ -190,7 +193,7 @@ def studies():
         out.append({
             "orthanc_id": study.orthanc_id,
             "patient_id": patient.patient_id,
-            "patient_name": person_name(patient.name),
+            "patient_name": person_name(study.patient_name),  # this study's own
             "date": study_date(study.study_date),
             "modalities": ", ".join(m for m in study.modalities.split("\\") if m),
             "description": study.description,
@@ -206,6 +209,59 @@ def studies():
             "rule_logins": rule_logins.get(study.id, []),
         })
     return jsonify(studies=out, search=search)
+
+
+@bp.get("/staff/api/conflicts")
+def conflicts_list():
+    """Studies held back as identity conflicts, newest first, with the reason
+    in the page's language; admins may resolve them."""
+    principal = staff_or_error()
+    out = []
+    for row in conflicts.open_conflicts(200):
+        data = conflicts.conflict_json(row, gettext)
+        data.update(
+            patient_name=person_name(data["patient_name"]),
+            login_name=person_name(data["login_name"]) if data["login_name"] is not None else None,
+            date=study_date(data["study_date"]),
+            modalities=", ".join(data["modalities"]),
+            detected=local_datetime(row.detected_at),
+            attach_to=[{"patient_id": login, "label": gettext("Attach to login %(login)s",
+                                                              login=login)}
+                       for login in data["attach_to"]],
+            separate_label=gettext("Make a separate login %(login)s",
+                                   login=data["separate_login_id"]),
+            may_resolve=principal.is_admin,
+            resolve_url=url_for("staff.resolve_conflict", orthanc_id=row.study_orthanc_id))
+        out.append(data)
+    return jsonify(conflicts=out)
+
+
+def _resolve_error_text(code):
+    return {
+        "bad_action": gettext("Choose to attach the study or to make a separate login."),
+        "no_such_conflict": gettext("This conflict was already resolved."),
+        "bad_login": gettext("The study can be attached only to the login of its PatientID "
+                             "or to a separate login made for it."),
+    }.get(code, gettext("That did not work. Try again in a moment."))
+
+
+@bp.post("/staff/api/conflicts/<orthanc_id>/resolve")
+def resolve_conflict(orthanc_id):
+    """Admins: {"action": "attach", "patient_id": optional} or {"action":
+    "separate"}, as POST /api/ingest/conflicts/<id>/resolve. A login made
+    now shows its password on the dashboard until its slip is printed."""
+    principal = staff_or_error(admin=True)
+    body = json_body()
+    login_id = body.get("patient_id")
+    if login_id is not None and not isinstance(login_id, str):
+        raise ApiError(400, "bad_field", gettext("The request is not valid."))
+    try:
+        patient, _password = conflicts.resolve(orthanc_id, body.get("action"), login_id,
+                                               actor=principal.audit_name,
+                                               address=request.remote_addr)
+    except conflicts.ResolveError as exc:
+        raise ApiError(exc.status, exc.code, _resolve_error_text(exc.code))
+    return jsonify(ok=True, patient_id=patient.patient_id)
 
 
 @bp.get("/staff/api/shares")

@@ -247,6 +247,11 @@ def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOH
         "instances": [(oid("1a", i * 100 + j), f"1.2.{study}.{i}.{j}")
                       for i in range(series) for j in range(per_series)],
         "study_orthanc_id": oid("57"),
+        # The PatientID element's bytes in the first instance of each series,
+        # as Orthanc serves them (/instances/{id}/content/0010-0020), padded.
+        "patient_id_raw": [{"series": oid("5e", i), "charset": "ISO_IR 192",
+                            "raw": (patient_id + " " * (len(patient_id.encode()) % 2))
+                            .encode().hex()} for i in range(series)],
     }
 
 

@@ -2,6 +2,7 @@
 // table only when something changed (keeping the keyboard focus), announces
 // new studies, and links each row to its slip, its viewer and a reissue.
 // Each row also names the rule logins (physicians, institutions) that see it.
+// Above them, the studies held back as identity conflicts, for admins to resolve.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const $ = (id) => document.getElementById(id);
@@ -103,6 +104,67 @@ document.addEventListener("DOMContentLoaded", () => {
     render(fresh);
   }
 
+  // Studies held back as identity conflicts: shown above the studies, with
+  // the reason; admins attach each to a login or make a separate login.
+  let lastConflicts = null;
+  function renderConflicts(list) {
+    const body = document.createDocumentFragment();
+    const L = m.conflict_labels;
+    for (const c of list) {
+      const cell = (label, ...children) => el("td", {"data-label": label}, ...children);
+      const person = (name, id, born) => [el("span", {text: name || "—"}), el("br"),
+        el("span", {class: "muted patient-id", text: id}),
+        ...(born ? [el("br"), el("span", {class: "muted", text: m.born.replace("{date}", born)})] : [])];
+      const actions = el("div", {class: "row-actions"});
+      if (c.may_resolve) {
+        for (const a of c.attach_to) {
+          const b = el("button", {type: "button", class: "secondary attach", "data-key": "attach:" + c.orthanc_id + ":" + a.patient_id,
+                                  text: a.label});
+          b.addEventListener("click", () => resolveConflict(c, {action: "attach", patient_id: a.patient_id},
+                                                            m.confirm_attach.replace("{login}", a.patient_id)));
+          actions.append(b);
+        }
+        const sep = el("button", {type: "button", class: "danger separate", "data-key": "separate:" + c.orthanc_id,
+                                  text: c.separate_label});
+        sep.addEventListener("click", () => resolveConflict(c, {action: "separate"},
+                                                            m.confirm_separate.replace("{login}", c.separate_login_id)));
+        actions.append(sep);
+      } else {
+        actions.append(el("span", {class: "muted", text: m.admins_resolve}));
+      }
+      body.append(el("tr", {"data-study": c.orthanc_id},
+        cell(L.detected, c.detected),
+        cell(L.study, [c.date, c.description, c.modalities].filter(Boolean).join(" · ")),
+        cell(L.patient, ...person(c.patient_name, c.patient_id, c.birth_date)),
+        cell(L.login, ...(c.login ? person(c.login_name, c.login, c.login_birth_date)
+                                  : [el("span", {class: "muted", text: m.no_login_yet})])),
+        cell(L.reason, el("span", {class: "reason", text: c.reason})),
+        cell(L.actions, actions)));
+    }
+    $("conflict-rows").replaceChildren(body);
+    $("conflicts").hidden = list.length === 0;
+  }
+
+  async function refreshConflicts() {
+    let r;
+    try { r = await fetch(cfg.conflictsUrl, {credentials: "same-origin"}); } catch (e) { return; }
+    if (!r.ok) return;
+    const data = await r.json();
+    const signature = JSON.stringify(data.conflicts);
+    if (signature === lastConflicts) return;
+    lastConflicts = signature;
+    renderConflicts(data.conflicts);
+  }
+
+  async function resolveConflict(c, body, question) {
+    if (!window.confirm(question)) return;
+    const result = await postJson(c.resolve_url, body);
+    if (!result.ok) { message.textContent = errorText(result, true); return; }
+    status.textContent = m.resolved.replace("{login}", result.data.patient_id);
+    lastConflicts = null;
+    await Promise.all([refreshConflicts(), refresh()]);
+  }
+
   async function doReissue(s, name) {
     if (!window.confirm(fill(m.reissue_warning, name))) return;
     const result = await postJson(s.reissue_url, {});
@@ -123,5 +185,6 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   refresh();
-  window.setInterval(refresh, Math.max(1, Number(cfg.pollSeconds) || 5) * 1000);
+  refreshConflicts();
+  window.setInterval(() => { refresh(); refreshConflicts(); }, Math.max(1, Number(cfg.pollSeconds) || 5) * 1000);
 });
