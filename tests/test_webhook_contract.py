@@ -1,8 +1,9 @@
 """The Authorization plugin's webhook against every body the real plugin sent.
 
-`../shared/fixtures/authorization-plugin-requests.jsonl` holds every request of
-plugins 0.4.1 and 0.11.4 captured against a real Orthanc (see
-`../shared/docs/orthanc-authorization-facts.md`). Each body is replayed here,
+`tests/fixtures/authorization-plugin-requests.jsonl` holds every kind of request
+plugins 0.4.1 and 0.11.4 sent to a real Orthanc's webhook (one JSON object a
+line: plugin version, endpoint, chunked or not, headers it forwarded, body
+verbatim; tokens and IDs replaced by the ones below). Each body is replayed here,
 its token replaced by a real session token of the principal under test, through
 three transports: the Flask test client (Content-Length), Werkzeug's server in
 a thread (Transfer-Encoding: chunked, no Content-Length), and a real gunicorn
@@ -37,8 +38,7 @@ from authsvc.config import defaults
 from authsvc.models import Patient, StaffUser
 from conftest import fake_study, free_port
 
-FIXTURE = (Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-           / "authorization-plugin-requests.jsonl")
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "authorization-plugin-requests.jsonl"
 WEBHOOK_SECRET = "w" * 40
 AUTH = {"Authorization": "Basic " + base64.b64encode(
     f"orthanc:{WEBHOOK_SECRET}".encode()).decode()}
@@ -47,8 +47,7 @@ PRINCIPALS = ("patient", "other_patient", "admin", "radiologist", "no_token", "u
 
 def load_fixture():
     if not FIXTURE.is_file():
-        pytest.fail(f"the plugin's captured requests are missing: {FIXTURE} (CI must put "
-                    "a copy of shared/ beside the clone of this repository)", pytrace=False)
+        pytest.fail(f"the plugin's captured requests are missing: {FIXTURE}", pytrace=False)
     lines = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()
              if line.strip()]
     return list(enumerate(lines, start=1))
