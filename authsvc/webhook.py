@@ -2,20 +2,21 @@
 
 The `orthancteam/orthanc` docker image ships the Authorization plugin, which
 asks a web service about every request instead of running our Lua filter.
-Both of its modes point at one URL of this module (the validation itself is
-answered below Flask, by `validate` through authsvc/fastpath.py; the other
-calls are this blueprint's routes):
+The validation itself is answered below Flask, by `validate` through
+authsvc/fastpath.py; the other calls are this blueprint's routes:
 
+- ``"WebServiceTokenValidationUrl": "http://<service>/authz/tokens/validate"``
+  alone: what deploy/docker/orthanc.json sets (every check is a validation);
 - legacy ``"WebService": "http://<service>/authz/"``: every question is a POST
   to that URL;
 - ``"WebServiceRootUrl": "http://<service>/authz/"``: the plugin derives
-  ``/authz/tokens/validate`` (the same questions), ``/authz/user/get-profile``,
+  ``/authz/tokens/validate``, ``/authz/user/get-profile``,
   ``/authz/tokens/decode`` and ``PUT /authz/tokens/{type}`` from it.
 
 The plugin logs in with HTTP basic auth (``"WebServiceUsername"`` /
 ``"WebServicePassword"``): the password must be the ``webhook_secret``; without
-that secret every call is refused. Bodies are exactly those the facts document
-(``../shared/docs/orthanc-authorization-facts.md``) and its fixture record:
+that secret every call is refused. Bodies are exactly those the real plugin sent
+(tests/fixtures/authorization-plugin-requests.jsonl):
 chunked since plugin 0.9.1, ``identifier`` (0.3-0.4) or ``server-id`` (0.5+),
 no token at all (0.10+), ``Bearer `` prefixes. Tokens are the service's own
 session tokens, read from the body only (the plugin forwards them as headers
@@ -191,18 +192,25 @@ VALIDATE = Endpoint("webhook", _validate,
                     failed=(200, {"granted": False, "validity": 0}, None))
 
 
+# The plugin's own names for "may do anything" and "may read" (its default
+# "Permissions" list opens its routes to "all" and, for reads, "view").
+ADMIN_PERMISSIONS = ["all"]
+READ_PERMISSIONS = ["view"]
+
+
 def _profile(principal):
-    """The plugin's user profile. Its permissions open routes without asking
-    about resources, so only admins get one: "all", which the plugin's default
-    `Permissions` accept for every route they list (admins may do everything
-    anyway). Everyone else gets none, radiologists included: the plugin then
-    asks about each resource and gets what `decide` answers (for radiologists:
-    every read, no POST, so no /tools/find, as with the Lua filter)."""
+    """The plugin's user profile. deploy/docker/orthanc.json sets no profile
+    URL (every route is asked about through `validate`); a setup that sets one
+    ("WebServiceRootUrl") gets the staff's roles here: admins "all",
+    radiologists "view", both every label ("*"). Everyone else gets no
+    permission and no label: a permission opens its routes without asking
+    about resources, and a label check the plugin cannot make grants, so
+    neither may go to a login that sees only some studies."""
     if principal is None:
         return {"name": "anonymous", "permissions": [], "authorized-labels": []}
     if principal.kind == "staff":
         return {"name": principal.staff.username,
-                "permissions": ["all"] if principal.is_admin else [],
+                "permissions": ADMIN_PERMISSIONS if principal.is_admin else READ_PERMISSIONS,
                 "authorized-labels": ["*"]}
     # Patients, rule logins and shares: no global permission, no label. The
     # name goes into Orthanc's log: the kind of login only, nobody's identity.
@@ -223,9 +231,27 @@ def get_profile():
     return jsonify(validity=validity, **profile)
 
 
+# The plugin's own tokens (instant links, publications) are not issued: logins
+# and shares come from the service's pages, with its session tokens. The docker
+# configuration sets neither URL, so the plugin does not call these; a setup
+# that does ("WebServiceRootUrl") still gets answers it can relay. Plugin
+# 0.11.4 drops the client's connection on any error status here (502 through
+# nginx), so these are 200s that say no: a decoded token that is invalid and
+# names nothing, a created token that is empty.
+DECODED_NOTHING = {"token-type": "", "error-code": "invalid", "redirect-url": "",
+                   "resources": []}
+CREATED_NOTHING = {"token": "", "url": None}
+
+
 @bp.post("/tokens/decode")
+def decode_token():
+    body = _json_object(request.environ)
+    _check_common_fields(body)
+    _token(body)
+    return jsonify(DECODED_NOTHING)
+
+
 @bp.put("/tokens/<kind>")
-def tokens_not_offered(kind=None):
-    """The plugin's own tokens (instant links, publications) are not issued:
-    logins and shares come from the service's pages, with its session tokens."""
-    raise ApiError(403, "not_supported", "This service issues no Authorization plugin tokens.")
+def create_token(kind):
+    _check_common_fields(_json_object(request.environ))
+    return jsonify(CREATED_NOTHING)

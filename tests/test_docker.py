@@ -59,15 +59,68 @@ def load_commented_json(path):
     return json.loads(text)
 
 
+def plugin_config():
+    return load_commented_json(ROOT / "deploy" / "docker" / "orthanc.json")["Authorization"]
+
+
 def test_orthanc_config_uses_the_plugin_safely():
     config = load_commented_json(ROOT / "deploy" / "docker" / "orthanc.json")
     auth = config["Authorization"]
-    assert auth["WebServiceRootUrl"] == "http://authsvc:8000/authz/"
-    assert auth["CheckedLevel"] == "studies"
+    # The validation URL alone. A user profile URL ("WebServiceRootUrl" sets
+    # one) makes plugin 0.11.4 read "Permissions" (its defaults open routes to
+    # anyone), register its own /tools/find (which refuses DICOMweb's lookups
+    # to patients on Orthanc 1.12) and ask twice per request.
+    assert auth["WebServiceTokenValidationUrl"] == "http://authsvc:8000/authz/tokens/validate"
+    for other in ("WebServiceRootUrl", "WebService", "WebServiceUserProfileUrl",
+                  "WebServiceTokenDecoderUrl", "WebServiceTokenCreationBaseUrl",
+                  "WebServiceSettingsRolesUrl", "Permissions", "ExtraPermissions"):
+        assert other not in auth, other
+    # The system level (lists, searches, tools) and the study level are asked;
+    # the patient level never (rule logins and shares), series and instances
+    # are covered by their study. The plugin refuses both settings at once.
+    assert "CheckedLevel" not in auth
+    assert sorted(auth["UncheckedLevels"]) == ["instance", "patient", "series"]
     assert "UncheckedResources" not in auth and "WebServicePassword" not in auth
+    assert "StandardConfigurations" not in auth
     assert config["DicomAlwaysAllowStore"] is False and config["WebDavEnabled"] is False
     assert config["DicomWeb"]["EnableWado"] is False
     load_commented_json(ROOT / "deploy" / "docker" / "site.example" / "modalities.json")
+
+
+def test_only_staff_profiles_carry_permissions_or_labels():
+    """A permission opens its routes without asking about resources, and a
+    label the plugin cannot check grants: only staff may have either."""
+    from authsvc.models import StaffUser
+    from authsvc.sessions import Principal
+    from authsvc.webhook import _profile
+    for kind in ("patient", "rule", "share"):
+        profile = _profile(Principal(kind, 1))
+        assert profile["permissions"] == [] and profile["authorized-labels"] == [], kind
+    assert _profile(None)["permissions"] == [] and _profile(None)["authorized-labels"] == []
+    for role, permissions in (("admin", ["all"]), ("radiologist", ["view"])):
+        staff = Principal("staff", 1, staff=StaffUser(username="u", role=role, active=True,
+                                                      password_hash=""))
+        assert _profile(staff) == {"name": "u", "permissions": permissions,
+                                   "authorized-labels": ["*"]}
+
+
+OID = "0473d9ec-1971156a-8a763313-b599e788-fe57b70d"
+
+
+def test_unchecked_folders_hold_viewer_files_only():
+    """GET paths under these are never asked about: the viewers' own HTML,
+    JS and CSS, no route that names a patient's data."""
+    from authsvc import access
+    folders = plugin_config()["UncheckedFolders"]
+    assert set(folders) == {"/web-viewer/app/", "/web-viewer/libs/", "/stone-webviewer/"}
+    data_routes = [f"/web-viewer/series/{OID}", f"/web-viewer/is-stable-series/{OID}",
+                   f"/web-viewer/instances/jpeg95-{OID}_0", f"/studies/{OID}",
+                   "/dicom-web/studies/1.2.3", "/stone-webviewer-data/x"]
+    for folder in folders:
+        assert folder.endswith("/")
+        assert not any(route.startswith(folder) for route in data_routes), folder
+    assert access.WEB_VIEWER_ASSET.fullmatch("/web-viewer/app/viewer.html")
+    assert access.WEB_VIEWER_ASSET.fullmatch("/web-viewer/libs/jquery.min.js")
 
 
 def test_nginx_config_is_valid(tmp_path):

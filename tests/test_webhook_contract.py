@@ -1,8 +1,9 @@
 """The Authorization plugin's webhook against every body the real plugin sent.
 
-`../shared/fixtures/authorization-plugin-requests.jsonl` holds every request of
-plugins 0.4.1 and 0.11.4 captured against a real Orthanc (see
-`../shared/docs/orthanc-authorization-facts.md`). Each body is replayed here,
+`tests/fixtures/authorization-plugin-requests.jsonl` holds every kind of request
+plugins 0.4.1 and 0.11.4 sent to a real Orthanc's webhook (one JSON object a
+line: plugin version, endpoint, chunked or not, headers it forwarded, body
+verbatim; tokens and IDs replaced by the ones below). Each body is replayed here,
 its token replaced by a real session token of the principal under test, through
 three transports: the Flask test client (Content-Length), Werkzeug's server in
 a thread (Transfer-Encoding: chunked, no Content-Length), and a real gunicorn
@@ -37,8 +38,7 @@ from authsvc.config import defaults
 from authsvc.models import Patient, StaffUser
 from conftest import fake_study, free_port
 
-FIXTURE = (Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-           / "authorization-plugin-requests.jsonl")
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "authorization-plugin-requests.jsonl"
 WEBHOOK_SECRET = "w" * 40
 AUTH = {"Authorization": "Basic " + base64.b64encode(
     f"orthanc:{WEBHOOK_SECRET}".encode()).decode()}
@@ -47,8 +47,7 @@ PRINCIPALS = ("patient", "other_patient", "admin", "radiologist", "no_token", "u
 
 def load_fixture():
     if not FIXTURE.is_file():
-        pytest.fail(f"the plugin's captured requests are missing: {FIXTURE} (CI must put "
-                    "a copy of shared/ beside the clone of this repository)", pytrace=False)
+        pytest.fail(f"the plugin's captured requests are missing: {FIXTURE}", pytrace=False)
     lines = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()
              if line.strip()]
     return list(enumerate(lines, start=1))
@@ -103,11 +102,17 @@ def world(app, captured):
 
 # -- what the plugin sends, and what it must get back ----------------------------
 
+def is_basic(body):
+    """A client's own basic auth, which the plugin passes on as a token when
+    `Authorization` is one of its token headers: never a session."""
+    return str(body.get("token-value", "")).startswith("Basic ")
+
+
 def request_of(line, token):
     """(HTTP method, path, body bytes, headers) of a captured line, its token
     replaced by `token`, or removed when the principal has none."""
     body, forwarded = dict(line["body"]), dict(line["forwarded_headers"])
-    if body.get("token-value"):
+    if body.get("token-value") and not is_basic(body):
         prefix = "Bearer " if body["token-value"].startswith("Bearer ") else ""
         if token is None:
             body.pop("token-key"), body.pop("token-value")
@@ -126,7 +131,8 @@ def request_of(line, token):
 
 
 def granted_to(principal, body):
-    if not body.get("token-value") or principal in ("other_patient", "no_token", "unknown"):
+    if not body.get("token-value") or is_basic(body) \
+            or principal in ("other_patient", "no_token", "unknown"):
         return False
     if principal == "admin":
         return True
@@ -137,12 +143,12 @@ def granted_to(principal, body):
 
 
 def profile_of(principal, body):
-    if not body.get("token-value") or principal in ("no_token", "unknown"):
+    if not body.get("token-value") or is_basic(body) or principal in ("no_token", "unknown"):
         return {"name": "anonymous", "permissions": [], "authorized-labels": []}
     if principal == "admin":
         return {"name": "admin", "permissions": ["all"], "authorized-labels": ["*"]}
     if principal == "radiologist":
-        return {"name": "rad", "permissions": [], "authorized-labels": ["*"]}
+        return {"name": "rad", "permissions": ["view"], "authorized-labels": ["*"]}
     return {"name": "patient", "permissions": [], "authorized-labels": []}
 
 
@@ -153,9 +159,13 @@ def expected(principal, line, validity):
         return 200, {"granted": granted_to(principal, body), "validity": validity}
     if endpoint == "/user/get-profile":
         return 200, dict(profile_of(principal, body), validity=validity)
-    # Token creation and decoding: not offered (no plugin tokens are issued).
-    return 403, {"error": "not_supported",
-                 "message": "This service issues no Authorization plugin tokens."}
+    # Token decoding and creation: no plugin tokens are issued, but the answer
+    # is a 200 the plugin relays (on an error status it drops the client's
+    # connection): an invalid token naming nothing, an empty token.
+    if endpoint == "/tokens/decode":
+        return 200, {"token-type": "", "error-code": "invalid", "redirect-url": "",
+                     "resources": []}
+    return 200, {"token": "", "url": None}
 
 
 def replay(send, lines, principal, token, validity):
@@ -216,7 +226,7 @@ def validity_of(app):
 
 def test_fixture_covers_what_the_facts_describe(captured):
     lines = [line for _, line in captured]
-    assert len(lines) == 57
+    assert len(lines) == 70
     assert {line["plugin_version"] for line in lines} == {"0.4.1", "0.11.4"}
     assert {line["transfer"] for line in lines} == {"chunked", "content-length"}
     bodies = [line["body"] for line in lines]
@@ -224,6 +234,17 @@ def test_fixture_covers_what_the_facts_describe(captured):
     assert any(b.get("level") == "system" and "uri" in b for b in bodies)
     assert any(str(b.get("token-value", "")).startswith("Bearer ") for b in bodies)
     assert any("level" in b and "token-value" not in b for b in bodies)
+    # What 0.11.4 sends with deploy/docker/orthanc.json: system-level questions
+    # on /tokens/validate, with a token, without one, with a Bearer token and
+    # with a client's own basic auth, and a study-level DELETE.
+    validate = [line["body"] for line in lines if line["endpoint"] == "/tokens/validate"]
+    assert any(b.get("level") == "system" and "token-value" not in b for b in validate)
+    assert any(b.get("level") == "system" and str(b.get("token-value")).startswith("Bearer ")
+               for b in validate)
+    assert any(is_basic(b) for b in validate)
+    assert any(b.get("method") == "delete" for b in validate)
+    # Orthanc 1.12+ names the resource's labels.
+    assert any(b.get("labels") for b in bodies)
 
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
@@ -462,7 +483,9 @@ def test_profile_has_what_the_plugin_requires(client, world):
         assert isinstance(profile["name"], str) and isinstance(profile["validity"], int)
         assert isinstance(profile["permissions"], list)
         assert isinstance(profile["authorized-labels"], list)
-        assert (profile["permissions"] == ["all"]) == (principal == "admin"), principal
+        assert profile["permissions"] == {"admin": ["all"], "radiologist": ["view"]}.get(
+            principal, []), principal
+        assert (profile["authorized-labels"] == ["*"]) == (principal in ("admin", "radiologist"))
 
 
 # -- the service's own token, rule logins and shares ------------------------------
@@ -517,7 +540,7 @@ def test_rule_login_and_share_get_their_study_never_the_patient_level(app, clien
         assert ask(client, other_study).get_json()["granted"] is False
         profile = ask(client, {"token-key": "token", "token-value": token},
                       path="/authz/user/get-profile").get_json()
-        assert profile["permissions"] == []
+        assert profile["permissions"] == [] and profile["authorized-labels"] == []
     RuleMatch.delete().execute()  # the rule stops matching: refused at once
     assert grants(client, world, rule_token, ("study",)) == {"study": False}
     # Revoked by an admin: this process refuses at once (other processes
@@ -526,3 +549,28 @@ def test_rule_login_and_share_get_their_study_never_the_patient_level(app, clien
                     headers={"Authorization": "Bearer " + world["tokens"]["admin"]})
     assert r.status_code == 200, r.get_data(as_text=True)
     assert grants(client, world, share_token, ("study",)) == {"study": False}
+
+
+# -- the plugin's token routes: answers it relays, never a grant -----------------
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_token_routes_answer_200_and_name_nothing(client, world, principal):
+    """Plugin 0.11.4 drops the client's connection when these get an error
+    status (502 through nginx): they get a 200 that issues and names nothing,
+    whoever holds the token."""
+    token = world["tokens"][principal] or ""
+    r = ask(client, {"token-key": "token", "token-value": token, "server-id": None},
+            path="/authz/tokens/decode")
+    assert r.status_code == 200 and r.json["resources"] == [] and r.json["error-code"]
+    r = client.put("/authz/tokens/viewer-instant-link", headers=AUTH, json={
+        "id": "x", "type": "viewer-instant-link", "validity-duration": 60,
+        "resources": [{"level": "study", "orthanc-id": world["named"]["study"][0]}]})
+    assert r.status_code == 200 and r.json == {"token": "", "url": None}
+
+
+def test_token_routes_still_need_the_secret_and_a_json_body(client, world):
+    assert ask(client, {}, path="/authz/tokens/decode", headers={}).status_code == 401
+    assert client.put("/authz/tokens/x", json={}).status_code == 401
+    r = client.post("/authz/tokens/decode", data=b"[]", headers=AUTH,
+                    content_type="application/json")
+    assert r.status_code == 400 and r.json["error"] == "bad_json"
