@@ -309,6 +309,7 @@ def docker_nginx(stack, tmp_path_factory):
     (tmp / "locations.inc").write_text(locations)
     conf = (root / "nginx.conf").read_text().replace("/tmp/", str(tmp) + "/")
     conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("listen 8099;", f"listen 127.0.0.1:{free_port()};")
     conf = conf.replace("resolver 127.0.0.11 valid=10s ipv6=off;", "")
     conf = conf.replace("/etc/nginx/locations.inc", str(tmp / "locations.inc"))
     conf = conf.replace("/etc/nginx/site/*.conf", str(tmp / "site/*.conf"))

@@ -17,7 +17,7 @@ import yaml
 
 from authsvc import ingest
 from authsvc.cli import ensure_admin
-from conftest import fake_study
+from conftest import fake_study, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = shutil.which("docker-compose")
@@ -70,7 +70,7 @@ def test_orthanc_config_uses_the_plugin_safely():
     # one) makes plugin 0.11.4 read "Permissions" (its defaults open routes to
     # anyone), register its own /tools/find (which refuses DICOMweb's lookups
     # to patients on Orthanc 1.12) and ask twice per request.
-    assert auth["WebServiceTokenValidationUrl"] == "http://authsvc:8000/authz/tokens/validate"
+    assert auth["WebServiceTokenValidationUrl"] == "http://nginx:8099/authz/tokens/validate"
     for other in ("WebServiceRootUrl", "WebService", "WebServiceUserProfileUrl",
                   "WebServiceTokenDecoderUrl", "WebServiceTokenCreationBaseUrl",
                   "WebServiceSettingsRolesUrl", "Permissions", "ExtraPermissions"):
@@ -110,7 +110,7 @@ OID = "0473d9ec-1971156a-8a763313-b599e788-fe57b70d"
 def test_unchecked_folders_hold_viewer_files_only():
     """GET paths under these are never asked about: the viewers' own HTML,
     JS and CSS, no route that names a patient's data."""
-    from authsvc import access
+    from authsvc.decision.routes import Kind, parse
     folders = plugin_config()["UncheckedFolders"]
     assert set(folders) == {"/web-viewer/app/", "/web-viewer/libs/", "/stone-webviewer/"}
     data_routes = [f"/web-viewer/series/{OID}", f"/web-viewer/is-stable-series/{OID}",
@@ -119,8 +119,9 @@ def test_unchecked_folders_hold_viewer_files_only():
     for folder in folders:
         assert folder.endswith("/")
         assert not any(route.startswith(folder) for route in data_routes), folder
-    assert access.WEB_VIEWER_ASSET.fullmatch("/web-viewer/app/viewer.html")
-    assert access.WEB_VIEWER_ASSET.fullmatch("/web-viewer/libs/jquery.min.js")
+    for asset in ("/web-viewer/app/viewer.html", "/web-viewer/libs/jquery.min.js",
+                  "/stone-webviewer/index.html"):
+        assert parse("GET", asset).kind is Kind.ASSET, asset
 
 
 def test_nginx_config_is_valid(tmp_path):
@@ -175,3 +176,52 @@ def test_gate_refuses_unfiltered_searches_and_other_patients(gate):
     assert ask(gate["patient"], f"/orthanc/patients/{gate['own']}", "HEAD") == 204
     assert ask(gate["admin"], "/orthanc/dicom-web/studies?PatientName=*") == 204
     assert ask(gate["admin"], f"/orthanc/patients/{gate['other']}", "DELETE") == 204
+
+
+def test_the_plugins_webhook_listener_gives_up_on_a_hung_service(tmp_path):
+    """Plugin 0.11.4 waits 10 s for each answer; through nginx's listener a
+    hung service (it accepts, never answers) costs 2 s and a 504, which the
+    plugin answers with a 403."""
+    import socket
+    import time
+
+    import requests
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # the kernel accepts; nobody ever reads or answers
+    port = free_port()
+    conf = (ROOT / "deploy" / "docker" / "nginx.conf").read_text()
+    conf = conf.replace("/tmp/", str(tmp_path) + "/")
+    conf = conf.replace("/etc/nginx/locations.inc", str(ROOT / "deploy/docker/locations.inc"))
+    conf = conf.replace("/etc/nginx/site/*.conf", str(tmp_path / "site/*.conf"))
+    conf = conf.replace("resolver 127.0.0.11 valid=10s ipv6=off;", "")
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{free_port()};")
+    conf = conf.replace("listen 8099;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("set $authsvc http://authsvc:8000;",
+                        f"set $authsvc http://127.0.0.1:{hung.getsockname()[1]};")
+    conf = conf.replace("error_log /dev/stderr warn;", f"error_log {tmp_path}/error.log warn;")
+    conf = conf.replace("access_log /dev/stdout noquery;", "access_log off;")
+    (tmp_path / "nginx.conf").write_text(conf)
+    proc = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
+                             "-e", str(tmp_path / "error.log"), "-g", "daemon off;"])
+    try:
+        url = f"http://127.0.0.1:{port}/authz/tokens/validate"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.1)
+        assert requests.get(f"http://127.0.0.1:{port}/authz/user/get-profile",
+                            timeout=5).status_code == 404  # only the validation
+        start = time.monotonic()
+        r = requests.post(url, json={"level": "study"}, auth=("orthanc", "x"), timeout=15)
+        assert r.status_code == 504
+        assert 1.5 < time.monotonic() - start < 3
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        hung.close()

@@ -93,6 +93,16 @@ def test_patient_id_stripped_by_orthanc_is_attached_to_no_login(stack, orthanc, 
     wait_for(lambda: recorded_or_conflict(admin, stranger), 30, what="the stranger's study handled")
     assert studies_of(owner) == {mine}
     assert owner.get(f"/orthanc/studies/{stranger}").status_code == 403
+    # Orthanc files both under one Orthanc patient: its patient level would
+    # hand the owner the stranger's study, by every route that names it.
+    patient_level = [f"/orthanc/patients/{info['ParentPatient']}",
+                     f"/orthanc/patients/{info['ParentPatient']}/archive",
+                     f"/orthanc/patients/{info['ParentPatient']}/studies",
+                     f"/orthanc/studies/{mine}/patient",
+                     f"/orthanc/dicom-web/studies?PatientID={pid}",
+                     f"/orthanc/tools/create-archive?resources={info['ParentPatient']}"]
+    for route in patient_level:
+        assert owner.get(route).status_code == 403, route
     problem = conflict_of(admin, stranger)
     assert problem is not None, "staff see the conflict"
     assert problem["conflict"]["code"] == "charset_unknown"
@@ -110,6 +120,9 @@ def test_patient_id_stripped_by_orthanc_is_attached_to_no_login(stack, orthanc, 
              what="the separate login opens its study")
     assert separate.get(f"/orthanc/studies/{mine}").status_code == 403
     assert owner.get(f"/orthanc/studies/{stranger}").status_code == 403
+    for route in patient_level:  # still one Orthanc patient holding two people
+        assert owner.get(route).status_code == 403, route
+        assert separate.get(route).status_code == 403, route
 
 
 def test_other_birth_date_under_the_same_patient_id_is_a_conflict(stack, orthanc, admin, tmp_path):
