@@ -59,10 +59,10 @@ class ResolveError(ValueError):
 
 # -- the interface of the access decision ------------------------------------
 
-def _blocking_query():
-    return (IdentityConflict.select(IdentityConflict.id)
-            .where((IdentityConflict.patient_orthanc_id == "?")
-                   & IdentityConflict.blocks_patient_level))
+BLOCKING = fastsql.Statement(
+    "orthanc-patient-in-conflict",
+    f'SELECT "id" FROM {fastsql.table(IdentityConflict)} '
+    'WHERE "patient_orthanc_id" = {p} AND "blocks_patient_level" LIMIT 1', 1)
 
 
 def orthanc_patient_in_conflict(patient_orthanc_id):
@@ -71,8 +71,7 @@ def orthanc_patient_in_conflict(patient_orthanc_id):
     other than this Orthanc patient's own (a separate login). Its
     patient-level routes then hold another person's study: refuse them to
     everyone but staff, the patient included. One indexed lookup."""
-    return fastsql.fetch_one("orthanc-patient-in-conflict", _blocking_query,
-                             patient_orthanc_id) is not None
+    return fastsql.fetch_one(BLOCKING, patient_orthanc_id) is not None
 
 
 def is_separate_login(patient):

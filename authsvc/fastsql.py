@@ -1,10 +1,17 @@
-"""Hot queries compiled once: peewee builds SQL on every call, which cost
-more than running the query on the access-decision path (bench B2).
+"""The hot statements of the access-decision path, as plain parameterised SQL.
 
-On PostgreSQL each is also prepared on the server, once per connection:
-planning the session's five-table join took longer than running it (about
-220 of 360 µs), and a prepared statement is planned once. SQLite's driver
-keeps its own cache of prepared statements.
+peewee builds SQL on every call, which cost more than running the query on
+the decision path (bench B2); these are written once, in SQL, with `{p}` for
+each parameter (the database's own placeholder: `database.param`), and read
+back into models through peewee's public API only (field.python_value and
+the model's constructor). tests/test_fastsql.py checks that the columns they
+name are the tables' own, on SQLite and PostgreSQL, so that a schema or
+peewee change fails loudly there rather than here.
+
+On PostgreSQL each statement is also prepared on the server, once per
+connection: planning the session's five-table join took longer than running
+it (about 220 of 360 µs), and a prepared statement is planned once. SQLite's
+driver keeps its own cache of prepared statements.
 
 A decision needs two lookups that do not depend on each other: the session
 and the study of the resource asked about. `prefetch` runs both as one
@@ -13,62 +20,78 @@ on PostgreSQL a round trip to the server costs more than either lookup."""
 
 import re
 import threading
-
-from peewee import __exception_wrapper__
+from dataclasses import dataclass
 
 from .db import database
 
-_compiled = {}
-_PLACEHOLDER = re.compile(r"%s")
-_widths = {}        # columns each compiled query returns
 _prefetched = threading.local()
 
 
-def compiled(name, build):
-    """The SQL of `build()` (a peewee query whose parameters are all "?"
-    placeholders: no other constant, since only the SQL is kept), compiled
-    once per database (SQLite and PostgreSQL differ)."""
-    key = (id(database.obj), name)
-    if key not in _compiled:
-        query = build()
-        sql, params = query.sql()
-        if any(p != "?" for p in params):
-            raise ValueError(f"{name}: a compiled query takes only placeholders")
-        _compiled[key] = sql
-        _widths[key] = len(query._returning)
-    return _compiled[key]
+@dataclass(frozen=True)
+class Statement:
+    """One hot statement: `sql` with `{p}` for each parameter, returning
+    `width` columns (the first of them its table's key: NULL, no row)."""
+    name: str
+    sql: str
+    width: int
+
+    def text(self):
+        return self.sql.format(p=database.param)
 
 
-def fetch_one(name, build, *params):
+def columns(model, fields=None, alias=None):
+    """The quoted column list of these fields (default: all the model's,
+    in its order) and how many there are."""
+    fields = fields or model._meta.sorted_fields
+    table = alias or model._meta.table_name
+    return ", ".join(f'"{table}"."{f.column_name}"' for f in fields), len(fields)
+
+
+def table(model, alias=None):
+    name = f'"{model._meta.table_name}"'
+    return f'{name} AS "{alias}"' if alias else name
+
+
+def row_object(model, values, fields=None):
+    """A model instance from a row slice in the order of `fields` (default:
+    all of them, the primary key first); None when the key is NULL (no row
+    found by a LEFT JOIN). Built as any model is, by its constructor."""
+    fields = fields or model._meta.sorted_fields
+    if values[0] is None:
+        return None
+    return model(**{f.name: f.python_value(v) for f, v in zip(fields, values)})
+
+
+def fetch_one(statement, *params):
     rows = getattr(_prefetched, "rows", None)
-    if rows and (name, params) in rows:
-        return rows.pop((name, params))
-    return _execute_one(name, compiled(name, build), params)
+    if rows and (statement.name, params) in rows:
+        return rows.pop((statement.name, params))
+    return _execute_one(statement.name, statement.text(), params)
+
+
+_combined = {}
 
 
 def prefetch(lookups):
-    """Run the lookups [(name, build, params)] (None entries skipped) as one
-    statement, for the next `fetch_one` of each on this thread. The first
-    column of each must be its table's key: NULL there means no row."""
+    """Run the lookups [(statement, params)] (None entries skipped) as one
+    statement, for the next `fetch_one` of each on this thread."""
     lookups = [lookup for lookup in lookups if lookup is not None]
     forget_prefetched()
     if len(lookups) < 2:
         return
-    parts, params = [], []
-    for n, (name, build, args) in enumerate(lookups):
-        parts.append(f" LEFT JOIN ({compiled(name, build)}) AS _p{n} ON 1 = 1")
-        params.extend(args)
-    name = "+".join(name for name, _, _ in lookups)
-    key = (id(database.obj), name)
-    if key not in _compiled:
-        _compiled[key] = "SELECT * FROM (SELECT 1 AS _one) AS _p" + "".join(parts)
-    row = _execute_one(name, _compiled[key], tuple(params))
+    name = "+".join(statement.name for statement, _ in lookups)
+    key = (database.param, name)
+    if key not in _combined:
+        _combined[key] = "SELECT * FROM (SELECT 1 AS _one) AS _p" + "".join(
+            f" LEFT JOIN ({statement.text()}) AS _p{n} ON 1 = 1"
+            for n, (statement, _) in enumerate(lookups))
+    params = tuple(p for _, args in lookups for p in args)
+    row = _execute_one(name, _combined[key], params)
     rows, at = {}, 1
-    for name, build, args in lookups:
-        width = _widths[(id(database.obj), name)]
-        part = row[at:at + width]
-        rows[(name, tuple(args))] = part if part[0] is not None else None
-        at += width
+    for statement, args in lookups:
+        part = row[at:at + statement.width]
+        rows[(statement.name, tuple(args))] = part if part[0] is not None else None
+        at += statement.width
     _prefetched.rows = rows
 
 
@@ -88,27 +111,7 @@ def _execute_one(name, sql, params):
     if statement not in prepared:
         numbered = iter(range(1, sql.count("%s") + 1))
         database.execute_sql(f"PREPARE {statement} AS "
-                             + _PLACEHOLDER.sub(lambda _: f"${next(numbered)}", sql))
+                             + re.sub(r"%s", lambda _: f"${next(numbered)}", sql))
         prepared.add(statement)
-    # Straight to psycopg2's cursor (peewee's execute_sql made a cursor and
-    # logged each time), its errors still translated into peewee's.
-    cursor = conn.cursor()
-    with __exception_wrapper__:
-        cursor.execute(f"EXECUTE {statement} ({', '.join(['%s'] * len(params))})"
-                       if params else f"EXECUTE {statement}", params)
-        return cursor.fetchone()
-
-
-def instance(model, values, fields=None):
-    """A model instance from a row slice in the order of `fields` (default:
-    all of them, `sorted_fields`; the primary key first); None when the
-    primary key is NULL (nothing found by a LEFT JOIN). Fields not read are
-    None on the instance."""
-    fields = fields or model._meta.sorted_fields
-    if values[0] is None:
-        return None
-    # As peewee builds a row read from the database: no defaults computed
-    # (some call utcnow), nothing left marked dirty.
-    obj = model(__no_default__=1, **{f.name: f.python_value(v) for f, v in zip(fields, values)})
-    obj._dirty.clear()
-    return obj
+    return database.execute_sql(f"EXECUTE {statement} ({', '.join(['%s'] * len(params))})"
+                                if params else f"EXECUTE {statement}", params).fetchone()

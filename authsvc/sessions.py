@@ -7,8 +7,6 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from peewee import JOIN
-
 from . import fastsql
 from .models import Patient, RuleLogin, Session, Share, StaffUser, utcnow
 
@@ -63,26 +61,31 @@ class Principal:
 # The session and whichever principal it belongs to, in one query (compiled
 # once): this runs for every request Orthanc's filter asks about.
 _JOINED = (Session, Patient, StaffUser, RuleLogin, Share)
+_FOREIGN_KEYS = {Patient: "patient_id", StaffUser: "staff_id", RuleLogin: "rule_login_id",
+                 Share: "share_id"}
 
 
-def _session_query():
-    return (Session.select(*[f for m in _JOINED for f in m._meta.sorted_fields])
-            .join(Patient, JOIN.LEFT_OUTER, on=(Session.patient == Patient.id)).switch(Session)
-            .join(StaffUser, JOIN.LEFT_OUTER, on=(Session.staff == StaffUser.id)).switch(Session)
-            .join(RuleLogin, JOIN.LEFT_OUTER, on=(Session.rule_login == RuleLogin.id)).switch(Session)
-            .join(Share, JOIN.LEFT_OUTER, on=(Session.share == Share.id))
-            .where(Session.token_hash == "?"))
+def _session_statement():
+    selected = [fastsql.columns(m) for m in _JOINED]
+    joins = "".join(f' LEFT JOIN {fastsql.table(m)} ON "{m._meta.table_name}"."id" = '
+                    f'"session"."{column}"' for m, column in _FOREIGN_KEYS.items())
+    return fastsql.Statement(
+        "session", f'SELECT {", ".join(c for c, _ in selected)} FROM {fastsql.table(Session)}'
+        f'{joins} WHERE "session"."token_hash" = {{p}}', sum(w for _, w in selected))
+
+
+SESSION = _session_statement()
 
 
 def _fetch_session(token_hash):
     """The Session row with its principal attached (no lazy loads), or None."""
-    raw = fastsql.fetch_one("session", _session_query, token_hash)
+    raw = fastsql.fetch_one(SESSION, token_hash)
     if raw is None:
         return None
     made, at = {}, 0
     for model in _JOINED:
         width = len(model._meta.sorted_fields)
-        made[model] = fastsql.instance(model, raw[at:at + width])
+        made[model] = fastsql.row_object(model, raw[at:at + width])
         at += width
     session = made[Session]
     for model, name in ((Patient, "patient"), (StaffUser, "staff"),
@@ -206,7 +209,7 @@ class SessionStore:
         hit = _recent.get(key) if self.cache_seconds else None
         if hit is not None and hit[0] > time.monotonic():
             return None
-        return "session", _session_query, (key,)
+        return SESSION, (key,)
 
     def _resolve(self, token, key=None):
         """(principal, when the session ends if unused) or (None, None)."""

@@ -180,38 +180,46 @@ def postgres_database(prefix):
 ON_POSTGRES = bool(os.environ.get("AUTHSVC_TEST_DATABASE_URL"))
 
 
-@pytest.fixture
-def database_url(tmp_path):
-    """A new, empty database for one test: a SQLite file, or, when
+@contextmanager
+def fresh_database(folder):
+    """A new, empty database: a SQLite file in `folder`, or, when
     AUTHSVC_TEST_DATABASE_URL names a PostgreSQL server (`make test-postgres`),
-    a database created there for this test and dropped after it."""
+    a database created there and dropped after."""
     if not ON_POSTGRES:
-        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        yield f"sqlite:///{folder / 'db.sqlite3'}"
         return
     with postgres_database("authsvc_test_") as url:
         yield url
 
 
 @pytest.fixture
-def app(tmp_path, database_url):
+def database_url(tmp_path):
+    """A new, empty database for one test (see fresh_database)."""
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def service_app(folder, database_url):
+    """The service in-process on a migrated database, no Orthanc."""
     import json
 
     from authsvc import create_app
     from authsvc.db import database
     from authsvc.migrations import migrate
 
-    secrets_file = tmp_path / "secrets.json"
+    secrets_file = folder / "secrets.json"
     secrets_file.write_text(json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40,
                                         "orthanc_password": "unused"}))
     application = create_app({"DATABASE_URL": database_url,
-                              "DATA_DIR": str(tmp_path), "SECRETS_FILE": str(secrets_file),
-                              "RULES_FILE": str(tmp_path / "rules.json"),
-                              "RULE_PASSWORDS_FILE": str(tmp_path / "rule-passwords.json"),
+                              "DATA_DIR": str(folder), "SECRETS_FILE": str(secrets_file),
+                              "RULES_FILE": str(folder / "rules.json"),
+                              "RULE_PASSWORDS_FILE": str(folder / "rule-passwords.json"),
                               "ORTHANC_URL": "http://127.0.0.1:9"})
     with database.connection_context():
         migrate()
-    # A fresh database per test: forget which study accesses this process
-    # already audited (the same fake IDs come back in every test).
+    # A fresh database: forget which study accesses this process already
+    # audited (the same fake IDs come back in every test).
     from authsvc import audit
     audit._seen.clear()
     # No app context stays pushed: each test-client request gets its own, as
@@ -220,6 +228,12 @@ def app(tmp_path, database_url):
     yield application
     if not database.is_closed():
         database.close()
+
+
+@pytest.fixture
+def app(tmp_path, database_url):
+    with service_app(tmp_path, database_url) as application:
+        yield application
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from authsvc.decision import policy, routes
 from authsvc.models import Patient, RuleLogin, RuleMatch, Share, StaffUser, Study
 from authsvc.sessions import Principal
 from authsvc.webhook import _question, _target
-from conftest import fake_study
+from conftest import fake_study, fresh_database, service_app
 from route_matrix import matrix_cases
 
 
@@ -31,8 +31,15 @@ def _shaped(data):
             "pid": data["patient"]["PatientID"], "study_uid": data["tags"]["StudyInstanceUID"]}
 
 
-@pytest.fixture
-def world(app):
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One database for the whole table: its rows are only read."""
+    folder = tmp_path_factory.mktemp("matrix")
+    with fresh_database(folder) as url, service_app(folder, url):
+        yield _build_world()
+
+
+def _build_world():
     a1, a2, b = fake_study("PA", "1"), fake_study("PA", "2"), fake_study("PB", "3")
     b["tags"]["StudyInstanceUID"] = a1["tags"]["StudyInstanceUID"]  # a reused UID
     for data in (a1, a2, b):

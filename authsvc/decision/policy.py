@@ -52,16 +52,16 @@ def refused(reason):
 # entry): a Study built from these only. Reading and converting every column
 # (descriptions, tag values as JSON) was a tenth of a decision's CPU.
 DECISION_FIELDS = (Study.id, Study.orthanc_id, Study.study_uid, Study.patient, Study.updated_at)
+_COLUMNS, _WIDTH = fastsql.columns(Study, DECISION_FIELDS, "s")
 
-
-def _study_query():
-    return Study.select(*DECISION_FIELDS).where(Study.orthanc_id == "?")
-
-
-def _study_of_resource_query():
-    return (Study.select(*DECISION_FIELDS, Resource.uid).join(Resource)
-            .where((Resource.orthanc_id == "?") & (Resource.level == "?")))
-
+STUDY = fastsql.Statement(
+    "study", f'SELECT {_COLUMNS} FROM {fastsql.table(Study, "s")} WHERE "s"."orthanc_id" = {{p}}',
+    _WIDTH)
+STUDY_OF_RESOURCE = fastsql.Statement(
+    "study-of-resource",
+    f'SELECT {_COLUMNS}, "r"."uid" FROM {fastsql.table(Study, "s")} '
+    f'JOIN {fastsql.table(Resource, "r")} ON "r"."study_id" = "s"."id" '
+    f'WHERE "r"."orthanc_id" = {{p}} AND "r"."level" = {{p}}', _WIDTH + 1)
 
 _RESOURCE_LEVEL = {"series": "series", "instances": "instance"}
 
@@ -72,21 +72,18 @@ def lookup_for(target):
     if target.kind not in (Kind.RESOURCE, Kind.PATIENT) or target.level == "patients":
         return None
     if target.level == "studies":
-        return "study", _study_query, (target.orthanc_id,)
-    return ("study-of-resource", _study_of_resource_query,
-            (target.orthanc_id, _RESOURCE_LEVEL[target.level]))
+        return STUDY, (target.orthanc_id,)
+    return STUDY_OF_RESOURCE, (target.orthanc_id, _RESOURCE_LEVEL[target.level])
 
 
 def _study_of(target):
     """(study, UID of the resource named) for a study, series or instance."""
-    name, build, params = lookup_for(target)
-    row = fastsql.fetch_one(name, build, *params)
+    statement, params = lookup_for(target)
+    row = fastsql.fetch_one(statement, *params)
     if row is None:
         return None, ""
-    if target.level == "studies":
-        study = fastsql.instance(Study, row, DECISION_FIELDS)
-        return study, study.study_uid
-    return fastsql.instance(Study, row[:-1], DECISION_FIELDS), row[-1]
+    study = fastsql.row_object(Study, row[:_WIDTH], DECISION_FIELDS)
+    return study, (study.study_uid if target.level == "studies" else row[-1])
 
 
 # study id -> (updated_at, keys): a CT has hundreds. Ingest bumps updated_at

@@ -23,10 +23,10 @@ def visible_studies(principal):
     return Study.select().where(False)
 
 
-def _rule_match_query():
-    # (login, study) is unique: one row at most, no LIMIT needed.
-    return RuleMatch.select(RuleMatch.id).where((RuleMatch.login == "?")
-                                                & (RuleMatch.study == "?"))
+# (login, study) is unique: one row at most, no LIMIT needed.
+RULE_MATCH = fastsql.Statement(
+    "rule-match", f'SELECT "id" FROM {fastsql.table(RuleMatch)} '
+    'WHERE "login_id" = {p} AND "study_id" = {p}', 1)
 
 
 def may_see_study(principal, study):
@@ -38,8 +38,7 @@ def may_see_study(principal, study):
     if principal.kind == "patient":
         return study.patient_id == principal.patient.id
     if principal.kind == "rule":
-        return fastsql.fetch_one("rule-match", _rule_match_query,
-                                 principal.rule_login.id, study.id) is not None
+        return fastsql.fetch_one(RULE_MATCH, principal.rule_login.id, study.id) is not None
     if principal.kind == "share":
         share = principal.share
         return study.patient_id == share.patient_id and share.study_id in (None, study.id)

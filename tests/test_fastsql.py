@@ -1,0 +1,80 @@
+"""The decision path's hand-written statements (authsvc/fastsql.py) against
+the real schema, on SQLite and (make test-postgres) PostgreSQL: every column
+they name exists, and what they read is what peewee's own queries read, so
+that a schema change or a peewee upgrade fails here, loudly."""
+
+import datetime
+
+import pytest
+
+from authsvc import conflicts, fastsql, ingest
+from authsvc.db import database
+from authsvc.decision import policy, visibility
+from authsvc.models import Patient, Resource, RuleLogin, RuleMatch, Session, Share, Study
+from authsvc.sessions import SESSION, _fetch_session
+from conftest import fake_study
+
+STATEMENTS = [SESSION, policy.STUDY, policy.STUDY_OF_RESOURCE, visibility.RULE_MATCH,
+              conflicts.BLOCKING]
+
+
+@pytest.fixture
+def world(app):
+    data = fake_study("PF", "1")
+    ingest.store_study(data["study_orthanc_id"], data)
+    study = Study.get(Study.orthanc_id == data["study_orthanc_id"])
+    patient = Patient.get(Patient.patient_id == "PF")
+    login = RuleLogin.create(name="dr", password_hash="x")
+    RuleMatch.create(login=login, study=study)
+    share = Share.create(secret_hash="s", patient=patient, study=study,
+                         expires_at=datetime.datetime(2999, 1, 1))
+    now = datetime.datetime(2026, 12, 1, 12, 0, 0)
+    session = Session.create(token_hash="h" * 64, kind="share", share=share, created_at=now,
+                             last_seen=now, expires_at=datetime.datetime(2999, 1, 1))
+    return {"data": data, "study": study, "login": login, "session": session}
+
+
+def test_each_statement_names_only_real_columns(world):
+    for statement in STATEMENTS:
+        params = ("x",) * statement.text().count(database.param)
+        cursor = database.execute_sql(statement.text(), params)
+        assert len(cursor.description) == statement.width, statement.name
+
+
+def test_the_session_statement_reads_what_peewee_reads(world):
+    mine = _fetch_session("h" * 64)
+    theirs = Session.get(Session.token_hash == "h" * 64)
+    assert mine.__data__ == theirs.__data__
+    assert mine.share.__data__ == Share.get(Share.id == theirs.share_id).__data__
+    assert _fetch_session("n" * 64) is None
+
+
+def test_the_study_statements_read_what_peewee_reads(world):
+    study, data = world["study"], world["data"]
+    row = fastsql.fetch_one(policy.STUDY, study.orthanc_id)
+    built = fastsql.row_object(Study, row, policy.DECISION_FIELDS)
+    for field in policy.DECISION_FIELDS:
+        assert getattr(built, field.name + ("_id" if field.name == "patient" else "")) == \
+            getattr(study, field.name + ("_id" if field.name == "patient" else "")), field.name
+    series_id, series_uid = data["series"][1]
+    row = fastsql.fetch_one(policy.STUDY_OF_RESOURCE, series_id, "series")
+    assert row[0] == study.id and row[-1] == series_uid
+    assert row[-1] == Resource.get(Resource.orthanc_id == series_id).uid
+    assert fastsql.fetch_one(policy.STUDY_OF_RESOURCE, series_id, "instance") is None
+
+
+def test_prefetch_answers_each_lookup_as_it_would_alone(world):
+    study = world["study"]
+    alone = [fastsql.fetch_one(SESSION, "h" * 64), fastsql.fetch_one(policy.STUDY, study.orthanc_id)]
+    fastsql.prefetch([(SESSION, ("h" * 64,)), (policy.STUDY, (study.orthanc_id,))])
+    together = [fastsql.fetch_one(SESSION, "h" * 64), fastsql.fetch_one(policy.STUDY, study.orthanc_id)]
+    assert [tuple(r) for r in together] == [tuple(r) for r in alone]
+    fastsql.prefetch([(SESSION, ("n" * 64,)), (policy.STUDY, ("none",))])
+    assert fastsql.fetch_one(SESSION, "n" * 64) is None
+    assert fastsql.fetch_one(policy.STUDY, "none") is None
+
+
+def test_rule_match_and_conflict_lookups(world):
+    assert fastsql.fetch_one(visibility.RULE_MATCH, world["login"].id, world["study"].id)
+    assert fastsql.fetch_one(visibility.RULE_MATCH, world["login"].id, -1) is None
+    assert conflicts.orthanc_patient_in_conflict(world["data"]["patient_orthanc_id"]) is False
