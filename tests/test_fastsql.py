@@ -14,8 +14,9 @@ from authsvc.models import Patient, Resource, RuleLogin, RuleMatch, Session, Sha
 from authsvc.sessions import SESSION, _fetch_session
 from conftest import fake_study
 
-STATEMENTS = [SESSION, policy.STUDY, policy.STUDY_OF_RESOURCE, visibility.RULE_MATCH,
-              conflicts.BLOCKING]
+# Each statement with parameters of its columns' types.
+STATEMENTS = [(SESSION, ("x",)), (policy.STUDY, ("x",)), (policy.STUDY_OF_RESOURCE, ("x", "series")),
+              (visibility.RULE_MATCH, (1, 1)), (conflicts.BLOCKING, ("x",))]
 
 
 @pytest.fixture
@@ -35,8 +36,8 @@ def world(app):
 
 
 def test_each_statement_names_only_real_columns(world):
-    for statement in STATEMENTS:
-        params = ("x",) * statement.text().count(database.param)
+    for statement, params in STATEMENTS:
+        assert statement.text().count(database.param) == len(params), statement.name
         cursor = database.execute_sql(statement.text(), params)
         assert len(cursor.description) == statement.width, statement.name
 
