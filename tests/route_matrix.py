@@ -50,8 +50,9 @@ MATRIX = [
     ("GET", "/changes", STAFF),
     ("GET", "/system", STAFF),
     ("GET", "/app/explorer.html", STAFF),
-    ("POST", "/tools/lookup", ("admin",)),
-    ("POST", "/tools/find", ("admin",)),
+    ("POST", "/tools/lookup", STAFF),
+    ("POST", "/tools/find", STAFF),
+    ("POST", "/tools/create-archive", ("admin",)),
     ("DELETE", "/studies/{B[study]}/labels/x", ("admin",)),
     ("PUT", "/studies/{A1[study]}/metadata/1024", ("admin",)),
 ]

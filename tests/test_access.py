@@ -98,6 +98,10 @@ def test_viewer_assets_open_to_any_session_but_not_to_none(db):
 def test_staff(db):
     assert decide_uri(db["admin"], "DELETE", "/patients").scope == "all"
     assert decide_uri(db["rad"], "GET", "/patients").granted
+    # Searches change nothing; no other POST for radiologists.
+    assert decide_uri(db["rad"], "POST", "/tools/find").granted
+    assert not decide_uri(db["rad"], "POST", "/tools/reset").granted
+    assert not decide_uri(db["rad"], "POST", "/tools/find/x").granted
     assert not decide_uri(db["rad"], "DELETE", f"/studies/{db['A']['study_orthanc_id']}").granted
 
 

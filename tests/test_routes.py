@@ -56,7 +56,7 @@ WHAT_A_REQUEST_NAMES = [
     (f"/tools/create-archive?resources={S}&level=patient", Kind.MALFORMED),
     ("/tools/create-archive?resources=", Kind.MALFORMED),
     ("/tools/create-archive", Kind.MALFORMED),
-    ("/tools/lookup", Kind.OTHER),
+    ("/tools/lookup", Kind.OTHER),  # a GET there is not a search
     ("/patients", Kind.OTHER),
     ("/system", Kind.OTHER),
     ("/", Kind.OTHER),

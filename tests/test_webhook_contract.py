@@ -137,7 +137,9 @@ def granted_to(principal, body):
     if principal == "admin":
         return True
     if principal == "radiologist":
-        return body["method"] == "get"
+        # Every read, and the searches (which change nothing).
+        return body["method"] == "get" or (body["level"] == "system" and body["method"] == "post"
+                                           and body.get("uri") in ("/tools/find", "/tools/lookup"))
     # The patient: every level of their own study, reads only; no system route.
     return body["level"] != "system" and body["method"] == "get"
 
@@ -441,7 +443,10 @@ def test_system_level_follows_the_lua_filter_rules(client, world):
              ("patient", "get", "/patients", False), ("patient", "get", "/tools/find", False),
              ("patient", "post", "/tools/find", False), ("patient", "get", "/changes", False),
              ("radiologist", "get", "/changes", True),
-             ("radiologist", "post", "/tools/find", False),
+             ("radiologist", "post", "/tools/find", True),
+             ("radiologist", "post", "/tools/lookup", True),
+             ("radiologist", "post", "/tools/create-archive", False),
+             ("radiologist", "post", "/tools/reset", False),
              ("admin", "delete", "/patients/" + named["patient"][0], True)]
     for principal, method, uri, granted in cases:
         body = question(world, "system", method=method, uri=uri,

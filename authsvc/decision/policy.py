@@ -19,7 +19,8 @@ The rules, for patients, rule logins and shares (staff: below):
     their own PatientID;
   - /tools/create-archive?resources=: every resource named is theirs;
   - everything else: refused.
-Admins may do everything; radiologists may read everything.
+Admins may do everything; radiologists may read everything, and search
+(POST /tools/find, /tools/lookup: they change nothing).
 """
 
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ def decide(principal, target):
             return Decision(True, "admin", scope="all")
         if target.method == "GET":
             return Decision(True, "staff may read everything", scope="get")
+        if target.kind is Kind.SEARCH_TOOL:
+            return Decision(True, "staff may search")
         return refused("only admins may change Orthanc")
     if target.method != "GET":
         return refused("read-only access")

@@ -77,6 +77,9 @@ DICOMWEB_SCOPED = re.compile(
     r"(?:/(?:metadata|rendered|thumbnail|series|instances|frames/[0-9,]+(?:/rendered)?"
     r"|bulk(?:/[A-Za-z0-9._-]+)*))?$")
 DICOMWEB_SEARCH = re.compile(r"^/dicom-web/(studies|series|instances)$")
+# Orthanc's searches by body (Orthanc Explorer's search, lookups by UID or
+# PatientID): POSTs that change nothing, for staff only.
+SEARCH_TOOLS = ("/tools/find", "/tools/lookup")
 ARCHIVE_TOOLS = re.compile(r"^/tools/(?:create-archive|create-media|create-media-extended)$")
 
 # DICOMweb parameters that are not attributes (QIDO's and WADO-RS rendered's).
@@ -98,6 +101,7 @@ class Kind(enum.Enum):
     SEARCH = "search"        # QIDO at the root, narrowed to studies by UID or PatientID
     ARCHIVE = "archive"      # the tools that zip the resources their query names
     ASSET = "asset"          # a viewer's static files
+    SEARCH_TOOL = "search-tool"  # POST /tools/find or /tools/lookup: searches, no change
     OTHER = "other"          # lists, searches, system routes: staff only
     MALFORMED = "malformed"  # not a request any principal but an admin should make
 
@@ -146,6 +150,8 @@ def parse(method, uri):
         return _dicomweb_search(method, query)
     if ARCHIVE_TOOLS.fullmatch(path) and method == "GET":
         return _archive(method, query)
+    if path in SEARCH_TOOLS and method == "POST":
+        return Target(method, Kind.SEARCH_TOOL)
     return Target(method, Kind.OTHER, why="not a route of one principal's studies")
 
 
