@@ -112,6 +112,21 @@ def send_patient(stack, orthanc, tmp_path, patient_id, name, charset):
             "all_series": series, "all_instances": instances}
 
 
+def send(stack, orthanc, tmp_path, spec, extra=None):
+    """Write a study (each file passed through `extra(ds)` first, if given),
+    send it with storescu; its Orthanc study ID."""
+    import uuid
+    written = write_study(spec, tmp_path / uuid.uuid4().hex[:8])
+    if extra:
+        for path in written.files:
+            ds = pydicom.dcmread(path)
+            extra(ds)
+            ds.save_as(path, enforce_file_format=True)
+    result = storescu(written.files, stack.site["dicom_port"])
+    assert result.returncode == 0, result.stderr
+    return lookup(orthanc, written.study_uid)
+
+
 def recorded(admin, orthanc_id):
     studies = admin.get("/api/studies", params={"limit": 1000}).json()["studies"]
     return next((s for s in studies if s["orthanc_id"] == orthanc_id), None)

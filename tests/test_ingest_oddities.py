@@ -5,23 +5,11 @@ reason shown to staff; the service never stops ingesting."""
 
 import uuid
 
-import pydicom
 import pytest
 
 from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from dicom_samples import SeriesSpec, StudySpec, recorded, send
 
-
-def send(stack, orthanc, tmp_path, spec, extra=None):
-    written = write_study(spec, tmp_path / uuid.uuid4().hex[:8])
-    if extra:
-        for path in written.files:
-            ds = pydicom.dcmread(path)
-            extra(ds)
-            ds.save_as(path, enforce_file_format=True)
-    result = storescu(written.files, stack.site["dicom_port"])
-    assert result.returncode == 0, result.stderr
-    return lookup(orthanc, written.study_uid)
 
 
 def problems(admin):
