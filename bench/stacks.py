@@ -34,7 +34,7 @@ def site_overrides(stable_age):
 class ProjectStack(Stack):
     """The project's own launcher, unchanged."""
 
-    label = "project (Lua filter + service)"
+    label = "project (nginx check, Lua filter, service)"
 
 
 class PlainStack(Stack):
