@@ -4,7 +4,9 @@ one, deploy/docker/locations.inc).
 
 It is the one lock that sees the whole request: method, path and query
 string (`?resources=`, QIDO parameters), which the Lua filter cannot see and
-the Authorization plugin does not check. The Lua filter (packaged Orthanc)
+the Authorization plugin does not check; and, asked before the request
+reaches Orthanc, it alone can ask Orthanc which studies hold a DICOMweb
+request's StudyInstanceUID (pipeline.orthanc_agrees). The Lua filter (packaged Orthanc)
 and the plugin (docker) stay behind it as second locks, each failing closed
 on its own.
 
@@ -34,10 +36,11 @@ def _check(environ, endpoints):
     if not uri.startswith(ORTHANC_PREFIX + "/") or len(uri) > MAX_URI \
             or (token and len(token) > MAX_TOKEN):
         return REFUSED
-    decision = pipeline.answer(endpoints.services, token,
-                               routes.parse(method, uri[len(ORTHANC_PREFIX):]),
-                               environ.get("REMOTE_ADDR", ""))
-    return (204, None, None) if decision.granted else REFUSED
+    target = routes.parse(method, uri[len(ORTHANC_PREFIX):])
+    decision = pipeline.answer(endpoints.services, token, target, environ.get("REMOTE_ADDR", ""))
+    if decision.granted and pipeline.orthanc_agrees(endpoints.services, target, decision):
+        return 204, None, None
+    return REFUSED
 
 
 # Any method: auth_request subrequests are GETs, and the original method

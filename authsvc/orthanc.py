@@ -37,6 +37,27 @@ class OrthancClient:
         """The raw body, e.g. a DICOM element's bytes (/instances/{id}/content/gggg-eeee)."""
         return self._get(path, None).content
 
+    def studies_with_uid(self, uid, timeout):
+        """The Orthanc IDs of every study holding this StudyInstanceUID, recorded
+        by the service or not (POST /tools/lookup)."""
+        try:
+            response = self.http.post(self.url + "/tools/lookup", data=uid, timeout=timeout)
+        except requests.RequestException as exc:
+            raise OrthancError(f"Orthanc unreachable: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise OrthancError(f"Orthanc answered {response.status_code} to a lookup")
+        return {found["ID"] for found in response.json() if found.get("Type") == "Study"}
+
+    def studies_of_patient(self, orthanc_id, timeout):
+        """The Orthanc IDs of every study Orthanc files under this patient."""
+        try:
+            response = self.http.get(f"{self.url}/patients/{orthanc_id}", timeout=timeout)
+        except requests.RequestException as exc:
+            raise OrthancError(f"Orthanc unreachable: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise OrthancError(f"Orthanc answered {response.status_code} for a patient")
+        return set(response.json().get("Studies", []))
+
     def _get(self, path, params):
         try:
             response = self.http.get(self.url + path, params=params or None,

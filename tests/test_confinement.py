@@ -363,3 +363,28 @@ def test_route_matrix_docker_nginx(docker_nginx, world, method, route, granted, 
         assert (r.status_code, r.text) == (200, "reached Orthanc"), (who, method, route)
     else:
         assert r.status_code == 403 and "reached Orthanc" not in r.text, (who, method, route)
+
+
+def test_a_study_the_service_never_recorded_closes_the_uid_it_shares(stack, orthanc, admin,
+                                                                    world, tmp_path_factory):
+    """A study Orthanc holds but the service did not record (here: no
+    PatientID, refused at ingest; likewise one not stable yet, or held in an
+    identity conflict) with the UID of a patient's study: DICOMweb would
+    answer for both, so nginx's check, which asks Orthanc, refuses."""
+    tmp = tmp_path_factory.mktemp("stray")
+    a = world["p"]["patient"]
+    own = _send(stack, orthanc, tmp / "own", StudySpec(
+        world["A1"]["pid"], "NÚÑEZ^JOSÉ", [SeriesSpec("CT", 1)], description="CONTROL 2"))
+    wait_for(lambda: recorded(admin, own["study"]), 30, what="study recorded")
+    routes = [f"/orthanc/dicom-web/studies/{own['study_uid']}/series",
+              f"/orthanc/dicom-web/studies?StudyInstanceUID={own['study_uid']}"]
+    for route in routes:
+        assert a.get(route).status_code == 200, route
+    stray = write_study(StudySpec("", "STRAY^PERSON", [SeriesSpec("MR", 1)],
+                                  tags={"StudyInstanceUID": own["study_uid"]}), tmp / "stray")
+    assert storescu(stray.files, stack.site["dicom_port"]).returncode == 0
+    wait_for(lambda: len(_ids(orthanc, own["study_uid"], "Study")) == 2, 10, what="stray stored")
+    for route in routes:
+        r = a.get(route)
+        assert r.status_code == 403, (route, r.status_code)
+        assert stray.series_uids[0] not in r.text

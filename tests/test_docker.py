@@ -149,9 +149,19 @@ def gate(app):
     ensure_admin("admin", "admin password long enough")
     admin = app.test_client()
     admin.post("/api/login", json={"username": "admin", "password": "admin password long enough"})
+    # No Orthanc here: the check's questions to it (which studies Orthanc
+    # files under a patient or a UID) answered from what was stored, as the
+    # real one does on the stack (tests/test_confinement.py, test_identity_stack.py).
+    held = {a["patient_orthanc_id"]: {a["study_orthanc_id"]},
+            b["patient_orthanc_id"]: {b["study_orthanc_id"]}}
+    orthanc = app.extensions["authsvc"].orthanc
+    orthanc.studies_of_patient = lambda oid, timeout: held[oid]
+    orthanc.studies_with_uid = lambda uid, timeout: {
+        d["study_orthanc_id"] for d in (a, b) if d["tags"]["StudyInstanceUID"] == uid}
     return {"patient": patient, "admin": admin, "anonymous": app.test_client(),
             "own": a["patient_orthanc_id"], "other": b["patient_orthanc_id"],
-            "study_uid": a["tags"]["StudyInstanceUID"]}
+            "study_uid": a["tags"]["StudyInstanceUID"], "held": held,
+            "own_study": a["study_orthanc_id"]}
 
 
 def ask(client, uri, method="GET"):
@@ -162,6 +172,20 @@ def ask(client, uri, method="GET"):
     if cookie is not None:
         headers["token"] = cookie.value
     return client.get("/api/gate", headers=headers).status_code
+
+
+def test_gate_refuses_what_orthanc_holds_beyond_the_recorded_studies(gate):
+    """A study Orthanc files under the patient, or under the UID, that the
+    service has not recorded (not stable yet, refused, in conflict) is no
+    study of the patient's: the patient level and DICOMweb are refused."""
+    own = f"/orthanc/patients/{gate['own']}"
+    qido = f"/orthanc/dicom-web/studies?StudyInstanceUID={gate['study_uid']}"
+    assert ask(gate["patient"], own) == 204 and ask(gate["patient"], qido) == 204
+    gate["held"][gate["own"]].add("57000000-ffffffff-00000000-00000000-00000000")
+    assert ask(gate["patient"], own) == 403
+    assert ask(gate["patient"], own + "/archive") == 403
+    assert ask(gate["patient"], f"/orthanc/dicom-web/studies?PatientID=P-1") == 403
+    assert ask(gate["admin"], own) == 204  # staff see everything anyway
 
 
 def test_gate_refuses_unfiltered_searches_and_other_patients(gate):

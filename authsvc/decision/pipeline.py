@@ -31,6 +31,38 @@ def principal_of(services, token):
     return services.sessions.decide_as(token)
 
 
+# How long nginx's check may wait for Orthanc's lookups: its own answer must
+# come within nginx's 1 s.
+LOOKUP_SECONDS = 0.5
+
+
+def orthanc_agrees(services, target, decision):
+    """Whether Orthanc holds, under what the request names by DICOM identity
+    (a DICOMweb request's StudyInstanceUIDs, a patient granted at the patient
+    level), only the studies the decision granted. A modality may reuse a
+    UID, and DICOMweb answers for every study holding it; Orthanc files a
+    study under a patient before the service has recorded it: one the service
+    has not recorded (not stable yet, refused at ingest, held in an identity
+    conflict) is no study of the principal's. Only nginx's check asks this:
+    it runs before the request reaches Orthanc, where the Lua filter, which
+    holds Orthanc's Lua lock, cannot call Orthanc back. Staff's grants do not
+    depend on the studies; on any failure, no."""
+    if not decision.granted or decision.scope != "keys":
+        return True
+    uids = (target.study_uids if target.kind is Kind.SEARCH
+            else target.uids[:1] if target.kind is Kind.DICOMWEB else ())
+    if not uids and not decision.patients:
+        return True
+    granted = {study.orthanc_id for study in decision.studies}
+    orthanc = services.orthanc
+    try:
+        return (all(orthanc.studies_with_uid(uid, LOOKUP_SECONDS) <= granted for uid in uids)
+                and all(orthanc.studies_of_patient(oid, LOOKUP_SECONDS) <= granted
+                        for oid in decision.patients))
+    except Exception:
+        return False
+
+
 def answer(services, token, target, address=""):
     """The decision about `target` for whoever holds `token`."""
     sessions = services.sessions

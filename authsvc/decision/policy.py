@@ -43,6 +43,9 @@ class Decision:
     scope: str = "keys"
     keys: list = field(default_factory=list)
     studies: list = field(default_factory=list)  # the studies granted, for the audit log
+    # Orthanc patients granted at the patient level: every study Orthanc holds
+    # under them must be among `studies` (nginx's check asks Orthanc).
+    patients: list = field(default_factory=list)
 
 
 def refused(reason):
@@ -162,7 +165,12 @@ def _patient(principal, target):
         orthanc_id = principal.patient.orthanc_id
     if not _patient_level_ok(principal, orthanc_id):
         return refused("not this patient, or a study of this patient is in conflict")
-    return Decision(True, "own patient record")
+    return Decision(True, "own patient record", studies=_own_studies(principal),
+                    patients=[orthanc_id])
+
+
+def _own_studies(principal):
+    return list(Study.select(*DECISION_FIELDS).where(Study.patient == principal.patient))
 
 
 def _studies_with_uid(uid):
@@ -187,7 +195,7 @@ def _dicomweb(principal, target):
                 (Resource.study == study) & (Resource.uid == uid)
                 & (Resource.level == level)).exists()
                for uid, level in ((series_uid, "series"), (sop_uid, "instance"))):
-            return Decision(True, "a study this login may see", studies=[study])
+            return Decision(True, "a study this login may see", studies=studies)
     return refused("the series or instance is not in this study")
 
 
@@ -198,17 +206,20 @@ def _search(principal, target):
         if not _all_visible(principal, studies):
             return refused("a study searched for is not this login's")
         granted.extend(studies)
+    patients = []
     if target.patient_id and principal.kind == "patient":
         if target.patient_id != principal.patient.patient_id \
                 or not _patient_level_ok(principal, principal.patient.orthanc_id):
             return refused("not this patient's PatientID")
+        granted.extend(_own_studies(principal))
+        patients.append(principal.patient.orthanc_id)
     elif not target.study_uids:
         return refused("only a patient may search by their PatientID")
-    return Decision(True, "a search of this login's studies", studies=granted)
+    return Decision(True, "a search of this login's studies", studies=granted, patients=patients)
 
 
 def _archive(principal, target):
-    granted = []
+    granted, patients = [], []
     for orthanc_id in target.resources:
         study = Study.select(*DECISION_FIELDS).where(Study.orthanc_id == orthanc_id).first()
         if study is None:
@@ -218,10 +229,14 @@ def _archive(principal, target):
             if not may_see_study(principal, study):
                 return refused("a resource to archive is not this login's")
             granted.append(study)
-        elif not (Patient.select().where(Patient.orthanc_id == orthanc_id).exists()
-                  and _patient_level_ok(principal, orthanc_id)):
+        elif Patient.select().where(Patient.orthanc_id == orthanc_id).exists() \
+                and _patient_level_ok(principal, orthanc_id):
+            granted.extend(_own_studies(principal))
+            patients.append(orthanc_id)
+        else:
             return refused("a resource to archive is not this login's")
-    return Decision(True, "an archive of this login's studies", studies=granted)
+    return Decision(True, "an archive of this login's studies", studies=granted,
+                    patients=patients)
 
 
 def _asset(principal, target):
