@@ -451,11 +451,26 @@ class Stack:
             self.stop(name)
 
 
+def startup_warnings(site, data_dir):
+    """What `make run` says after starting, before anyone prints a slip."""
+    from . import publicurl
+    if publicurl.unusable(site["public_url"]):
+        return [f"""
+WARNING: public_url is {site['public_url']}: it works on this server only, so
+  every slip and QR code leads nowhere on a patient's phone (and staff pages and
+  slips say so). Set "public_url" in {data_dir}/site.json to the address people
+  use on the hospital's network, then restart. `make doctor` checks the rest."""]
+    return []
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="authsvc.stack", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["run", "configure"])
+    parser.add_argument("command", choices=["run", "configure", "doctor"])
     parser.add_argument("--data-dir", default=str(REPO / "data"))
     args = parser.parse_args(argv)
+    if args.command == "doctor":
+        from . import doctor
+        return doctor.run(args.data_dir, sys.stdout)
     stack = Stack(args.data_dir)
     if args.command == "configure":
         stack.configure()
@@ -483,6 +498,8 @@ Orthanc patient access is running.
   {admin}
   Settings:        {stack.data_dir}/site.json      Logs: {stack.logs}/
 Press Ctrl-C to stop.""", flush=True)
+    for warning in startup_warnings(stack.site, stack.data_dir):
+        print(warning, flush=True)
     code = 0
     while not stopping:
         dead = [n for n, p in stack.procs.items() if p.poll() is not None]
