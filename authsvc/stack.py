@@ -3,6 +3,8 @@ service under gunicorn, and nginx as the single HTTP entry.
 
 `python -m authsvc.stack run [--data-dir DIR]` is what `make run` calls; the
 integration tests drive the same `Stack` class with their own folder and ports.
+Under `run`, a Supervisor starts a child that died again (with a backoff),
+leaving the others running. `doctor` is `make doctor` (authsvc/doctor.py).
 
 Everything it needs lives in the data folder (outside git):
   site.json      the site's settings, written with defaults on the first run
@@ -438,6 +440,23 @@ class Stack:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def reap(self, name):
+        """Forget a child that died, and end what is left of its process group
+        (gunicorn's workers, nginx's: they would keep its port)."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return None
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+        return proc.returncode
+
+    def starter(self, name):
+        return {"orthanc": self.start_orthanc, "authsvc": self.start_service,
+                "nginx": self.start_nginx}[name]
+
     def start(self):
         self.configure()
         admin = self.prepare_database()
@@ -500,17 +519,67 @@ Orthanc patient access is running.
 Press Ctrl-C to stop.""", flush=True)
     for warning in startup_warnings(stack.site, stack.data_dir):
         print(warning, flush=True)
-    code = 0
-    while not stopping:
-        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
-        if dead:
-            print(f"{', '.join(dead)} stopped unexpectedly; see {stack.logs}/", file=sys.stderr)
-            code = 1
-            break
-        time.sleep(0.5)
+    Supervisor(stack).run(stopping)
     print("stopping nginx, the service and Orthanc ...", flush=True)
     stack.stop_all()
-    return code
+    return 0
+
+
+class Supervisor:
+    """Keeps the three children of `make run` running: one that dies is
+    started again, alone, after a delay that doubles at each death in a row
+    (RESTART_FIRST_DELAY up to RESTART_MAX_DELAY) and starts over once it
+    has run RESTART_RESET_SECONDS. The others keep running meanwhile: nginx
+    refuses what needs the service (403), Orthanc keeps storing DICOM."""
+
+    RESTART_FIRST_DELAY = 1.0
+    RESTART_MAX_DELAY = 60.0
+    RESTART_RESET_SECONDS = 120.0
+    ORDER = ("orthanc", "authsvc", "nginx")
+
+    def __init__(self, stack, clock=time.monotonic, out=sys.stderr):
+        self.stack = stack
+        self.clock = clock
+        self.out = out
+        self.delay = {name: self.RESTART_FIRST_DELAY for name in self.ORDER}
+        self.started_at = {name: clock() for name in self.ORDER}
+        self.due = {}  # name -> when to start it again
+
+    def say(self, text):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{stamp} {text}", file=self.out, flush=True)
+
+    def tick(self):
+        now = self.clock()
+        for name in self.ORDER:
+            proc = self.stack.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                if now - self.started_at[name] > self.RESTART_RESET_SECONDS:
+                    self.delay[name] = self.RESTART_FIRST_DELAY
+                continue
+            if name not in self.due:
+                code = self.stack.reap(name)
+                self.due[name] = now + self.delay[name]
+                self.say(f"{name} stopped (exit status {code}); starting it again in "
+                         f"{self.delay[name]:g} s; see {self.stack.logs}/{name}.log")
+                continue
+            if now < self.due[name]:
+                continue
+            del self.due[name]
+            try:
+                self.stack.starter(name)()
+            except Exception as exc:  # noqa: BLE001 - said, then tried again later
+                self.say(f"{name} did not start again: {exc}")
+                self.stack.reap(name)
+            else:
+                self.say(f"{name} is running again (pid {self.stack.procs[name].pid})")
+            self.started_at[name] = self.clock()
+            self.delay[name] = min(self.delay[name] * 2, self.RESTART_MAX_DELAY)
+
+    def run(self, stopping, interval=0.25):
+        while not stopping:
+            self.tick()
+            time.sleep(interval)
 
 
 if __name__ == "__main__":
