@@ -34,7 +34,10 @@ def _site(data_dir):
     if path.exists():
         site.update(json.loads(path.read_text(encoding="utf-8")))
     if not site["public_url"]:
-        site["public_url"] = f"http://{site['http_address']}:{site['http_port']}"
+        if site.get("tls_certificate") and site.get("tls_key"):
+            site["public_url"] = f"https://{site['http_address']}:{site['https_port']}"
+        else:
+            site["public_url"] = f"http://{site['http_address']}:{site['http_port']}"
     return site, path.exists()
 
 
@@ -116,7 +119,11 @@ def checks(data_dir):
         except requests.RequestException as exc:
             add("WARN", "public_url", f"{url} is unreachable from this server "
                 f"({type(exc).__name__}): is `make run` running, does the name resolve?")
-    if urlsplit(url).scheme != "https":
+    if urlsplit(url).scheme == "https" and not (site.get("tls_certificate")
+                                                and site.get("tls_key")):
+        add("WARN", "https", f"{url} is HTTPS but tls_certificate and tls_key are not set: "
+            "nginx serves HTTP only")
+    elif urlsplit(url).scheme != "https":
         add("WARN", "https", f"{url} is HTTP only: passwords and images cross the "
             "network in clear text (see the README, HTTPS)")
     else:

@@ -45,6 +45,11 @@ SITE_DEFAULTS = {
     "http_address": "127.0.0.1",
     "http_port": 8080,
     "public_url": "",
+    # HTTPS (README, "HTTPS"): PEM files of a certificate and its key; when
+    # both are set nginx serves HTTPS on https_port, and http_port redirects.
+    "https_port": 8443,
+    "tls_certificate": "",
+    "tls_key": "",
     "orthanc_http_port": 8042,
     "dicom_port": 4242,
     "dicom_aet": "ORTHANC",
@@ -96,9 +101,18 @@ def load_site(data_dir, overrides=None):
     unknown = set(site) - set(SITE_DEFAULTS)
     if unknown:
         raise SystemExit(f"{path}: unknown keys {sorted(unknown)} (see the README)")
+    if bool(site["tls_certificate"]) != bool(site["tls_key"]):
+        raise SystemExit(f"{path}: tls_certificate and tls_key go together (see the README)")
     if not site["public_url"]:
-        site["public_url"] = f"http://{site['http_address']}:{site['http_port']}"
+        if tls_enabled(site):
+            site["public_url"] = f"https://{site['http_address']}:{site['https_port']}"
+        else:
+            site["public_url"] = f"http://{site['http_address']}:{site['http_port']}"
     return site
+
+
+def tls_enabled(site):
+    return bool(site.get("tls_certificate") and site.get("tls_key"))
 
 
 def load_secrets(data_dir):
@@ -234,7 +248,7 @@ http {{
   }}
 
   server {{
-    listen {address}:{port};
+{listen}
 
     # The Lua scripts' routes, the Authorization plugin's webhook and the
     # check below are for Orthanc and nginx only, never for the public port.
@@ -299,8 +313,26 @@ http {{
       proxy_set_header X-Forwarded-Host $http_host;
     }}
   }}
-}}
+{http_redirect}}}
 """
+
+# The entry's listen line(s): plain HTTP, or HTTPS with its certificate.
+LISTEN_HTTP = "    listen {address}:{port};"
+LISTEN_HTTPS = """    listen {address}:{https_port} ssl;
+    ssl_certificate {certificate};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:authsvc_tls:1m;
+{hsts}"""
+# With HTTPS, the HTTP port only sends browsers there (and says nothing else).
+HTTP_REDIRECT = """  server {{
+    listen {address}:{port};
+    location / {{ return 301 https://$host{https_suffix}$request_uri; }}
+  }}
+"""
+# Browsers that saw HTTPS once refuse plain HTTP to this host for a year. A
+# location with its own add_header (TO_ORTHANC's) inherits none: it says it too.
+HSTS = '    add_header Strict-Transport-Security "max-age=31536000" always;'
 
 
 # How every location of Orthanc's passes a request on.
@@ -314,19 +346,45 @@ TO_ORTHANC = """\
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_read_timeout 300s;
       # Images and ZIPs of patients: never kept by a browser or a cache.
-      add_header Cache-Control "private, no-store" always;"""
+      add_header Cache-Control "private, no-store" always;{hsts}"""
 
 
 def nginx_config(site, secrets, data_dir):
     basic = base64.b64encode(f"{PROXY_USER}:{secrets['proxy_password']}".encode()).decode()
     user = "user www-data;" if os.geteuid() == 0 else ""
-    to_orthanc = TO_ORTHANC.format(orthanc_port=site["orthanc_http_port"], proxy_basic=basic)
+    tls = tls_enabled(site)
+    hsts = HSTS if tls else ""
+    to_orthanc = TO_ORTHANC.format(orthanc_port=site["orthanc_http_port"], proxy_basic=basic,
+                                   hsts="\n  " + hsts if tls else "")
+    if tls:
+        listen = LISTEN_HTTPS.format(
+            address=site["http_address"], https_port=site["https_port"], hsts=hsts,
+            certificate=_nginx_path(site["tls_certificate"], data_dir),
+            key=_nginx_path(site["tls_key"], data_dir))
+        suffix = "" if int(site["https_port"]) == 443 else f":{site['https_port']}"
+        http_redirect = HTTP_REDIRECT.format(address=site["http_address"], port=site["http_port"],
+                                             https_suffix=suffix)
+    else:
+        listen = LISTEN_HTTP.format(address=site["http_address"], port=site["http_port"])
+        http_redirect = ""
     return NGINX_CONF.format(
-        to_orthanc=to_orthanc, hot_reads=hot_reads_regex(),
+        to_orthanc=to_orthanc, hot_reads=hot_reads_regex(), listen=listen,
+        http_redirect=http_redirect,
         user=user, run=data_dir / "nginx", logs=data_dir / "logs", tmp=data_dir / "nginx" / "tmp",
         address=site["http_address"], port=site["http_port"],
         orthanc_port=site["orthanc_http_port"], service_port=site["service_port"],
         proxy_basic=basic, cookie=_cookie_name(site))
+
+
+def _nginx_path(path, data_dir):
+    """A PEM path of site.json (relative: to the data folder), checked now:
+    nginx would otherwise fail at start with a less clear message."""
+    full = (data_dir / path).resolve()
+    if not full.is_file():
+        raise SystemExit(f"site.json: {path} is not a file")
+    if re.search(r"[\s;{}'\"$]", str(full)):
+        raise SystemExit(f"site.json: {path}: no spaces, quotes, ; {{ }} or $ in TLS paths")
+    return str(full)
 
 
 class Stack:
@@ -390,6 +448,10 @@ class Stack:
     def public_url(self):
         return f"http://{self.site['http_address']}:{self.site['http_port']}"
 
+    @property
+    def https_url(self):
+        return f"https://{self.site['http_address']}:{self.site['https_port']}"
+
     def _spawn(self, name, argv):
         log = open(self.logs / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
@@ -413,16 +475,23 @@ class Stack:
         conf = self.data_dir / "nginx" / "nginx.conf"
         self._spawn("nginx", ["nginx", "-e", str(self.logs / "nginx-error.log"),
                               "-c", str(conf), "-g", "daemon off;"])
-        self._wait_http(self.public_url + "/api/health", "nginx")
+        if tls_enabled(self.site):
+            # Its own certificate, maybe self-signed: that it answers is the question.
+            import urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self._wait_http(self.https_url + "/api/health", "nginx", verify=False)
+        else:
+            self._wait_http(self.public_url + "/api/health", "nginx")
 
-    def _wait_http(self, url, name, auth=None, timeout=60):
+    def _wait_http(self, url, name, auth=None, timeout=60, verify=True):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             proc = self.procs[name]
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.logs}/{name}.log")
             try:
-                if requests.get(url, auth=auth, timeout=2).status_code < 500:
+                if requests.get(url, auth=auth, timeout=2, verify=verify,
+                                allow_redirects=False).status_code < 500:
                     return
             except requests.RequestException:
                 pass
@@ -470,6 +539,45 @@ class Stack:
             self.stop(name)
 
 
+def self_signed(data_dir, host, days=825):
+    """A self-signed certificate for `host` (an IP address or a name of the
+    hospital's network), with Debian's openssl, in the data folder's tls/;
+    site.json is pointed at it unless it names another one. Each phone asks
+    once whether to trust it (README, HTTPS)."""
+    import ipaddress
+    data_dir = Path(data_dir).resolve()
+    try:
+        ipaddress.ip_address(host)
+        san = f"IP:{host}"
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", host):
+            raise SystemExit(f"not an IP address or a host name: {host!r}")
+        san = f"DNS:{host}"
+    tls = data_dir / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    os.chmod(tls, 0o700)
+    cert, key = tls / "certificate.pem", tls / "key.pem"
+    old_umask = os.umask(0o077)  # the key is never readable by others, not even a moment
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes",
+                        "-days", str(days), "-subj", f"/CN={host}",
+                        "-addext", f"subjectAltName={san}",
+                        "-addext", "basicConstraints=critical,CA:FALSE",
+                        "-addext", "extendedKeyUsage=serverAuth",
+                        "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, text=True)
+    finally:
+        os.umask(old_umask)
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o600)
+    path = data_dir / "site.json"
+    site = json.loads(path.read_text(encoding="utf-8")) if path.exists() else dict(SITE_DEFAULTS)
+    if not site.get("tls_certificate") and not site.get("tls_key"):
+        site["tls_certificate"], site["tls_key"] = "tls/certificate.pem", "tls/key.pem"
+        _write(path, json.dumps(site, indent=2) + "\n", mode=0o600)
+    return cert, key
+
+
 def startup_warnings(site, data_dir):
     """What `make run` says after starting, before anyone prints a slip."""
     from . import publicurl
@@ -484,9 +592,18 @@ WARNING: public_url is {site['public_url']}: it works on this server only, so
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="authsvc.stack", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["run", "configure", "doctor"])
+    parser.add_argument("command", choices=["run", "configure", "doctor", "self-signed"])
     parser.add_argument("--data-dir", default=str(REPO / "data"))
+    parser.add_argument("--host", help="self-signed: the server's address or name on the LAN")
     args = parser.parse_args(argv)
+    if args.command == "self-signed":
+        if not args.host:
+            parser.error("self-signed needs --host (the address phones will open)")
+        cert, key = self_signed(args.data_dir, args.host)
+        print(f"certificate {cert} and key {key} for {args.host}, valid 825 days;\n"
+              f"site.json names them (tls_certificate, tls_key). Set public_url to "
+              f"https://{args.host}:<https_port>/ and restart make run.")
+        return 0
     if args.command == "doctor":
         from . import doctor
         return doctor.run(args.data_dir, sys.stdout)
