@@ -10,6 +10,7 @@ Everything it needs lives in the data folder (outside git):
   site.json      the site's settings, written with defaults on the first run
                  and edited by the hospital's IT person (JSON only);
   secrets.json   random secrets made on the first run (mode 0600);
+                 the display key alone lives outside it, in <data>-keys/;
   orthanc/, nginx/, authsvc.json, logs/   generated at every start from those two
                  (orthanc/lua/ gets a copy of the project's Lua scripts).
 
@@ -30,6 +31,7 @@ import re
 import secrets as pysecrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -67,13 +69,18 @@ SITE_DEFAULTS = {
     # SQLite: {"host", "port", "database", "username"}; the password, if any,
     # is secrets.json's "orthanc_db_password". null: SQLite.
     "orthanc_postgresql": None,
+    # The file of the display key (it decrypts the passwords kept for their
+    # slips): outside the data folder and its backups. "": <data>-keys/display-key.
+    "display_key_file": "",
     # Settings of the service itself (see the README's table), e.g.
     # {"SESSION_IDLE_MINUTES": 30}.
     "authsvc": {},
 }
 
-SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password",
-                "display_key")
+SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password")
+# What every child and command of the launcher creates is its owner's only
+# (database, WAL, Orthanc's storage and caches, logs, backups).
+UMASK = 0o077
 SERVICE_USER = "authsvc"
 POSTGRESQL_INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 LUA_SCRIPTS = ("stable-study.lua", "request-filter.lua")
@@ -94,7 +101,7 @@ def load_site(data_dir, overrides=None):
     """site.json, created with the defaults on the first run."""
     path = data_dir / "site.json"
     if not path.exists():
-        _write(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n")
+        _write(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n", mode=0o600)
     site = dict(SITE_DEFAULTS)
     site.update(json.loads(path.read_text(encoding="utf-8")))
     site.update(overrides or {})
@@ -125,6 +132,49 @@ def load_secrets(data_dir):
             secrets[name] = pysecrets.token_urlsafe(32)
         _write(path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
     return secrets
+
+
+def display_key_file(site, data_dir):
+    if site["display_key_file"]:
+        return (data_dir / site["display_key_file"]).resolve()
+    return data_dir.parent / (data_dir.name + "-keys") / "display-key"
+
+
+def ensure_display_key(path, data_dir):
+    """The display key in its own file (mode 0600, folder 0700), made once;
+    one left in secrets.json by an earlier version is moved there."""
+    if path.resolve().is_relative_to(data_dir.resolve()):
+        raise SystemExit(f"display_key_file {path} is inside the data folder: the key "
+                         "must not travel with the database and its backups")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    secrets_path = data_dir / "secrets.json"
+    secrets = json.loads(secrets_path.read_text()) if secrets_path.exists() else {}
+    old = secrets.pop("display_key", None)
+    if not path.exists():
+        _write(path, (old or pysecrets.token_urlsafe(32)) + "\n", mode=0o600)
+    os.chmod(path, 0o600)
+    if old is not None:
+        _write(secrets_path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
+    return path
+
+
+def tighten(data_dir):
+    """Files under the data folder made by earlier versions (or copied with
+    the default umask) lose every right of group and others; folders keep at
+    most the right to pass through (nginx's workers reach nginx/tmp)."""
+    passage = {data_dir, data_dir / "nginx"}
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs + files:
+            path = Path(root) / name
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            keep = 0o711 if path in passage else 0o700
+            if mode & ~keep & 0o777:
+                os.chmod(path, mode & keep)
+    os.chmod(data_dir, 0o711)
 
 
 def orthanc_has(path):
@@ -197,6 +247,7 @@ def authsvc_config(site, data_dir):
         "DATABASE_URL": site["database_url"] or f"sqlite:///{data_dir / 'authsvc.sqlite3'}",
         "DATA_DIR": str(data_dir),
         "SECRETS_FILE": str(data_dir / "secrets.json"),
+        "DISPLAY_KEY_FILE": str(display_key_file(site, data_dir)),
         "ORTHANC_URL": f"http://127.0.0.1:{site['orthanc_http_port']}",
         "ORTHANC_USERNAME": SERVICE_USER,
         "PUBLIC_URL": site["public_url"],
@@ -393,9 +444,10 @@ class Stack:
     def __init__(self, data_dir, site_overrides=None, env=None):
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o755)  # nginx's workers (www-data) need to pass through
+        os.chmod(self.data_dir, 0o711)  # nginx's workers (www-data) need to pass through
         self.site = load_site(self.data_dir, site_overrides)
         self.secrets = load_secrets(self.data_dir)
+        ensure_display_key(display_key_file(self.site, self.data_dir), self.data_dir)
         self.env = dict(os.environ, **(env or {}))
         self.env["TCP_NODELAY"] = "1"
         self.env["AUTHSVC_CONFIG"] = str(self.data_dir / "authsvc.json")
@@ -424,14 +476,17 @@ class Stack:
                json.dumps(orthanc_local_config(self.site, self.secrets, d), indent=2), mode=0o600)
         _write(d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600)
         _write(d / "nginx/nginx.conf", nginx_config(self.site, self.secrets, d), mode=0o600)
+        tighten(d)
 
     def prepare_database(self):
         """Migrations and the first admin, before the server starts. Returns
         the admin password when one was generated now (to print once)."""
         out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "migrate"],
-                             env=self.env, check=True, capture_output=True, text=True)
+                             env=self.env, check=True, capture_output=True, text=True,
+                             umask=UMASK)
         out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "ensure-admin"],
-                             env=self.env, check=True, capture_output=True, text=True)
+                             env=self.env, check=True, capture_output=True, text=True,
+                             umask=UMASK)
         return out.stdout.strip()
 
     # -- processes -------------------------------------------------------
@@ -453,10 +508,13 @@ class Stack:
         return f"https://{self.site['http_address']}:{self.site['https_port']}"
 
     def _spawn(self, name, argv):
-        log = open(self.logs / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, cwd=self.data_dir,
-                                            start_new_session=True)
+        path = self.logs / f"{name}.log"
+        log = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        os.chmod(path, 0o600)
+        with log:
+            self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
+                                                stderr=subprocess.STDOUT, cwd=self.data_dir,
+                                                start_new_session=True, umask=UMASK)
 
     def start_orthanc(self):
         command = self.env.get("AUTHSVC_ORTHANC_COMMAND") or "Orthanc"
