@@ -378,7 +378,7 @@ LISTEN_HTTPS = """    listen {address}:{https_port} ssl;
 # With HTTPS, the HTTP port only sends browsers there (and says nothing else).
 HTTP_REDIRECT = """  server {{
     listen {address}:{port};
-    location / {{ return 301 https://$host{https_suffix}$request_uri; }}
+    location / {{ return 301 {https_base}$request_uri; }}
   }}
 """
 # Browsers that saw HTTPS once refuse plain HTTP to this host for a year. A
@@ -412,9 +412,8 @@ def nginx_config(site, secrets, data_dir):
             address=site["http_address"], https_port=site["https_port"], hsts=hsts,
             certificate=_nginx_path(site["tls_certificate"], data_dir),
             key=_nginx_path(site["tls_key"], data_dir))
-        suffix = "" if int(site["https_port"]) == 443 else f":{site['https_port']}"
         http_redirect = HTTP_REDIRECT.format(address=site["http_address"], port=site["http_port"],
-                                             https_suffix=suffix)
+                                             https_base=_https_base(site))
     else:
         listen = LISTEN_HTTP.format(address=site["http_address"], port=site["http_port"])
         http_redirect = ""
@@ -425,6 +424,20 @@ def nginx_config(site, secrets, data_dir):
         address=site["http_address"], port=site["http_port"],
         orthanc_port=site["orthanc_http_port"], service_port=site["service_port"],
         proxy_basic=basic, cookie=_cookie_name(site))
+
+
+def _https_base(site):
+    """Where the HTTP port sends browsers: public_url's scheme and host when
+    it is HTTPS (never the request's own Host header), else this host's
+    name as asked, on https_port."""
+    from urllib.parse import urlsplit
+    url = urlsplit(site["public_url"])
+    if url.scheme == "https":
+        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", url.netloc):
+            raise SystemExit(f"public_url {site['public_url']!r}: not a plain host[:port]")
+        return f"https://{url.netloc}"
+    suffix = "" if int(site["https_port"]) == 443 else f":{site['https_port']}"
+    return f"https://$host{suffix}"
 
 
 def _nginx_path(path, data_dir):

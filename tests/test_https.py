@@ -53,6 +53,10 @@ def test_http_redirects_to_https(tls_stack):
         r = requests.get(tls_stack.public_url + path, allow_redirects=False, timeout=10)
         assert r.status_code == 301, path
         assert r.headers["Location"] == f"https://127.0.0.1:{port}{path}"
+    # To public_url's host, whatever Host header the request named.
+    r = requests.get(tls_stack.public_url + "/staff", allow_redirects=False, timeout=10,
+                     headers={"Host": "evil.example"})
+    assert r.status_code == 301 and r.headers["Location"] == f"https://127.0.0.1:{port}/staff"
     # Nothing of the service is served on plain HTTP.
     r = requests.post(tls_stack.public_url + "/api/login", allow_redirects=False, timeout=10,
                       json={"username": "admin", "password": ADMIN_PASSWORD})
