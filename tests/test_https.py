@@ -91,3 +91,24 @@ def test_a_certificate_without_its_key_is_refused(tmp_path):
     (tmp_path / "site.json").write_text(json.dumps({"tls_certificate": "c.pem"}))
     with pytest.raises(SystemExit, match="go together"):
         load_site(tmp_path)
+
+
+def test_the_command_makes_a_certificate_for_a_name_and_names_it_in_site_json(tmp_path):
+    import json
+    import sys
+    from launcher import ROOT
+    data = tmp_path / "data"
+    out = subprocess.run([sys.executable, "-m", "authsvc.stack", "self-signed", "--data-dir",
+                          str(data), "--host", "pacs.hospital.ve"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "https://pacs.hospital.ve:" in out.stdout
+    site = json.loads((data / "site.json").read_text())
+    assert (site["tls_certificate"], site["tls_key"]) == ("tls/certificate.pem", "tls/key.pem")
+    text = subprocess.run(["openssl", "x509", "-in", str(data / "tls" / "certificate.pem"),
+                           "-noout", "-text"], capture_output=True, text=True, check=True).stdout
+    assert "DNS:pacs.hospital.ve" in text
+    bad = subprocess.run([sys.executable, "-m", "authsvc.stack", "self-signed", "--data-dir",
+                          str(data), "--host", "x; rm -rf /"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode != 0 and "not an IP address or a host name" in bad.stderr
