@@ -25,6 +25,7 @@ LOW_DISK_BYTES = 5 * 1024 ** 3   # below this free, or below LOW_DISK_SHARE, war
 LOW_DISK_SHARE = 0.10
 OLDEST_ORTHANC = (1, 10)          # Debian 12's is 1.10.1
 SHOWN_FILES = 5
+CERT_WARN_DAYS = 30
 
 
 def _site(data_dir):
@@ -128,6 +129,16 @@ def checks(data_dir):
             "network in clear text (see the README, HTTPS)")
     else:
         add("ok", "https", url)
+    if site.get("tls_certificate"):
+        cert = (data_dir / site["tls_certificate"]).resolve()
+        expiring = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout",
+                                   "-checkend", str(CERT_WARN_DAYS * 86400)],
+                                  capture_output=True, text=True)
+        if expiring.returncode != 0:
+            add("WARN", "tls_certificate", f"{cert} is unreadable, or expires within "
+                f"{CERT_WARN_DAYS} days: renew it (make tls-self-signed, or certbot)")
+        else:
+            add("ok", "tls_certificate", f"{cert} valid {CERT_WARN_DAYS}+ more days")
 
     address = site["http_address"]
     if publicurl.unusable(f"http://{address}/") and address not in ("0.0.0.0", "::"):

@@ -163,3 +163,16 @@ def test_doctor_on_a_configured_site(tmp_path, monkeypatch):
     results = {what: (level, text) for level, what, text in doctor.checks(data)}
     assert results["disk"][0] == "WARN" and "2.0 GiB" in results["disk"][1]
     assert results["public_url"][0] == "WARN" and "unreachable" in results["public_url"][1]
+
+
+def test_doctor_warns_of_a_certificate_about_to_expire(tmp_path):
+    from authsvc.stack import self_signed
+    data = tmp_path / "data"
+    _write_site(data)
+    self_signed(data, "10.0.0.5", days=10)
+    results = {what: (level, text) for level, what, text in doctor.checks(data)}
+    assert results["tls_certificate"][0] == "WARN" and "30 days" in results["tls_certificate"][1]
+    assert results["https"][0] == "ok" and "https://127.0.0.1:8443" in results["public_url"][1]
+    self_signed(data, "10.0.0.5", days=400)
+    results = {what: (level, text) for level, what, text in doctor.checks(data)}
+    assert results["tls_certificate"][0] == "ok"
