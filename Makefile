@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= data
 # Debian packages the system needs, and those only its tests need (a browser,
 # and docker-compose to validate docker-compose.yml: no engine runs here).
-DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv
+DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl
 TEST_DEBS := docker-compose chromium chromium-driver
 
 .PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench
@@ -91,3 +91,16 @@ bench: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) postgresql"
 	$(PY) -m pip install -q -e '.[test,bench]'
 	deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)
+
+# The first-day checks (authsvc/doctor.py): public_url, HTTPS, modalities,
+# permissions under the data folder, disk, Orthanc's version. Exit 1 on a WARN.
+.PHONY: doctor
+doctor: venv
+	$(PY) -m authsvc.stack doctor --data-dir $(DATA_DIR)
+
+# A self-signed certificate for a hospital LAN without a domain (README, HTTPS):
+# make tls-self-signed HOST=10.0.0.5 (the address the phones open).
+.PHONY: tls-self-signed
+tls-self-signed: deps venv
+	@test -n "$(HOST)" || { echo "usage: make tls-self-signed HOST=<the server's LAN address or name>"; exit 2; }
+	$(PY) -m authsvc.stack self-signed --data-dir $(DATA_DIR) --host "$(HOST)"

@@ -41,9 +41,12 @@ def _check_sqlite(path):
 
 def backup(url, dest):
     """Write a consistent copy of the database at `url` to `dest`."""
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(folder, mode=0o700, exist_ok=True)  # if new: its owner's only
     path = sqlite_path(url)
     tmp = dest + ".partial"
+    # Made 0600 before a byte is written: it holds password hashes.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     if path is not None:
         if not os.path.exists(path):
             raise BackupError(f"no database at {path}")

@@ -28,6 +28,9 @@ SETTINGS = [
             "Folder for the service's lock files (shared by all gunicorn workers)."),
     Setting("SECRETS_FILE", "",
             "JSON file with secret_key, ingest_secret and orthanc_password."),
+    Setting("DISPLAY_KEY_FILE", "",
+            "File holding only the display key, kept apart from the data folder "
+            "and its backups (make run: a data-keys folder beside data/)."),
     Setting("ORTHANC_URL", "http://127.0.0.1:8042",
             "Orthanc's REST API as the service reaches it (not through nginx)."),
     Setting("ORTHANC_USERNAME", "authsvc",
@@ -111,6 +114,10 @@ def load_secrets(config):
     if path:
         with open(path, encoding="utf-8") as fh:
             secrets.update(json.load(fh))
+    path = config.get("DISPLAY_KEY_FILE")
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            secrets["display_key"] = fh.read().strip()
     for name in SECRET_NAMES:
         env = os.environ.get("AUTHSVC_" + name.upper())
         if env:

@@ -264,8 +264,21 @@ def process_queue(orthanc):
     return recorded
 
 
+PENDING_KEY = "pending_studies"
+
+
+def _pending():
+    return set(json.loads(get_value(PENDING_KEY, "[]")))
+
+
+def _set_pending(ids):
+    set_value(PENDING_KEY, json.dumps(sorted(ids)))
+
+
 def follow_changes(orthanc):
-    """Queue every StableStudy change after the last sequence read."""
+    """Queue every StableStudy change after the last sequence read, and keep
+    the studies of NewStudy changes that are not stable yet as pending
+    (check_pending): their StableStudy event is lost if Orthanc stops first."""
     since = int(get_value(CHANGES_KEY, "0"))
     newest = orthanc.get("/changes", last="").get("Last", 0)
     if newest < since:
@@ -276,13 +289,55 @@ def follow_changes(orthanc):
     while True:
         page = orthanc.get("/changes", since=since, limit=500)
         with database.atomic():
+            pending = _pending()
+            before = set(pending)
             for change in page.get("Changes", []):
                 if change.get("ChangeType") == "StableStudy":
                     enqueue(change["ID"])
+                    pending.discard(change["ID"])
+                elif (change.get("ChangeType") == "NewStudy"
+                      and ORTHANC_ID.fullmatch(str(change.get("ID", "")))):
+                    pending.add(change["ID"])
+            if pending != before:
+                _set_pending(pending)
             since = max(since, int(page.get("Last", since)))
             set_value(CHANGES_KEY, since)
         if page.get("Done", True):
             return since
+
+
+def check_pending(orthanc):
+    """Queue each pending study (seen in a NewStudy change, no StableStudy
+    yet) that Orthanc now calls stable. After a restart Orthanc calls every
+    study stable at once but sends no StableStudy event for the ones that
+    were unstable when it stopped: this finds them at the next pass, however
+    briefly Orthanc was away. Returns how many were queued."""
+    pending = _pending()
+    if not pending:
+        return 0
+    known = {row.orthanc_id for row in
+             Study.select(Study.orthanc_id).where(Study.orthanc_id.in_(list(pending)))}
+    known |= {row.orthanc_id for row in IngestQueue.select(IngestQueue.orthanc_id)
+              .where(IngestQueue.orthanc_id.in_(list(pending)))}
+    queued = 0
+    for orthanc_id in sorted(pending - known):
+        try:
+            if not orthanc.get(f"/studies/{orthanc_id}").get("IsStable"):
+                continue  # still receiving: looked at again at the next pass
+        except OrthancNotFound:
+            known.add(orthanc_id)  # deleted meanwhile
+            continue
+        enqueue(orthanc_id)
+        known.add(orthanc_id)
+        queued += 1
+    with database.atomic():
+        # Re-read: follow_changes may not run concurrently (the ingest lock),
+        # but keep any ID another pass added.
+        _set_pending(_pending() - known)
+    if queued:
+        log.warning("%d studies became stable without their StableStudy event "
+                    "(Orthanc restarted?); queued now", queued)
+    return queued
 
 
 RECONCILED_KEY = "reconciled_at"
@@ -348,6 +403,7 @@ class IngestWorker:
             process_queue(self.orthanc)
             try:
                 follow_changes(self.orthanc)
+                check_pending(self.orthanc)
                 if time.monotonic() >= self._reconcile_due:
                     reconcile(self.orthanc)
                     self._reconcile_due = time.monotonic() + self.reconcile_seconds

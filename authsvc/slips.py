@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from flask_babel import force_locale, gettext
 from markupsafe import Markup
 
-from . import display, qr
+from . import display, publicurl, qr
 from .i18n import LANGUAGES
 from .models import Patient, Study
 from .staff import staff_page, login_state, slip_language
@@ -66,7 +66,8 @@ def slip(patient_id):
                 "slip_body.html", lang=lang, layout=layout, patient=patient, study=study,
                 groups=password.split("-"), qr=qr_svg(qr_url(patient.patient_id, password)),
                 public_url=current_app.config["PUBLIC_URL"].rstrip("/"),
-                hospital=current_app.config["HOSPITAL_NAME"]))
+                hospital=current_app.config["HOSPITAL_NAME"],
+                void=publicurl.unusable(current_app.config["PUBLIC_URL"])))
     return render_page(
         "slip.html", patient=patient, study=study, layout=layout, layouts=LAYOUTS,
         slip_lang=lang, state=state, body=body, auto_print=request.args.get("print") == "1",

@@ -3,11 +3,14 @@ service under gunicorn, and nginx as the single HTTP entry.
 
 `python -m authsvc.stack run [--data-dir DIR]` is what `make run` calls; the
 integration tests drive the same `Stack` class with their own folder and ports.
+Under `run`, a Supervisor starts a child that died again (with a backoff),
+leaving the others running. `doctor` is `make doctor` (authsvc/doctor.py).
 
 Everything it needs lives in the data folder (outside git):
   site.json      the site's settings, written with defaults on the first run
                  and edited by the hospital's IT person (JSON only);
   secrets.json   random secrets made on the first run (mode 0600);
+                 the display key alone lives outside it, in <data>-keys/;
   orthanc/, nginx/, authsvc.json, logs/   generated at every start from those two
                  (orthanc/lua/ gets a copy of the project's Lua scripts).
 
@@ -28,6 +31,7 @@ import re
 import secrets as pysecrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -43,6 +47,11 @@ SITE_DEFAULTS = {
     "http_address": "127.0.0.1",
     "http_port": 8080,
     "public_url": "",
+    # HTTPS (README, "HTTPS"): PEM files of a certificate and its key; when
+    # both are set nginx serves HTTPS on https_port, and http_port redirects.
+    "https_port": 8443,
+    "tls_certificate": "",
+    "tls_key": "",
     "orthanc_http_port": 8042,
     "dicom_port": 4242,
     "dicom_aet": "ORTHANC",
@@ -60,13 +69,18 @@ SITE_DEFAULTS = {
     # SQLite: {"host", "port", "database", "username"}; the password, if any,
     # is secrets.json's "orthanc_db_password". null: SQLite.
     "orthanc_postgresql": None,
+    # The file of the display key (it decrypts the passwords kept for their
+    # slips): outside the data folder and its backups. "": <data>-keys/display-key.
+    "display_key_file": "",
     # Settings of the service itself (see the README's table), e.g.
     # {"SESSION_IDLE_MINUTES": 30}.
     "authsvc": {},
 }
 
-SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password",
-                "display_key")
+SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password")
+# What every child and command of the launcher creates is its owner's only
+# (database, WAL, Orthanc's storage and caches, logs, backups).
+UMASK = 0o077
 SERVICE_USER = "authsvc"
 POSTGRESQL_INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 LUA_SCRIPTS = ("stable-study.lua", "request-filter.lua")
@@ -87,16 +101,25 @@ def load_site(data_dir, overrides=None):
     """site.json, created with the defaults on the first run."""
     path = data_dir / "site.json"
     if not path.exists():
-        _write(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n")
+        _write(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n", mode=0o600)
     site = dict(SITE_DEFAULTS)
     site.update(json.loads(path.read_text(encoding="utf-8")))
     site.update(overrides or {})
     unknown = set(site) - set(SITE_DEFAULTS)
     if unknown:
         raise SystemExit(f"{path}: unknown keys {sorted(unknown)} (see the README)")
+    if bool(site["tls_certificate"]) != bool(site["tls_key"]):
+        raise SystemExit(f"{path}: tls_certificate and tls_key go together (see the README)")
     if not site["public_url"]:
-        site["public_url"] = f"http://{site['http_address']}:{site['http_port']}"
+        if tls_enabled(site):
+            site["public_url"] = f"https://{site['http_address']}:{site['https_port']}"
+        else:
+            site["public_url"] = f"http://{site['http_address']}:{site['http_port']}"
     return site
+
+
+def tls_enabled(site):
+    return bool(site.get("tls_certificate") and site.get("tls_key"))
 
 
 def load_secrets(data_dir):
@@ -109,6 +132,49 @@ def load_secrets(data_dir):
             secrets[name] = pysecrets.token_urlsafe(32)
         _write(path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
     return secrets
+
+
+def display_key_file(site, data_dir):
+    if site["display_key_file"]:
+        return (data_dir / site["display_key_file"]).resolve()
+    return data_dir.parent / (data_dir.name + "-keys") / "display-key"
+
+
+def ensure_display_key(path, data_dir):
+    """The display key in its own file (mode 0600, folder 0700), made once;
+    one left in secrets.json by an earlier version is moved there."""
+    if path.resolve().is_relative_to(data_dir.resolve()):
+        raise SystemExit(f"display_key_file {path} is inside the data folder: the key "
+                         "must not travel with the database and its backups")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    secrets_path = data_dir / "secrets.json"
+    secrets = json.loads(secrets_path.read_text()) if secrets_path.exists() else {}
+    old = secrets.pop("display_key", None)
+    if not path.exists():
+        _write(path, (old or pysecrets.token_urlsafe(32)) + "\n", mode=0o600)
+    os.chmod(path, 0o600)
+    if old is not None:
+        _write(secrets_path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
+    return path
+
+
+def tighten(data_dir):
+    """Files under the data folder made by earlier versions (or copied with
+    the default umask) lose every right of group and others; folders keep at
+    most the right to pass through (nginx's workers reach nginx/tmp)."""
+    passage = {data_dir, data_dir / "nginx"}
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs + files:
+            path = Path(root) / name
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            keep = 0o711 if path in passage else 0o700
+            if mode & ~keep & 0o777:
+                os.chmod(path, mode & keep)
+    os.chmod(data_dir, 0o711)
 
 
 def orthanc_has(path):
@@ -181,6 +247,7 @@ def authsvc_config(site, data_dir):
         "DATABASE_URL": site["database_url"] or f"sqlite:///{data_dir / 'authsvc.sqlite3'}",
         "DATA_DIR": str(data_dir),
         "SECRETS_FILE": str(data_dir / "secrets.json"),
+        "DISPLAY_KEY_FILE": str(display_key_file(site, data_dir)),
         "ORTHANC_URL": f"http://127.0.0.1:{site['orthanc_http_port']}",
         "ORTHANC_USERNAME": SERVICE_USER,
         "PUBLIC_URL": site["public_url"],
@@ -232,7 +299,7 @@ http {{
   }}
 
   server {{
-    listen {address}:{port};
+{listen}
 
     # The Lua scripts' routes, the Authorization plugin's webhook and the
     # check below are for Orthanc and nginx only, never for the public port.
@@ -297,8 +364,26 @@ http {{
       proxy_set_header X-Forwarded-Host $http_host;
     }}
   }}
-}}
+{http_redirect}}}
 """
+
+# The entry's listen line(s): plain HTTP, or HTTPS with its certificate.
+LISTEN_HTTP = "    listen {address}:{port};"
+LISTEN_HTTPS = """    listen {address}:{https_port} ssl;
+    ssl_certificate {certificate};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:authsvc_tls:1m;
+{hsts}"""
+# With HTTPS, the HTTP port only sends browsers there (and says nothing else).
+HTTP_REDIRECT = """  server {{
+    listen {address}:{port};
+    location / {{ return 301 {https_base}$request_uri; }}
+  }}
+"""
+# Browsers that saw HTTPS once refuse plain HTTP to this host for a year. A
+# location with its own add_header (TO_ORTHANC's) inherits none: it says it too.
+HSTS = '    add_header Strict-Transport-Security "max-age=31536000" always;'
 
 
 # How every location of Orthanc's passes a request on.
@@ -312,19 +397,58 @@ TO_ORTHANC = """\
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_read_timeout 300s;
       # Images and ZIPs of patients: never kept by a browser or a cache.
-      add_header Cache-Control "private, no-store" always;"""
+      add_header Cache-Control "private, no-store" always;{hsts}"""
 
 
 def nginx_config(site, secrets, data_dir):
     basic = base64.b64encode(f"{PROXY_USER}:{secrets['proxy_password']}".encode()).decode()
     user = "user www-data;" if os.geteuid() == 0 else ""
-    to_orthanc = TO_ORTHANC.format(orthanc_port=site["orthanc_http_port"], proxy_basic=basic)
+    tls = tls_enabled(site)
+    hsts = HSTS if tls else ""
+    to_orthanc = TO_ORTHANC.format(orthanc_port=site["orthanc_http_port"], proxy_basic=basic,
+                                   hsts="\n  " + hsts if tls else "")
+    if tls:
+        listen = LISTEN_HTTPS.format(
+            address=site["http_address"], https_port=site["https_port"], hsts=hsts,
+            certificate=_nginx_path(site["tls_certificate"], data_dir),
+            key=_nginx_path(site["tls_key"], data_dir))
+        http_redirect = HTTP_REDIRECT.format(address=site["http_address"], port=site["http_port"],
+                                             https_base=_https_base(site))
+    else:
+        listen = LISTEN_HTTP.format(address=site["http_address"], port=site["http_port"])
+        http_redirect = ""
     return NGINX_CONF.format(
-        to_orthanc=to_orthanc, hot_reads=hot_reads_regex(),
+        to_orthanc=to_orthanc, hot_reads=hot_reads_regex(), listen=listen,
+        http_redirect=http_redirect,
         user=user, run=data_dir / "nginx", logs=data_dir / "logs", tmp=data_dir / "nginx" / "tmp",
         address=site["http_address"], port=site["http_port"],
         orthanc_port=site["orthanc_http_port"], service_port=site["service_port"],
         proxy_basic=basic, cookie=_cookie_name(site))
+
+
+def _https_base(site):
+    """Where the HTTP port sends browsers: public_url's scheme and host when
+    it is HTTPS (never the request's own Host header), else this host's
+    name as asked, on https_port."""
+    from urllib.parse import urlsplit
+    url = urlsplit(site["public_url"])
+    if url.scheme == "https":
+        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", url.netloc):
+            raise SystemExit(f"public_url {site['public_url']!r}: not a plain host[:port]")
+        return f"https://{url.netloc}"
+    suffix = "" if int(site["https_port"]) == 443 else f":{site['https_port']}"
+    return f"https://$host{suffix}"
+
+
+def _nginx_path(path, data_dir):
+    """A PEM path of site.json (relative: to the data folder), checked now:
+    nginx would otherwise fail at start with a less clear message."""
+    full = (data_dir / path).resolve()
+    if not full.is_file():
+        raise SystemExit(f"site.json: {path} is not a file")
+    if re.search(r"[\s;{}'\"$]", str(full)):
+        raise SystemExit(f"site.json: {path}: no spaces, quotes, ; {{ }} or $ in TLS paths")
+    return str(full)
 
 
 class Stack:
@@ -333,9 +457,10 @@ class Stack:
     def __init__(self, data_dir, site_overrides=None, env=None):
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o755)  # nginx's workers (www-data) need to pass through
+        os.chmod(self.data_dir, 0o711)  # nginx's workers (www-data) need to pass through
         self.site = load_site(self.data_dir, site_overrides)
         self.secrets = load_secrets(self.data_dir)
+        ensure_display_key(display_key_file(self.site, self.data_dir), self.data_dir)
         self.env = dict(os.environ, **(env or {}))
         self.env["TCP_NODELAY"] = "1"
         self.env["AUTHSVC_CONFIG"] = str(self.data_dir / "authsvc.json")
@@ -364,14 +489,17 @@ class Stack:
                json.dumps(orthanc_local_config(self.site, self.secrets, d), indent=2), mode=0o600)
         _write(d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600)
         _write(d / "nginx/nginx.conf", nginx_config(self.site, self.secrets, d), mode=0o600)
+        tighten(d)
 
     def prepare_database(self):
         """Migrations and the first admin, before the server starts. Returns
         the admin password when one was generated now (to print once)."""
         out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "migrate"],
-                             env=self.env, check=True, capture_output=True, text=True)
+                             env=self.env, check=True, capture_output=True, text=True,
+                             umask=UMASK)
         out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "ensure-admin"],
-                             env=self.env, check=True, capture_output=True, text=True)
+                             env=self.env, check=True, capture_output=True, text=True,
+                             umask=UMASK)
         return out.stdout.strip()
 
     # -- processes -------------------------------------------------------
@@ -388,11 +516,18 @@ class Stack:
     def public_url(self):
         return f"http://{self.site['http_address']}:{self.site['http_port']}"
 
+    @property
+    def https_url(self):
+        return f"https://{self.site['http_address']}:{self.site['https_port']}"
+
     def _spawn(self, name, argv):
-        log = open(self.logs / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, cwd=self.data_dir,
-                                            start_new_session=True)
+        path = self.logs / f"{name}.log"
+        log = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        os.chmod(path, 0o600)
+        with log:
+            self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
+                                                stderr=subprocess.STDOUT, cwd=self.data_dir,
+                                                start_new_session=True, umask=UMASK)
 
     def start_orthanc(self):
         command = self.env.get("AUTHSVC_ORTHANC_COMMAND") or "Orthanc"
@@ -411,16 +546,23 @@ class Stack:
         conf = self.data_dir / "nginx" / "nginx.conf"
         self._spawn("nginx", ["nginx", "-e", str(self.logs / "nginx-error.log"),
                               "-c", str(conf), "-g", "daemon off;"])
-        self._wait_http(self.public_url + "/api/health", "nginx")
+        if tls_enabled(self.site):
+            # Its own certificate, maybe self-signed: that it answers is the question.
+            import urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self._wait_http(self.https_url + "/api/health", "nginx", verify=False)
+        else:
+            self._wait_http(self.public_url + "/api/health", "nginx")
 
-    def _wait_http(self, url, name, auth=None, timeout=60):
+    def _wait_http(self, url, name, auth=None, timeout=60, verify=True):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             proc = self.procs[name]
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.logs}/{name}.log")
             try:
-                if requests.get(url, auth=auth, timeout=2).status_code < 500:
+                if requests.get(url, auth=auth, timeout=2, verify=verify,
+                                allow_redirects=False).status_code < 500:
                     return
             except requests.RequestException:
                 pass
@@ -438,6 +580,23 @@ class Stack:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def reap(self, name):
+        """Forget a child that died, and end what is left of its process group
+        (gunicorn's workers, nginx's: they would keep its port)."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return None
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+        return proc.returncode
+
+    def starter(self, name):
+        return {"orthanc": self.start_orthanc, "authsvc": self.start_service,
+                "nginx": self.start_nginx}[name]
+
     def start(self):
         self.configure()
         admin = self.prepare_database()
@@ -451,11 +610,74 @@ class Stack:
             self.stop(name)
 
 
+def self_signed(data_dir, host, days=825):
+    """A self-signed certificate for `host` (an IP address or a name of the
+    hospital's network), with Debian's openssl, in the data folder's tls/;
+    site.json is pointed at it unless it names another one. Each phone asks
+    once whether to trust it (README, HTTPS)."""
+    import ipaddress
+    data_dir = Path(data_dir).resolve()
+    try:
+        ipaddress.ip_address(host)
+        san = f"IP:{host}"
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", host):
+            raise SystemExit(f"not an IP address or a host name: {host!r}")
+        san = f"DNS:{host}"
+    tls = data_dir / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    os.chmod(tls, 0o700)
+    cert, key = tls / "certificate.pem", tls / "key.pem"
+    old_umask = os.umask(0o077)  # the key is never readable by others, not even a moment
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes",
+                        "-days", str(days), "-subj", f"/CN={host}",
+                        "-addext", f"subjectAltName={san}",
+                        "-addext", "basicConstraints=critical,CA:FALSE",
+                        "-addext", "extendedKeyUsage=serverAuth",
+                        "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, text=True)
+    finally:
+        os.umask(old_umask)
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o600)
+    path = data_dir / "site.json"
+    site = json.loads(path.read_text(encoding="utf-8")) if path.exists() else dict(SITE_DEFAULTS)
+    if not site.get("tls_certificate") and not site.get("tls_key"):
+        site["tls_certificate"], site["tls_key"] = "tls/certificate.pem", "tls/key.pem"
+        _write(path, json.dumps(site, indent=2) + "\n", mode=0o600)
+    return cert, key
+
+
+def startup_warnings(site, data_dir):
+    """What `make run` says after starting, before anyone prints a slip."""
+    from . import publicurl
+    if publicurl.unusable(site["public_url"]):
+        return [f"""
+WARNING: public_url is {site['public_url']}: it works on this server only, so
+  every slip and QR code leads nowhere on a patient's phone (and staff pages and
+  slips say so). Set "public_url" in {data_dir}/site.json to the address people
+  use on the hospital's network, then restart. `make doctor` checks the rest."""]
+    return []
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="authsvc.stack", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["run", "configure"])
+    parser.add_argument("command", choices=["run", "configure", "doctor", "self-signed"])
     parser.add_argument("--data-dir", default=str(REPO / "data"))
+    parser.add_argument("--host", help="self-signed: the server's address or name on the LAN")
     args = parser.parse_args(argv)
+    if args.command == "self-signed":
+        if not args.host:
+            parser.error("self-signed needs --host (the address phones will open)")
+        cert, key = self_signed(args.data_dir, args.host)
+        print(f"certificate {cert} and key {key} for {args.host}, valid 825 days;\n"
+              f"site.json names them (tls_certificate, tls_key). Set public_url to "
+              f"https://{args.host}:<https_port>/ and restart make run.")
+        return 0
+    if args.command == "doctor":
+        from . import doctor
+        return doctor.run(args.data_dir, sys.stdout)
     stack = Stack(args.data_dir)
     if args.command == "configure":
         stack.configure()
@@ -483,17 +705,69 @@ Orthanc patient access is running.
   {admin}
   Settings:        {stack.data_dir}/site.json      Logs: {stack.logs}/
 Press Ctrl-C to stop.""", flush=True)
-    code = 0
-    while not stopping:
-        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
-        if dead:
-            print(f"{', '.join(dead)} stopped unexpectedly; see {stack.logs}/", file=sys.stderr)
-            code = 1
-            break
-        time.sleep(0.5)
+    for warning in startup_warnings(stack.site, stack.data_dir):
+        print(warning, flush=True)
+    Supervisor(stack).run(stopping)
     print("stopping nginx, the service and Orthanc ...", flush=True)
     stack.stop_all()
-    return code
+    return 0
+
+
+class Supervisor:
+    """Keeps the three children of `make run` running: one that dies is
+    started again, alone, after a delay that doubles at each death in a row
+    (RESTART_FIRST_DELAY up to RESTART_MAX_DELAY) and starts over once it
+    has run RESTART_RESET_SECONDS. The others keep running meanwhile: nginx
+    refuses what needs the service (403), Orthanc keeps storing DICOM."""
+
+    RESTART_FIRST_DELAY = 1.0
+    RESTART_MAX_DELAY = 60.0
+    RESTART_RESET_SECONDS = 120.0
+    ORDER = ("orthanc", "authsvc", "nginx")
+
+    def __init__(self, stack, clock=time.monotonic, out=sys.stderr):
+        self.stack = stack
+        self.clock = clock
+        self.out = out
+        self.delay = {name: self.RESTART_FIRST_DELAY for name in self.ORDER}
+        self.started_at = {name: clock() for name in self.ORDER}
+        self.due = {}  # name -> when to start it again
+
+    def say(self, text):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{stamp} {text}", file=self.out, flush=True)
+
+    def tick(self):
+        now = self.clock()
+        for name in self.ORDER:
+            proc = self.stack.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                if now - self.started_at[name] > self.RESTART_RESET_SECONDS:
+                    self.delay[name] = self.RESTART_FIRST_DELAY
+                continue
+            if name not in self.due:
+                code = self.stack.reap(name)
+                self.due[name] = now + self.delay[name]
+                self.say(f"{name} stopped (exit status {code}); starting it again in "
+                         f"{self.delay[name]:g} s; see {self.stack.logs}/{name}.log")
+                continue
+            if now < self.due[name]:
+                continue
+            del self.due[name]
+            try:
+                self.stack.starter(name)()
+            except Exception as exc:  # noqa: BLE001 - said, then tried again later
+                self.say(f"{name} did not start again: {exc}")
+                self.stack.reap(name)
+            else:
+                self.say(f"{name} is running again (pid {self.stack.procs[name].pid})")
+            self.started_at[name] = self.clock()
+            self.delay[name] = min(self.delay[name] * 2, self.RESTART_MAX_DELAY)
+
+    def run(self, stopping, interval=0.25):
+        while not stopping:
+            self.tick()
+            time.sleep(interval)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import hmac
 
 from flask import current_app, render_template
 
+from . import publicurl
 from .web import current_principal, request_token
 
 # Scripts and styles come from /static only: no inline script can run, so a
@@ -52,6 +53,8 @@ def render_page(template, status=200, **context):
     principal = current_principal()
     return render_template(template, principal=principal, csrf=csrf_token(),
                            hospital=current_app.config["HOSPITAL_NAME"],
+                           public_url=current_app.config["PUBLIC_URL"],
+                           public_url_unusable=publicurl.unusable(current_app.config["PUBLIC_URL"]),
                            **context), status
 
 

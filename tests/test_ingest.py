@@ -61,3 +61,44 @@ def test_text_values_split_multivalued_and_skip_non_text():
             "0009,0010": "PRIVATE CREATOR", "0008,1030": "x" * 2000}
     assert ingest._text_values(tags) == {"0008,1060": {"A^B", "C^D"}, "0008,0080": {"H"},
                                          "0009,0010": {"PRIVATE CREATOR"}}
+
+
+class _ChangesOrthanc:
+    """Orthanc's /changes and /studies/{id}, as much as follow_changes and
+    check_pending read."""
+
+    def __init__(self):
+        self.changes, self.stable, self.gone = [], set(), set()
+
+    def get(self, path, **params):
+        from authsvc.orthanc import OrthancNotFound
+        if path == "/changes":
+            if params.get("last") == "":
+                return {"Last": len(self.changes)}
+            since = int(params["since"])
+            return {"Changes": self.changes[since:], "Last": len(self.changes), "Done": True}
+        sid = path.rsplit("/", 1)[1]
+        if sid in self.gone:
+            raise OrthancNotFound(path)
+        return {"IsStable": sid in self.stable}
+
+
+def test_a_new_study_stable_without_its_event_is_queued(app):
+    """Issue 13: Orthanc restarted while the study was unstable calls it
+    stable but never sends its StableStudy change."""
+    a, b, c, d = (fake_study(f"P{n}", str(n))["study_orthanc_id"] for n in range(4))
+    orthanc = _ChangesOrthanc()
+    orthanc.changes = [{"ChangeType": "NewStudy", "ID": sid} for sid in (a, b, c, d)]
+    orthanc.changes.append({"ChangeType": "StableStudy", "ID": d})
+    ingest.follow_changes(orthanc)
+    assert {r.orthanc_id for r in IngestQueue.select()} == {d}
+    assert ingest.check_pending(orthanc) == 0  # none stable yet: all still pending
+    assert ingest._pending() == {a, b, c}
+    orthanc.stable = {a}   # "restarted": stable, with no event
+    orthanc.gone = {c}     # deleted meanwhile
+    assert ingest.check_pending(orthanc) == 1
+    assert {r.orthanc_id for r in IngestQueue.select()} == {a, d}
+    assert ingest._pending() == {b}
+    orthanc.changes.append({"ChangeType": "StableStudy", "ID": b})
+    ingest.follow_changes(orthanc)
+    assert ingest._pending() == set()
