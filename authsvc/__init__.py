@@ -112,6 +112,10 @@ def create_app(test_config=None):
     for path in webhook.VALIDATE_PATHS:
         endpoints.route(path, webhook.VALIDATE)
     app.wsgi_app = endpoints
+    # Every body read to its end and bounded (size, nesting, text) before any
+    # route, the fast path's too, sees it (authsvc/limits.py).
+    from .limits import BodyGuard
+    app.wsgi_app = BodyGuard(app.wsgi_app, app, quiet_paths=[internal.AUTHORIZE_PATH])
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(sharing.bp)

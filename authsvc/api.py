@@ -16,8 +16,8 @@ from . import audit, conflicts, ingest, matching, rules, throttle
 from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
                      Share, StaffUser, Study, get_value, utcnow)
 from .sessions import forget_recent
-from .web import (current_principal, json_body, request_token, require_principal,
-                  require_staff, services, string_field)
+from .web import (MAX_INT, current_principal, int_arg, json_body, request_token,
+                  require_principal, require_staff, services, string_field)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -169,11 +169,8 @@ def studies():
         # names are matched folded, so "nunez" finds "NÚÑEZ^JOSÉ".
         query = query.where(Patient.patient_id.contains(search)
                             | Patient.search_name.contains(fold(search)))
-    try:
-        limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
-        offset = max(int(request.args.get("offset", 0)), 0)
-    except ValueError:
-        raise ApiError(400, "bad_field", "'limit' and 'offset' must be numbers.")
+    limit = int_arg("limit", 100, 1, 1000)
+    offset = int_arg("offset", 0, 0, MAX_INT)
     rows = query.order_by(Study.recorded_at.desc(), Study.id.desc()).limit(limit).offset(offset)
     return jsonify(studies=[study_json(s, principal) for s in rows])
 
@@ -232,9 +229,9 @@ def audit_log():
             query = query.where(AuditEvent.at >= datetime.datetime.fromisoformat(args["since"]))
         if args.get("until"):
             query = query.where(AuditEvent.at < datetime.datetime.fromisoformat(args["until"]))
-        limit = min(max(int(args.get("limit", 1000)), 1), 100000)
     except ValueError:
         raise ApiError(400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number.")
+    limit = int_arg("limit", 1000, 1, 100000)
     rows = [{"id": e.id, "at": e.at.isoformat() + "Z", "event": e.event, "actor": e.actor,
              "subject": e.subject, "address": e.address, "detail": e.detail}
             for e in query.limit(limit)]
@@ -322,7 +319,7 @@ def list_sessions():
     return jsonify(sessions=sessions)
 
 
-@bp.post("/sessions/<int:session_id>/end")
+@bp.post("/sessions/<int(max=9223372036854775807):session_id>/end")
 def end_session(session_id):
     """Admins: end any session at once (the API at once, Orthanc's routes
     within DECISION_CACHE_SECONDS)."""

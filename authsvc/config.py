@@ -65,6 +65,11 @@ SETTINGS = [
     Setting("TRUSTED_PROXIES", ["127.0.0.1", "::1"],
             "Addresses whose X-Forwarded-For/-Proto/-Host the service believes "
             "(nginx's); from any other peer those headers are ignored."),
+    Setting("MAX_BODY_BYTES", 65536,
+            "The longest request body the service reads (413 beyond it, in JSON; "
+            "nginx refuses bodies over 1 MiB to the service's locations itself)."),
+    Setting("MAX_JSON_DEPTH", 32,
+            "How deeply arrays and objects may nest in a JSON body (400 beyond it)."),
     Setting("SHARE_DEFAULT_DAYS", 7,
             "How long a patient's share lasts unless they choose otherwise."),
     Setting("SHARE_MAX_DAYS", 30,
