@@ -55,9 +55,10 @@ def _find_account(kind, name):
     return row, row.password_hash if row else None, True
 
 
-def _throttle(keys, kind, name):
+def _begin_attempt(account_key, kind, name):
+    """The attempt, checked against the limits and recorded in one step."""
     try:
-        throttle.check(keys)
+        return throttle.begin(request.remote_addr, account_key)
     except throttle.Throttled as exc:
         audit.record("login_throttled", actor=f"{kind} {name}", address=request.remote_addr)
         raise ApiError(429, "too_many_attempts",
@@ -77,11 +78,9 @@ def _logged_in(store, token):
 def login():
     body = json_body()
     store = services().sessions
-    address_key = throttle.address_key(request.remote_addr)
     if "share" in body:
         secret = string_field(body, "share", max_length=128)
-        _throttle([(address_key, throttle.ADDRESS)], "share", "link")
-        return _share_login(store, secret, address_key)
+        return _share_login(store, secret, _begin_attempt(None, "share", "link"))
     field = next((f for f in ACCOUNT_FIELDS if f[0] in body), None)
     if field is None:
         raise ApiError(400, "bad_field",
@@ -93,25 +92,26 @@ def login():
     kind = field[1]
     account_key = throttle.account_key(kind, name)
     # Refused unevaluated while the account or the address must wait.
-    _throttle([(account_key, throttle.ACCOUNT), (address_key, throttle.ADDRESS)], kind, name)
+    attempt = _begin_attempt(account_key, kind, name)
     row, stored_hash, generated = _find_account(kind, name)
     if not passwords.verify(stored_hash, password, generated=generated):
-        throttle.record_failure(account_key, address_key)
+        throttle.failed(attempt)
         audit.record("login_failed", actor=f"{kind} {name}", address=request.remote_addr)
         log.info("failed %s login", kind)
         raise BAD_LOGIN
-    throttle.clear(account_key)
+    throttle.succeeded(attempt)
     token = store.start(**{{"patient": "patient", "staff": "staff", "rule": "rule_login"}[kind]: row})
     return _logged_in(store, token)
 
 
-def _share_login(store, secret, address_key):
+def _share_login(store, secret, attempt):
     share = Share.get_or_none(Share.secret_hash == store.token_hash(secret))
     if share is None or share.revoked_at is not None or utcnow() >= share.expires_at:
-        throttle.record_failure(address_key)
+        throttle.failed(attempt)
         audit.record("login_failed", actor="share link", address=request.remote_addr)
         log.info("failed share login")
         raise ApiError(401, "bad_share", "This link is not valid (any more).")
+    throttle.succeeded(attempt)
     return _logged_in(store, store.start(share=share))
 
 
