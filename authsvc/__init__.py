@@ -56,8 +56,10 @@ def create_app(test_config=None):
     # is never used, and opening it cost every request a serializer.
     app.session_interface = NoFlaskSession()
 
-    # nginx is the only client; trust its X-Forwarded-* (one hop), nobody else's.
-    app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"])
+    # nginx is the only client; trust its X-Forwarded-* (one hop), nobody
+    # else's: from a peer of TRUSTED_PROXIES that proves it is nginx.
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"],
+                                   secrets.get("forwarded_secret"))
 
     open_database(app.config["DATABASE_URL"])
     orthanc = OrthancClient(app.config["ORTHANC_URL"], app.config["ORTHANC_USERNAME"],

@@ -91,8 +91,10 @@ SETTINGS = [
 # webhook_secret is optional: without it the plugin webhook refuses every call.
 # service_token is for Orthanc with the Authorization plugin (docker): the
 # service presents it as its own token, and its webhook grants it everything.
+# forwarded_secret: what nginx sends in X-Authsvc-Proxy to have its
+# X-Forwarded-For believed (authsvc/proxy.py).
 SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "display_key",
-                "webhook_secret", "service_token")
+                "webhook_secret", "service_token", "forwarded_secret")
 
 
 def defaults():

@@ -66,7 +66,7 @@ SITE_DEFAULTS = {
 }
 
 SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password",
-                "display_key")
+                "display_key", "forwarded_secret")
 SERVICE_USER = "authsvc"
 POSTGRESQL_INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 LUA_SCRIPTS = ("stable-study.lua", "request-filter.lua")
@@ -292,6 +292,9 @@ http {{
     location / {{
       proxy_pass http://127.0.0.1:{service_port};
       proxy_set_header Host $http_host;
+      # Proves to the service that this is nginx (authsvc/proxy.py): a local
+      # process on the service's port has no say in X-Forwarded-For.
+      proxy_set_header X-Authsvc-Proxy "{forwarded_secret}";
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-Host $http_host;
@@ -324,7 +327,7 @@ def nginx_config(site, secrets, data_dir):
         user=user, run=data_dir / "nginx", logs=data_dir / "logs", tmp=data_dir / "nginx" / "tmp",
         address=site["http_address"], port=site["http_port"],
         orthanc_port=site["orthanc_http_port"], service_port=site["service_port"],
-        proxy_basic=basic, cookie=_cookie_name(site))
+        proxy_basic=basic, cookie=_cookie_name(site), forwarded_secret=secrets["forwarded_secret"])
 
 
 class Stack:
