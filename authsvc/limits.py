@@ -5,7 +5,7 @@ request body to its end before a route runs, so that a route refusing early
 (no session, an unknown ID) never leaves a body half-read: gunicorn would
 close the connection with the rest unread, and nginx, still sending it, would
 answer 502 instead of the service's 4xx. It keeps at most MAX_BODY_BYTES
-(refused with 413 beyond that, after discarding the rest up to DRAIN_BYTES),
+(refused with 413 beyond that, after discarding the rest, up to DRAIN_BYTES),
 and refuses JSON nested deeper than MAX_JSON_DEPTH (Python's parser recurses
 and fails at ~1000 levels) and JSON holding a lone UTF-16 surrogate (`\\ud800`:
 not text, and it cannot be encoded for the database or a hash). Its errors
@@ -19,9 +19,11 @@ import re
 from flask import jsonify
 from flask_babel import gettext
 
-# What the service ever reads beyond MAX_BODY_BYTES, only to discard it (nginx
-# refuses longer bodies to the service's locations itself: client_max_body_size).
-DRAIN_BYTES = 1024 * 1024
+# What the service ever reads beyond MAX_BODY_BYTES, only to discard it: nginx
+# refuses bodies over 1 MiB to the service itself (client_max_body_size), so
+# this is for clients of the service's port. A body left unread on a kept-alive
+# connection breaks it: it is read to its end up to this length.
+DRAIN_BYTES = 16 * 1024 * 1024
 _CHUNK = 64 * 1024
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 # A \uXXXX escape of a surrogate, high (d800-dbff) or low (dc00-dfff), with
@@ -165,6 +167,4 @@ class BodyGuard:
             response = jsonify(error=exc.code, message=message(exc.code))
             response.status_code = exc.status
             response.headers["Cache-Control"] = "no-store"
-            if exc.status == 413:
-                response.headers["Connection"] = "close"
             return response(environ, start_response)

@@ -262,6 +262,11 @@ http {{
       proxy_read_timeout 1s;
     }}
     location @authsvc_refused {{ return 403; }}
+    location @authsvc_too_large {{
+      default_type application/json;
+      add_header Cache-Control no-store always;
+      return 413 '{{"error": "too_large", "message": "The request is too large."}}';
+    }}
 
     # Orthanc, behind the check and then the Lua request filter. nginx logs
     # in as its own Orthanc user (any Authorization header of the client is
@@ -291,6 +296,13 @@ http {{
 
     location / {{
       proxy_pass http://127.0.0.1:{service_port};
+      # The service's bodies are small JSON (MAX_BODY_BYTES); it reads each
+      # to its end before answering, so that an early refusal is its 4xx.
+      # Kept in memory, never in a temporary file (which nginx's workers
+      # may be unable to open: a 500); longer ones refused here, in JSON.
+      client_max_body_size 1m;
+      client_body_buffer_size 1m;
+      error_page 413 = @authsvc_too_large;
       proxy_set_header Host $http_host;
       # Proves to the service that this is nginx (authsvc/proxy.py): a local
       # process on the service's port has no say in X-Forwarded-For.
