@@ -289,6 +289,9 @@ http {{
     # (a check per request doubled a slice's time: README, "Speed").
     location ~ "{hot_reads}" {{
       error_page 418 = @orthanc_checked;
+      # So that @orthanc_checked's own error_page (a check that failed: 403)
+      # applies after this redirect too; without it, 500.
+      recursive_error_pages on;
       if ($request_method !~ ^(GET|HEAD)$) {{ return 418; }}
       if ($args != "") {{ return 418; }}
 {to_orthanc}
