@@ -190,3 +190,21 @@ def test_a_forged_x_forwarded_for_on_the_services_port_is_the_connections_addres
                       json={"patient_id": "FORGED-X", "password": "guess"},
                       headers={"X-Forwarded-For": "198.51.100.99"})
     assert r.status_code == 429  # nginx replaced the header with 127.0.0.1: same address
+
+
+def test_both_nginx_configs_refuse_a_failed_check_after_the_hot_read_redirect():
+    """A hot-read location's request with a query goes to @orthanc_checked by
+    error_page 418; that location's error_page 500 (the check failed: 403)
+    only applies after a first redirect with recursive_error_pages on, or
+    nginx answers 500 when the service is down (tests/test_outages.py shows
+    it on the packaged stack; the docker one cannot run here)."""
+    from pathlib import Path
+
+    from authsvc.stack import SITE_DEFAULTS, nginx_config
+    docker = (Path(__file__).resolve().parent.parent / "deploy/docker/locations.inc").read_text()
+    packaged = nginx_config(dict(SITE_DEFAULTS, authsvc={}),
+                            {"proxy_password": "p", "forwarded_secret": "f"}, Path("/x"))
+    for conf in (docker, packaged):
+        hot = conf[conf.index("location ~ "):]
+        hot = hot[:hot.index("location ", 1)]  # up to the next location
+        assert "error_page 418 = @orthanc_checked;" in hot and "recursive_error_pages on;" in hot
