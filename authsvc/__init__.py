@@ -56,8 +56,10 @@ def create_app(test_config=None):
     # is never used, and opening it cost every request a serializer.
     app.session_interface = NoFlaskSession()
 
-    # nginx is the only client; trust its X-Forwarded-* (one hop), nobody else's.
-    app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"])
+    # nginx is the only client; trust its X-Forwarded-* (one hop), nobody
+    # else's: from a peer of TRUSTED_PROXIES that proves it is nginx.
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"],
+                                   secrets.get("forwarded_secret"))
 
     open_database(app.config["DATABASE_URL"])
     orthanc = OrthancClient(app.config["ORTHANC_URL"], app.config["ORTHANC_USERNAME"],
@@ -112,6 +114,10 @@ def create_app(test_config=None):
     for path in webhook.VALIDATE_PATHS:
         endpoints.route(path, webhook.VALIDATE)
     app.wsgi_app = endpoints
+    # Every body read to its end and bounded (size, nesting, text) before any
+    # route, the fast path's too, sees it (authsvc/limits.py).
+    from .limits import BodyGuard
+    app.wsgi_app = BodyGuard(app.wsgi_app, app, quiet_paths=[internal.AUTHORIZE_PATH])
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(sharing.bp)

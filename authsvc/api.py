@@ -16,8 +16,8 @@ from . import audit, conflicts, ingest, matching, rules, throttle
 from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
                      Share, StaffUser, Study, get_value, utcnow)
 from .sessions import forget_recent
-from .web import (current_principal, json_body, request_token, require_principal,
-                  require_staff, services, string_field)
+from .web import (MAX_INT, current_principal, int_arg, json_body, request_token,
+                  require_principal, require_staff, services, string_field)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -55,9 +55,10 @@ def _find_account(kind, name):
     return row, row.password_hash if row else None, True
 
 
-def _throttle(keys, kind, name):
+def _begin_attempt(account_key, kind, name):
+    """The attempt, checked against the limits and recorded in one step."""
     try:
-        throttle.check(keys)
+        return throttle.begin(request.remote_addr, account_key)
     except throttle.Throttled as exc:
         audit.record("login_throttled", actor=f"{kind} {name}", address=request.remote_addr)
         raise ApiError(429, "too_many_attempts",
@@ -77,11 +78,9 @@ def _logged_in(store, token):
 def login():
     body = json_body()
     store = services().sessions
-    address_key = throttle.address_key(request.remote_addr)
     if "share" in body:
         secret = string_field(body, "share", max_length=128)
-        _throttle([(address_key, throttle.ADDRESS)], "share", "link")
-        return _share_login(store, secret, address_key)
+        return _share_login(store, secret, _begin_attempt(None, "share", "link"))
     field = next((f for f in ACCOUNT_FIELDS if f[0] in body), None)
     if field is None:
         raise ApiError(400, "bad_field",
@@ -93,25 +92,26 @@ def login():
     kind = field[1]
     account_key = throttle.account_key(kind, name)
     # Refused unevaluated while the account or the address must wait.
-    _throttle([(account_key, throttle.ACCOUNT), (address_key, throttle.ADDRESS)], kind, name)
+    attempt = _begin_attempt(account_key, kind, name)
     row, stored_hash, generated = _find_account(kind, name)
     if not passwords.verify(stored_hash, password, generated=generated):
-        throttle.record_failure(account_key, address_key)
+        throttle.failed(attempt)
         audit.record("login_failed", actor=f"{kind} {name}", address=request.remote_addr)
         log.info("failed %s login", kind)
         raise BAD_LOGIN
-    throttle.clear(account_key)
+    throttle.succeeded(attempt)
     token = store.start(**{{"patient": "patient", "staff": "staff", "rule": "rule_login"}[kind]: row})
     return _logged_in(store, token)
 
 
-def _share_login(store, secret, address_key):
+def _share_login(store, secret, attempt):
     share = Share.get_or_none(Share.secret_hash == store.token_hash(secret))
     if share is None or share.revoked_at is not None or utcnow() >= share.expires_at:
-        throttle.record_failure(address_key)
+        throttle.failed(attempt)
         audit.record("login_failed", actor="share link", address=request.remote_addr)
         log.info("failed share login")
         raise ApiError(401, "bad_share", "This link is not valid (any more).")
+    throttle.succeeded(attempt)
     return _logged_in(store, store.start(share=share))
 
 
@@ -169,11 +169,8 @@ def studies():
         # names are matched folded, so "nunez" finds "NÚÑEZ^JOSÉ".
         query = query.where(Patient.patient_id.contains(search)
                             | Patient.search_name.contains(fold(search)))
-    try:
-        limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
-        offset = max(int(request.args.get("offset", 0)), 0)
-    except ValueError:
-        raise ApiError(400, "bad_field", "'limit' and 'offset' must be numbers.")
+    limit = int_arg("limit", 100, 1, 1000)
+    offset = int_arg("offset", 0, 0, MAX_INT)
     rows = query.order_by(Study.recorded_at.desc(), Study.id.desc()).limit(limit).offset(offset)
     return jsonify(studies=[study_json(s, principal) for s in rows])
 
@@ -232,9 +229,9 @@ def audit_log():
             query = query.where(AuditEvent.at >= datetime.datetime.fromisoformat(args["since"]))
         if args.get("until"):
             query = query.where(AuditEvent.at < datetime.datetime.fromisoformat(args["until"]))
-        limit = min(max(int(args.get("limit", 1000)), 1), 100000)
     except ValueError:
         raise ApiError(400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number.")
+    limit = int_arg("limit", 1000, 1, 100000)
     rows = [{"id": e.id, "at": e.at.isoformat() + "Z", "event": e.event, "actor": e.actor,
              "subject": e.subject, "address": e.address, "detail": e.detail}
             for e in query.limit(limit)]
@@ -322,7 +319,7 @@ def list_sessions():
     return jsonify(sessions=sessions)
 
 
-@bp.post("/sessions/<int:session_id>/end")
+@bp.post("/sessions/<int(max=9223372036854775807):session_id>/end")
 def end_session(session_id):
     """Admins: end any session at once (the API at once, Orthanc's routes
     within DECISION_CACHE_SECONDS)."""

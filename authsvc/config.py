@@ -68,6 +68,11 @@ SETTINGS = [
     Setting("TRUSTED_PROXIES", ["127.0.0.1", "::1"],
             "Addresses whose X-Forwarded-For/-Proto/-Host the service believes "
             "(nginx's); from any other peer those headers are ignored."),
+    Setting("MAX_BODY_BYTES", 65536,
+            "The longest request body the service reads (413 beyond it, in JSON; "
+            "nginx refuses bodies over 1 MiB to the service's locations itself)."),
+    Setting("MAX_JSON_DEPTH", 32,
+            "How deeply arrays and objects may nest in a JSON body (400 beyond it)."),
     Setting("SHARE_DEFAULT_DAYS", 7,
             "How long a patient's share lasts unless they choose otherwise."),
     Setting("SHARE_MAX_DAYS", 30,
@@ -89,8 +94,10 @@ SETTINGS = [
 # webhook_secret is optional: without it the plugin webhook refuses every call.
 # service_token is for Orthanc with the Authorization plugin (docker): the
 # service presents it as its own token, and its webhook grants it everything.
+# forwarded_secret: what nginx sends in X-Authsvc-Proxy to have its
+# X-Forwarded-For believed (authsvc/proxy.py).
 SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "display_key",
-                "webhook_secret", "service_token")
+                "webhook_secret", "service_token", "forwarded_secret")
 
 
 def defaults():

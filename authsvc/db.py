@@ -14,6 +14,18 @@ SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000
                   "synchronous": "normal"}
 
 
+def write_transaction():
+    """A transaction that will write. SQLite: BEGIN IMMEDIATE, which waits for
+    the write lock (busy_timeout) before the first read; a deferred one that
+    read first fails at once with `database is locked` when it then wants to
+    write and another connection wrote in between (its snapshot is stale: no
+    wait can help). PostgreSQL: a plain transaction. Nested: a savepoint."""
+    from peewee import SqliteDatabase
+    if isinstance(database.obj, SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
 def is_sqlite(url):
     return url.startswith("sqlite")
 

@@ -14,11 +14,11 @@ import os
 import threading
 import time
 
-from peewee import IntegrityError
+from peewee import IntegrityError, InterfaceError, OperationalError
 
 from . import audit, conflicts, display, matching, passwords, rules
 from .text import fold
-from .db import database
+from .db import database, write_transaction
 from .locks import exclusive
 from .models import (IdentityConflict, IngestQueue, Patient, Resource, Study, StudyTag,
                      get_value, set_value, utcnow)
@@ -188,7 +188,7 @@ def store_study(orthanc_id, data, patient=None):
     staff chose for it (conflicts.resolve), no checks made."""
     tags = data["tags"]
     new_password = None
-    with database.atomic():
+    with write_transaction():
         if patient is None:
             patient, new_password = _login_for(orthanc_id, data)
             if patient is None:
@@ -246,6 +246,13 @@ def process_queue(orthanc):
         except OrthancError:
             log.warning("Orthanc unavailable while recording %s; will retry", row.orthanc_id)
             break
+        except (OperationalError, InterfaceError) as exc:
+            # Locked past the busy timeout (README: 5 s), full, or the server
+            # gone: the study's transaction was rolled back whole and it stays
+            # queued, no attempt spent; the next pass tries again.
+            log.warning("database busy or unavailable while recording %s (%s); will retry",
+                        row.orthanc_id, exc)
+            break
         except IngestRejected as exc:
             IngestQueue.update(attempts=MAX_ATTEMPTS, last_error=str(exc)).where(
                 IngestQueue.id == row.id).execute()
@@ -288,7 +295,7 @@ def follow_changes(orthanc):
         since = 0
     while True:
         page = orthanc.get("/changes", since=since, limit=500)
-        with database.atomic():
+        with write_transaction():
             pending = _pending()
             before = set(pending)
             for change in page.get("Changes", []):

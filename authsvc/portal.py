@@ -57,6 +57,7 @@ def first_instances(studies):
 
 # A rule login (an institution) may see thousands of studies: a page at a time.
 RULE_PAGE_SIZE = 50
+MAX_PAGE = 10 ** 9  # a page number past it is only a number the database cannot hold
 
 
 @bp.get("/portal")
@@ -76,7 +77,7 @@ def home():
         if search:
             query = query.where(Patient.patient_id.contains(search)
                                 | Patient.search_name.contains(fold(search)))
-        page = max(_int(request.args.get("page"), 1), 1)
+        page = min(max(_int(request.args.get("page"), 1), 1), MAX_PAGE)
         limit, offset = RULE_PAGE_SIZE + 1, (page - 1) * RULE_PAGE_SIZE
         context.update(search=search, page=page)
     studies = list(query.order_by(Study.study_date.desc(), Study.recorded_at.desc(), Study.id.desc())

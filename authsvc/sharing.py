@@ -88,7 +88,7 @@ def list_shares():
     return jsonify(shares=[share_json(s) for s in query.limit(1000)])
 
 
-@bp.post("/<int:share_id>/revoke")
+@bp.post("/<int(max=9223372036854775807):share_id>/revoke")
 def revoke_share(share_id):
     principal = require_principal()
     json_body()

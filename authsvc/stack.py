@@ -77,7 +77,8 @@ SITE_DEFAULTS = {
     "authsvc": {},
 }
 
-SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password")
+SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password",
+                "forwarded_secret")
 # What every child and command of the launcher creates is its owner's only
 # (database, WAL, Orthanc's storage and caches, logs, backups).
 UMASK = 0o077
@@ -329,6 +330,11 @@ http {{
       proxy_read_timeout 1s;
     }}
     location @authsvc_refused {{ return 403; }}
+    location @authsvc_too_large {{
+      default_type application/json;
+      add_header Cache-Control no-store always;
+      return 413 '{{"error": "too_large", "message": "The request is too large."}}';
+    }}
 
     # Orthanc, behind the check and then the Lua request filter. nginx logs
     # in as its own Orthanc user (any Authorization header of the client is
@@ -351,6 +357,9 @@ http {{
     # (a check per request doubled a slice's time: README, "Speed").
     location ~ "{hot_reads}" {{
       error_page 418 = @orthanc_checked;
+      # So that @orthanc_checked's own error_page (a check that failed: 403)
+      # applies after this redirect too; without it, 500.
+      recursive_error_pages on;
       if ($request_method !~ ^(GET|HEAD)$) {{ return 418; }}
       if ($args != "") {{ return 418; }}
 {to_orthanc}
@@ -358,7 +367,17 @@ http {{
 
     location / {{
       proxy_pass http://127.0.0.1:{service_port};
+      # The service's bodies are small JSON (MAX_BODY_BYTES); it reads each
+      # to its end before answering, so that an early refusal is its 4xx.
+      # Kept in memory, never in a temporary file (which nginx's workers
+      # may be unable to open: a 500); longer ones refused here, in JSON.
+      client_max_body_size 1m;
+      client_body_buffer_size 1m;
+      error_page 413 = @authsvc_too_large;
       proxy_set_header Host $http_host;
+      # Proves to the service that this is nginx (authsvc/proxy.py): a local
+      # process on the service's port has no say in X-Forwarded-For.
+      proxy_set_header X-Authsvc-Proxy "{forwarded_secret}";
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-Host $http_host;
@@ -423,7 +442,7 @@ def nginx_config(site, secrets, data_dir):
         user=user, run=data_dir / "nginx", logs=data_dir / "logs", tmp=data_dir / "nginx" / "tmp",
         address=site["http_address"], port=site["http_port"],
         orthanc_port=site["orthanc_http_port"], service_port=site["service_port"],
-        proxy_basic=basic, cookie=_cookie_name(site))
+        proxy_basic=basic, cookie=_cookie_name(site), forwarded_secret=secrets["forwarded_secret"])
 
 
 def _https_base(site):

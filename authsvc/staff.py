@@ -376,7 +376,7 @@ def create_user():
     return jsonify(data), 201
 
 
-@bp.post("/staff/api/users/<int:user_id>")
+@bp.post("/staff/api/users/<int(max=9223372036854775807):user_id>")
 def update_user(user_id):
     me = staff_or_error(admin=True)
     body = json_body()

@@ -1,8 +1,10 @@
 """Request plumbing shared by the blueprints: the session of a request, JSON bodies."""
 
 from flask import current_app, g, request
+from flask_babel import gettext
 
 from .errors import ApiError
+from .limits import holds_surrogate
 
 
 def services():
@@ -42,12 +44,19 @@ def json_body():
     """The request's JSON object. Requiring application/json on every write is
     also the CSRF guard of the API: a cross-site form cannot send it."""
     if not request.is_json:
-        raise ApiError(415, "json_required", "Send a JSON body (Content-Type: application/json).")
-    body = request.get_json(silent=True)
+        raise ApiError(415, "json_required",
+                       gettext("Send a JSON body (Content-Type: application/json)."))
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested too deeply (authsvc/limits.py refuses it first)
+        body = None
     if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "The body must be a JSON object.")
+        raise ApiError(400, "bad_json", gettext("The body must be a JSON object."))
     if _holds_nul(body):
-        raise ApiError(400, "bad_json", "The body holds a NUL character.")
+        raise ApiError(400, "bad_json", gettext("The body holds a NUL character."))
+    # A lone surrogate ("\ud800") is not text: no key, hash or column takes it.
+    if holds_surrogate(body):
+        raise ApiError(400, "bad_text", gettext("The request holds something that is not text."))
     return body
 
 
@@ -68,6 +77,27 @@ def refuse_nul_in_url():
     if "\x00" in request.path or b"%00" in request.query_string.lower() \
             or "\x00" in request.query_string.decode("latin-1"):
         raise ApiError(400, "bad_request", "The address holds a NUL character.")
+
+
+# The largest integer SQLite and PostgreSQL store (BIGINT): a larger one in a
+# query would fail in the database driver, not as bad input.
+MAX_INT = 2 ** 63 - 1
+
+
+def int_arg(name, default, low, high):
+    """An integer argument of the query string, `low` to `high` (values
+    outside are brought inside); 400 when it is not a number or is beyond
+    what a database column holds."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw.strip()) if len(raw) <= 20 else None
+    except ValueError:
+        value = None
+    if value is None or abs(value) > MAX_INT:
+        raise ApiError(400, "bad_field", gettext("'%(name)s' must be a whole number.", name=name))
+    return min(max(value, low), high)
 
 
 def string_field(body, name, max_length=256):

@@ -5,7 +5,7 @@ import json
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from authsvc import ingest
@@ -154,3 +154,52 @@ def test_pages_forms_with_any_json(fuzz_app, staff_client, body, who):
             no_5xx(client.get(path, query_string={k: str(v)[:20] for k, v in body.items()
                                                   if isinstance(k, str)}))
     no_5xx(patient.post("/logout", data={k: str(v) for k, v in body.items()}))
+
+
+# -- every route at once (issue 17) ----------------------------------------------
+
+HUGE = "99999999999999999999"
+
+
+def every_route(app):
+    """(method, path) of every route, placeholders filled with `value`."""
+    import re
+    out = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint != "static":
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                out.append((method, rule.rule))
+    from authsvc import gate, internal, webhook
+    out += [("POST", p) for p in [gate.GATE_PATH, internal.AUTHORIZE_PATH, *webhook.VALIDATE_PATHS]]
+    return [(m, re.sub(r"<(?:[^:>]+:)?[^>]+>", "{}", p)) for m, p in out]
+
+
+def deep_json(depth):
+    return ("[" * depth + "]" * depth).encode()
+
+
+odd_bodies = raw_bodies | st.integers(1, 3000).map(deep_json) \
+    | json_values.map(lambda v: json.dumps(v).encode()) \
+    | st.sampled_from([b'{"patient_id": "\\ud800", "password": "x"}', b'"\\udfff"',
+                       b'{"\\ud800": 1}', b"[" * 1000, b'{"a":' * 1000])
+path_values = st.sampled_from(["1", "P-1", HUGE, "-1", "x" * 300, "%ff", "\u00e9"]) | st.text(max_size=12)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=odd_bodies, value=path_values,
+       query=st.dictionaries(st.sampled_from(["offset", "limit", "page", "q", "since", "lang",
+                                              "all", "study"]),
+                             st.sampled_from([HUGE, "-" + HUGE, "1e9", "", "\x7f"]) | st.text(max_size=8),
+                             max_size=4))
+@example(body=b"[" * 1000, value="1", query={})
+@example(body=b'{"patient_id": "\\ud800", "password": "x"}', value="1", query={})
+@example(body=b"{}", value=HUGE, query={"offset": HUGE, "limit": HUGE, "page": HUGE})
+@example(body=b'{"x": "' + b"y" * 20_000 + b'"}', value=HUGE, query={})
+def test_every_route_with_odd_input_answers_below_500(fuzz_app, body, value, query):
+    client = fuzz_app.test_client()
+    for method, template in every_route(fuzz_app):
+        path = template.replace("{}", quote(value, safe="") or "x")
+        r = client.open(path, method=method, data=body if method == "POST" else None,
+                        query_string=query, content_type="application/json", headers=SECRET)
+        no_5xx(r)

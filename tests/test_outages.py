@@ -50,6 +50,27 @@ def test_service_stopped_means_403_fast(stack, patient):
     wait_until_granted(patient["browser"], path)
 
 
+def test_while_the_service_is_stopped_only_cached_grants_answer(stack, patient):
+    """README ("Speed"): a grant the Lua filter cached keeps answering the
+    hot reads (one resource by Orthanc ID, GET without a query: nginx's check
+    is skipped for them) for up to DECISION_CACHE_SECONDS after the service
+    stopped; every request nginx's check is asked about is refused at once."""
+    path = "/orthanc/studies/" + patient["study"]
+    wait_until_granted(patient["browser"], path)
+    time.sleep(DECISION_CACHE_SECONDS + 1.1)  # whatever was cached has expired
+    assert patient["browser"].get(path).status_code == 200  # asked now, cached now
+    stack.stop("authsvc", signal.SIGKILL)
+    try:
+        assert patient["browser"].get(path).status_code == 200  # the cached grant
+        status, elapsed = timed_get(patient["browser"], path + "?expand")  # nginx's check
+        assert status == 403 and elapsed < 1
+        time.sleep(DECISION_CACHE_SECONDS + 1.1)
+        assert patient["browser"].get(path).status_code == 403  # the cache is over
+    finally:
+        stack.start_service()
+    wait_until_granted(patient["browser"], path)
+
+
 def test_service_hung_means_403_within_3s_and_orthanc_stays_responsive(stack, patient):
     path = "/orthanc/instances/" + patient["instance"] + "/file"
     wait_until_granted(patient["browser"], "/orthanc/studies/" + patient["study"])

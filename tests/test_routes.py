@@ -102,7 +102,8 @@ def test_nginx_configs_let_through_exactly_the_hot_reads():
     from authsvc.stack import SITE_DEFAULTS, nginx_config
 
     docker = (Path(__file__).resolve().parent.parent / "deploy/docker/locations.inc").read_text()
-    packaged = nginx_config(dict(SITE_DEFAULTS, authsvc={}), {"proxy_password": "p"}, Path("/x"))
+    packaged = nginx_config(dict(SITE_DEFAULTS, authsvc={}), {"proxy_password": "p", "forwarded_secret": "f"},
+                            Path("/x"))
     for conf in (docker, packaged):
         assert f'location ~ "{hot_reads_regex()}"' in conf
         assert len(re.findall(r"location ~", conf)) == 1
