@@ -80,7 +80,8 @@ def test_the_session_cookie_is_secure_and_orthanc_routes_send_hsts(tls_stack):
 
 def test_without_a_certificate_there_is_no_tls(tmp_path):
     from authsvc.stack import SITE_DEFAULTS
-    conf = nginx_config(dict(SITE_DEFAULTS, public_url="http://x"), {"proxy_password": "p"}, tmp_path)
+    conf = nginx_config(dict(SITE_DEFAULTS, public_url="http://x"),
+                        {"proxy_password": "p", "forwarded_secret": "f"}, tmp_path)
     assert "ssl" not in conf and "Strict-Transport-Security" not in conf
     assert "listen 127.0.0.1:8080;" in conf and "return 301" not in conf
 
