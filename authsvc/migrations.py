@@ -58,6 +58,11 @@ def _0006_identity_conflicts(db):
     db.create_tables([models.IdentityConflict], safe=True)
 
 
+def _0007_resource_content(db):
+    """What an instance holds when it is not an image (a PDF report...)."""
+    add_missing_columns(db, models.Resource, "content")
+
+
 MIGRATIONS = [
     (1, _0001_initial),
     (2, _0002_slip_display_copy),
@@ -65,6 +70,7 @@ MIGRATIONS = [
     (4, _0004_throttle_and_audit),
     (5, _0005_study_patient_name),
     (6, _0006_identity_conflicts),
+    (7, _0007_resource_content),
 ]
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pydicom
 from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 SOURCES = {"CT": "CT_small.dcm", "MR": "MR_small.dcm"}
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 STORESCU_AET = "STORESCU"
 
 
@@ -51,7 +53,10 @@ def write_study(spec, folder):
         series_uid = generate_uid()
         series_uids.append(series_uid)
         for i in range(series.instances):
-            ds = pydicom.dcmread(get_testdata_file(SOURCES[series.modality]))
+            if series.modality == "DOC":
+                ds = report_dataset(f"Informe {i + 1}")
+            else:
+                ds = pydicom.dcmread(get_testdata_file(SOURCES[series.modality]))
             ds.SpecificCharacterSet = spec.charset
             ds.PatientID = spec.patient_id
             ds.PatientName = spec.patient_name
@@ -76,6 +81,50 @@ def write_study(spec, folder):
             sop_uids.append(sop_uid)
             files.append(path)
     return WrittenStudy(spec, study_uid, series_uids, sop_uids, files)
+
+
+def minimal_pdf(text):
+    """A small valid PDF (one page, one line of text), its xref offsets exact."""
+    text = text.replace("\\", "").replace("(", "").replace(")", "")
+    stream = f"BT /F1 18 Tf 40 760 Td ({text}) Tj ET".encode("latin-1")
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+               b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def report_dataset(title):
+    """An Encapsulated PDF instance (the radiologist's report), Modality DOC."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ENCAPSULATED_PDF
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = title
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    pdf = minimal_pdf(title)
+    ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")
+    ds.ConceptNameCodeSequence = []
+    ds.ContentDate = "20261128"
+    ds.ContentTime = "120000"
+    ds.AcquisitionDateTime = "20261128120000"
+    ds.PatientSex = "O"
+    ds.StudyTime = "120000"
+    ds.ReferringPhysicianName = ""
+    return ds
 
 
 def storescu(files, port, aet="ORTHANC", host="127.0.0.1", calling=STORESCU_AET):
