@@ -128,6 +128,22 @@ def _int(value, default=0):
         return default
 
 
+def _image_size(orthanc, instance_id):
+    """What the viewer needs of a series' first image: "rows" and "columns",
+    so that it never asks Orthanc to enlarge a slice (more bytes, no more
+    detail), and "windowed": whether the file gives its window (Orthanc's
+    /rendered then uses it; without one, only /preview shows the image well)."""
+    try:
+        tags = orthanc.get(f"/instances/{instance_id}/simplified-tags")
+    except OrthancError:
+        return {"windowed": False}
+    rows, columns = _int(tags.get("Rows")), _int(tags.get("Columns"))
+    found = {"windowed": bool(tags.get("WindowCenter")) and bool(tags.get("WindowWidth"))}
+    if rows > 0 and columns > 0:
+        found.update(rows=rows, columns=columns)
+    return found
+
+
 @bp.get("/portal/api/studies/<orthanc_id>/series")
 def series(orthanc_id):
     """The series of a study and their instances in slice order, for the viewer.
@@ -165,7 +181,7 @@ def series(orthanc_id):
         result.append({"id": s["ID"], "number": _int(tags.get("SeriesNumber"), 0),
                        "modality": tags.get("Modality", ""),
                        "description": tags.get("SeriesDescription", ""),
-                       "instances": instances})
+                       "instances": instances, **_image_size(orthanc, instances[0])})
     result.sort(key=lambda s: (s["number"], s["id"]))
     return jsonify(study=study.orthanc_id, series=result)
 

@@ -55,6 +55,8 @@ def write_study(spec, folder):
         for i in range(series.instances):
             if series.modality == "DOC":
                 ds = report_dataset(f"Informe {i + 1}")
+            elif series.modality == "CT512":
+                ds = ct_512(seed=s_index * 1000 + i)
             else:
                 ds = pydicom.dcmread(get_testdata_file(SOURCES[series.modality]))
             ds.SpecificCharacterSet = spec.charset
@@ -68,7 +70,7 @@ def write_study(spec, folder):
             ds.AccessionNumber = ""
             ds.SeriesInstanceUID = series_uid
             ds.SeriesNumber = s_index + 1
-            ds.Modality = series.modality
+            ds.Modality = "CT" if series.modality == "CT512" else series.modality
             ds.InstanceNumber = i + 1
             sop_uid = generate_uid()
             ds.SOPInstanceUID = sop_uid
@@ -81,6 +83,34 @@ def write_study(spec, folder):
             sop_uids.append(sop_uid)
             files.append(path)
     return WrittenStudy(spec, study_uid, series_uids, sop_uids, files)
+
+
+def ct_512(seed=0):
+    """A 512x512 CT slice as scanners make them: a body of soft tissue (in HU)
+    with lungs, a spine and vessels, and the scanner's noise (sigma 15 HU)
+    over everything, air included. pydicom's CT with its pixels replaced."""
+    import numpy
+    ds = pydicom.dcmread(get_testdata_file(SOURCES["CT"]))
+    rng = numpy.random.default_rng(seed)
+    y, x = numpy.mgrid[0:512, 0:512]
+    hu = numpy.full((512, 512), -1000.0)
+    hu[((x - 256) / 220) ** 2 + ((y - 256) / 160) ** 2 < 1] = 40.0
+    for cx in (170, 342):  # lungs
+        hu[((x - cx) / 70) ** 2 + ((y - 240) / 100) ** 2 < 1] = -850.0
+    hu[((x - 256) / 28) ** 2 + ((y - 360) / 28) ** 2 < 1] = 700.0  # spine
+    hu[((x - 256) / 30) ** 2 + ((y - 250) / 30) ** 2 < 1] = 180.0  # aorta, contrast
+    hu += 40 * numpy.sin(x / 23.0 + seed) * numpy.cos(y / 31.0)   # texture
+    hu += rng.normal(0, 15, hu.shape)
+    stored = numpy.clip(hu + 1024, 0, 4095).astype(numpy.uint16)
+    ds.Rows, ds.Columns = 512, 512
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    ds.PixelSpacing = [0.7, 0.7]
+    ds.PixelData = stored.tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    return ds
 
 
 def minimal_pdf(text):
