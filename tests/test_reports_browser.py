@@ -188,3 +188,24 @@ def test_reports_and_other_non_images_are_recorded_as_such(app):
     study = Study.get(Study.orthanc_id == data["study_orthanc_id"])
     assert first_instances([study]) == {study.id: image}
     assert report_instances([study]) == {study.id: [pdf]}
+
+
+def test_migration_0007_records_again_the_studies_that_may_hold_reports(app):
+    """A database from before migration 7 knows no instance's content: the
+    studies whose modalities may be reports are queued to be read again
+    (ingest then records which instances are PDFs); the others are not."""
+    from playhouse.migrate import SchemaMigrator, migrate as run_operations
+    from authsvc import ingest
+    from authsvc.db import database
+    from authsvc.migrations import migrate
+    from authsvc.models import IngestQueue, SchemaVersion
+    from conftest import fake_study
+    with_report, images_only = fake_study("MG-1", "1"), fake_study("MG-2", "2")
+    with_report["modalities"] = ["CT", "DOC"]
+    for data in (with_report, images_only):
+        ingest.store_study(data["study_orthanc_id"], data)
+    run_operations(SchemaMigrator.from_database(database.obj).drop_column("resource", "content"))
+    SchemaVersion.delete().where(SchemaVersion.version == 7).execute()
+    assert migrate() == [7]
+    assert [q.orthanc_id for q in IngestQueue.select()] == [with_report["study_orthanc_id"]]
+    assert migrate() == []
