@@ -8,6 +8,7 @@ import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
+from peewee import fn
 from . import passwords
 from .decision.visibility import visible_studies
 from .errors import ApiError
@@ -43,10 +44,45 @@ def _set_cookie(response, token):
 ACCOUNT_FIELDS = (("patient_id", "patient"), ("username", "staff"), ("login", "rule"))
 
 
+# What a phone's keyboard may type for a dash or a space.
+_TYPED = str.maketrans({**{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"},
+                        **{c: " " for c in "\u00a0\u2007\u202f"}})
+_IGNORED = (" ", "-", "\t", "\u3000")  # what typing_key drops, here and in SQL
+
+
+def typing_key(patient_id):
+    """A PatientID as people may type it: no spaces, no dashes, ASCII letters
+    in lower case. Two IDs with the same key differ only in those."""
+    for c in _IGNORED:
+        patient_id = patient_id.replace(c, "")
+    return "".join(c.lower() if "A" <= c <= "Z" else c for c in patient_id)
+
+
+def find_patient(typed):
+    """The patient a typed ID means: the exact ID; else the one recorded
+    patient whose ID differs from it only in case, spaces or dashes. When
+    several do ("SP 77" and "SP  77" are two people), none: only the exact ID
+    opens either. Never a guess between patients."""
+    exact = Patient.get_or_none(Patient.patient_id == typed)
+    if exact is not None:
+        return exact
+    key = typing_key(typed.translate(_TYPED))
+    if not key:
+        return None
+    stored = Patient.patient_id
+    for c in _IGNORED:
+        stored = fn.REPLACE(stored, c, "")
+    # LOWER folds ASCII letters at least (more on PostgreSQL): the IDs with
+    # the same key are all found, or none; each is checked again here.
+    rows = list(Patient.select().where(fn.LOWER(stored).in_(sorted({key, key.lower()}))).limit(20))
+    rows = [r for r in rows if typing_key(r.patient_id) == key]
+    return rows[0] if len(rows) == 1 else None
+
+
 def _find_account(kind, name):
     """(row, stored hash, generated?) of an account; row None when unknown."""
     if kind == "patient":
-        row = Patient.get_or_none(Patient.patient_id == name)
+        row = find_patient(name)
         return row, row.password_hash if row else None, True
     if kind == "staff":
         row = StaffUser.get_or_none((StaffUser.username == name) & StaffUser.active)
@@ -85,15 +121,18 @@ def login():
     if field is None:
         raise ApiError(400, "bad_field",
                        "Send 'patient_id', 'login' or 'username' with 'password'.")
-    # The ID exactly as recorded ("SP 77" and "SP  77" are two patients);
-    # only spaces typed before or after it are dropped (no recorded ID has any).
+    # Spaces typed before or after the name are dropped (no recorded ID has
+    # any); a patient's ID is then found as find_patient says: the exact ID,
+    # or the only patient whose ID differs in case, spaces or dashes.
     name = string_field(body, field[0], max_length=64).strip()
     password = string_field(body, "password")
     kind = field[1]
+    row, stored_hash, generated = _find_account(kind, name)
+    if kind == "patient" and row is not None:
+        name = row.patient_id  # the limits count per account matched, however typed
     account_key = throttle.account_key(kind, name)
     # Refused unevaluated while the account or the address must wait.
     attempt = _begin_attempt(account_key, kind, name)
-    row, stored_hash, generated = _find_account(kind, name)
     if not passwords.verify(stored_hash, password, generated=generated):
         throttle.failed(attempt)
         audit.record("login_failed", actor=f"{kind} {name}", address=request.remote_addr)

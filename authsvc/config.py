@@ -83,6 +83,9 @@ SETTINGS = [
     Setting("SPLASH_TEXT", {},
             "The warning of the first page and the slips, per language, e.g. "
             '{"es": "...", "en": "..."}; a language left out gets the built-in text.'),
+    Setting("LOST_SLIP_TEXT", {},
+            "What the login page tells a patient who lost their slip, per language, e.g. "
+            '{"es": "...", "en": "..."}; a language left out gets the built-in text.'),
     Setting("DEFAULT_LANGUAGE", "es",
             "Language of the pages when the browser asks for none we have (es or en)."),
     Setting("TIMEZONE", "America/Caracas",

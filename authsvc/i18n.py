@@ -98,6 +98,18 @@ def splash_text():
                    "physicians involved can see the images.")
 
 
+def lost_slip_text():
+    """What to do about a lost slip, on the login page, in the current
+    language: the site's own text when LOST_SLIP_TEXT has one, else the
+    built-in text."""
+    custom = current_app.config.get("LOST_SLIP_TEXT") or {}
+    text = custom.get(current_language()) if isinstance(custom, dict) else None
+    if isinstance(text, str) and text.strip():
+        return text
+    return gettext("Lost your slip? Ask for a new one where your study was made, with your "
+                   "identity document: a new password is printed, and the old one stops working.")
+
+
 def init_app(app):
     # Wrong values fail at start, not as errors on every page.
     if app.config["DEFAULT_LANGUAGE"] not in LANGUAGES:
@@ -114,4 +126,4 @@ def init_app(app):
         LANGUAGES=LANGUAGES, lang_url=lang_url, current_language=current_language,
         study_date=study_date, local_datetime=local_datetime, local_date_time=local_date_time,
         person_name=person_name,
-        splash_text=splash_text)
+        splash_text=splash_text, lost_slip_text=lost_slip_text)

@@ -11,6 +11,7 @@ the service was down are recorded when it returns.
 import json
 import logging
 import os
+import re
 import threading
 import time
 
@@ -61,6 +62,21 @@ def _text_values(tags):
     return found
 
 
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+# Storage SOP classes that hold no image Orthanc can render: structured
+# reports and key objects (…88.*), presentation states (…11.*), the other
+# encapsulated documents (CDA, STL, OBJ, MTL: …104.2-5), waveforms (…9.*).
+NOT_IMAGES = re.compile(r"1\.2\.840\.10008\.5\.1\.4\.1\.1\.(?:88|11|9|104)\.[0-9.]+")
+
+
+def content_kind(sop_class_uid):
+    """"pdf" for a report in PDF, "other" for what holds no image, None for images."""
+    uid = (sop_class_uid or "").strip()
+    if uid == ENCAPSULATED_PDF:
+        return "pdf"
+    return "other" if NOT_IMAGES.fullmatch(uid) else None
+
+
 def read_study(orthanc, orthanc_id):
     """Everything the service keeps about a study, read from Orthanc."""
     study = orthanc.get(f"/studies/{orthanc_id}")
@@ -74,8 +90,13 @@ def read_study(orthanc, orthanc_id):
     values = {}
     raw_ids = []
     own = {}
+    series_content = {}
     for series_id, instance_id in first_of_series.items():
         tags = orthanc.get(f"/instances/{instance_id}/tags", short="")
+        # A series holds one kind of object: its first instance's SOP class
+        # says which (an image, the report's PDF...).
+        sop_class = tags.get("0008,0016")
+        series_content[series_id] = content_kind(sop_class if isinstance(sop_class, str) else "")
         for tag, found in _text_values(tags).items():
             values.setdefault(tag, set()).update(found)
         # The PatientID's bytes as the file holds them, and the character set
@@ -104,6 +125,9 @@ def read_study(orthanc, orthanc_id):
                    for s in series],
         "instances": [(i["ID"], i.get("MainDicomTags", {}).get("SOPInstanceUID", ""))
                       for i in instances],
+        # {instance ID: "pdf" | "other"}, for the instances that are not images.
+        "content": {i["ID"]: series_content[i["ParentSeries"]] for i in instances
+                    if series_content.get(i.get("ParentSeries"))},
     }
 
 
@@ -208,8 +232,11 @@ def store_study(orthanc_id, data, patient=None):
         # A study becomes stable again when late instances arrive: the index of
         # its resources is rewritten whole.
         Resource.delete().where(Resource.study == study).execute()
-        rows = ([dict(orthanc_id=i, uid=u, level="series", study=study) for i, u in data["series"]]
-                + [dict(orthanc_id=i, uid=u, level="instance", study=study) for i, u in data["instances"]])
+        content = data.get("content") or {}
+        rows = ([dict(orthanc_id=i, uid=u, level="series", study=study, content=None)
+                 for i, u in data["series"]]
+                + [dict(orthanc_id=i, uid=u, level="instance", study=study, content=content.get(i))
+                   for i, u in data["instances"]])
         for start in range(0, len(rows), 200):
             Resource.insert_many(rows[start:start + 200]).execute()
         _store_tag_values(study, data["values"])

@@ -58,6 +58,25 @@ def _0006_identity_conflicts(db):
     db.create_tables([models.IdentityConflict], safe=True)
 
 
+# Modalities of the series that may hold no image (reports, SR, key objects,
+# presentation states): the studies recorded before 0007 with one of them.
+MAYBE_NOT_IMAGES = ("DOC", "OT", "SR", "KO", "PR")
+
+
+def _0007_resource_content(db):
+    """What an instance holds when it is not an image (a PDF report...).
+    Studies recorded before, whose modalities may be reports, are queued to
+    be read again: ingest then records which instances are not images."""
+    existing = {c.name for c in db.get_columns(models.Resource._meta.table_name)}
+    add_missing_columns(db, models.Resource, "content")
+    if "content" in existing:
+        return
+    for study in models.Study.select(models.Study.orthanc_id, models.Study.modalities):
+        if set(study.modalities.split("\\")) & set(MAYBE_NOT_IMAGES):
+            (models.IngestQueue.insert(orthanc_id=study.orthanc_id)
+             .on_conflict_ignore().execute())
+
+
 MIGRATIONS = [
     (1, _0001_initial),
     (2, _0002_slip_display_copy),
@@ -65,6 +84,7 @@ MIGRATIONS = [
     (4, _0004_throttle_and_audit),
     (5, _0005_study_patient_name),
     (6, _0006_identity_conflicts),
+    (7, _0007_resource_content),
 ]
 
 

@@ -38,6 +38,8 @@ def logout():
         if principal is not None:
             audit.record("logout", actor=principal.audit_name, address=request.remote_addr)
         services().sessions.end(token)
-    response = redirect(url_for("pages.splash"), 303)
+    # The login page then says that the session is closed (once: login.js
+    # drops the parameter from the address).
+    response = redirect(url_for("pages.splash", logged_out=1), 303)
     response.delete_cookie(current_app.config["SESSION_COOKIE_NAME"], path="/")
     return response

@@ -44,15 +44,30 @@ def _study_or_none(principal, orthanc_id):
 
 
 def first_instances(studies):
-    """{study id: Orthanc ID of an instance} for the thumbnails (one query)."""
+    """{study id: Orthanc ID of an image} for the thumbnails (one query): the
+    first image, never a report or another instance that holds no image."""
     ids = [s.id for s in studies]
     if not ids:
         return {}
     firsts = (Resource.select(fn.MIN(Resource.id))
-              .where(Resource.study.in_(ids) & (Resource.level == "instance"))
+              .where(Resource.study.in_(ids) & (Resource.level == "instance")
+                     & Resource.content.is_null())
               .group_by(Resource.study))
     rows = Resource.select(Resource.study, Resource.orthanc_id).where(Resource.id.in_(firsts))
     return {r.study_id: r.orthanc_id for r in rows}
+
+
+def report_instances(studies):
+    """{study id: [Orthanc IDs of its PDF reports]}, in the order recorded."""
+    ids = [s.id for s in studies]
+    found = {}
+    if ids:
+        for r in (Resource.select(Resource.study, Resource.orthanc_id)
+                  .where(Resource.study.in_(ids) & (Resource.level == "instance")
+                         & (Resource.content == "pdf"))
+                  .order_by(Resource.id)):
+            found.setdefault(r.study_id, []).append(r.orthanc_id)
+    return found
 
 
 # A rule login (an institution) may see thousands of studies: a page at a time.
@@ -92,7 +107,8 @@ def home():
         cfg = current_app.config
         context["share_days"] = int(cfg["SHARE_DEFAULT_DAYS"])
         context["share_max_days"] = int(cfg["SHARE_MAX_DAYS"])
-    return render_page("portal.html", studies=studies, thumbs=first_instances(studies), **context)
+    return render_page("portal.html", studies=studies, thumbs=first_instances(studies),
+                       reports=report_instances(studies), **context)
 
 
 @bp.get("/portal/studies/<orthanc_id>")
@@ -103,7 +119,7 @@ def viewer(orthanc_id):
     study = _study_or_none(principal, orthanc_id)
     if study is None:
         return error_page(404, _not_found_text())
-    return render_page("viewer.html", study=study)
+    return render_page("viewer.html", study=study, reports=report_instances([study]).get(study.id, []))
 
 
 def _int(value, default=0):
@@ -111,6 +127,22 @@ def _int(value, default=0):
         return int(str(value).strip())
     except (TypeError, ValueError):
         return default
+
+
+def _image_size(orthanc, instance_id):
+    """What the viewer needs of a series' first image: "rows" and "columns",
+    so that it never asks Orthanc to enlarge a slice (more bytes, no more
+    detail), and "windowed": whether the file gives its window (Orthanc's
+    /rendered then uses it; without one, only /preview shows the image well)."""
+    try:
+        tags = orthanc.get(f"/instances/{instance_id}/simplified-tags")
+    except OrthancError:
+        return {"windowed": False}
+    rows, columns = _int(tags.get("Rows")), _int(tags.get("Columns"))
+    found = {"windowed": bool(tags.get("WindowCenter")) and bool(tags.get("WindowWidth"))}
+    if rows > 0 and columns > 0:
+        found.update(rows=rows, columns=columns)
+    return found
 
 
 @bp.get("/portal/api/studies/<orthanc_id>/series")
@@ -124,8 +156,9 @@ def series(orthanc_id):
     study = _study_or_none(principal, orthanc_id)
     if study is None:
         raise ApiError(404, "no_such_study", _not_found_text())
-    known = {r.orthanc_id for r in Resource.select(Resource.orthanc_id)
-             .where(Resource.study == study)}
+    content = {r.orthanc_id: r.content for r in Resource.select(Resource.orthanc_id, Resource.content)
+               .where(Resource.study == study)}
+    known = set(content)
     orthanc = services().orthanc
     try:
         series_rows = orthanc.get(f"/studies/{study.orthanc_id}/series")
@@ -141,14 +174,15 @@ def series(orthanc_id):
         if s.get("ID") not in known:
             continue
         tags = s.get("MainDicomTags", {})
-        instances = sorted((i for i in s.get("Instances", []) if i in number),
+        # Images only: a report is a link of its own (report_instances).
+        instances = sorted((i for i in s.get("Instances", []) if i in number and not content[i]),
                            key=lambda i: (number[i], i))
         if not instances:
             continue
         result.append({"id": s["ID"], "number": _int(tags.get("SeriesNumber"), 0),
                        "modality": tags.get("Modality", ""),
                        "description": tags.get("SeriesDescription", ""),
-                       "instances": instances})
+                       "instances": instances, **_image_size(orthanc, instances[0])})
     result.sort(key=lambda s: (s["number"], s["id"]))
     return jsonify(study=study.orthanc_id, series=result)
 

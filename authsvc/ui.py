@@ -17,7 +17,7 @@ from .web import current_principal, request_token
 
 # Scripts and styles come from /static only: no inline script can run, so a
 # name in a DICOM tag can never become code in a page.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
 

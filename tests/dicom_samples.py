@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pydicom
 from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 SOURCES = {"CT": "CT_small.dcm", "MR": "MR_small.dcm"}
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 STORESCU_AET = "STORESCU"
 
 
@@ -51,7 +53,12 @@ def write_study(spec, folder):
         series_uid = generate_uid()
         series_uids.append(series_uid)
         for i in range(series.instances):
-            ds = pydicom.dcmread(get_testdata_file(SOURCES[series.modality]))
+            if series.modality == "DOC":
+                ds = report_dataset(f"Informe {i + 1}")
+            elif series.modality == "CT512":
+                ds = ct_512(seed=s_index * 1000 + i)
+            else:
+                ds = pydicom.dcmread(get_testdata_file(SOURCES[series.modality]))
             ds.SpecificCharacterSet = spec.charset
             ds.PatientID = spec.patient_id
             ds.PatientName = spec.patient_name
@@ -63,7 +70,7 @@ def write_study(spec, folder):
             ds.AccessionNumber = ""
             ds.SeriesInstanceUID = series_uid
             ds.SeriesNumber = s_index + 1
-            ds.Modality = series.modality
+            ds.Modality = "CT" if series.modality == "CT512" else series.modality
             ds.InstanceNumber = i + 1
             sop_uid = generate_uid()
             ds.SOPInstanceUID = sop_uid
@@ -76,6 +83,78 @@ def write_study(spec, folder):
             sop_uids.append(sop_uid)
             files.append(path)
     return WrittenStudy(spec, study_uid, series_uids, sop_uids, files)
+
+
+def ct_512(seed=0):
+    """A 512x512 CT slice as scanners make them: a body of soft tissue (in HU)
+    with lungs, a spine and vessels, and the scanner's noise (sigma 15 HU)
+    over everything, air included. pydicom's CT with its pixels replaced."""
+    import numpy
+    ds = pydicom.dcmread(get_testdata_file(SOURCES["CT"]))
+    rng = numpy.random.default_rng(seed)
+    y, x = numpy.mgrid[0:512, 0:512]
+    hu = numpy.full((512, 512), -1000.0)
+    hu[((x - 256) / 220) ** 2 + ((y - 256) / 160) ** 2 < 1] = 40.0
+    for cx in (170, 342):  # lungs
+        hu[((x - cx) / 70) ** 2 + ((y - 240) / 100) ** 2 < 1] = -850.0
+    hu[((x - 256) / 28) ** 2 + ((y - 360) / 28) ** 2 < 1] = 700.0  # spine
+    hu[((x - 256) / 30) ** 2 + ((y - 250) / 30) ** 2 < 1] = 180.0  # aorta, contrast
+    hu += 40 * numpy.sin(x / 23.0 + seed) * numpy.cos(y / 31.0)   # texture
+    hu += rng.normal(0, 15, hu.shape)
+    stored = numpy.clip(hu + 1024, 0, 4095).astype(numpy.uint16)
+    ds.Rows, ds.Columns = 512, 512
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    ds.PixelSpacing = [0.7, 0.7]
+    ds.PixelData = stored.tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    return ds
+
+
+def minimal_pdf(text):
+    """A small valid PDF (one page, one line of text), its xref offsets exact."""
+    text = text.replace("\\", "").replace("(", "").replace(")", "")
+    stream = f"BT /F1 18 Tf 40 760 Td ({text}) Tj ET".encode("latin-1")
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+               b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def report_dataset(title):
+    """An Encapsulated PDF instance (the radiologist's report), Modality DOC."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ENCAPSULATED_PDF
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = title
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    pdf = minimal_pdf(title)
+    ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")
+    ds.ConceptNameCodeSequence = []
+    ds.ContentDate = "20261128"
+    ds.ContentTime = "120000"
+    ds.AcquisitionDateTime = "20261128120000"
+    ds.PatientSex = "O"
+    ds.StudyTime = "120000"
+    ds.ReferringPhysicianName = ""
+    return ds
 
 
 def storescu(files, port, aet="ORTHANC", host="127.0.0.1", calling=STORESCU_AET):

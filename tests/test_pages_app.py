@@ -350,7 +350,7 @@ def test_logout_form_needs_its_token(site, world):
     assert r.status_code == 400 and "caducó" in r.get_data(as_text=True)
     assert c.get("/api/session").status_code == 200  # still logged in
     r = c.post("/logout", data={"csrf": token})
-    assert r.status_code == 303 and r.headers["Location"] == "/"
+    assert r.status_code == 303 and r.headers["Location"] == "/?logged_out=1"  # the page says so
     assert c.get("/api/session").status_code == 401
     # Another session's token does not fit this one.
     other = client_as(site, patient_id="P-1", password=world["pw_a"])
@@ -663,3 +663,14 @@ def test_rules_file_error_is_prominent_for_staff(site, tagged):
     assert "not valid JSON" in page
     assert client_as(site).post("/api/login", json={"login": "dra-rios",
                                                     "password": tagged["rule_pw"]}).status_code == 401
+
+
+def test_lost_slip_text_is_configurable_per_language(tmp_path):
+    app = make_app(tmp_path, LOST_SLIP_TEXT={"es": "Llame al 0212-555-0101, extensión 23."})
+    try:
+        es = client_as(app, "es").get("/").get_data(as_text=True)
+        en = client_as(app, "en").get("/").get_data(as_text=True)
+        assert 'id="lost-slip"' in es and "Llame al 0212-555-0101, extensión 23." in es
+        assert "Lost your slip?" in en and "0212-555-0101" not in en  # built-in text
+    finally:
+        database.close()

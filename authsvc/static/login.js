@@ -39,28 +39,49 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
-  const frag = new URLSearchParams(location.hash.slice(1));
-  const patientForm = document.querySelector('form.login-form[data-kind="patient"]');
-  if (patientForm) {
-    if (frag.get("id")) patientForm.patient_id.value = frag.get("id");
-    if (frag.get("pw")) patientForm.password.value = frag.get("pw");
-    if (frag.get("id") && frag.get("pw")) document.getElementById("login-button").focus();
-  }
-  const physician = document.getElementById("physician");
-  if (physician && location.hash === "#physician") {
-    physician.open = true;
-    document.getElementById("rule-name").focus();
+  // After a logout the page says so once: the address loses its ?logged_out,
+  // so that a reload or a bookmark does not say it again.
+  if (document.getElementById("logged-out")) {
+    const url = new URL(location.href);
+    url.searchParams.delete("logged_out");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
   }
 
   const box = document.getElementById("share-box");
-  const secret = frag.get("share");
-  if (!box || secret === null) return;
   const sm = Object.assign({}, all, all.share || {});
   const status = document.getElementById("share-status");
   const message = document.getElementById("share-message");
   const open = document.getElementById("share-open");
-  box.hidden = false;
-  document.getElementById("logins").hidden = true;
+  let secret = null;
+
+  // The fragment: read when the page opens, and again whenever it changes
+  // (a slip's, a share's or the physicians' link opened in a tab already on
+  // this page only changes the fragment: no new page is loaded).
+  function fromFragment() {
+    const frag = new URLSearchParams(location.hash.slice(1));
+    const patientForm = document.querySelector('form.login-form[data-kind="patient"]');
+    if (patientForm) {
+      if (frag.get("id")) patientForm.patient_id.value = frag.get("id");
+      if (frag.get("pw")) patientForm.password.value = frag.get("pw");
+      if (frag.get("id") && frag.get("pw")) document.getElementById("login-button").focus();
+    }
+    const physician = document.getElementById("physician");
+    if (physician && location.hash === "#physician") {
+      physician.open = true;
+      document.getElementById("rule-name").focus();
+    }
+    if (!box || frag.get("share") === null) return;
+    secret = frag.get("share");
+    box.hidden = false;
+    document.getElementById("logins").hidden = true;
+    if (box.dataset.loggedIn) {
+      document.getElementById("share-ask").hidden = false;
+      open.hidden = false;
+      open.focus();
+    } else {
+      openShare();
+    }
+  }
 
   async function openShare() {
     open.disabled = true;
@@ -75,12 +96,7 @@ document.addEventListener("DOMContentLoaded", () => {
     // A network failure or a pause after failures may pass: offer to try again.
     open.hidden = !(result.status === 0 || result.status === 429 || result.status >= 500);
   }
-  open.addEventListener("click", openShare);
-  if (box.dataset.loggedIn) {
-    document.getElementById("share-ask").hidden = false;
-    open.hidden = false;
-    open.focus();
-  } else {
-    openShare();
-  }
+  if (open) open.addEventListener("click", openShare);
+  window.addEventListener("hashchange", fromFragment);
+  fromFragment();
 });

@@ -1,6 +1,9 @@
-// A small viewer for a phone: one image at a time from Orthanc (its PNG
-// preview, or a rendering with a contrast preset), swipe / wheel / slider /
-// keys to move through the slices, pinch / buttons / keys to zoom, drag to pan.
+// A small viewer for a phone: one image at a time from Orthanc, rendered by
+// Orthanc (/rendered: the file's window, or a contrast preset) as a JPEG at
+// the screen's resolution, or lossless at the image's own size on demand
+// ("Full quality"); swipe / wheel / slider / keys to move through the slices,
+// pinch / buttons / keys to zoom, drag to pan. The next slices are fetched
+// ahead, as far as the connection allows (images.js: aheadAllowed).
 "use strict";
 document.addEventListener("DOMContentLoaded", async () => {
   const root = document.getElementById("viewer");
@@ -13,17 +16,65 @@ document.addEventListener("DOMContentLoaded", async () => {
   const preset = document.getElementById("preset");
   const presetBox = document.getElementById("preset-box");
   const webviewer = document.getElementById("webviewer");
+  const fullButton = document.getElementById("full-quality");
   const m = pageMessages();
 
-  let series = [], current = 0, index = 0;
+  let series = [], current = 0, index = 0, direction = 1, full = false;
   let zoom = 1, panX = 0, panY = 0;
 
   const instances = () => (series[current] ? series[current].instances : []);
-  function imageUrl(id) {
-    if (!preset.value) return "/orthanc/instances/" + id + "/preview";
-    const [center, width] = preset.value.split(",");
-    return "/orthanc/instances/" + id + "/rendered?window-center=" + encodeURIComponent(center) +
-      "&window-width=" + encodeURIComponent(width);
+  // The box the slice is drawn in, in device pixels, no larger than the
+  // image itself (Orthanc would enlarge it); null for full quality.
+  function box() {
+    if (full) return null;
+    const s = series[current] || {};
+    const width = devicePixels(stage.clientWidth), height = devicePixels(stage.clientHeight);
+    return {width: Math.min(width, s.columns || width), height: Math.min(height, s.rows || height)};
+  }
+  // A file without its own window is shown well by Orthanc's preview only
+  // (JPEG, or PNG for full quality, at the image's size); with a window of
+  // its own, or with a preset, /rendered.
+  const imageUrl = (id) => (!preset.value && series[current] && !series[current].windowed
+    ? "/orthanc/instances/" + encodeURIComponent(id) + "/preview"
+    : renderedUrl(id, box(), JPEG_QUALITY, preset.value));
+  const accept = () => (full ? "image/png" : "image/jpeg");
+
+  // Images fetched, by URL: a promise of a blob: URL. The oldest are dropped
+  // (and their memory freed) beyond a few dozen.
+  const cache = new Map();
+  const CACHE_SIZE = 40;
+  function load(url) {
+    if (cache.has(url)) {
+      const hit = cache.get(url);
+      cache.delete(url);
+      cache.set(url, hit);  // most recently used last
+      return hit;
+    }
+    const p = fetchImage(url, accept());
+    p.catch(() => cache.delete(url));
+    cache.set(url, p);
+    while (cache.size > CACHE_SIZE) {
+      const [oldest, promise] = cache.entries().next().value;
+      cache.delete(oldest);
+      promise.then((src) => { if (img.src !== src) URL.revokeObjectURL(src); }, () => {});
+    }
+    return p;
+  }
+  // Fetch ahead in the direction of travel, one after the other, so that the
+  // slice shown never waits behind them on a slow line.
+  let aheadRun = 0;
+  async function fetchAhead(from) {
+    const run = ++aheadRun, list = instances();
+    const wanted = aheadAllowed();
+    let done = 0;
+    for (let d = 1; d <= wanted; d++) {
+      const j = from + d * direction;
+      if (j < 0 || j >= list.length) break;
+      try { await load(imageUrl(list[j])); } catch (e) { break; }
+      if (run !== aheadRun) return;
+      done++;
+    }
+    stage.dataset.ahead = String(done);
   }
   function applyTransform() {
     img.style.transform = "translate(-50%, -50%) translate(" + panX + "px, " + panY + "px) scale(" + zoom + ")";
@@ -34,12 +85,16 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (zoom === 1) { panX = 0; panY = 0; }
     applyTransform();
   }
-  function show(i) {
+  async function show(i) {
     const list = instances();
     if (!list.length) return;
-    index = Math.min(list.length - 1, Math.max(0, i));
+    const next = Math.min(list.length - 1, Math.max(0, i));
+    if (next !== index) direction = next > index ? 1 : -1;
+    index = next;
     message.textContent = "";
-    img.src = imageUrl(list[index]);
+    const url = imageUrl(list[index]);
+    stage.dataset.want = url;
+    stage.setAttribute("aria-busy", "true");
     const text = m.image_of.replace("{n}", index + 1).replace("{total}", list.length);
     counter.textContent = (index + 1) + " / " + list.length;
     slider.max = String(list.length);
@@ -47,11 +102,18 @@ document.addEventListener("DOMContentLoaded", async () => {
     slider.setAttribute("aria-valuetext", text);
     img.alt = text;
     stage.dataset.index = String(index);
-    // The neighbours are fetched ahead, so that swiping does not wait.
-    for (const d of [1, -1, 2, 3]) {
-      const j = index + d;
-      if (j >= 0 && j < list.length) { const pre = new Image(); pre.src = imageUrl(list[j]); }
+    let src;
+    try { src = await load(url); } catch (status) {
+      if (stage.dataset.want !== url) return;
+      stage.removeAttribute("aria-busy");
+      if (status === 401) { location.replace("/"); return; }
+      message.textContent = status === 0 ? m.network : m.image_failed;
+      return;
     }
+    if (stage.dataset.want !== url) return;  // another slice was asked for meanwhile
+    img.dataset.source = url;
+    img.src = src;
+    fetchAhead(index);
   }
   function selectSeries(k) {
     current = k;
@@ -65,7 +127,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     show(0);
   }
 
-  img.addEventListener("load", () => { stage.dataset.loaded = img.src; });
+  img.addEventListener("load", () => { stage.dataset.loaded = img.dataset.source; stage.removeAttribute("aria-busy"); });
   img.addEventListener("error", () => { message.textContent = m.image_failed; });
   document.getElementById("prev").addEventListener("click", () => show(index - 1));
   document.getElementById("next").addEventListener("click", () => show(index + 1));
@@ -74,6 +136,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   document.getElementById("zoom-out").addEventListener("click", () => setZoom(zoom / 1.5));
   document.getElementById("zoom-reset").addEventListener("click", () => setZoom(1));
   preset.addEventListener("change", () => show(index));
+  fullButton.addEventListener("click", () => {
+    full = !full;
+    fullButton.setAttribute("aria-pressed", String(full));
+    show(index);
+  });
 
   stage.addEventListener("keydown", (ev) => {
     const keys = {ArrowUp: -1, ArrowLeft: -1, PageUp: -1, ArrowDown: 1, ArrowRight: 1, PageDown: 1};
