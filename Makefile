@@ -90,7 +90,7 @@ restore: venv
 bench: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) postgresql"
 	$(PY) -m pip install -q -e '.[test,bench]'
-	deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)
+	AUTHSVC_PG_AS_A_SITE=1 deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)
 
 # The first-day checks (authsvc/doctor.py): public_url, HTTPS, modalities,
 # permissions under the data folder, disk, Orthanc's version. Exit 1 on a WARN.
