@@ -16,7 +16,7 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, conflicts, display, passwords, rules
+from . import audit, conflicts, dashboard_filters, display, passwords, rules
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
@@ -83,12 +83,13 @@ def login_state(patient):
 
 
 def state_text(state, patient):
+    """Short: the dashboard keeps one line per study."""
     if state == "pending":
-        return gettext("New password: slip not printed")
+        return gettext("Slip not printed")
     if state == "printed":
-        return gettext("Slip printed %(when)s", when=local_datetime(patient.slip_printed_at))
+        return gettext("Printed %(when)s", when=local_datetime(patient.slip_printed_at))
     if state == "issued":
-        return gettext("Password given; reissue to print a slip")
+        return gettext("Given without a slip")
     return gettext("No login")
 
 
@@ -169,12 +170,24 @@ def audit_event_names():
 
 @bp.get("/staff/api/studies")
 def studies():
+    """The dashboard's rows, newest first. Filters: `q` (patient ID or name),
+    `today=1` (recorded since local midnight in TIMEZONE), `pending=1` (slips
+    not printed yet), `modality` (one code). `modalities` lists the codes of
+    the studies staff see, for the filter's choices."""
     principal = staff_or_error()
     query = visible_studies(principal).join(Patient)
     search = request.args.get("q", "").strip()[:100]
     if search:
         query = query.where(Patient.patient_id.contains(search)
                             | Patient.search_name.contains(fold(search)))
+    if request.args.get("today") == "1":
+        query = query.where(Study.recorded_at >= dashboard_filters.local_midnight_utc())
+    if request.args.get("pending") == "1":
+        # The display copy decides (login_state below); this narrows the query.
+        query = query.where(Patient.display_password.is_null(False))
+    modality = request.args.get("modality", "").strip().upper()[:16]
+    if modality:
+        query = query.where(Study.modalities.contains(modality))
     rows = list(query.select(Study, Patient)
                 .order_by(Study.recorded_at.desc(), Study.id.desc()).limit(200))
     # Which rule logins see each study (physicians, institutions): one query.
@@ -190,12 +203,16 @@ def studies():
         if patient.id not in states:
             states[patient.id] = login_state(patient)
         state, pending = states[patient.id]
+        codes = [m for m in study.modalities.split("\\") if m]
+        if (modality and modality not in codes) or (request.args.get("pending") == "1"
+                                                    and state != "pending"):
+            continue
         out.append({
             "orthanc_id": study.orthanc_id,
             "patient_id": patient.patient_id,
             "patient_name": person_name(study.patient_name),  # this study's own
             "date": study_date(study.study_date),
-            "modalities": ", ".join(m for m in study.modalities.split("\\") if m),
+            "modalities": ", ".join(codes),
             "description": study.description,
             "recorded": local_datetime(study.recorded_at),
             "login": state,
@@ -208,7 +225,8 @@ def studies():
             "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
             "rule_logins": rule_logins.get(study.id, []),
         })
-    return jsonify(studies=out, search=search)
+    return jsonify(studies=out, search=search,
+                   modalities=dashboard_filters.modality_codes(visible_studies(principal)))
 
 
 @bp.get("/staff/api/conflicts")
