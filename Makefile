@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= data
 # Debian packages the system needs, and those only its tests need (a browser,
 # and docker-compose to validate docker-compose.yml: no engine runs here).
-DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl
+DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl fonts-dejavu-core
 TEST_DEBS := docker-compose chromium chromium-driver
 
 .PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench

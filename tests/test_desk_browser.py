@@ -3,8 +3,13 @@ stack (Orthanc, storescu, nginx): the dashboard keeps one line per study at
 1366x768 (>= 8 studies on the first screen, each row's actions in one row)
 and every action reachable at 800x1280 (a tablet: nothing off the screen,
 nothing covered); its filters; a printed slip offers an explicit reprint
-(a new password), not "Print slip" as if new."""
+(a new password), not "Print slip" as if new. A batch of 3 pending slips
+prints as 3 pages (Chromium's printToPDF over CDP, read with pypdf), each
+with its studies, and confirming it marks all 3 printed; the block for the
+report is a PNG whose QR code holds the slip's link."""
 
+import base64
+import io
 import uuid
 
 import pytest
@@ -13,7 +18,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 import chromium
-from chromium import wait
+from chromium import decode_qr, wait
 from conftest import ADMIN_PASSWORD, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 
@@ -206,3 +211,85 @@ def test_filters_and_the_reprint_path(desk, stack):
         wait(driver, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question")
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def batch(stack, orthanc, admin, tmp_path_factory):
+    """Three new patients (the first with two studies), their slips pending."""
+    tag = "LOTE" + uuid.uuid4().hex[:6].upper()
+    tmp = tmp_path_factory.mktemp("batch")
+    files, patients = [], []
+    for n, studies in enumerate([[("CT", "TORAX"), ("MR", "RODILLA")], [("MR", "CRANEO")], [("CT", "ABDOMEN")]]):
+        pid = f"{tag}-{n}"
+        for k, (modality, description) in enumerate(studies):
+            spec = StudySpec(pid, f"LOTE^PACIENTE {n}", description=f"{description} {tag}",
+                             study_date=f"2026112{k + 1}", series=[SeriesSpec(modality, 1)])
+            written = write_study(spec, tmp / f"{n}-{k}")
+            files += written.files
+            patients.append((pid, written.study_uid, modality, spec.description))
+    result = storescu(files, stack.site["dicom_port"])
+    assert result.returncode == 0, result.stderr
+    for pid, uid, _, _ in patients:
+        study = lookup(orthanc, uid)
+        wait_for(lambda: recorded(admin, study), 60, what="study recorded")
+    return {"tag": tag, "studies": patients, "base": stack.public_url}
+
+
+def test_a_batch_of_three_pending_slips(batch, admin):
+    from pypdf import PdfReader
+    driver = open_browser(DESKTOP, "es")
+    try:
+        log_in_staff(driver, batch["base"])
+        # The dashboard's filters choose the batch: here a search for the three.
+        driver.find_element(By.ID, "q").send_keys(batch["tag"])
+        wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rows tr")) == 4, what="the 4 studies")
+        href = wait(driver, lambda d: (lambda h: batch["tag"] in h and h)(
+            d.find_element(By.ID, "batch-print").get_attribute("href")), what="the batch link")
+        driver.get(href.replace("print=1", "print=0"))
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Hojas pendientes: 3"
+        pdf = driver.execute_cdp_cmd("Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True})
+        reader = PdfReader(io.BytesIO(base64.b64decode(pdf["data"])))
+        pages = [page.extract_text() for page in reader.pages]
+        assert len(pages) == 3, [p[:80] for p in pages]
+        pids = sorted({s[0] for s in batch["studies"]})
+        on_pages = [[pid for pid in pids if pid in text] for text in pages]
+        assert sorted(sum(on_pages, [])) == pids and all(len(p) == 1 for p in on_pages), on_pages
+        for n, text in enumerate(pages):
+            pid = on_pages[n][0]
+            ours = [s for s in batch["studies"] if s[0] == pid]
+            for _, _, modality, description in ours:
+                assert description in text and modality in text, (n, description, text)
+            assert "nov 2026" in text and "Impresa el" in text and "¿Perdió su hoja?" in text, text
+            # No other patient's study on this slip.
+            assert not [s for s in batch["studies"] if s[0] != pid and s[3] in text]
+            box = reader.pages[n].mediabox
+            assert (round(float(box.width) * 25.4 / 72), round(float(box.height) * 25.4 / 72)) == (105, 148)
+        # Printed as one job: confirming marks all three printed.
+        driver.execute_script("document.getElementById('print').click()")
+        wait(driver, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question")
+        driver.find_element(By.ID, "printed").click()
+        wait(driver, lambda d: d.find_element(By.ID, "done").is_displayed(), what="done")
+        assert not driver.find_elements(By.CSS_SELECTOR, ".slip")
+        rows = admin.get("/staff/api/studies", params={"q": batch["tag"]}).json()["studies"]
+        assert len(rows) == 4 and {r["login"] for r in rows} == {"printed"}, rows
+        driver.get(href)
+        assert driver.find_element(By.ID, "none")
+    finally:
+        driver.quit()
+
+
+def test_the_block_for_the_report(batch, admin):
+    """A PNG: its QR code is the slip's link; only while the password is kept."""
+    pid = batch["studies"][0][0]
+    assert admin.post(f"/staff/api/patients/{pid}/reissue", json={}).status_code == 200
+    row = next(r for r in admin.get("/staff/api/studies", params={"q": pid}).json()["studies"])
+    password = "-".join(row["password"])
+    r = admin.get("/staff/report-block", params={"patient": pid})
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
+    assert "no-store" in r.headers["Cache-Control"]
+    assert decode_qr(r.content) == [f"{batch['base']}/#id={pid}&pw={password}"]
+    slip = admin.get(f"/staff/slips/{pid}").text
+    assert "/staff/report-block?patient=" in slip
+    assert admin.post(f"/staff/api/patients/{pid}/printed",
+                      json={"password_set_at": row["password_set_at"]}).status_code == 200
+    assert admin.get("/staff/report-block", params={"patient": pid}).status_code == 409

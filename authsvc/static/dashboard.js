@@ -10,7 +10,14 @@ document.addEventListener("DOMContentLoaded", () => {
   const cfg = $("dashboard-data").dataset;
   const rows = $("rows"), q = $("q"), paper = $("paper"), modality = $("f-modality"), message = $("message"), status = $("status");
   const chosenLang = {};   // patient ID -> slip language picked in this page
-  let lastSignature = null, known = null, studies = [];
+  let lastSignature = null, known = null, studies = [], batchUrl = null;
+  function setBatchHref() {
+    if (!batchUrl) return;
+    const url = new URL(batchUrl, location.href);
+    url.searchParams.set("layout", paper.value);
+    url.searchParams.set("print", "1");
+    $("batch-print").href = url.pathname + url.search;
+  }
   paper.value = localStorage.getItem("slipPaper") || "a6";
 
   const fill = (text, name) => text.replace("{name}", name);
@@ -126,6 +133,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const data = await r.json();
     message.textContent = "";
     fillModalities(data.modalities || []);
+    // Every pending slip of the rows shown (the same filters), as one job.
+    batchUrl = data.batch_url;
+    setBatchHref();
     const signature = JSON.stringify(data.studies);
     if (signature === lastSignature) return;
     lastSignature = signature;
@@ -225,6 +235,7 @@ document.addEventListener("DOMContentLoaded", () => {
   q.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(search, 300); });
   paper.addEventListener("change", () => {
     localStorage.setItem("slipPaper", paper.value);
+    setBatchHref();
     for (const a of rows.querySelectorAll("a.print")) {
       const s = studies.find((x) => x.orthanc_id === a.closest("tr").dataset.study);
       if (s) a.href = slipHref(s);
