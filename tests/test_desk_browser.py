@@ -94,13 +94,13 @@ return [...document.querySelectorAll('#rows tr')].map(tr => {
 
 
 @pytest.mark.parametrize("language", ["es", "en"])
-def test_one_line_per_study_at_1366(desk, language):
+def test_one_line_per_study_at_1366(desk, language, tmp_path):
     driver = open_browser(DESKTOP, language)
     try:
         log_in_staff(driver, desk["base"])
         wait_rows(driver, desk)
         assert driver.execute_script("return [innerWidth, innerHeight]") == list(DESKTOP)
-        driver.save_screenshot(f"/tmp/desk-1366-{language}.png")
+        driver.save_screenshot(str(tmp_path / f"desk-1366-{language}.png"))
         rows = driver.execute_script(ROWS_ON_SCREEN)
         visible = [r for r in rows if r["visible"]]
         heights = sorted(round(r["height"]) for r in rows)
@@ -132,7 +132,7 @@ return out;"""
 
 
 @pytest.mark.parametrize("language", ["es", "en"])
-def test_every_action_reachable_at_800(desk, language):
+def test_every_action_reachable_at_800(desk, language, tmp_path):
     driver = open_browser(TABLET, language)
     try:
         log_in_staff(driver, desk["base"])
@@ -141,7 +141,7 @@ def test_every_action_reachable_at_800(desk, language):
         assert driver.execute_script("return document.documentElement.scrollWidth") <= TABLET[0]
         count = driver.execute_script("return document.querySelectorAll('#rows .row-actions > *').length")
         assert count >= 4 * STUDIES  # language, print, reissue, view on each of ours
-        driver.save_screenshot(f"/tmp/desk-800-{language}.png")
+        driver.save_screenshot(str(tmp_path / f"desk-800-{language}.png"))
         unreachable = driver.execute_script(REACHABLE)
         assert not unreachable, unreachable[:5]
     finally:
