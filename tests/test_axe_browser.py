@@ -12,7 +12,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from chromium import wait
-from conftest import wait_for
+from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from test_desk_browser import DESKTOP, TABLET, log_in_staff, open_browser
 
@@ -51,6 +51,11 @@ def pages(stack, orthanc, admin, tmp_path_factory):
         studies.append(lookup(orthanc, written.study_uid))
     for study in studies:
         wait_for(lambda: recorded(admin, study), 60, what="study recorded")
+    # A share made by patient 0 (the shares page then has a row to revoke).
+    pending = admin.get("/staff/api/studies", params={"q": f"{tag}-0"}).json()["studies"][0]
+    owner = Browser(stack.public_url)
+    assert owner.login(patient_id=f"{tag}-0", password="-".join(pending["password"])).status_code == 200
+    assert owner.post("/api/shares", json={"study": studies[0], "days": 1}).status_code in (200, 201)
     row = admin.get("/staff/api/studies", params={"q": f"{tag}-1"}).json()["studies"][0]
     assert admin.post(f"/staff/api/patients/{tag}-1/printed",
                       json={"password_set_at": row["password_set_at"]}).status_code == 200
