@@ -178,12 +178,15 @@ def filtered_rows(principal, args, pending_only=False):
         # The display copy decides (login_state below); this narrows the query.
         query = query.where(Patient.display_password.is_null(False))
     states, out = {}, []
-    for study in query.select(Study, Patient).order_by(Study.recorded_at.desc(), Study.id.desc()).limit(200):
+    newest = query.select(Study, Patient).order_by(Study.recorded_at.desc(), Study.id.desc())
+    for study in newest.limit(200):
         patient = study.patient
         if patient.id not in states:
             states[patient.id] = login_state(patient)
         state, pending = states[patient.id]
-        if (modality and modality not in dashboard_filters.codes(study.modalities)) or (pending_only and state != "pending"):
+        if modality and modality not in dashboard_filters.codes(study.modalities):
+            continue  # the SQL matched a substring ("CT" in "CTX")
+        if pending_only and state != "pending":
             continue
         out.append((study, state, pending))
     return out
