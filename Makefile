@@ -7,8 +7,13 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= data
 # Debian packages the system needs, and those only its tests need (a browser,
 # and docker-compose to validate docker-compose.yml: no engine runs here).
-DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl
-TEST_DEBS := docker-compose chromium chromium-driver
+DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl fonts-dejavu-core
+TEST_DEBS := docker-compose chromium chromium-driver npm
+# axe-core, the accessibility checker the page tests inject into every staff
+# page (tests/test_axe_browser.py): pinned, from the npm registry, into a
+# cache in the repo that git ignores.
+AXE_VERSION := 4.14.1
+AXE_DIR := .cache/axe
 
 .PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench
 
@@ -20,6 +25,13 @@ test: test-deps venv
 
 test-deps:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS)"
+	@$(MAKE) --no-print-directory axe
+
+.PHONY: axe
+axe:
+	@grep -qs '"version": "$(AXE_VERSION)"' $(AXE_DIR)/node_modules/axe-core/package.json || \
+	  { echo "installing axe-core $(AXE_VERSION) into $(AXE_DIR)"; \
+	    npm install --prefix $(AXE_DIR) --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION); }
 
 deps:
 	@missing=""; for p in $(DEBS); do \
@@ -61,7 +73,7 @@ rule-password: venv
 # stack's Orthanc with its index in PostgreSQL too (Debian's orthanc-postgresql).
 PG_TESTS := tests
 .PHONY: test-postgres
-test-postgres: venv
+test-postgres: venv axe
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) postgresql orthanc-postgresql"
 	deploy/with-postgres AUTHSVC_TEST_DATABASE_URL $(PY) -m pytest -v $(PG_TESTS)
 
@@ -71,7 +83,7 @@ test-postgres: venv
 # in /var/cache/authsvc/orthanc-trixie or $AUTHSVC_ORTHANC_TRIXIE_DIR) and
 # runs it through a wrapper (authsvc/stack.py's AUTHSVC_ORTHANC_COMMAND).
 .PHONY: test-orthanc-1.12
-test-orthanc-1.12: venv
+test-orthanc-1.12: venv axe
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) debootstrap"
 	env -u AUTHSVC_TEST_DATABASE_URL deploy/orthanc-trixie with $(PY) -m pytest -v --stack-only tests
 
