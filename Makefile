@@ -8,7 +8,10 @@ DATA_DIR ?= data
 # Debian packages the system needs, and those only its tests need (a browser,
 # and docker-compose to validate docker-compose.yml: no engine runs here).
 DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl fonts-dejavu-core
-TEST_DEBS := docker-compose chromium chromium-driver npm
+# npm (for axe-core, below) only where no npm is on the machine: a Node.js
+# installed from elsewhere brings its own, and Debian's npm package would
+# replace that Node.js.
+TEST_DEBS := docker-compose chromium chromium-driver $(if $(shell command -v npm),,npm)
 # axe-core, the accessibility checker the page tests inject into every staff
 # page (tests/test_axe_browser.py): pinned, from the npm registry, into a
 # cache in the repo that git ignores.
