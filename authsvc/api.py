@@ -13,7 +13,7 @@ from . import passwords
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .text import fold
-from . import audit, conflicts, ingest, matching, rules, throttle
+from . import audit, auditchain, conflicts, ingest, matching, rules, throttle
 from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
                      Share, StaffUser, Study, get_value, utcnow)
 from .sessions import forget_recent
@@ -253,7 +253,8 @@ def rule_logins():
 def audit_log():
     """Admins: the audit log, newest first, filtered by `event`, `actor`
     (substring), `since` and `until` (ISO dates, UTC); `format=csv` for a
-    spreadsheet. `chain_ok` says whether the hash chain is whole."""
+    spreadsheet. `chain_ok` says whether the keyed chain is whole and holds
+    the newest checkpoint; `verification` says what is wrong."""
     principal = require_staff()
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "Only admins read the audit log.")
@@ -285,8 +286,9 @@ def audit_log():
                              for k, v in row.items()})
         return out.getvalue(), 200, {"Content-Type": "text/csv; charset=utf-8",
                                      "Content-Disposition": "attachment; filename=audit.csv"}
-    broken = audit.verify()
-    return jsonify(events=rows, chain_ok=broken is None, chain_broken_at=broken)
+    report = auditchain.verify()
+    return jsonify(events=rows, chain_ok=report.ok, chain_broken_at=report.broken_at,
+                   verification=report.as_dict())
 
 
 @bp.get("/ingest/problems")

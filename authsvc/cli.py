@@ -47,9 +47,34 @@ def register(app):
     @app.cli.command("migrate")
     def migrate_command():
         """Apply the database migrations not yet applied."""
+        from . import auditchain
         with database.connection_context():
             applied = migrate()
+            # The audit chain's head (and its legacy switch point) outside
+            # the database before the service appends anything.
+            auditchain.checkpoint("migration")
         click.echo(f"migrations applied: {applied or 'none (up to date)'}")
+
+    @app.cli.command("audit-checkpoint")
+    def audit_checkpoint_command():
+        """Append the audit chain's head to the checkpoint file now (the
+        service also does it every AUDIT_CHECKPOINT_SECONDS and at shutdown)."""
+        from . import auditchain
+        with database.connection_context():
+            written = auditchain.checkpoint("command")
+        click.echo("audit checkpoint written" if written else "audit checkpoint unchanged")
+
+    @app.cli.command("audit-verify")
+    def audit_verify_command():
+        """Check the audit log against its key and the newest checkpoint;
+        exit 1 when an entry was altered or removed."""
+        from . import auditchain
+        with database.connection_context():
+            report = auditchain.verify()
+        for line in auditchain.describe(report):
+            click.echo(line)
+        if not report.ok:
+            raise SystemExit(1)
 
     @app.cli.command("ensure-admin")
     def ensure_admin_command():

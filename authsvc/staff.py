@@ -16,7 +16,7 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, conflicts, display, passwords, rules
+from . import audit, auditchain, conflicts, display, passwords, rules
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
@@ -147,7 +147,29 @@ def audit_page():
     principal, response = staff_page(admin=True)
     if response:
         return response
-    return render_page("audit.html", events=audit_event_names(), rules_error=rules_error())
+    report = auditchain.verify()
+    return render_page("audit.html", events=audit_event_names(), rules_error=rules_error(),
+                       verification=report, tampering=audit_problems(report))
+
+
+def audit_problems(report):
+    """What the audit log's verification found, in the page's language."""
+    texts = {
+        "entry_altered": lambda d: gettext(
+            "Entry %(id)s does not match its key: it was changed, or an entry before it "
+            "was removed.", id=d["id"]),
+        "entries_removed": lambda d: gettext(
+            "Entries were removed: the checkpoint of %(at)s counted %(then)s entries up "
+            "to entry %(last)s; the database now holds %(now)s of them, or that entry "
+            "was changed.", at=d["checkpoint_at"], then=d["entries_then"],
+            now=d["entries_now"], last=d["last_id"]),
+        "switch_moved": lambda d: gettext(
+            "The point where keyed entries begin was moved (checkpointed: entry "
+            "%(then)s; now: %(now)s).", then=d["checkpointed"], now=d["now"]),
+        "checkpoint_forged": lambda d: gettext(
+            "%(n)s line(s) of the checkpoint file do not match the key.", n=d["lines"]),
+    }
+    return [texts[code](details) for code, details in report.problems]
 
 
 def audit_event_names():
@@ -161,6 +183,7 @@ def audit_event_names():
         "study_access": gettext("Study opened"),
         "identity_conflict": gettext("Study held back: identity conflict"),
         "identity_resolved": gettext("Identity conflict resolved"),
+        "audit_keyed": gettext("Audit log keyed from here on"),
     }
     return [(event, names.get(event, event)) for event in audit.EVENTS]
 

@@ -28,8 +28,6 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!r.ok) { $("message").textContent = m.generic; return; }
     $("message").textContent = "";
     const data = await r.json();
-    $("chain-broken").hidden = data.chain_ok;
-    $("chain-broken-at").textContent = data.chain_broken_at || "";
     const body = document.createDocumentFragment();
     for (const e of data.events) {
       const cell = (label, text) => h("td", {"data-label": label, text: text || "—"});
