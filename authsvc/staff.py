@@ -16,7 +16,7 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, auditchain, conflicts, display, passwords, rules
+from . import audit, auditchain, auditview, conflicts, display, passwords, rules
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
@@ -150,6 +150,29 @@ def audit_page():
     report = auditchain.verify()
     return render_page("audit.html", events=audit_event_names(), rules_error=rules_error(),
                        verification=report, tampering=audit_problems(report))
+
+
+@bp.get("/staff/api/audit")
+def audit_rows():
+    """Admins: the audit page's rows (and `format=csv`), as people read them:
+    local time, patient, study, details in the page's language; the filters
+    of GET /api/audit and `patient` (ID or name: who opened their studies)."""
+    staff_or_error(admin=True)
+    try:
+        query = auditview.filtered(request.args)
+    except ValueError:
+        raise ApiError(400, "bad_field", gettext("Check the dates of the filter."))
+    rows = auditview.rows_for_people(list(query.limit(1000)), dict(audit_event_names()))
+    if request.args.get("format") != "csv":
+        return jsonify(events=rows)
+    columns = {"id": "#", "at": gettext("When"), "event_name": gettext("Event"),
+               "who": gettext("Who"), "patient_id": gettext("Patient ID"),
+               "patient_name": gettext("Patient name"), "study": gettext("Study"),
+               "subject": gettext("On what"), "address": gettext("From"),
+               "detail": gettext("Detail")}
+    text = auditview.csv_text(rows, list(columns), header=columns)
+    return text, 200, {"Content-Type": "text/csv; charset=utf-8",
+                       "Content-Disposition": "attachment; filename=audit.csv"}
 
 
 def audit_problems(report):
