@@ -11,7 +11,7 @@ DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv open
 TEST_DEBS := docker-compose chromium chromium-driver
 
 .PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench \
-        audit-verify audit-checkpoint
+        audit-verify audit-checkpoint unmatched-tags
 
 run: deps venv
 	$(PY) -m authsvc.stack run --data-dir $(DATA_DIR)
@@ -58,8 +58,9 @@ rule-password: venv
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc rule-password "$(LOGIN)"
 
 # The audit log against its key and its newest checkpoint (exit 1 if tampered
-# with); a checkpoint of its head now (the service writes one every 5 min).
-audit-verify audit-checkpoint: venv
+# with); a checkpoint of its head now (the service writes one every 5 min);
+# the tag values of the last 30 days' studies that no rule matches.
+audit-verify audit-checkpoint unmatched-tags: venv
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc $@
 
 # The whole suite again on PostgreSQL (issue 5): the service on Debian's

@@ -243,7 +243,7 @@ def rule_logins():
                       for r in login.rules.order_by(Rule.id)],
             "studies": RuleMatch.select().where(RuleMatch.login == login).count(),
         })
-    return jsonify(logins=logins, error=get_value(rules.ERROR_KEY, "") or None)
+    return jsonify(logins=logins, error=rules.error_text(get_value(rules.ERROR_KEY, "")) or None)
 
 
 @bp.get("/audit")

@@ -55,6 +55,22 @@ def register(app):
             auditchain.checkpoint("migration")
         click.echo(f"migrations applied: {applied or 'none (up to date)'}")
 
+    @app.cli.command("unmatched-tags")
+    def unmatched_tags_command():
+        """Print the physician and institution values of the last 30 days'
+        studies that no rule matches (to write the rules file from)."""
+        from .unmatched import DAYS, unmatched_values
+        with database.connection_context():
+            # The rules file as saved now, not as the service last applied it.
+            app.extensions["authsvc"].rules.check()
+            rows = unmatched_values()
+        click.echo(f"tag values of the studies of the last {DAYS} days that no rule matches:")
+        for keyword, value, count, newest in rows:
+            click.echo(f"{keyword:30} {json.dumps(value, ensure_ascii=False):40} "
+                       f"{count} stud{'y' if count == 1 else 'ies'}, newest {newest:%Y-%m-%d}")
+        if not rows:
+            click.echo("(none)")
+
     @app.cli.command("audit-checkpoint")
     def audit_checkpoint_command():
         """Append the audit chain's head to the checkpoint file now (the

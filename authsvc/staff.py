@@ -109,8 +109,9 @@ def dashboard():
 
 
 def rules_error():
-    """The rules file's error, if it has one (every rule login is then off)."""
-    return get_value(rules.ERROR_KEY, "") or ""
+    """The rules file's error in the page's language, if it has one (every
+    rule login is then off)."""
+    return rules.error_text(get_value(rules.ERROR_KEY, ""), gettext)
 
 
 @bp.get("/staff/shares")
@@ -128,8 +129,10 @@ def rules_page():
     principal, response = staff_page()
     if response:
         return response
-    # The file's error, if any, is shown by the page from GET /api/rules.
-    return render_page("rules.html", rules_file=current_app.config["RULES_FILE"])
+    # The file's error, if any, in the page's language (its own box, not the
+    # banner of the other staff pages).
+    return render_page("rules.html", rules_file=current_app.config["RULES_FILE"],
+                       rules_file_error=rules_error())
 
 
 @bp.get("/staff/users")

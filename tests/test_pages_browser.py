@@ -660,7 +660,7 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
         staff.refresh()
         box = wait(staff, lambda d: d.find_element(By.ID, "rules-file-error").is_displayed()
                    and d.find_element(By.ID, "rules-file-error"), what="the rules file's error")
-        assert "están desactivados" in box.text and "not valid JSON" in box.text
+        assert "están desactivados" in box.text and "no es JSON válido en la línea 1" in box.text
         assert "Desactivado" in rule_row(staff).text
         staff.save_screenshot(str(shots / "18-staff-rules-error-es.png"))
         staff.find_element(By.ID, "nav-shares").click()  # every staff page says it
