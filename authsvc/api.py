@@ -148,6 +148,7 @@ def _share_login(store, secret, attempt):
         log.info("failed share login")
         raise ApiError(401, "bad_share", "This link is not valid (any more).")
     throttle.succeeded(attempt)
+    Share.update(last_used_at=utcnow()).where(Share.id == share.id).execute()
     return _logged_in(store, store.start(share=share))
 
 

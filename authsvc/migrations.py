@@ -88,6 +88,11 @@ def _0008_audit_keyed(db):
         models.set_value("audit_legacy_last", last.id if last else 0)
 
 
+def _0009_share_last_used(db):
+    """When each share's link was last used (the shares lists say it)."""
+    add_missing_columns(db, models.Share, "last_used_at")
+
+
 MIGRATIONS = [
     (1, _0001_initial),
     (2, _0002_slip_display_copy),
@@ -97,6 +102,7 @@ MIGRATIONS = [
     (6, _0006_identity_conflicts),
     (7, _0007_resource_content),
     (8, _0008_audit_keyed),
+    (9, _0009_share_last_used),
 ]
 
 

@@ -23,7 +23,7 @@ from .i18n import LANGUAGES, local_datetime, person_name, study_date
 from .models import (Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value,
                      utcnow)
 from .sessions import forget_recent
-from .portal import active_only, share_row, shares_query
+from .portal import active_only, share_rows, shares_query
 from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, json_body, services
@@ -326,7 +326,7 @@ def shares():
     if search:
         query = query.where(Patient.patient_id.contains(search)
                             | Patient.search_name.contains(fold(search)))
-    return jsonify(shares=[share_row(s, for_staff=True) for s in query.limit(500)], search=search)
+    return jsonify(shares=share_rows(query.limit(500), for_staff=True), search=search)
 
 
 @bp.post("/staff/api/patients/<path:patient_id>/printed")
