@@ -208,3 +208,29 @@ def test_make_run_checkpoints_the_switch_point_at_migration(stack):
     first = json.loads(path.read_text().splitlines()[0])
     assert first["reason"] == "migration" and "legacy_last" in first and first["mac"]
     assert "audit_key" in json.loads((stack.data_dir / "secrets.json").read_text())
+
+
+def test_the_real_service_checkpoints_when_it_stops(tmp_path):
+    """The launcher's gunicorn (its worker_exit hook): an entry written, the
+    stack stopped, and the newest head is in the checkpoint file and the
+    service log. A stack of its own (SQLite), stopped by the test."""
+    import requests
+    from authsvc.stack import Stack
+    from conftest import free_port
+    ports = {k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")}
+    s = Stack(tmp_path / "data", dict(ports, stable_age_seconds=1),
+              env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PW})
+    s.start()
+    try:
+        r = requests.post(s.public_url + "/api/login", timeout=10,
+                          json={"username": "admin", "password": ADMIN_PW})
+        assert r.status_code == 200
+    finally:
+        s.stop_all()
+    lines = [json.loads(line) for line in
+             (s.data_dir / "audit-checkpoints.log").read_text().splitlines()]
+    assert [line["reason"] for line in lines] == ["migration", "shutdown"]
+    assert lines[-1]["entries"] == 1 and lines[-1]["last_mac"].startswith("k1:")
+    log = (s.logs / "authsvc.log").read_text()
+    assert f"audit checkpoint (shutdown): 1 entries, last #{lines[-1]['last_id']} " \
+           f"{lines[-1]['last_mac']}" in log
