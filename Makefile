@@ -18,7 +18,8 @@ TEST_DEBS := docker-compose chromium chromium-driver $(if $(shell command -v npm
 AXE_VERSION := 4.14.1
 AXE_DIR := .cache/axe
 
-.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench
+.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench \
+        audit-verify audit-checkpoint unmatched-tags
 
 run: deps venv
 	$(PY) -m authsvc.stack run --data-dir $(DATA_DIR)
@@ -70,6 +71,12 @@ admin-password: venv
 rule-password: venv
 	@test -n "$(LOGIN)" || { echo "usage: make rule-password LOGIN=<login of data/rules.json>"; exit 2; }
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc rule-password "$(LOGIN)"
+
+# The audit log against its key and its newest checkpoint (exit 1 if tampered
+# with); a checkpoint of its head now (the service writes one every 5 min);
+# the tag values of the last 30 days' studies that no rule matches.
+audit-verify audit-checkpoint unmatched-tags: venv
+	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc $@
 
 # The whole suite again on PostgreSQL (issue 5): the service on Debian's
 # server, run as a throwaway cluster by deploy/with-postgres, and the real

@@ -16,14 +16,14 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, conflicts, dashboard_filters, display, passwords, rules
+from . import audit, auditchain, auditview, conflicts, dashboard_filters, display, passwords, rules
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
 from .models import (Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value,
                      utcnow)
 from .sessions import forget_recent
-from .portal import active_only, share_row, shares_query
+from .portal import active_only, share_rows, shares_query
 from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, json_body, services
@@ -110,8 +110,9 @@ def dashboard():
 
 
 def rules_error():
-    """The rules file's error, if it has one (every rule login is then off)."""
-    return get_value(rules.ERROR_KEY, "") or ""
+    """The rules file's error in the page's language, if it has one (every
+    rule login is then off)."""
+    return rules.error_text(get_value(rules.ERROR_KEY, ""), gettext)
 
 
 @bp.get("/staff/shares")
@@ -129,8 +130,10 @@ def rules_page():
     principal, response = staff_page()
     if response:
         return response
-    # The file's error, if any, is shown by the page from GET /api/rules.
-    return render_page("rules.html", rules_file=current_app.config["RULES_FILE"])
+    # The file's error, if any, in the page's language (its own box, not the
+    # banner of the other staff pages).
+    return render_page("rules.html", rules_file=current_app.config["RULES_FILE"],
+                       rules_file_error=rules_error())
 
 
 @bp.get("/staff/users")
@@ -148,7 +151,52 @@ def audit_page():
     principal, response = staff_page(admin=True)
     if response:
         return response
-    return render_page("audit.html", events=audit_event_names(), rules_error=rules_error())
+    report = auditchain.verify()
+    return render_page("audit.html", events=audit_event_names(), rules_error=rules_error(),
+                       verification=report, tampering=audit_problems(report))
+
+
+@bp.get("/staff/api/audit")
+def audit_rows():
+    """Admins: the audit page's rows (and `format=csv`), as people read them:
+    local time, patient, study, details in the page's language; the filters
+    of GET /api/audit and `patient` (ID or name: who opened their studies)."""
+    staff_or_error(admin=True)
+    try:
+        query = auditview.filtered(request.args)
+    except ValueError:
+        raise ApiError(400, "bad_field", gettext("Check the dates of the filter."))
+    rows = auditview.rows_for_people(list(query.limit(1000)), dict(audit_event_names()))
+    if request.args.get("format") != "csv":
+        return jsonify(events=rows)
+    columns = {"id": "#", "at": gettext("When"), "event_name": gettext("Event"),
+               "who": gettext("Who"), "patient_id": gettext("Patient ID"),
+               "patient_name": gettext("Patient name"), "study": gettext("Study"),
+               "subject": gettext("On what"), "address": gettext("From"),
+               "detail": gettext("Detail")}
+    text = auditview.csv_text(rows, list(columns), header=columns)
+    return text, 200, {"Content-Type": "text/csv; charset=utf-8",
+                       "Content-Disposition": "attachment; filename=audit.csv"}
+
+
+def audit_problems(report):
+    """What the audit log's verification found, in the page's language."""
+    texts = {
+        "entry_altered": lambda d: gettext(
+            "Entry %(id)s does not match its key: it was changed, or an entry before it "
+            "was removed.", id=d["id"]),
+        "entries_removed": lambda d: gettext(
+            "Entries were removed: the checkpoint of %(at)s counted %(then)s entries up "
+            "to entry %(last)s; the database now holds %(now)s of them, or that entry "
+            "was changed.", at=d["checkpoint_at"], then=d["entries_then"],
+            now=d["entries_now"], last=d["last_id"]),
+        "switch_moved": lambda d: gettext(
+            "The point where keyed entries begin was moved (checkpointed: entry "
+            "%(then)s; now: %(now)s).", then=d["checkpointed"], now=d["now"]),
+        "checkpoint_forged": lambda d: gettext(
+            "%(n)s line(s) of the checkpoint file do not match the key.", n=d["lines"]),
+    }
+    return [texts[code](details) for code, details in report.problems]
 
 
 def audit_event_names():
@@ -162,6 +210,7 @@ def audit_event_names():
         "study_access": gettext("Study opened"),
         "identity_conflict": gettext("Study held back: identity conflict"),
         "identity_resolved": gettext("Identity conflict resolved"),
+        "audit_keyed": gettext("Audit log keyed from here on"),
     }
     return [(event, names.get(event, event)) for event in audit.EVENTS]
 
@@ -298,7 +347,7 @@ def shares():
     if search:
         query = query.where(Patient.patient_id.contains(search)
                             | Patient.search_name.contains(fold(search)))
-    return jsonify(shares=[share_row(s, for_staff=True) for s in query.limit(500)], search=search)
+    return jsonify(shares=share_rows(query.limit(500), for_staff=True), search=search)
 
 
 def mark_printed(patient, set_at, lang, principal, how="slip printed"):
