@@ -241,6 +241,20 @@ def client(app):
     return app.test_client()
 
 
+ADMIN_PASSWORD = "admin password long enough"
+
+
+def admin_test_client(app, password=ADMIN_PASSWORD):
+    """A test client of the in-process service logged in as the admin
+    account (made if missing)."""
+    from authsvc.cli import ensure_admin
+    ensure_admin("admin", password)
+    c = app.test_client()
+    r = c.post("/api/login", json={"username": "admin", "password": password})
+    assert r.status_code == 200, r.get_json()
+    return c
+
+
 def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOHN", values=None):
     """What ingest.read_study returns for a study, made up without Orthanc.
     Orthanc IDs are well-formed (5 groups of 8 hex digits) and distinct per

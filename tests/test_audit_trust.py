@@ -11,22 +11,17 @@ import json
 import os
 import stat
 
-import pytest
 
-from authsvc import audit, ingest
-from authsvc.cli import ensure_admin
+from authsvc import audit
 from authsvc.db import database
 from authsvc.models import AuditEvent, KeyValue
-from conftest import fake_study
+from conftest import admin_test_client
 
 ADMIN_PW = "admin password long enough"
 
 
 def admin_client(app):
-    ensure_admin("admin", ADMIN_PW)
-    c = app.test_client()
-    assert c.post("/api/login", json={"username": "admin", "password": ADMIN_PW}).status_code == 200
-    return c
+    return admin_test_client(app, ADMIN_PW)
 
 
 def fill(n):

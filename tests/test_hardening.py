@@ -7,7 +7,7 @@ import pytest
 from authsvc import audit, auditchain, ingest, passwords
 from authsvc.cli import ensure_admin
 from authsvc.models import AuditEvent, LoginFailure, StaffUser
-from conftest import fake_study
+from conftest import admin_test_client, fake_study
 
 ADMIN_PW = "admin password long enough"
 
@@ -99,10 +99,7 @@ def test_forwarded_address_believed_only_from_the_proxy(app, patient):
 # -- audit ----------------------------------------------------------------------
 
 def admin_client(app):
-    ensure_admin("admin", ADMIN_PW)
-    c = app.test_client()
-    assert c.post("/api/login", json={"username": "admin", "password": ADMIN_PW}).status_code == 200
-    return c
+    return admin_test_client(app, ADMIN_PW)
 
 
 def test_audit_records_logins_issues_shares_and_study_access(app, patient):

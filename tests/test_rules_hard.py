@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from authsvc import ingest, matching
-from authsvc.cli import ensure_admin, set_rule_password
+from authsvc.cli import set_rule_password
 from authsvc.models import Study
-from conftest import fake_study
+from conftest import admin_test_client, fake_study
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "deploy" / "rules.example.json"
@@ -23,10 +23,7 @@ ADMIN_PW = "admin password long enough"
 
 
 def admin(app):
-    ensure_admin("admin", ADMIN_PW)
-    c = app.test_client()
-    assert c.post("/api/login", json={"username": "admin", "password": ADMIN_PW}).status_code == 200
-    return c
+    return admin_test_client(app, ADMIN_PW)
 
 
 def examples(text):
