@@ -103,6 +103,16 @@ def prefetch(lookups):
     _prefetched.rows = rows
 
 
+def remember(statement, params, row):
+    """`row` is what `statement` would answer for `params` now (read by
+    another statement of this decision): the next fetch_one of it on this
+    thread takes it instead of asking the database."""
+    rows = getattr(_prefetched, "rows", None)
+    if rows is None:
+        rows = _prefetched.rows = {}
+    rows[(statement.name, tuple(params))] = row
+
+
 def forget_prefetched():
     """Rows prefetched and not used: gone (called after each decision)."""
     _prefetched.rows = None

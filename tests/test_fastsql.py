@@ -19,6 +19,8 @@ STATEMENTS = [(SESSION, ("x",)), (policy.STUDY, ("x",)), (policy.STUDY_OF_RESOUR
               (policy.STUDY_OF_ANY_RESOURCE, ("x",)), (policy.STUDIES_OF_PATIENT, (1,)),
               (policy.STUDIES_WITH_UID, ("x",)), (policy.RESOURCE_IN_STUDY, (1, "x", "series")),
               (policy.KEYS_OF_STUDY, (1,)), (policy.PATIENT_EXISTS, ("x",)),
+              (policy._FOR_RULE_LOGIN["study"], (1, "x")),
+              (policy._FOR_RULE_LOGIN["study-of-resource"], (1, "x", "series")),
               (visibility.RULE_MATCH, (1, 1)), (conflicts.BLOCKING, ("x",))]
 
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from authsvc import ingest
+from authsvc import sessions as sessions_module
 from authsvc.cli import ensure_admin
 from authsvc.models import Session, utcnow
 from authsvc.sessions import forget_recent
@@ -163,3 +164,36 @@ def test_remembered_grants_are_forgotten_with_the_session(app, patient):
     assert not granted(app, patient)
     assert granted(app, patient) is False
     forget_recent()
+
+
+# -- round trips of a rule login's decisions (issue #18) -------------------------
+
+def test_a_remembered_rule_login_decides_in_one_statement(app):
+    """A rule login's session found in this process's memory: the study of
+    the resource and the login's match with it come in one statement (on
+    PostgreSQL each statement is a round trip); the answers stay right."""
+    from authsvc.models import RuleLogin, RuleMatch, Study
+    forget_recent()
+    mine, other = fake_study("PR-1", "1"), fake_study("PR-2", "2")
+    for data in (mine, other):
+        ingest.store_study(data["study_orthanc_id"], data)
+    login = RuleLogin.create(name="dr-one", password_hash="x", active=True)
+    RuleMatch.create(login=login, study=Study.get(Study.orthanc_id == mine["study_orthanc_id"]))
+    token = app.extensions["authsvc"].sessions.start(rule_login=login)
+    ask = {"token": token, "uri": f"/instances/{mine['instances'][0][0]}/file"}
+    assert granted(app, ask)                                   # the session is now remembered
+    for data, expected in ((mine, True), (other, False)):
+        for uri in (f"/series/{data['series'][0][0]}", f"/instances/{data['instances'][1][0]}/file",
+                    f"/studies/{data['study_orthanc_id']}"):
+            ask["uri"] = uri
+            # Once before counting: PostgreSQL prepares a statement the first
+            # time a connection runs it (PREPARE, then EXECUTE each time).
+            for _ in range(2):
+                for hit in sessions_module._recent.values():
+                    hit[3].clear()                             # no study's grant remembered
+                assert granted(app, ask) is expected, uri
+            for hit in sessions_module._recent.values():
+                hit[3].clear()
+            result = []
+            assert count_statements(app, lambda: result.append(granted(app, ask))) == 1, uri
+            assert result == [expected], uri

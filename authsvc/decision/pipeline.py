@@ -74,9 +74,17 @@ def answer(services, token, target, address=""):
                   and not target.expected_uid and sessions.remembered_grant(token, target.orthanc_id))
     if remembered:
         return policy.Decision(True, "a study this login may see", keys=remembered)
-    # The session and the study asked about, in one statement.
-    fastsql.prefetch([sessions.session_lookup(token), policy.lookup_for(target)])
-    principal = principal_of(services, token)
+    session_lookup = sessions.session_lookup(token)
+    if session_lookup is None:
+        # A session this process remembers (or no token at all): the
+        # principal first, so that the study's lookup can bring what this
+        # kind of login needs with it (a rule login's match).
+        principal = principal_of(services, token)
+        fastsql.prefetch([policy.lookup_for(target, principal)])
+    else:
+        # The session and the study asked about, in one statement.
+        fastsql.prefetch([session_lookup, policy.lookup_for(target)])
+        principal = principal_of(services, token)
     decision = policy.decide(principal, target)
     for study in decision.studies:
         audit.record_study_access(principal, study, address)

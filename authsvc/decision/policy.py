@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .. import conflicts, fastsql
-from ..models import Patient, Resource, Study
+from ..models import Patient, Resource, RuleMatch, Study
+from . import visibility
 from .routes import Kind
 from .visibility import may_see_study
 
@@ -93,6 +94,22 @@ PATIENT_EXISTS = fastsql.Statement(
     "patient-exists", f'SELECT "id" FROM {fastsql.table(Patient)} WHERE "orthanc_id" = {{p}}', 1)
 
 
+# The same lookups for a rule login, with its match of the study found in
+# the same statement (RULE_MATCH's answer, as its last column): one round
+# trip instead of two on PostgreSQL. The login's ID is the first parameter.
+_RULE_MATCH_COLUMN = (f', (SELECT "m"."id" FROM {fastsql.table(RuleMatch, "m")} '
+                      'WHERE "m"."login_id" = {p} AND "m"."study_id" = "s"."id")')
+
+
+def _with_rule_match(statement):
+    select, rest = statement.sql.split(" FROM ", 1)
+    return fastsql.Statement(statement.name + "+rule-match",
+                             select + _RULE_MATCH_COLUMN + " FROM " + rest, statement.width + 1)
+
+
+_FOR_RULE_LOGIN = {s.name: _with_rule_match(s) for s in (STUDY, STUDY_OF_RESOURCE)}
+
+
 def study_ref(row):
     """A StudyRef from the first columns of a row, None when there is none."""
     return None if row is None or row[0] is None else StudyRef(*row[:_WIDTH])
@@ -101,24 +118,34 @@ def study_ref(row):
 _RESOURCE_LEVEL = {"series": "series", "instances": "instance"}
 
 
-def lookup_for(target):
+def lookup_for(target, principal=None):
     """The one statement `decide` runs for this target, if one: the study of
-    the resource it names (the pipeline runs it together with the session's)."""
+    the resource it names (the pipeline runs it together with the session's),
+    and for a rule login already known, its match with that study too."""
     if target.kind not in (Kind.RESOURCE, Kind.PATIENT) or target.level == "patients":
         return None
     if target.level == "studies":
-        return STUDY, (target.orthanc_id,)
-    return STUDY_OF_RESOURCE, (target.orthanc_id, _RESOURCE_LEVEL[target.level])
+        statement, params = STUDY, (target.orthanc_id,)
+    else:
+        statement, params = STUDY_OF_RESOURCE, (target.orthanc_id, _RESOURCE_LEVEL[target.level])
+    if principal is not None and principal.kind == "rule":
+        return _FOR_RULE_LOGIN[statement.name], (principal.rule_login.id,) + params
+    return statement, params
 
 
-def _study_of(target):
+def _study_of(target, principal=None):
     """(study, UID of the resource named) for a study, series or instance."""
-    statement, params = lookup_for(target)
+    statement, params = lookup_for(target, principal)
     row = fastsql.fetch_one(statement, *params)
     if row is None:
         return None, ""
     study = study_ref(row)
-    return study, (study.study_uid if target.level == "studies" else row[-1])
+    if statement.name.endswith("+rule-match"):
+        # may_see_study's question, answered by this row's last column.
+        match = row[statement.width - 1]
+        fastsql.remember(visibility.RULE_MATCH, (principal.rule_login.id, study.id),
+                         None if match is None else (match,))
+    return study, (study.study_uid if target.level == "studies" else row[_WIDTH])
 
 
 # study id -> (version, keys): a CT has hundreds. Ingest bumps updated_at
@@ -163,7 +190,7 @@ def decide(principal, target):
 
 
 def _resource(principal, target):
-    study, uid = _study_of(target)
+    study, uid = _study_of(target, principal)
     # A body naming one resource's ID with another's UID is not a question
     # about one resource: refuse rather than guess which one was meant.
     if target.expected_uid and target.expected_uid != uid:
