@@ -1,5 +1,7 @@
 # make run   - install what is missing, then run Orthanc + the service + nginx
 # make test  - install what is missing, then run the whole test suite
+# make install - (as root) the system on a server, run by systemd; again: upgrade
+# make uninstall - removes it, leaving its settings and data (README, "Install on a server")
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +10,10 @@ DATA_DIR ?= data
 # Debian packages the system needs, and those only its tests need (a browser,
 # and docker-compose to validate docker-compose.yml: no engine runs here).
 DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl
-TEST_DEBS := docker-compose chromium chromium-driver
+TEST_DEBS := docker-compose chromium chromium-driver systemd
+# A server's install runs the units with systemd (and makes its user with
+# systemd-sysusers); tests check the units with its systemd-analyze.
+INSTALL_DEBS := $(DEBS) systemd
 
 .PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench
 
@@ -30,11 +35,29 @@ deps:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	@# Debian starts its own Orthanc service on install: an Orthanc without
-	@# our filter, on the same ports. It must not run beside ours.
-	@if [ -d /run/systemd/system ] && systemctl is-enabled --quiet orthanc 2>/dev/null; then \
+	@# our filter, on the same ports. It must not run beside ours, unless it
+	@# is ours: `make install`'s drop-in gives it the project's configuration.
+	@if [ -d /run/systemd/system ] && [ ! -e $(ORTHANC_DROPIN) ] && systemctl is-enabled --quiet orthanc 2>/dev/null; then \
 	  echo "stopping and disabling Debian's own orthanc.service (unfiltered, same ports)"; \
 	  systemctl disable --now orthanc; \
 	fi
+
+# The system on a server (authsvc/install.py; README, "Install on a server"):
+# /etc/orthanc-patient-access, /var/lib/orthanc-patient-access, systemd units,
+# nginx's site. Again from a newer clone: the upgrade (data kept, migrated).
+ORTHANC_DROPIN := /etc/systemd/system/orthanc.service.d/orthanc-patient-access.conf
+.PHONY: install upgrade uninstall install-deps
+install: install-deps venv
+	$(PY) -m authsvc.install install
+
+upgrade: install
+
+# Leaves /etc/orthanc-patient-access and /var/lib/orthanc-patient-access.
+uninstall: venv
+	$(PY) -m authsvc.install uninstall
+
+install-deps:
+	@$(MAKE) --no-print-directory deps DEBS="$(INSTALL_DEBS)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
