@@ -184,11 +184,10 @@ def make_venv(layout, source):
     try:
         if not (venv / "bin" / "python").exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-               "--disable-pip-version-check"]
-        subprocess.run(pip + [str(source)], check=True)
-        # The same version number from a newer clone is still new code.
-        subprocess.run(pip + ["--no-deps", "--force-reinstall", str(source)], check=True)
+        # From a folder, pip installs the code again even at the same version
+        # number (an upgrade from a newer clone), and the pinned dependencies.
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", str(source)], check=True)
     finally:
         os.umask(old)
     return venv

@@ -257,10 +257,26 @@ def test_installed_system_gives_a_received_study_its_login_through_nginx(system,
     assert Browser(system.public_url).get(f"/orthanc/studies/{orthanc_id}").status_code == 403
 
 
+def test_the_installed_command_backs_up_as_the_service_user(system, received):
+    """/usr/local/sbin/orthanc-patient-access backup: `make backup` of a server."""
+    done = subprocess.run([str(system.layout.command), "backup"], capture_output=True, text=True,
+                          timeout=60, env={"PATH": unitfile.SYSTEMD_PATH})
+    assert done.returncode == 0, done.stderr
+    backup = Path(done.stdout.strip().rsplit(" ", 1)[-1])
+    assert backup.parent == system.layout.service_data / "backups"
+    uid = unitfile.passwd_entry(system.root, "authsvc")["uid"]
+    assert owner(backup)[0] == uid and owner(backup)[2] == 0o600
+    assert owner(backup.parent)[2] == 0o700
+    with sqlite3.connect(f"file:{backup}?mode=ro", uri=True) as conn:
+        assert conn.execute("SELECT count(*) FROM patient WHERE patient_id = ?",
+                            (received["pid"],)).fetchone() == (1,)
+
+
 def test_after_a_run_nothing_under_the_data_folder_is_readable_by_others(system, received):
     layout = system.layout
     names = {p.relative_to(layout.data).as_posix() for p in layout.data.rglob("*")}
     assert "authsvc/authsvc.sqlite3" in names
+    assert any(n.startswith("authsvc/backups/authsvc-") for n in names), names
     assert any(n.startswith("orthanc/storage/") and n.count("/") >= 3 for n in names), names
     assert world_readable(layout.data) == []
     orthanc = unitfile.passwd_entry(system.root, "orthanc")
