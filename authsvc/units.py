@@ -5,10 +5,11 @@ nginx.service, unchanged: the install gives it a site.
 
 Hardening: what neither program needs is taken away (a write outside its
 data folder, new privileges, devices, kernel settings, other address
-families, capabilities). Orthanc gets the subset that its Debian unit runs
-with no trouble: its plugins are loaded from /usr/share, it writes only its
-storage; what it could need that is not known here (a device, a namespace)
-is left alone. Every file either creates is its owner's only (UMask=0077).
+families than IP, local sockets and netlink (getaddrinfo's look at the
+interfaces), capabilities). Orthanc keeps its system calls unfiltered: its
+plugins (Debian's, or one a site adds) may make calls that no list here
+foresees. Every file either creates is its owner's only (UMask=0077).
+`systemd-analyze security --offline=yes` rates them (tests/test_install.py).
 """
 
 import shlex
@@ -56,7 +57,7 @@ RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 CapabilityBoundingSet=
@@ -83,11 +84,20 @@ ProtectSystem=strict
 ReadWritePaths={data}
 ProtectHome=yes
 PrivateTmp=yes
+PrivateDevices=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
+ProtectKernelLogs=yes
 ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+SystemCallArchitectures=native
+CapabilityBoundingSet=
 """
 
 # The system user of the service (systemd-sysusers: made once, kept).
