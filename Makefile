@@ -59,6 +59,11 @@ uninstall: venv
 install-deps:
 	@$(MAKE) --no-print-directory deps DEBS="$(INSTALL_DEBS)"
 
+# make doctor's checks on the installed server (settings in /etc, data in /var/lib).
+.PHONY: doctor-server
+doctor-server: venv
+	$(PY) -m authsvc.install doctor
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

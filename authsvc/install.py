@@ -3,6 +3,7 @@ Ubuntu 22.04/24.04), run by systemd. `make install` again is the upgrade.
 
     python -m authsvc.install install   [--root DIR] [--venv DIR]
     python -m authsvc.install uninstall [--root DIR]
+    python -m authsvc.install doctor    [--root DIR]   (`make doctor` of a server)
 
 Where things go (README, "Install on a server"):
   /etc/orthanc-patient-access/     site.json (edited by IT), rules.json,
@@ -172,7 +173,8 @@ def load_site(layout):
     """site.json: made once with a server's defaults, then IT's own."""
     path = layout.etc / "site.json"
     if not path.exists():
-        _write(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n", 0o644)
+        _write(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n", 0o600)
+    os.chmod(path, 0o600)  # root's alone (read by the install and the doctor)
     return stack.load_site(layout.etc)
 
 
@@ -345,15 +347,18 @@ def uninstall(layout, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="authsvc.install", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["install", "uninstall"])
+    parser.add_argument("command", choices=["install", "uninstall", "doctor"])
     parser.add_argument("--root", default="/", help="install under this folder (tests)")
     parser.add_argument("--venv", help="an existing venv with this package (tests)")
     args = parser.parse_args(argv)
     layout = Layout(Path(args.root).resolve())
     if args.command == "install":
         install(layout, venv=args.venv)
-    else:
+    elif args.command == "uninstall":
         uninstall(layout)
+    else:
+        from . import doctor
+        return doctor.run(layout.data, sys.stdout, settings_dir=layout.etc)
     return 0
 
 

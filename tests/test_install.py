@@ -155,6 +155,7 @@ def test_user_paths_and_modes(installed):
     assert owner(layout.etc / "orthanc" / "local.json") == (0, orthanc["gid"], 0o640)
     assert owner(layout.etc / "authsvc.json") == (0, gid, 0o640)
     assert owner(layout.nginx_site) == (0, 0, 0o600)
+    assert owner(layout.etc / "site.json") == (0, 0, 0o600)
     assert owner(layout.service_data) == (uid, gid, 0o700)
     assert owner(layout.data / "orthanc") == (orthanc["uid"], orthanc["gid"], 0o700)
     assert owner(layout.data)[2] == 0o711
@@ -312,6 +313,26 @@ def test_after_a_run_nothing_under_the_data_folder_is_readable_by_others(system,
     for path in layout.data.rglob("*"):
         if path.is_file():
             assert key not in path.read_bytes(), path
+
+
+def test_doctor_checks_the_installed_server(system, received):
+    """`make doctor-server`: site.json from /etc, the data folder's files."""
+    def doctor():
+        return subprocess.run([sys.executable, "-m", "authsvc.install", "doctor",
+                               "--root", str(system.root)], capture_output=True, text=True,
+                              timeout=60)
+    result = doctor()
+    assert f"ok    permissions: no file under {system.layout.data}" in result.stdout, result.stdout
+    assert "ok    HOSPITAL_NAME: Hospital de prueba" in result.stdout
+    assert "info  orthanc:" in result.stdout and "(running)" in result.stdout
+    assert result.returncode == 1  # loopback public_url, HTTP only: warned
+    stray = system.layout.service_data / "copied-by-hand.sqlite3"
+    stray.write_text("")
+    os.chmod(stray, 0o644)
+    try:
+        assert "WARN  permissions: 1 file(s)" in doctor().stdout
+    finally:
+        stray.unlink()
 
 
 def test_nginx_logs_where_debian_keeps_them_without_query_strings(system, received):
