@@ -210,7 +210,7 @@ def service_app(folder, database_url):
 
     secrets_file = folder / "secrets.json"
     secrets_file.write_text(json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40,
-                                        "orthanc_password": "unused"}))
+                                        "audit_key": "a" * 40, "orthanc_password": "unused"}))
     application = create_app({"DATABASE_URL": database_url,
                               "DATA_DIR": str(folder), "SECRETS_FILE": str(secrets_file),
                               "RULES_FILE": str(folder / "rules.json"),
@@ -239,6 +239,20 @@ def app(tmp_path, database_url):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+ADMIN_PASSWORD = "admin password long enough"
+
+
+def admin_test_client(app, password=ADMIN_PASSWORD):
+    """A test client of the in-process service logged in as the admin
+    account (made if missing)."""
+    from authsvc.cli import ensure_admin
+    ensure_admin("admin", password)
+    c = app.test_client()
+    r = c.post("/api/login", json={"username": "admin", "password": password})
+    assert r.status_code == 200, r.get_json()
+    return c
 
 
 def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOHN", values=None):

@@ -5,8 +5,7 @@ tests/test_hardening_stack.py)."""
 import pytest
 
 from authsvc import ingest
-from authsvc.cli import ensure_admin
-from conftest import fake_study
+from conftest import admin_test_client, fake_study
 
 ADMIN_PW = "admin password long enough"
 DEEP = ("[" * 1000).encode()
@@ -27,10 +26,7 @@ JSON_WRITES = ["/api/login", "/api/logout", "/api/shares", "/api/shares/1/revoke
 def admin(app):
     data = fake_study("P-1", "1")
     ingest.store_study(data["study_orthanc_id"], data)
-    ensure_admin("admin", ADMIN_PW)
-    c = app.test_client()
-    assert c.post("/api/login", json={"username": "admin", "password": ADMIN_PW}).status_code == 200
-    return c
+    return admin_test_client(app, ADMIN_PW)
 
 
 def check_4xx(r, lang=None):
