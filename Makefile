@@ -1,5 +1,7 @@
 # make run   - install what is missing, then run Orthanc + the service + nginx
 # make test  - install what is missing, then run the whole test suite
+# make install - (as root) the system on a server, run by systemd; again: upgrade
+# make uninstall - removes it, leaving its settings and data (README, "Install on a server")
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +13,10 @@ DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv open
 # npm (for axe-core, below) only where no npm is on the machine: a Node.js
 # installed from elsewhere brings its own, and Debian's npm package would
 # replace that Node.js.
-TEST_DEBS := docker-compose chromium chromium-driver $(if $(shell command -v npm),,npm)
+TEST_DEBS := docker-compose chromium chromium-driver systemd $(if $(shell command -v npm),,npm)
+# A server's install runs the units with systemd (and makes its user with
+# systemd-sysusers); tests check the units with its systemd-analyze.
+INSTALL_DEBS := $(DEBS) systemd
 # axe-core, the accessibility checker the page tests inject into every staff
 # page (tests/test_axe_browser.py): pinned, from the npm registry, into a
 # cache in the repo that git ignores.
@@ -46,11 +51,34 @@ deps:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	@# Debian starts its own Orthanc service on install: an Orthanc without
-	@# our filter, on the same ports. It must not run beside ours.
-	@if [ -d /run/systemd/system ] && systemctl is-enabled --quiet orthanc 2>/dev/null; then \
+	@# our filter, on the same ports. It must not run beside ours, unless it
+	@# is ours: `make install`'s drop-in gives it the project's configuration.
+	@if [ -d /run/systemd/system ] && [ ! -e $(ORTHANC_DROPIN) ] && systemctl is-enabled --quiet orthanc 2>/dev/null; then \
 	  echo "stopping and disabling Debian's own orthanc.service (unfiltered, same ports)"; \
 	  systemctl disable --now orthanc; \
 	fi
+
+# The system on a server (authsvc/install.py; README, "Install on a server"):
+# /etc/orthanc-patient-access, /var/lib/orthanc-patient-access, systemd units,
+# nginx's site. Again from a newer clone: the upgrade (data kept, migrated).
+ORTHANC_DROPIN := /etc/systemd/system/orthanc.service.d/orthanc-patient-access.conf
+.PHONY: install upgrade uninstall install-deps
+install: install-deps venv
+	$(PY) -m authsvc.install install
+
+upgrade: install
+
+# Leaves /etc/orthanc-patient-access and /var/lib/orthanc-patient-access.
+uninstall: venv
+	$(PY) -m authsvc.install uninstall
+
+install-deps:
+	@$(MAKE) --no-print-directory deps DEBS="$(INSTALL_DEBS)"
+
+# make doctor's checks on the installed server (settings in /etc, data in /var/lib).
+.PHONY: doctor-server
+doctor-server: venv
+	$(PY) -m authsvc.install doctor
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

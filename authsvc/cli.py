@@ -102,7 +102,8 @@ def register(app):
             click.echo(f"admin login created: {username} / {generated}  (shown only now)")
         else:
             click.echo(f"admin login: {username} (password printed at first start; "
-                       "`make admin-password` prints a new one)")
+                       "`make admin-password` prints a new one; on an installed server, "
+                       "`orthanc-patient-access reset-admin-password`)")
 
     @app.cli.command("reset-admin-password")
     def reset_admin_password():

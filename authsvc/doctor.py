@@ -87,19 +87,22 @@ def _version_tuple(text):
     return tuple(parts)
 
 
-def checks(data_dir):
-    """[(level, what, sentence)], level being "ok", "WARN" or "info"."""
+def checks(data_dir, settings_dir=None):
+    """[(level, what, sentence)], level being "ok", "WARN" or "info".
+    site.json and secrets.json are read from settings_dir (an installed
+    server's /etc/orthanc-patient-access), by default from data_dir."""
     from .stack import SITE_DEFAULTS
     data_dir = Path(data_dir).resolve()
+    settings_dir = Path(settings_dir).resolve() if settings_dir else data_dir
     results = []
 
     def add(level, what, text):
         results.append((level, what, text))
 
-    site, exists = _site(data_dir)
+    site, exists = _site(settings_dir)
     if not exists:
-        add("WARN", "site.json", f"{data_dir}/site.json does not exist: run `make run` once")
-    secrets_path = data_dir / "secrets.json"
+        add("WARN", "site.json", f"{settings_dir}/site.json does not exist: run `make run` once")
+    secrets_path = settings_dir / "secrets.json"
     secrets = json.loads(secrets_path.read_text()) if secrets_path.exists() else {}
 
     url = site["public_url"]
@@ -130,7 +133,7 @@ def checks(data_dir):
     else:
         add("ok", "https", url)
     if site.get("tls_certificate"):
-        cert = (data_dir / site["tls_certificate"]).resolve()
+        cert = (settings_dir / site["tls_certificate"]).resolve()
         expiring = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout",
                                    "-checkend", str(CERT_WARN_DAYS * 86400)],
                                   capture_output=True, text=True)
@@ -189,8 +192,8 @@ def checks(data_dir):
     return results
 
 
-def run(data_dir, out):
-    results = checks(data_dir)
+def run(data_dir, out, settings_dir=None):
+    results = checks(data_dir, settings_dir)
     for level, what, text in results:
         print(f"{level:<5} {what}: {text}", file=out)
     warnings = sum(1 for level, _, _ in results if level == "WARN")

@@ -184,7 +184,10 @@ def orthanc_has(path):
     return os.path.exists(os.environ.get("AUTHSVC_ORTHANC_ROOT", "").rstrip("/") + path)
 
 
-def orthanc_local_config(site, secrets, data_dir):
+def orthanc_local_config(site, secrets, data_dir, lua_dir=None):
+    """local.json: Orthanc's files under data_dir/orthanc/, its Lua scripts in
+    lua_dir (default data_dir/orthanc/lua, where `make run` copies them)."""
+    lua_dir = lua_dir or data_dir / "orthanc" / "lua"
     modalities = {}
     for aet, m in site["modalities"].items():
         allow_query = bool(m.get("allow_query", False))
@@ -218,8 +221,8 @@ def orthanc_local_config(site, secrets, data_dir):
         "StableAge": int(site["stable_age_seconds"]),
         "DicomModalities": modalities,
         "Plugins": plugins,
-        # Copies in the data folder (Stack.configure), not the repository's.
-        "LuaScripts": [str(data_dir / "orthanc" / "lua" / name) for name in LUA_SCRIPTS],
+        # Copies (Stack.configure's, the install's), not the repository's.
+        "LuaScripts": [str(lua_dir / name) for name in LUA_SCRIPTS],
         "RegisteredUsers": {SERVICE_USER: secrets["orthanc_password"],
                             PROXY_USER: secrets["proxy_password"]},
         "WebViewer": {"CachePath": str(data_dir / "orthanc" / "webviewer-cache")},
@@ -243,7 +246,9 @@ def _cookie_name(site):
     return name
 
 
-def authsvc_config(site, data_dir):
+def authsvc_config(site, data_dir, **paths):
+    """The service's settings; `paths` (e.g. SECRETS_FILE) replace the data
+    folder's defaults, and site.json's "authsvc" settings come last."""
     config = {
         "DATABASE_URL": site["database_url"] or f"sqlite:///{data_dir / 'authsvc.sqlite3'}",
         "DATA_DIR": str(data_dir),
@@ -255,6 +260,7 @@ def authsvc_config(site, data_dir):
         "RULES_FILE": str(data_dir / "rules.json"),
         "RULE_PASSWORDS_FILE": str(data_dir / "rule-passwords.json"),
     }
+    config.update({name: str(value) for name, value in paths.items()})
     config.update(site["authsvc"])
     return config
 
@@ -268,16 +274,23 @@ error_log {logs}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
   include /etc/nginx/mime.types;
-  server_tokens off;
-  # No query strings in the log: a token passed as ?token= must not be kept.
-  log_format noquery '$remote_addr [$time_local] "$request_method $uri" $status $body_bytes_sent';
-  access_log {logs}/nginx-access.log noquery;
   client_body_temp_path {tmp}/body;
   proxy_temp_path {tmp}/proxy;
   fastcgi_temp_path {tmp}/fastcgi;
   uwsgi_temp_path {tmp}/uwsgi;
   scgi_temp_path {tmp}/scgi;
-  client_max_body_size 512m;
+{site}}}
+"""
+
+# The site itself: what `make run` wraps in NGINX_CONF above, and what
+# `make install` puts in /etc/nginx/sites-available/ (authsvc/install.py),
+# inside Debian's own nginx.conf. So every directive is at the http level
+# of the site's own names (log_format, map, upstream) or in its servers,
+# which override what Debian's http block sets for every site (its
+# access_log logs query strings; gzip).
+NGINX_SITE = """\
+  # No query strings in the log: a token passed as ?token= must not be kept.
+  log_format authsvc_noquery '$remote_addr [$time_local] "$request_method $uri" $status $body_bytes_sent';
 
   # The token of a request to Orthanc, one per request: the session cookie,
   # else the client's `token` header, else `Authorization: Bearer` (what
@@ -301,7 +314,7 @@ http {{
 
   server {{
 {listen}
-
+{server_common}
     # The Lua scripts' routes, the Authorization plugin's webhook and the
     # check below are for Orthanc and nginx only, never for the public port.
     location /internal {{ return 404; }}
@@ -383,8 +396,15 @@ http {{
       proxy_set_header X-Forwarded-Host $http_host;
     }}
   }}
-{http_redirect}}}
-"""
+{http_redirect}"""
+
+# What each server of the site sets for itself.
+SERVER_COMMON = """\
+    server_tokens off;
+    gzip off;
+    client_max_body_size 512m;
+    access_log {access_log} authsvc_noquery;
+{error_log}"""
 
 # The entry's listen line(s): plain HTTP, or HTTPS with its certificate.
 LISTEN_HTTP = "    listen {address}:{port};"
@@ -397,7 +417,7 @@ LISTEN_HTTPS = """    listen {address}:{https_port} ssl;
 # With HTTPS, the HTTP port only sends browsers there (and says nothing else).
 HTTP_REDIRECT = """  server {{
     listen {address}:{port};
-    location / {{ return 301 {https_base}$request_uri; }}
+{server_common}    location / {{ return 301 {https_base}$request_uri; }}
   }}
 """
 # Browsers that saw HTTPS once refuse plain HTTP to this host for a year. A
@@ -420,10 +440,21 @@ TO_ORTHANC = """\
 
 
 def nginx_config(site, secrets, data_dir):
-    basic = base64.b64encode(f"{PROXY_USER}:{secrets['proxy_password']}".encode()).decode()
+    """The whole nginx.conf of `make run`: its own nginx, files in the data folder."""
     user = "user www-data;" if os.geteuid() == 0 else ""
+    logs = data_dir / "logs"
+    return NGINX_CONF.format(
+        user=user, run=data_dir / "nginx", logs=logs, tmp=data_dir / "nginx" / "tmp",
+        site=nginx_site(site, secrets, data_dir, access_log=logs / "nginx-access.log"))
+
+
+def nginx_site(site, secrets, data_dir, access_log, error_log=None):
+    """The site's maps, upstream and servers (relative TLS paths: to data_dir)."""
+    basic = base64.b64encode(f"{PROXY_USER}:{secrets['proxy_password']}".encode()).decode()
     tls = tls_enabled(site)
     hsts = HSTS if tls else ""
+    common = SERVER_COMMON.format(
+        access_log=access_log, error_log=f"    error_log {error_log} warn;\n" if error_log else "")
     to_orthanc = TO_ORTHANC.format(orthanc_port=site["orthanc_http_port"], proxy_basic=basic,
                                    hsts="\n  " + hsts if tls else "")
     if tls:
@@ -432,17 +463,15 @@ def nginx_config(site, secrets, data_dir):
             certificate=_nginx_path(site["tls_certificate"], data_dir),
             key=_nginx_path(site["tls_key"], data_dir))
         http_redirect = HTTP_REDIRECT.format(address=site["http_address"], port=site["http_port"],
-                                             https_base=_https_base(site))
+                                             https_base=_https_base(site), server_common=common)
     else:
         listen = LISTEN_HTTP.format(address=site["http_address"], port=site["http_port"])
         http_redirect = ""
-    return NGINX_CONF.format(
+    return NGINX_SITE.format(
         to_orthanc=to_orthanc, hot_reads=hot_reads_regex(), listen=listen,
-        http_redirect=http_redirect,
-        user=user, run=data_dir / "nginx", logs=data_dir / "logs", tmp=data_dir / "nginx" / "tmp",
-        address=site["http_address"], port=site["http_port"],
-        orthanc_port=site["orthanc_http_port"], service_port=site["service_port"],
-        proxy_basic=basic, cookie=_cookie_name(site), forwarded_secret=secrets["forwarded_secret"])
+        server_common=common, http_redirect=http_redirect,
+        service_port=site["service_port"], cookie=_cookie_name(site),
+        forwarded_secret=secrets["forwarded_secret"])
 
 
 def _https_base(site):
