@@ -230,7 +230,7 @@ def validity_of(app):
 
 def test_fixture_covers_what_the_facts_describe(captured):
     lines = [line for _, line in captured]
-    assert len(lines) == 70
+    assert len(lines) == 81
     assert {line["plugin_version"] for line in lines} == {"0.4.1", "0.11.4"}
     assert {line["transfer"] for line in lines} == {"chunked", "content-length"}
     bodies = [line["body"] for line in lines]
@@ -247,6 +247,12 @@ def test_fixture_covers_what_the_facts_describe(captured):
                for b in validate)
     assert any(is_basic(b) for b in validate)
     assert any(b.get("method") == "delete" for b in validate)
+    # With its user profile URL too (lines 71-81, Orthanc 1.10.1): the profile
+    # of a token, of a Bearer token and of no token (empty key and value), then
+    # the validation, "server-id" null without "WebServiceIdentifier".
+    profiles = [line["body"] for line in lines[70:] if line["endpoint"] == "/user/get-profile"]
+    assert {b["token-key"] for b in profiles} == {"token", "Authorization", ""}
+    assert all(b["server-id"] is None for _, line in captured[70:] for b in [line["body"]])
     # Orthanc 1.12+ names the resource's labels.
     assert any(b.get("labels") for b in bodies)
 
