@@ -5,8 +5,10 @@ asks a web service about every request instead of running our Lua filter.
 The validation itself is answered below Flask, by `validate` through
 authsvc/fastpath.py; the other calls are this blueprint's routes:
 
-- ``"WebServiceTokenValidationUrl": "http://<service>/authz/tokens/validate"``
-  alone: what deploy/docker/orthanc.json sets (every check is a validation);
+- ``"WebServiceUserProfileUrl": "http://<service>/authz/user/get-profile"`` and
+  ``"WebServiceTokenValidationUrl": "http://<service>/authz/tokens/validate"``:
+  what deploy/docker/orthanc.json sets (staff's roles from the profile, every
+  other check a validation);
 - legacy ``"WebService": "http://<service>/authz/"``: every question is a POST
   to that URL;
 - ``"WebServiceRootUrl": "http://<service>/authz/"``: the plugin derives
@@ -209,25 +211,33 @@ VALIDATE = Endpoint("webhook", _validate,
 # "Permissions" list opens its routes to "all" and, for reads, "view").
 ADMIN_PERMISSIONS = ["all"]
 READ_PERMISSIONS = ["view"]
+ALL_LABELS = "*"
 
 
 def _profile(principal):
-    """The plugin's user profile. deploy/docker/orthanc.json sets no profile
-    URL (every route is asked about through `validate`); a setup that sets one
-    ("WebServiceRootUrl") gets the staff's roles here: admins "all",
-    radiologists "view", both every label ("*"). Everyone else gets no
-    permission and no label: a permission opens its routes without asking
-    about resources, and a label check the plugin cannot make grants, so
-    neither may go to a login that sees only some studies."""
+    """The plugin's user profile (deploy/docker/orthanc.json sets its URL):
+    admins get "all", radiologists "view", which that file's "Permissions"
+    turn into routes opened without asking about resources. Everyone else
+    gets no permission, and every request of theirs goes on to `validate`.
+
+    Every profile names every label ("*"), which grants nothing by itself:
+    plugin 0.11.4 reads labels only after a permission matched (its HTTP
+    filter) or inside the routes it serves in Orthanc's place (/tools/find,
+    /patients/{id}, /studies/{id}/series..., their labels), which run only
+    once the filter let the request through. There, with "*", each is
+    Orthanc's own route; without a label they refuse or empty what Orthanc's
+    own plugins ask for the request they already serve (DICOMweb's lookups
+    for a patient's viewer, which carry no token or the patient's)."""
+    labels = [ALL_LABELS]
     if principal is None:
-        return {"name": "anonymous", "permissions": [], "authorized-labels": []}
+        return {"name": "anonymous", "permissions": [], "authorized-labels": labels}
     if principal.kind == "staff":
         return {"name": principal.staff.username,
                 "permissions": ADMIN_PERMISSIONS if principal.is_admin else READ_PERMISSIONS,
-                "authorized-labels": ["*"]}
-    # Patients, rule logins and shares: no global permission, no label. The
-    # name goes into Orthanc's log: the kind of login only, nobody's identity.
-    return {"name": principal.kind, "permissions": [], "authorized-labels": []}
+                "authorized-labels": labels}
+    # Patients, rule logins and shares: no permission. The name goes into
+    # Orthanc's log: the kind of login only, nobody's identity.
+    return {"name": principal.kind, "permissions": [], "authorized-labels": labels}
 
 
 @bp.post("/user/get-profile")
@@ -246,7 +256,8 @@ def get_profile():
 
 # The plugin's own tokens (instant links, publications) are not issued: logins
 # and shares come from the service's pages, with its session tokens. The docker
-# configuration sets neither URL, so the plugin does not call these; a setup
+# configuration sets neither URL (nor "WebServiceRootUrl", which sets both), so
+# the plugin does not call these; a setup
 # that does ("WebServiceRootUrl") still gets answers it can relay. Plugin
 # 0.11.4 drops the client's connection on any error status here (502 through
 # nginx), so these are 200s that say no: a decoded token that is invalid and

@@ -66,15 +66,18 @@ def plugin_config():
 def test_orthanc_config_uses_the_plugin_safely():
     config = load_commented_json(ROOT / "deploy" / "docker" / "orthanc.json")
     auth = config["Authorization"]
-    # The validation URL alone. A user profile URL ("WebServiceRootUrl" sets
-    # one) makes plugin 0.11.4 read "Permissions" (its defaults open routes to
-    # anyone), register its own /tools/find (which refuses DICOMweb's lookups
-    # to patients on Orthanc 1.12) and ask twice per request.
+    # The user profile and the validation URLs, each set alone, through
+    # nginx's webhook listener. Never "WebServiceRootUrl" (it also sets the
+    # token decoding and creation URLs: the plugin's /auth/tokens/ routes),
+    # nor the legacy "WebService".
     assert auth["WebServiceTokenValidationUrl"] == "http://nginx:8099/authz/tokens/validate"
-    for other in ("WebServiceRootUrl", "WebService", "WebServiceUserProfileUrl",
-                  "WebServiceTokenDecoderUrl", "WebServiceTokenCreationBaseUrl",
-                  "WebServiceSettingsRolesUrl", "Permissions", "ExtraPermissions"):
+    assert auth["WebServiceUserProfileUrl"] == "http://nginx:8099/authz/user/get-profile"
+    for other in ("WebServiceRootUrl", "WebService", "WebServiceTokenDecoderUrl",
+                  "WebServiceTokenCreationBaseUrl", "WebServiceSettingsRolesUrl",
+                  "ExtraPermissions", "EnableAuditLogs"):
         assert other not in auth, other
+    # The project's own list (tests/test_docker_permissions.py reads it).
+    assert isinstance(auth["Permissions"], list) and auth["Permissions"]
     # The system level (lists, searches, tools) and the study level are asked;
     # the patient level never (rule logins and shares), series and instances
     # are covered by their study. The plugin refuses both settings at once.
@@ -87,16 +90,18 @@ def test_orthanc_config_uses_the_plugin_safely():
     load_commented_json(ROOT / "deploy" / "docker" / "site.example" / "modalities.json")
 
 
-def test_only_staff_profiles_carry_permissions_or_labels():
-    """A permission opens its routes without asking about resources, and a
-    label the plugin cannot check grants: only staff may have either."""
+def test_only_staff_profiles_carry_permissions():
+    """A permission opens its routes without asking about resources: only
+    staff have one. Every profile names every label: plugin 0.11.4 reads
+    labels only once a permission matched or the request was let through
+    (tests/test_docker_permissions.py; README, "What plugin 0.11.4 does")."""
     from authsvc.models import StaffUser
     from authsvc.sessions import Principal
     from authsvc.webhook import _profile
     for kind in ("patient", "rule", "share"):
         profile = _profile(Principal(kind, 1))
-        assert profile["permissions"] == [] and profile["authorized-labels"] == [], kind
-    assert _profile(None)["permissions"] == [] and _profile(None)["authorized-labels"] == []
+        assert profile["permissions"] == [] and profile["authorized-labels"] == ["*"], kind
+    assert _profile(None)["permissions"] == [] and _profile(None)["authorized-labels"] == ["*"]
     for role, permissions in (("admin", ["all"]), ("radiologist", ["view"])):
         staff = Principal("staff", 1, staff=StaffUser(username="u", role=role, active=True,
                                                       password_hash=""))
@@ -203,9 +208,10 @@ def test_gate_refuses_unfiltered_searches_and_other_patients(gate):
 
 
 def test_the_plugins_webhook_listener_gives_up_on_a_hung_service(tmp_path):
-    """Plugin 0.11.4 waits 10 s for each answer; through nginx's listener a
-    hung service (it accepts, never answers) costs 2 s and a 504, which the
-    plugin answers with a 403."""
+    """Plugin 0.11.4 waits 10 s for each answer and may ask twice per request
+    (the user profile, then the validation); through nginx's listener a hung
+    service (it accepts, never answers) costs 1 s and a 504 each, which the
+    plugin answers with a 403: under 3 s in all. Nothing else is served."""
     import socket
     import time
 
@@ -230,21 +236,27 @@ def test_the_plugins_webhook_listener_gives_up_on_a_hung_service(tmp_path):
     proc = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
                              "-e", str(tmp_path / "error.log"), "-g", "daemon off;"])
     try:
-        url = f"http://127.0.0.1:{port}/authz/tokens/validate"
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 10
         while True:
             try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                requests.get(base + "/", timeout=1)
                 break
             except requests.ConnectionError:
                 assert time.monotonic() < deadline, "nginx did not start"
                 time.sleep(0.1)
-        assert requests.get(f"http://127.0.0.1:{port}/authz/user/get-profile",
-                            timeout=5).status_code == 404  # only the validation
-        start = time.monotonic()
-        r = requests.post(url, json={"level": "study"}, auth=("orthanc", "x"), timeout=15)
-        assert r.status_code == 504
-        assert 1.5 < time.monotonic() - start < 3
+        for other in ("/authz/tokens/decode", "/authz/", "/authz/settings/roles", "/api/gate"):
+            assert requests.post(base + other, json={}, timeout=5).status_code == 404, other
+        spent = 0.0
+        for path in ("/authz/user/get-profile", "/authz/tokens/validate"):
+            start = time.monotonic()
+            r = requests.post(base + path, json={"level": "study"}, auth=("orthanc", "x"),
+                              timeout=15)
+            took = time.monotonic() - start
+            assert r.status_code == 504, path
+            assert 0.8 < took < 1.5, (path, took)
+            spent += took
+        assert spent < 3
     finally:
         proc.terminate()
         proc.wait(10)

@@ -146,12 +146,14 @@ def granted_to(principal, body):
 
 def profile_of(principal, body):
     if not body.get("token-value") or is_basic(body) or principal in ("no_token", "unknown"):
-        return {"name": "anonymous", "permissions": [], "authorized-labels": []}
+        return {"name": "anonymous", "permissions": [], "authorized-labels": ["*"]}
     if principal == "admin":
         return {"name": "admin", "permissions": ["all"], "authorized-labels": ["*"]}
     if principal == "radiologist":
         return {"name": "rad", "permissions": ["view"], "authorized-labels": ["*"]}
-    return {"name": "patient", "permissions": [], "authorized-labels": []}
+    # Every label, no permission: labels grant nothing in plugin 0.11.4
+    # before a permission matched (tests/test_docker_permissions.py).
+    return {"name": "patient", "permissions": [], "authorized-labels": ["*"]}
 
 
 def expected(principal, line, validity):
@@ -228,7 +230,7 @@ def validity_of(app):
 
 def test_fixture_covers_what_the_facts_describe(captured):
     lines = [line for _, line in captured]
-    assert len(lines) == 70
+    assert len(lines) == 81
     assert {line["plugin_version"] for line in lines} == {"0.4.1", "0.11.4"}
     assert {line["transfer"] for line in lines} == {"chunked", "content-length"}
     bodies = [line["body"] for line in lines]
@@ -245,6 +247,12 @@ def test_fixture_covers_what_the_facts_describe(captured):
                for b in validate)
     assert any(is_basic(b) for b in validate)
     assert any(b.get("method") == "delete" for b in validate)
+    # With its user profile URL too (lines 71-81, Orthanc 1.10.1): the profile
+    # of a token, of a Bearer token and of no token (empty key and value), then
+    # the validation, "server-id" null without "WebServiceIdentifier".
+    profiles = [line["body"] for line in lines[70:] if line["endpoint"] == "/user/get-profile"]
+    assert {b["token-key"] for b in profiles} == {"token", "Authorization", ""}
+    assert all(b["server-id"] is None for _, line in captured[70:] for b in [line["body"]])
     # Orthanc 1.12+ names the resource's labels.
     assert any(b.get("labels") for b in bodies)
 
@@ -509,7 +517,7 @@ def test_profile_has_what_the_plugin_requires(client, world):
         assert isinstance(profile["authorized-labels"], list)
         assert profile["permissions"] == {"admin": ["all"], "radiologist": ["view"]}.get(
             principal, []), principal
-        assert (profile["authorized-labels"] == ["*"]) == (principal in ("admin", "radiologist"))
+        assert profile["authorized-labels"] == ["*"], principal
 
 
 # -- the service's own token, rule logins and shares ------------------------------
@@ -564,7 +572,7 @@ def test_rule_login_and_share_get_their_study_never_the_patient_level(app, clien
         assert ask(client, other_study).get_json()["granted"] is False
         profile = ask(client, {"token-key": "token", "token-value": token},
                       path="/authz/user/get-profile").get_json()
-        assert profile["permissions"] == [] and profile["authorized-labels"] == []
+        assert profile["permissions"] == [] and profile["authorized-labels"] == ["*"]
     RuleMatch.delete().execute()  # the rule stops matching: refused at once
     assert grants(client, world, rule_token, ("study",)) == {"study": False}
     # Revoked by an admin: this process refuses at once (other processes
