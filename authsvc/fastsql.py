@@ -55,14 +55,12 @@ def table(model, alias=None):
 def row_object(model, values, fields=None):
     """A model instance from a row slice in the order of `fields` (default:
     all of them, the primary key first); None when the key is NULL (no row
-    found by a LEFT JOIN). Built as peewee builds the rows it reads itself:
-    by the constructor with `__no_default__`, so that no column's default is
-    computed (timestamps, JSON: a fifth of a session lookup's CPU) for
-    values the row gives anyway."""
+    found by a LEFT JOIN). Built as any model is, by its constructor (peewee's
+    public API: its own row builder's `__no_default__` is not)."""
     fields = fields or model._meta.sorted_fields
     if values[0] is None:
         return None
-    return model(__no_default__=1, **{f.name: f.python_value(v) for f, v in zip(fields, values)})
+    return model(**{f.name: f.python_value(v) for f, v in zip(fields, values)})
 
 
 def fetch_one(statement, *params):

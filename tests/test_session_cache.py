@@ -197,3 +197,32 @@ def test_a_remembered_rule_login_decides_in_one_statement(app):
             result = []
             assert count_statements(app, lambda: result.append(granted(app, ask))) == 1, uri
             assert result == [expected], uri
+
+
+def test_models_of_an_unchanged_session_row_are_reused_never_a_changed_one(app):
+    """The decision path reads the session's row every time it is not
+    remembered, and builds its models again only when the row changed: a
+    rule login disabled, or its session ended, is refused at the next read."""
+    from authsvc.models import RuleLogin, RuleMatch, Study
+    mine = fake_study("PR-9", "1")
+    ingest.store_study(mine["study_orthanc_id"], mine)
+    login = RuleLogin.create(name="dr-nine", password_hash="x", active=True)
+    RuleMatch.create(login=login, study=Study.get(Study.orthanc_id == mine["study_orthanc_id"]))
+    store = app.extensions["authsvc"].sessions
+    token = store.start(rule_login=login)
+    ask = {"token": token, "uri": f"/studies/{mine['study_orthanc_id']}"}
+    forget_recent()
+    assert granted(app, ask)
+    first = sessions_module._built[store.token_hash(token)][1]
+    forget_recent()
+    assert granted(app, ask)
+    assert sessions_module._built[store.token_hash(token)][1] is first   # not built again
+    RuleLogin.update(active=False).where(RuleLogin.id == login.id).execute()
+    forget_recent()
+    assert not granted(app, ask)
+    RuleLogin.update(active=True).where(RuleLogin.id == login.id).execute()
+    forget_recent()
+    assert granted(app, ask)
+    Session.update(ended=True).execute()
+    forget_recent()
+    assert not granted(app, ask)
