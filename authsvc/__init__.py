@@ -125,10 +125,11 @@ def create_app(test_config=None):
     app.register_blueprint(webhook.bp)
     app.register_blueprint(pages.bp)
     # The people's side: languages, the display copy of new passwords, pages.
-    from . import display, i18n, portal, slips, staff
+    from . import access_log, display, i18n, portal, slips, staff
     i18n.init_app(app)
     display.init_app(app, secrets)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(access_log.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(slips.bp)
     cli.register(app)

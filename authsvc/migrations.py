@@ -77,6 +77,11 @@ def _0007_resource_content(db):
              .on_conflict_ignore().execute())
 
 
+def _0008_audit_by_subject(db):
+    """The index a patient's access log reads by (authsvc/access_log.py)."""
+    models.AuditEvent._schema.create_indexes(safe=True)
+
+
 MIGRATIONS = [
     (1, _0001_initial),
     (2, _0002_slip_display_copy),
@@ -85,6 +90,7 @@ MIGRATIONS = [
     (5, _0005_study_patient_name),
     (6, _0006_identity_conflicts),
     (7, _0007_resource_content),
+    (8, _0008_audit_by_subject),
 ]
 
 

@@ -204,6 +204,10 @@ class AuditEvent(BaseModel):
     detail = CharField(max_length=500, default="")
     chain = CharField(max_length=64)
 
+    class Meta:
+        # A patient's access log reads a study's openings (authsvc/access_log.py).
+        indexes = ((("event", "subject"), False),)
+
 
 class StudyAccess(BaseModel):
     """Which principal opened which study in which hour (audit de-duplication)."""

@@ -18,6 +18,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 from peewee import JOIN, fn
 
+from . import audit
 from .decision.visibility import may_see_study, visible_studies
 from .errors import ApiError
 from .i18n import local_date_time, person_name, study_date
@@ -119,6 +120,11 @@ def viewer(orthanc_id):
     study = _study_or_none(principal, orthanc_id)
     if study is None:
         return error_page(404, _not_found_text())
+    if principal.kind == "staff":
+        # Staff's image requests are answered without looking up their study
+        # (they see everything): their opening of a study is recorded here,
+        # where they open it from the dashboard, for the patient's access log.
+        audit.record_study_access(principal, study, request.remote_addr)
     return render_page("viewer.html", study=study, reports=report_instances([study]).get(study.id, []))
 
 
