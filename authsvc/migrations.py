@@ -77,9 +77,15 @@ def _0007_resource_content(db):
              .on_conflict_ignore().execute())
 
 
-def _0008_audit_by_subject(db):
-    """The index a patient's access log reads by (authsvc/access_log.py)."""
+def _0008_audit_index_and_text_reports(db):
+    """The index a patient's access log reads by (authsvc/access_log.py);
+    and the studies with an instance recorded as "other" are read again:
+    structured reports among them are now "sr", shown as text."""
     models.AuditEvent._schema.create_indexes(safe=True)
+    resource = models.Resource
+    for study in (models.Study.select(models.Study.orthanc_id).join(resource)
+                  .where(resource.content == "other").distinct()):
+        models.IngestQueue.insert(orthanc_id=study.orthanc_id).on_conflict_ignore().execute()
 
 
 MIGRATIONS = [
@@ -90,7 +96,7 @@ MIGRATIONS = [
     (5, _0005_study_patient_name),
     (6, _0006_identity_conflicts),
     (7, _0007_resource_content),
-    (8, _0008_audit_by_subject),
+    (8, _0008_audit_index_and_text_reports),
 ]
 
 
