@@ -10,7 +10,7 @@ DATA_DIR ?= data
 DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl
 TEST_DEBS := docker-compose chromium chromium-driver
 
-.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench
+.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench bench-phone
 
 run: deps venv
 	$(PY) -m authsvc.stack run --data-dir $(DATA_DIR)
@@ -91,6 +91,13 @@ bench: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) postgresql"
 	$(PY) -m pip install -q -e '.[test,bench]'
 	deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)
+
+# The patient's phone on Slow 3G (issue 14; ~3 min): Chromium at 390x844
+# through the real stack, the JPEG path beside the PNG one, with the targets.
+bench-phone: venv
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) chromium chromium-driver"
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) bench/slow3g.py --json bench/results/slow3g.json $(BENCH_PHONE_ARGS)
 
 # The first-day checks (authsvc/doctor.py): public_url, HTTPS, modalities,
 # permissions under the data folder, disk, Orthanc's version. Exit 1 on a WARN.
