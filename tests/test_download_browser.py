@@ -11,7 +11,6 @@ import zipfile
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 
 import chromium
 from chromium import wait
@@ -19,7 +18,7 @@ from authsvc.cli import set_rule_password
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from test_pages_browser import add_rule_login
-from test_reports_browser import small_phone
+from test_reports_browser import log_in, small_phone
 
 DOWNLOAD = {"es": r"Descargar \(ZIP, hasta ([\d.,]+) (KB|MB)\)",
             "en": r"Download \(ZIP, up to ([\d.,]+) (KB|MB)\)"}
@@ -52,24 +51,11 @@ def study(stack, orthanc, admin, tmp_path_factory):
     rules_path = add_rule_login(stack, {"login": login, "description": "Dr. Juan Lara",
                                         "rules": [{"tag": "ReferringPhysicianName", "value": doctor}]})
     rule_password = set_rule_password(str(stack.data_dir / "rule-passwords.json"), str(rules_path), login)
-    return {"pid": spec.patient_id, "password": password, "study": orthanc_id, "share": share,
+    # Shaped for test_reports_browser.log_in.
+    return {"R": {"pid": spec.patient_id, "password": password}, "study": orthanc_id, "share_url": share,
             "rule": login, "rule_password": rule_password, "base": stack.public_url,
             "zip_bytes": len(archive.content), "file_bytes": sum(f.stat().st_size for f in written.files),
             "files": len(written.files)}
-
-
-def log_in(phone, who, s):
-    if who == "patient":
-        phone.get(f"{s['base']}/#id={s['pid']}&pw={s['password']}")
-        phone.find_element(By.ID, "login-button").click()
-    elif who == "share":
-        phone.get(s["share"])
-    else:
-        phone.get(s["base"] + "/#physician")
-        wait(phone, lambda d: d.find_element(By.ID, "rule-name").is_displayed(), what="the physician's form")
-        phone.find_element(By.ID, "rule-name").send_keys(s["rule"])
-        phone.find_element(By.ID, "rule-password").send_keys(s["rule_password"] + Keys.ENTER)
-    wait(phone, lambda d: d.current_url.endswith("/portal"), what="the portal")
 
 
 def shown_bytes(text, language):
