@@ -5,6 +5,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY authsvc ./authsvc
+# DejaVu: the block for the written report draws "Contraseña" with it (authsvc/report_block.py).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir . \
  && useradd --system --uid 10001 --home-dir /data authsvc \
  && mkdir -p /data && chown authsvc /data

@@ -7,10 +7,19 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= data
 # Debian packages the system needs, and those only its tests need (a browser,
 # and docker-compose to validate docker-compose.yml: no engine runs here).
-DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl
-TEST_DEBS := docker-compose chromium chromium-driver
+DEBS := orthanc orthanc-webviewer orthanc-dicomweb nginx dcmtk python3-venv openssl fonts-dejavu-core
+# npm (for axe-core, below) only where no npm is on the machine: a Node.js
+# installed from elsewhere brings its own, and Debian's npm package would
+# replace that Node.js.
+TEST_DEBS := docker-compose chromium chromium-driver $(if $(shell command -v npm),,npm)
+# axe-core, the accessibility checker the page tests inject into every staff
+# page (tests/test_axe_browser.py): pinned, from the npm registry, into a
+# cache in the repo that git ignores.
+AXE_VERSION := 4.14.1
+AXE_DIR := .cache/axe
 
-.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench bench-phone
+.PHONY: run test deps test-deps venv configure admin-password rule-password backup restore bench \
+        bench-phone audit-verify audit-checkpoint unmatched-tags
 
 run: deps venv
 	$(PY) -m authsvc.stack run --data-dir $(DATA_DIR)
@@ -20,6 +29,13 @@ test: test-deps venv
 
 test-deps:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS)"
+	@$(MAKE) --no-print-directory axe
+
+.PHONY: axe
+axe:
+	@grep -qs '"version": "$(AXE_VERSION)"' $(AXE_DIR)/node_modules/axe-core/package.json || \
+	  { echo "installing axe-core $(AXE_VERSION) into $(AXE_DIR)"; \
+	    npm install --prefix $(AXE_DIR) --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION); }
 
 deps:
 	@missing=""; for p in $(DEBS); do \
@@ -56,12 +72,18 @@ rule-password: venv
 	@test -n "$(LOGIN)" || { echo "usage: make rule-password LOGIN=<login of data/rules.json>"; exit 2; }
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc rule-password "$(LOGIN)"
 
+# The audit log against its key and its newest checkpoint (exit 1 if tampered
+# with); a checkpoint of its head now (the service writes one every 5 min);
+# the tag values of the last 30 days' studies that no rule matches.
+audit-verify audit-checkpoint unmatched-tags: venv
+	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc $@
+
 # The whole suite again on PostgreSQL (issue 5): the service on Debian's
 # server, run as a throwaway cluster by deploy/with-postgres, and the real
 # stack's Orthanc with its index in PostgreSQL too (Debian's orthanc-postgresql).
 PG_TESTS := tests
 .PHONY: test-postgres
-test-postgres: venv
+test-postgres: venv axe
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) postgresql orthanc-postgresql"
 	deploy/with-postgres AUTHSVC_TEST_DATABASE_URL $(PY) -m pytest -v $(PG_TESTS)
 
@@ -71,7 +93,7 @@ test-postgres: venv
 # in /var/cache/authsvc/orthanc-trixie or $AUTHSVC_ORTHANC_TRIXIE_DIR) and
 # runs it through a wrapper (authsvc/stack.py's AUTHSVC_ORTHANC_COMMAND).
 .PHONY: test-orthanc-1.12
-test-orthanc-1.12: venv
+test-orthanc-1.12: venv axe
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) debootstrap"
 	env -u AUTHSVC_TEST_DATABASE_URL deploy/orthanc-trixie with $(PY) -m pytest -v --stack-only tests
 
@@ -90,7 +112,7 @@ restore: venv
 bench: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) postgresql"
 	$(PY) -m pip install -q -e '.[test,bench]'
-	deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)
+	AUTHSVC_PG_AS_A_SITE=1 deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)
 
 # The patient's phone on Slow 3G (issue 14; ~3 min): Chromium at 390x844
 # through the real stack, the JPEG path beside the PNG one, with the targets.

@@ -29,6 +29,7 @@ class Services:
     orthanc: OrthancClient
     ingest_worker: IngestWorker
     rules: RulesWatcher
+    audit_checkpoints: object = None
 
 
 def _check_secrets(secrets):
@@ -62,6 +63,10 @@ def create_app(test_config=None):
                                    secrets.get("forwarded_secret"))
 
     open_database(app.config["DATABASE_URL"])
+    from . import auditchain
+    auditchain.configure(auditchain.derive_key(secrets),
+                         app.config["AUDIT_CHECKPOINT_FILE"]
+                         or os.path.join(app.config["DATA_DIR"], "audit-checkpoints.log"))
     orthanc = OrthancClient(app.config["ORTHANC_URL"], app.config["ORTHANC_USERNAME"],
                             secrets.get("orthanc_password", ""),
                             app.config["ORTHANC_TIMEOUT_SECONDS"],
@@ -78,6 +83,7 @@ def create_app(test_config=None):
                            os.path.join(app.config["DATA_DIR"], "rules.lock")),
     )
     services = app.extensions["authsvc"]
+    services.audit_checkpoints = auditchain.Checkpointer(app.config["AUDIT_CHECKPOINT_SECONDS"])
     services.ingest_worker = IngestWorker(
         orthanc, os.path.join(app.config["DATA_DIR"], "ingest.lock"),
         app.config["CHANGES_POLL_SECONDS"], before_pass=services.rules.check,
@@ -127,7 +133,7 @@ def create_app(test_config=None):
     app.register_blueprint(webhook.bp)
     app.register_blueprint(pages.bp)
     # The people's side: languages, the display copy of new passwords, pages.
-    from . import access_log, attach, display, i18n, portal, slips, staff
+    from . import access_log, attach, display, i18n, portal, slips, staff, unmatched
     i18n.init_app(app)
     display.init_app(app, secrets)
     app.register_blueprint(portal.bp)
@@ -135,5 +141,6 @@ def create_app(test_config=None):
     app.register_blueprint(attach.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(slips.bp)
+    app.register_blueprint(unmatched.bp)
     cli.register(app)
     return app

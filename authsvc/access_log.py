@@ -78,7 +78,7 @@ def _who(actor, patient, shares, logins):
         name = actor[len("rule login "):]
         login = logins.get(name)
         if login is not None and login.description:
-            return "rule", gettext("%(description)s (login %(name)s)",
+            return "rule", gettext("%(description)s (%(name)s)",
                                    description=login.description, name=name)
         return "rule", gettext("Login %(name)s", name=name)
     if actor.startswith("staff "):

@@ -1,9 +1,6 @@
 """The JSON API under /api: login, logout, the studies a session may see, and
 issuing patient passwords (staff)."""
 
-import csv
-import datetime
-import io
 import json
 import logging
 
@@ -13,7 +10,7 @@ from . import passwords
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .text import fold
-from . import audit, conflicts, ingest, matching, rules, throttle
+from . import audit, auditchain, auditview, conflicts, ingest, matching, rules, throttle
 from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
                      Share, StaffUser, Study, get_value, utcnow)
 from .sessions import forget_recent
@@ -151,6 +148,7 @@ def _share_login(store, secret, attempt):
         log.info("failed share login")
         raise ApiError(401, "bad_share", "This link is not valid (any more).")
     throttle.succeeded(attempt)
+    Share.update(last_used_at=utcnow()).where(Share.id == share.id).execute()
     return _logged_in(store, store.start(share=share))
 
 
@@ -246,47 +244,34 @@ def rule_logins():
                       for r in login.rules.order_by(Rule.id)],
             "studies": RuleMatch.select().where(RuleMatch.login == login).count(),
         })
-    return jsonify(logins=logins, error=get_value(rules.ERROR_KEY, "") or None)
+    return jsonify(logins=logins, error=rules.error_text(get_value(rules.ERROR_KEY, "")) or None)
 
 
 @bp.get("/audit")
 def audit_log():
     """Admins: the audit log, newest first, filtered by `event`, `actor`
     (substring), `since` and `until` (ISO dates, UTC); `format=csv` for a
-    spreadsheet. `chain_ok` says whether the hash chain is whole."""
+    spreadsheet. `chain_ok` says whether the keyed chain is whole and holds
+    the newest checkpoint; `verification` says what is wrong."""
     principal = require_staff()
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "Only admins read the audit log.")
-    query = AuditEvent.select().order_by(AuditEvent.id.desc())
-    args = request.args
-    if args.get("event"):
-        query = query.where(AuditEvent.event == args["event"])
-    if args.get("actor"):
-        query = query.where(AuditEvent.actor.contains(args["actor"]))
     try:
-        if args.get("since"):
-            query = query.where(AuditEvent.at >= datetime.datetime.fromisoformat(args["since"]))
-        if args.get("until"):
-            query = query.where(AuditEvent.at < datetime.datetime.fromisoformat(args["until"]))
+        query = auditview.filtered(request.args)
     except ValueError:
         raise ApiError(400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number.")
     limit = int_arg("limit", 1000, 1, 100000)
     rows = [{"id": e.id, "at": e.at.isoformat() + "Z", "event": e.event, "actor": e.actor,
              "subject": e.subject, "address": e.address, "detail": e.detail}
             for e in query.limit(limit)]
-    if args.get("format") == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["id", "at", "event", "actor", "subject",
-                                                 "address", "detail"])
-        writer.writeheader()
-        for row in rows:
-            # A cell starting with = + - @ is a formula to a spreadsheet: quote it.
-            writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
-                             for k, v in row.items()})
-        return out.getvalue(), 200, {"Content-Type": "text/csv; charset=utf-8",
-                                     "Content-Disposition": "attachment; filename=audit.csv"}
-    broken = audit.verify()
-    return jsonify(events=rows, chain_ok=broken is None, chain_broken_at=broken)
+    if request.args.get("format") == "csv":
+        text = auditview.csv_text(rows, ["id", "at", "event", "actor", "subject", "address",
+                                         "detail"])
+        return text, 200, {"Content-Type": "text/csv; charset=utf-8",
+                           "Content-Disposition": "attachment; filename=audit.csv"}
+    report = auditchain.verify()
+    return jsonify(events=rows, chain_ok=report.ok, chain_broken_at=report.broken_at,
+                   verification=report.as_dict())
 
 
 @bp.get("/ingest/problems")

@@ -5,14 +5,14 @@ hour, not one per image), studies held back as identity conflicts and how
 admins resolved them, and the report PDFs staff attached to studies.
 
 Entries are only ever appended; no route of the service changes or deletes
-them. Each entry carries the SHA-256 of its content and of the previous
-entry's hash, so that an entry altered or removed in the database afterwards
-breaks the chain and `verify()` says where. Nothing secret is written here:
+them. Each entry carries an HMAC of its content and of the previous entry's,
+under a key the database does not hold, and the chain's head is checkpointed
+outside the database (authsvc/auditchain.py), so that an entry altered,
+rewritten with the following ones recomputed, or removed shows, and
+`auditchain.verify()` says what and where. Nothing secret is written here:
 no password, no token, no share secret.
 """
 
-import hashlib
-import json
 import logging
 import time
 
@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 from peewee import SqliteDatabase
 
+from .auditchain import MARKER_EVENT, is_keyed, keyed_digest, legacy_last
 from .db import database
 from .models import AuditEvent, StudyAccess, utcnow
 
@@ -27,13 +28,8 @@ log = logging.getLogger(__name__)
 
 EVENTS = ("login", "login_failed", "login_throttled", "logout", "password_issued",
           "password_printed", "rules_changed", "rules_rejected", "share_created",
-          "share_revoked", "study_access", "identity_conflict", "identity_resolved", "report_attached")
-
-
-def _digest(prev, at, event, actor, subject, address, detail):
-    text = json.dumps([prev, at.isoformat(), event, actor, subject, address, detail],
-                      ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+          "share_revoked", "study_access", "identity_conflict", "identity_resolved",
+          "report_attached", MARKER_EVENT)
 
 
 # Any constant: the PostgreSQL advisory lock that makes appends take turns.
@@ -66,13 +62,22 @@ def record(event, actor="", subject="", address="", detail=""):
         with _appending():
             last = AuditEvent.select(AuditEvent.chain).order_by(AuditEvent.id.desc()).first()
             prev = last.chain if last else ""
-            at = utcnow()
-            values = (str(actor)[:120], str(subject)[:120], str(address)[:64], str(detail)[:500])
-            AuditEvent.create(at=at, event=event, actor=values[0], subject=values[1],
-                              address=values[2], detail=values[3],
-                              chain=_digest(prev, at, event, *values))
+            if last and not is_keyed(prev):
+                # The first entry after the legacy (unkeyed) ones: the marker
+                # of the switch point, keyed, comes first (see auditchain).
+                prev = _append(prev, MARKER_EVENT, "", "", "", str(legacy_last()))
+            _append(prev, event, actor, subject, address, detail)
     except Exception:
         log.exception("could not write the audit log entry %s", event)
+
+
+def _append(prev, event, actor, subject, address, detail):
+    at = utcnow()
+    values = (str(actor)[:120], str(subject)[:120], str(address)[:64], str(detail)[:500])
+    chain = keyed_digest(prev, at, event, *values)
+    AuditEvent.create(at=at, event=event, actor=values[0], subject=values[1],
+                      address=values[2], detail=values[3], chain=chain)
+    return chain
 
 
 # (principal, study, hour) already recorded by this process: decisions come by
@@ -97,15 +102,3 @@ def record_study_access(principal, study, address=""):
         return
     record("study_access", actor=who, subject=study.orthanc_id, address=address,
            detail=f"patient {study.patient_id}")
-
-
-def verify():
-    """None when the chain is whole, else the id of the first entry that does
-    not match (altered, or following a removed one)."""
-    prev = ""
-    for row in AuditEvent.select().order_by(AuditEvent.id):
-        if _digest(prev, row.at, row.event, row.actor, row.subject, row.address,
-                   row.detail) != row.chain:
-            return row.id
-        prev = row.chain
-    return None

@@ -47,9 +47,50 @@ def register(app):
     @app.cli.command("migrate")
     def migrate_command():
         """Apply the database migrations not yet applied."""
+        from . import auditchain
         with database.connection_context():
             applied = migrate()
+            # The audit chain's head (and its legacy switch point) outside
+            # the database before the service appends anything.
+            auditchain.checkpoint("migration")
         click.echo(f"migrations applied: {applied or 'none (up to date)'}")
+
+    @app.cli.command("unmatched-tags")
+    def unmatched_tags_command():
+        """Print the physician and institution values of the last 30 days'
+        studies that no rule matches (to write the rules file from)."""
+        from .unmatched import DAYS, unmatched_values
+        with database.connection_context():
+            # The rules file as saved now, not as the service last applied it.
+            app.extensions["authsvc"].rules.check()
+            rows = unmatched_values()
+        click.echo(f"tag values of the studies of the last {DAYS} days that no rule matches:")
+        for keyword, value, count, newest in rows:
+            click.echo(f"{keyword:30} {json.dumps(value, ensure_ascii=False):40} "
+                       f"{count} stud{'y' if count == 1 else 'ies'}, newest {newest:%Y-%m-%d}")
+        if not rows:
+            click.echo("(none)")
+
+    @app.cli.command("audit-checkpoint")
+    def audit_checkpoint_command():
+        """Append the audit chain's head to the checkpoint file now (the
+        service also does it every AUDIT_CHECKPOINT_SECONDS and at shutdown)."""
+        from . import auditchain
+        with database.connection_context():
+            written = auditchain.checkpoint("command")
+        click.echo("audit checkpoint written" if written else "audit checkpoint unchanged")
+
+    @app.cli.command("audit-verify")
+    def audit_verify_command():
+        """Check the audit log against its key and the newest checkpoint;
+        exit 1 when an entry was altered or removed."""
+        from . import auditchain
+        with database.connection_context():
+            report = auditchain.verify()
+        for line in auditchain.describe(report):
+            click.echo(line)
+        if not report.ok:
+            raise SystemExit(1)
 
     @app.cli.command("ensure-admin")
     def ensure_admin_command():

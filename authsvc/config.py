@@ -28,6 +28,12 @@ SETTINGS = [
             "Folder for the service's lock files (shared by all gunicorn workers)."),
     Setting("SECRETS_FILE", "",
             "JSON file with secret_key, ingest_secret and orthanc_password."),
+    Setting("AUDIT_CHECKPOINT_FILE", "",
+            "Where the audit chain's head is appended (mode 0600), outside the "
+            "database; empty: audit-checkpoints.log in DATA_DIR."),
+    Setting("AUDIT_CHECKPOINT_SECONDS", 300,
+            "How often the audit chain's head is checkpointed (also at shutdown); "
+            "entries removed after the newest checkpoint cannot be detected."),
     Setting("DISPLAY_KEY_FILE", "",
             "File holding only the display key, kept apart from the data folder "
             "and its backups (make run: a data-keys folder beside data/)."),
@@ -98,9 +104,10 @@ SETTINGS = [
 # service_token is for Orthanc with the Authorization plugin (docker): the
 # service presents it as its own token, and its webhook grants it everything.
 # forwarded_secret: what nginx sends in X-Authsvc-Proxy to have its
-# X-Forwarded-For believed (authsvc/proxy.py).
+# X-Forwarded-For believed (authsvc/proxy.py). audit_key: the key of the
+# audit log's HMAC chain (authsvc/auditchain.py), never in the database.
 SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "display_key",
-                "webhook_secret", "service_token", "forwarded_secret")
+                "webhook_secret", "service_token", "forwarded_secret", "audit_key")
 
 
 def defaults():

@@ -166,11 +166,31 @@ def read_body(environ, limit):
     return data
 
 
+# The plugin's answers are a handful of small objects ({"granted", "validity"}),
+# the same ones thousands of times a second: encoded once each.
+_encoded = {}
+_STATUS_LINES = {}
+
+
+def _encode(data):
+    key = tuple(data.items()) if type(data) is dict and len(data) <= 3 else None
+    if key is not None and all(type(v) in (bool, int) for _, v in key):
+        payload = _encoded.get(key)
+        if payload is None:
+            if len(_encoded) > 64:
+                _encoded.clear()
+            payload = _encoded[key] = json.dumps(data, separators=(",", ":")).encode()
+        return payload
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
 def reply(start_response, status, data, headers=None):
     """A JSON answer, or an empty one when `data` is None."""
-    payload = b"" if data is None else json.dumps(data, separators=(",", ":")).encode()
+    payload = b"" if data is None else _encode(data)
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = _STATUS_LINES[status] = f"{status} {HTTPStatus(status).phrase}"
     content = [("Content-Type", "application/json")] if data is not None else []
-    start_response(f"{status} {HTTPStatus(status).phrase}",
-                   content + [("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
+    start_response(line, content + [("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
                    + list((headers or {}).items()))
     return [payload]

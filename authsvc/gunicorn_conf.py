@@ -24,5 +24,15 @@ def post_worker_init(worker):
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     # Each worker runs the ingest thread; a file lock lets one pass run at a time.
-    worker.wsgi.extensions["authsvc"].ingest_worker.start()
+    services = worker.wsgi.extensions["authsvc"]
+    services.ingest_worker.start()
+    # The audit chain's head, outside the database, every
+    # AUDIT_CHECKPOINT_SECONDS (one worker writes it) ...
+    services.audit_checkpoints.start()
+
+
+def worker_exit(server, worker):
+    # ... and when a worker stops (the newest entries are then checkpointed).
+    services = worker.wsgi.extensions["authsvc"]
+    services.audit_checkpoints.run_once("shutdown")
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytz
 from flask import current_app, request
-from flask_babel import Babel, format_date, format_datetime, format_time, get_locale, gettext
+from flask_babel import Babel, format_date, format_time, get_locale, gettext
 
 from .config import ConfigError
 
@@ -65,19 +65,18 @@ def study_date(value):
 
 
 def local_datetime(value):
-    """A naive UTC datetime of the database in the site's time zone and locale."""
-    if value is None:
-        return ""
-    return format_datetime(value.replace(tzinfo=datetime.timezone.utc), "short")
-
-
-def local_date_time(value):
-    """A naive UTC datetime of the database as a date and a time in the site's
-    time zone and the locale's format: "5 dic 2026, 18:05", "Dec 5, 2026, 6:05 PM"."""
+    """THE date and time of every staff page and slip: a naive UTC datetime of
+    the database in the site's TIMEZONE and the page's language, the date as
+    study dates are shown (medium) and the time short: "5 dic 2026, 18:05",
+    "Dec 5, 2026, 6:05 PM"."""
     if value is None:
         return ""
     value = value.replace(tzinfo=datetime.timezone.utc)
     return f"{format_date(value, 'medium')}, {format_time(value, 'short')}"
+
+
+# The name the patients' pages used; one format for everyone.
+local_date_time = local_datetime
 
 
 def person_name(value):

@@ -9,12 +9,23 @@ data needs it.
   ("NÚÑEZ" = "nunez"), runs of spaces as one, leading/trailing spaces ignored.
 - Person names (VR PN) are compared component by component:
   Family^Given^Middle^Prefix^Suffix. Only the first (alphabetic) component
-  group counts (before any "="). Missing trailing components equal empty ones:
-  "PEREZ^JUAN" matches "PEREZ^JUAN^^" but not "PEREZ^JUANA" nor "JUAN^PEREZ".
+  group counts (before any "="). The family name must be the same, whole; the
+  rule's given names (given and middle, word by word) must be the first given
+  names of the value, whole words: "GOMEZ^MARIA" matches "GÓMEZ^MARÍA ELENA"
+  and "Gómez^María^Elena" (a second given name, written in either part), but
+  not "GOMEZ^MARIANA" (not the same word), "GOMEZ^ANA MARIA" (not first),
+  "GOMEZ PEREZ^MARIA" (another family name) nor "JUAN^PEREZ". A rule that
+  names no given name ("PEREZ") matches only that exact value. A prefix or
+  suffix (Dr., Jr.) counts only when the rule gives one. Why: hospitals'
+  systems write a physician's second given name or not, in one part or the
+  other; a family name or a word-prefix ("MARIA" in "MARIANA") would open
+  another person's studies.
 - A name written without carets by one modality ("PEREZ JUAN") matches the
   same name written with them ("PEREZ^JUAN"): when either side has a single
-  component, the two are compared with their components joined by spaces.
-  Order still counts: "JUAN PEREZ" does not match "PEREZ^JUAN".
+  component, the two are compared with their components joined by spaces,
+  exactly (without carets nothing says where the family name ends, so no
+  more given names are allowed). Order still counts: "JUAN PEREZ" does not
+  match "PEREZ^JUAN".
 - "*" (any run of characters) and "?" (one character) are wildcards as in a
   DICOM C-FIND; a wildcard rule is matched against the whole folded value
   (for a PN: its components joined by "^", trailing empty ones dropped), so
@@ -123,13 +134,28 @@ class Matcher:
                        _wildcard_regex(folded.replace("^", " ")))
         return cls(tag, folded, is_pn)
 
+    @property
+    def structured(self):
+        """A person name with its parts (carets) and no wildcard: matched
+        part by part, more given names allowed (see the module's notes)."""
+        return self.is_person_name and self.regex is None and "^" in self.pattern
+
+    def family_prefix(self):
+        """What every caret-separated value this rule matches starts with
+        (its family name and a caret), for an index range; None if unknown."""
+        return self.pattern.split("^")[0] + "^" if self.structured else None
+
     def candidates(self):
         """Every folded value this rule matches, when they are few enough to
-        look up in an index (no wildcard); None otherwise. For a person name,
-        its spellings with and without carets: "perez^juan", "perez juan",
-        and for a caret-less "perez juan" also "perez^juan"."""
+        look up in an index (no wildcard, no room for more given names); None
+        otherwise. For a person name, its spellings with and without carets:
+        "perez^juan", "perez juan", and for a caret-less "perez juan" also
+        "perez^juan". A structured rule: only its caret-less spellings (its
+        caret-separated matches are found with `family_prefix`)."""
         if self.regex is not None:
             return None
+        if self.structured:
+            return {self.pattern.replace("^", " ")}
         if not self.is_person_name:
             return {self.pattern}
         found = {self.pattern, self.pattern.replace("^", " ")}
@@ -146,6 +172,8 @@ class Matcher:
         return {v for v in found if self.matches_folded(v)}
 
     def matches_folded(self, folded_value):
+        if self.structured and "^" in folded_value:
+            return _same_person(self.pattern.split("^"), folded_value.split("^"))
         flat = self.is_person_name and ("^" not in folded_value or "^" not in self.pattern)
         value = folded_value.replace("^", " ") if flat else folded_value
         if self.regex is not None:
@@ -154,3 +182,16 @@ class Matcher:
 
     def matches(self, raw_value):
         return self.matches_folded(fold_value(raw_value, self.is_person_name))
+
+
+def _same_person(rule, value):
+    """Folded name parts, both with carets: the same family name, the rule's
+    given names first among the value's (whole words), the rule's prefix and
+    suffix if it gives them."""
+    rule, value = (rule + [""] * 5)[:5], (value + [""] * 5)[:5]
+    if rule[0] != value[0]:
+        return False
+    given = (rule[1] + " " + rule[2]).split()
+    if not given or (value[1] + " " + value[2]).split()[:len(given)] != given:
+        return False
+    return all(not rule[i] or rule[i] == value[i] for i in (3, 4))

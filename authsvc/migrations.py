@@ -77,7 +77,23 @@ def _0007_resource_content(db):
              .on_conflict_ignore().execute())
 
 
-def _0008_audit_index_and_text_reports(db):
+def _0008_audit_keyed(db):
+    """The audit log becomes keyed (authsvc/auditchain.py): the entries
+    written so far keep their plain SHA-256, up to this recorded switch
+    point; every later one is an HMAC under the audit key. The first keyed
+    entry is the switch point's marker; `flask migrate` checkpoints it."""
+    last = models.AuditEvent.select(models.AuditEvent.id).order_by(
+        models.AuditEvent.id.desc()).first()
+    if models.get_value("audit_legacy_last") is None:
+        models.set_value("audit_legacy_last", last.id if last else 0)
+
+
+def _0009_share_last_used(db):
+    """When each share's link was last used (the shares lists say it)."""
+    add_missing_columns(db, models.Share, "last_used_at")
+
+
+def _0010_audit_index_and_text_reports(db):
     """The index a patient's access log reads by (authsvc/access_log.py);
     and the studies with an instance recorded as "other" are read again:
     structured reports among them are now "sr", shown as text."""
@@ -96,7 +112,9 @@ MIGRATIONS = [
     (5, _0005_study_patient_name),
     (6, _0006_identity_conflicts),
     (7, _0007_resource_content),
-    (8, _0008_audit_index_and_text_reports),
+    (8, _0008_audit_keyed),
+    (9, _0009_share_last_used),
+    (10, _0010_audit_index_and_text_reports),
 ]
 
 

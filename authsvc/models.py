@@ -127,6 +127,9 @@ class Share(BaseModel):
     expires_at = DateTimeField(index=True)
     revoked_at = DateTimeField(null=True)
     revoked_by = CharField(max_length=80, default="")
+    # When the link last opened a session (its sessions' last_seen says
+    # later use); null: never used.
+    last_used_at = DateTimeField(null=True)
 
 
 class Session(BaseModel):

@@ -22,7 +22,7 @@ from . import audit, sr
 from .decision.visibility import may_see_study, visible_studies
 from .errors import ApiError
 from .i18n import local_date_time, person_name, study_date
-from .models import Patient, Resource, Share, Study, utcnow
+from .models import Patient, Resource, Session, Share, Study, utcnow
 from .orthanc import ORTHANC_ID, OrthancError
 from .sizes import download_sizes
 from .text import fold
@@ -235,6 +235,30 @@ def series(orthanc_id):
 
 # -- the patient's shares, for the portal's list ----------------------------
 
+def last_uses(shares):
+    """{share id: when its link was last used}: the latest of its opening
+    and of its sessions' last request (sessions.py touches last_seen)."""
+    ids = [s.id for s in shares]
+    used = {s.id: s.last_used_at for s in shares if s.last_used_at}
+    if ids:
+        for row in (Session.select(Session.share, fn.MAX(Session.last_seen).alias("seen"))
+                    .where(Session.share.in_(ids)).group_by(Session.share)):
+            used[row.share_id] = max(filter(None, (used.get(row.share_id), row.seen)))
+    return used
+
+
+def _used_text(when):
+    if when is None:
+        return gettext("Used: never")
+    return gettext("Last used: %(when)s", when=local_date_time(when))
+
+
+def share_rows(shares, for_staff=False):
+    shares = list(shares)
+    used = last_uses(shares)
+    return [dict(share_row(s, for_staff), used=_used_text(used.get(s.id))) for s in shares]
+
+
 def share_row(share, for_staff=False):
     """A share as the pages show it, in the request's language. `share` is
     selected with its patient and (outer-joined) study."""
@@ -292,4 +316,4 @@ def my_shares():
     if principal.kind != "patient":
         raise ApiError(403, "forbidden", gettext("Only patients can share their studies."))
     rows = active_only(shares_query().where(Share.patient == principal.patient)).limit(1000)
-    return jsonify(shares=[share_row(s) for s in rows])
+    return jsonify(shares=share_rows(rows))

@@ -18,12 +18,12 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 
 from . import audit
 from .db import database
 from .locks import exclusive
 from .matching import Matcher, TagError
+from .rulesfile import LoginSpec, RulesError, describe, parse_rules, strip_comments  # noqa: F401
 from .models import (IdentityConflict, Rule, RuleLogin, RuleMatch, Session, StudyTag, get_value,
                      set_value)
 from .sessions import forget_recent
@@ -32,65 +32,19 @@ log = logging.getLogger(__name__)
 
 DIGEST_KEY = "rules_digest"
 ERROR_KEY = "rules_error"
-LOGIN_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
-class RulesError(ValueError):
-    """The rules file is not valid; the message says where and why."""
-
-
-@dataclass
-class LoginSpec:
-    name: str
-    description: str
-    rules: list  # [(tag "gggg,eeee", value as written)]
-    matchers: list = field(default_factory=list)
-
-    @property
-    def digest(self):
-        return hashlib.sha256(json.dumps(sorted(self.rules)).encode()).hexdigest()
-
-
-def strip_comments(text):
-    return "\n".join("" if line.lstrip().startswith("//") else line
-                     for line in text.splitlines())
-
-
-def parse_rules(text):
-    """The rules file's text -> [LoginSpec]; RulesError on anything off."""
+def error_text(stored, _=None):
+    """The rules file's error as kept in ERROR_KEY, in words: English (the
+    log, the API), or in the page's language with `_` = gettext. "" if none."""
+    if not stored:
+        return ""
     try:
-        data = json.loads(strip_comments(text) or "{}")
-    except json.JSONDecodeError as exc:
-        raise RulesError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
-    if not isinstance(data, dict) or not isinstance(data.get("logins", []), list):
-        raise RulesError('the file must be an object with a "logins" list')
-    specs, seen = [], set()
-    for n, entry in enumerate(data.get("logins", []), 1):
-        where = f"logins[{n}]"
-        if not isinstance(entry, dict):
-            raise RulesError(f"{where}: must be an object")
-        name = entry.get("login")
-        if not isinstance(name, str) or not name or len(name) > 64 \
-                or not set(name) <= LOGIN_NAME_CHARS:
-            raise RulesError(f"{where}: \"login\" must be 1-64 characters of a-z 0-9 - _ .")
-        if name in seen:
-            raise RulesError(f"{where}: login {name!r} appears twice")
-        seen.add(name)
-        rules = entry.get("rules")
-        if not isinstance(rules, list) or not rules:
-            raise RulesError(f"{where} ({name}): \"rules\" must be a non-empty list")
-        spec = LoginSpec(name, str(entry.get("description", ""))[:255], [])
-        for k, rule in enumerate(rules, 1):
-            if not isinstance(rule, dict):
-                raise RulesError(f"{where} ({name}) rule {k}: must be an object")
-            try:
-                matcher = Matcher.compile(rule.get("tag"), rule.get("value"))
-            except (TagError, ValueError) as exc:
-                raise RulesError(f"{where} ({name}) rule {k}: {exc}")
-            spec.rules.append((matcher.tag, rule["value"]))
-            spec.matchers.append(matcher)
-        specs.append(spec)
-    return specs
+        error = json.loads(stored)
+    except ValueError:
+        return stored  # kept by an earlier version: already words
+    text = describe(error, _) if _ else describe(error)
+    return f"{error.get('file', '')}: {text}" if error.get("file") else text
 
 
 def read_passwords(path):
@@ -110,16 +64,31 @@ def _read(path):
         return fh.read()
 
 
-def studies_matching(matcher):
+def _distinct_values(tag, cache):
+    """The tag's distinct folded values, read once per sync (`cache`): names
+    repeat across studies, and many rules name the same tag."""
+    if cache is None or tag not in cache:
+        values = [row.folded for row in StudyTag.select(StudyTag.folded).distinct()
+                  .where(StudyTag.tag == tag)]
+        if cache is None:
+            return values
+        cache[tag] = values
+    return cache[tag]
+
+
+def studies_matching(matcher, cache=None):
     """IDs of the studies with a recorded value the matcher accepts."""
     base = StudyTag.select(StudyTag.study).where(StudyTag.tag == matcher.tag)
     candidates = matcher.candidates()
-    if candidates is not None:
+    prefix = matcher.family_prefix()
+    if candidates is not None and prefix is None:
         # No wildcard: the few spellings it matches, looked up in the index.
         return {row.study_id for row in base.where(StudyTag.folded.in_(sorted(candidates)))}
-    # Wildcards: test each distinct value once (names repeat across studies).
-    values = [row.folded for row in StudyTag.select(StudyTag.folded).distinct()
-              .where(StudyTag.tag == matcher.tag)]
+    # Wildcards, or a person's name that may go on with more given names:
+    # test each distinct value (a family name's values, when it has one).
+    values = _distinct_values(matcher.tag, cache)
+    if prefix is not None:
+        values = [v for v in values if v.startswith(prefix) or v in candidates]
     accepted = [v for v in values if matcher.matches_folded(v)]
     ids = set()
     for start in range(0, len(accepted), 500):
@@ -128,11 +97,11 @@ def studies_matching(matcher):
     return ids
 
 
-def recompute(login, matchers):
+def recompute(login, matchers, cache=None):
     RuleMatch.delete().where(RuleMatch.login == login).execute()
     ids = set()
     for matcher in matchers:
-        ids |= studies_matching(matcher)
+        ids |= studies_matching(matcher, cache)
     rows = [{"login": login.id, "study": sid} for sid in sorted(ids)]
     for start in range(0, len(rows), 500):
         RuleMatch.insert_many(rows[start:start + 500]).execute()
@@ -143,6 +112,7 @@ def apply(specs, hashes):
     """Make the database say what the files say. Returns the logins whose
     rules changed."""
     changed = []
+    cache = {}
     existing = {login.name: login for login in RuleLogin.select()}
     for spec in specs:
         login = existing.pop(spec.name, None)
@@ -160,7 +130,7 @@ def apply(specs, hashes):
             Rule.delete().where(Rule.login == login).execute()
             Rule.insert_many([{"login": login.id, "tag": t, "value": v}
                               for t, v in spec.rules]).execute()
-            count = recompute(login, spec.matchers)
+            count = recompute(login, spec.matchers, cache)
             RuleLogin.update(digest=spec.digest).where(RuleLogin.id == login.id).execute()
             changed.append((spec.name, count))
     for removed in existing.values():
@@ -178,12 +148,20 @@ def sync(rules_path, passwords_path):
         return None
     with database.atomic():
         try:
-            specs = parse_rules(rules_bytes.decode("utf-8"))
+            try:
+                text = rules_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RulesError("not_utf8") from None
+            specs = parse_rules(text)
             hashes = read_passwords(passwords_path)
-        except (RulesError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (RulesError, json.JSONDecodeError) as exc:
             RuleLogin.update(active=False).execute()
             set_value(DIGEST_KEY, digest)
-            set_value(ERROR_KEY, f"{rules_path}: {exc}")
+            error = exc.as_dict() if isinstance(exc, RulesError) else {
+                "code": "json", "line": exc.lineno, "column": exc.colno,
+                "params": {"detail": f"{passwords_path}: {exc.msg}"}}
+            set_value(ERROR_KEY, json.dumps(dict(error, file=os.path.basename(rules_path)),
+                                            ensure_ascii=False))
             forget_recent()
             log.error("rules file rejected, every rule login is disabled until it is fixed: %s", exc)
             audit.record("rules_rejected", subject=os.path.basename(rules_path), detail=str(exc))

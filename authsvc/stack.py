@@ -78,7 +78,7 @@ SITE_DEFAULTS = {
 }
 
 SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password",
-                "forwarded_secret")
+                "forwarded_secret", "audit_key")
 # What every child and command of the launcher creates is its owner's only
 # (database, WAL, Orthanc's storage and caches, logs, backups).
 UMASK = 0o077

@@ -16,14 +16,14 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, conflicts, display, passwords, rules
+from . import audit, auditchain, auditview, conflicts, dashboard_filters, display, passwords, rules
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
 from .models import (Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value,
                      utcnow)
 from .sessions import forget_recent
-from .portal import active_only, share_row, shares_query
+from .portal import active_only, share_rows, shares_query
 from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, json_body, services
@@ -83,12 +83,13 @@ def login_state(patient):
 
 
 def state_text(state, patient):
+    """Short: the dashboard keeps one line per study."""
     if state == "pending":
-        return gettext("New password: slip not printed")
+        return gettext("Slip not printed")
     if state == "printed":
-        return gettext("Slip printed %(when)s", when=local_datetime(patient.slip_printed_at))
+        return gettext("Printed %(when)s", when=local_datetime(patient.slip_printed_at))
     if state == "issued":
-        return gettext("Password given; reissue to print a slip")
+        return gettext("Given without a slip")
     return gettext("No login")
 
 
@@ -111,8 +112,9 @@ def dashboard():
 
 
 def rules_error():
-    """The rules file's error, if it has one (every rule login is then off)."""
-    return get_value(rules.ERROR_KEY, "") or ""
+    """The rules file's error in the page's language, if it has one (every
+    rule login is then off)."""
+    return rules.error_text(get_value(rules.ERROR_KEY, ""), gettext)
 
 
 @bp.get("/staff/shares")
@@ -130,8 +132,10 @@ def rules_page():
     principal, response = staff_page()
     if response:
         return response
-    # The file's error, if any, is shown by the page from GET /api/rules.
-    return render_page("rules.html", rules_file=current_app.config["RULES_FILE"])
+    # The file's error, if any, in the page's language (its own box, not the
+    # banner of the other staff pages).
+    return render_page("rules.html", rules_file=current_app.config["RULES_FILE"],
+                       rules_file_error=rules_error())
 
 
 @bp.get("/staff/users")
@@ -149,7 +153,52 @@ def audit_page():
     principal, response = staff_page(admin=True)
     if response:
         return response
-    return render_page("audit.html", events=audit_event_names(), rules_error=rules_error())
+    report = auditchain.verify()
+    return render_page("audit.html", events=audit_event_names(), rules_error=rules_error(),
+                       verification=report, tampering=audit_problems(report))
+
+
+@bp.get("/staff/api/audit")
+def audit_rows():
+    """Admins: the audit page's rows (and `format=csv`), as people read them:
+    local time, patient, study, details in the page's language; the filters
+    of GET /api/audit and `patient` (ID or name: who opened their studies)."""
+    staff_or_error(admin=True)
+    try:
+        query = auditview.filtered(request.args)
+    except ValueError:
+        raise ApiError(400, "bad_field", gettext("Check the dates of the filter."))
+    rows = auditview.rows_for_people(list(query.limit(1000)), dict(audit_event_names()))
+    if request.args.get("format") != "csv":
+        return jsonify(events=rows)
+    columns = {"id": "#", "at": gettext("When"), "event_name": gettext("Event"),
+               "who": gettext("Who"), "patient_id": gettext("Patient ID"),
+               "patient_name": gettext("Patient name"), "study": gettext("Study"),
+               "subject": gettext("On what"), "address": gettext("From"),
+               "detail": gettext("Detail")}
+    text = auditview.csv_text(rows, list(columns), header=columns)
+    return text, 200, {"Content-Type": "text/csv; charset=utf-8",
+                       "Content-Disposition": "attachment; filename=audit.csv"}
+
+
+def audit_problems(report):
+    """What the audit log's verification found, in the page's language."""
+    texts = {
+        "entry_altered": lambda d: gettext(
+            "Entry %(id)s does not match its key: it was changed, or an entry before it "
+            "was removed.", id=d["id"]),
+        "entries_removed": lambda d: gettext(
+            "Entries were removed: the checkpoint of %(at)s counted %(then)s entries up "
+            "to entry %(last)s; the database now holds %(now)s of them, or that entry "
+            "was changed.", at=d["checkpoint_at"], then=d["entries_then"],
+            now=d["entries_now"], last=d["last_id"]),
+        "switch_moved": lambda d: gettext(
+            "The point where keyed entries begin was moved (checkpointed: entry "
+            "%(then)s; now: %(now)s).", then=d["checkpointed"], now=d["now"]),
+        "checkpoint_forged": lambda d: gettext(
+            "%(n)s line(s) of the checkpoint file do not match the key.", n=d["lines"]),
+    }
+    return [texts[code](details) for code, details in report.problems]
 
 
 def audit_event_names():
@@ -163,6 +212,7 @@ def audit_event_names():
         "study_access": gettext("Study opened"),
         "identity_conflict": gettext("Study held back: identity conflict"),
         "identity_resolved": gettext("Identity conflict resolved"),
+        "audit_keyed": gettext("Audit log keyed from here on"),
         "report_attached": gettext("Report attached"),
     }
     return [(event, names.get(event, event)) for event in audit.EVENTS]
@@ -170,35 +220,53 @@ def audit_event_names():
 
 # -- JSON routes of the dashboard -----------------------------------------
 
-@bp.get("/staff/api/studies")
-def studies():
-    principal = staff_or_error()
-    query = visible_studies(principal).join(Patient)
-    search = request.args.get("q", "").strip()[:100]
-    if search:
-        query = query.where(Patient.patient_id.contains(search)
-                            | Patient.search_name.contains(fold(search)))
-    rows = list(query.select(Study, Patient)
-                .order_by(Study.recorded_at.desc(), Study.id.desc()).limit(200))
-    # Which rule logins see each study (physicians, institutions): one query.
-    rule_logins = {}
-    if rows:
-        for match in (RuleMatch.select(RuleMatch.study, RuleLogin.name).join(RuleLogin)
-                      .where(RuleMatch.study.in_([s.id for s in rows])).order_by(RuleLogin.name)):
-            rule_logins.setdefault(match.study_id, []).append(match.login.name)
-    states = {}
-    out = []
-    for study in rows:
+def filtered_rows(principal, args, pending_only=False):
+    """The dashboard's studies under its filters (dashboard_filters), newest
+    first, each as (study, login state, pending password or None): the rows
+    of the dashboard, and the slips a batch prints."""
+    query, modality = dashboard_filters.filtered(visible_studies(principal).join(Patient), args)
+    pending_only = pending_only or args.get("pending") == "1"
+    if pending_only:
+        # The display copy decides (login_state below); this narrows the query.
+        query = query.where(Patient.display_password.is_null(False))
+    states, out = {}, []
+    newest = query.select(Study, Patient).order_by(Study.recorded_at.desc(), Study.id.desc())
+    for study in newest.limit(200):
         patient = study.patient
         if patient.id not in states:
             states[patient.id] = login_state(patient)
         state, pending = states[patient.id]
+        if modality and modality not in dashboard_filters.codes(study.modalities):
+            continue  # the SQL matched a substring ("CT" in "CTX")
+        if pending_only and state != "pending":
+            continue
+        out.append((study, state, pending))
+    return out
+
+
+@bp.get("/staff/api/studies")
+def studies():
+    """The dashboard's rows, newest first. Filters: `q` (patient ID or name),
+    `today=1` (recorded since local midnight in TIMEZONE) or `day=YYYY-MM-DD`,
+    `pending=1` (slips not printed yet), `modality` (one code). `modalities`
+    lists the codes of the studies staff see, for the filter's choices."""
+    principal = staff_or_error()
+    rows = filtered_rows(principal, request.args)
+    # Which rule logins see each study (physicians, institutions): one query.
+    rule_logins = {}
+    if rows:
+        for match in (RuleMatch.select(RuleMatch.study, RuleLogin.name).join(RuleLogin)
+                      .where(RuleMatch.study.in_([s.id for s, _, _ in rows])).order_by(RuleLogin.name)):
+            rule_logins.setdefault(match.study_id, []).append(match.login.name)
+    out = []
+    for study, state, pending in rows:
+        patient = study.patient
         out.append({
             "orthanc_id": study.orthanc_id,
             "patient_id": patient.patient_id,
             "patient_name": person_name(study.patient_name),  # this study's own
             "date": study_date(study.study_date),
-            "modalities": ", ".join(m for m in study.modalities.split("\\") if m),
+            "modalities": ", ".join(dashboard_filters.codes(study.modalities)),
             "description": study.description,
             "recorded": local_datetime(study.recorded_at),
             "login": state,
@@ -212,7 +280,9 @@ def studies():
             "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
             "rule_logins": rule_logins.get(study.id, []),
         })
-    return jsonify(studies=out, search=search)
+    return jsonify(studies=out, search=request.args.get("q", "").strip()[:100],
+                   batch_url=url_for("slips.batch", **dashboard_filters.batch_args(request.args)),
+                   modalities=dashboard_filters.modality_codes(visible_studies(principal)))
 
 
 @bp.get("/staff/api/conflicts")
@@ -281,31 +351,57 @@ def shares():
     if search:
         query = query.where(Patient.patient_id.contains(search)
                             | Patient.search_name.contains(fold(search)))
-    return jsonify(shares=[share_row(s, for_staff=True) for s in query.limit(500)], search=search)
+    return jsonify(shares=share_rows(query.limit(500), for_staff=True), search=search)
 
 
-@bp.post("/staff/api/patients/<path:patient_id>/printed")
-def printed(patient_id):
-    """The slip was printed: wipe the display copy. `password_set_at` names
-    the password that was printed, so that a password reissued meanwhile (by
-    someone else) is not wiped unseen."""
-    principal = staff_or_error()
-    body = json_body()
-    patient = _patient_or_404(patient_id)
-    lang = body.get("language")
-    set_at = body.get("password_set_at")
+def mark_printed(patient, set_at, lang, principal, how="slip printed"):
+    """A slip was printed: wipe the display copy, if `set_at` (the ISO time
+    of the password the slip showed) still names the current password, so
+    that a password reissued meanwhile (by someone else) is not wiped unseen.
+    True if it was marked."""
     current = patient.password_set_at.isoformat() if patient.password_set_at else None
     if not isinstance(set_at, str) or set_at != current:
-        raise ApiError(409, "password_changed",
-                       gettext("The password changed since this slip was shown. Print the new slip."))
+        return False
     Patient.update(display_password=None, slip_printed_at=utcnow(),
                    slip_language=lang if lang in LANGUAGES else patient.slip_language
                    ).where(Patient.id == patient.id).execute()
     log.info("slip of patient #%s printed by staff user %s", patient.id, principal.staff.username)
     audit.record("password_printed", actor=principal.audit_name,
                  subject=f"patient {patient.patient_id}", address=request.remote_addr,
-                 detail="slip printed; display copy wiped")
+                 detail=f"{how}; display copy wiped")
+    return True
+
+
+@bp.post("/staff/api/patients/<path:patient_id>/printed")
+def printed(patient_id):
+    """The slip was printed: wipe the display copy (see mark_printed)."""
+    principal = staff_or_error()
+    body = json_body()
+    patient = _patient_or_404(patient_id)
+    if not mark_printed(patient, body.get("password_set_at"), body.get("language"), principal):
+        raise ApiError(409, "password_changed",
+                       gettext("The password changed since this slip was shown. Print the new slip."))
     return jsonify(ok=True)
+
+
+@bp.post("/staff/api/slips/printed")
+def batch_printed():
+    """The slips of a batch printed: {"slips": [{"patient_id", "password_set_at",
+    "language"}, ...]}. Each is marked as one slip would be; those whose
+    password changed meanwhile are listed in `changed` (print them again)."""
+    principal = staff_or_error()
+    slips = json_body().get("slips")
+    if not isinstance(slips, list) or not slips or len(slips) > 500 \
+            or not all(isinstance(s, dict) and isinstance(s.get("patient_id"), str) for s in slips):
+        raise ApiError(400, "bad_field", gettext("The request is not valid."))
+    marked, changed = [], []
+    for item in slips:
+        patient = Patient.get_or_none(Patient.patient_id == item["patient_id"])
+        ok = patient is not None and mark_printed(patient, item.get("password_set_at"),
+                                                  item.get("language"), principal,
+                                                  how="slip printed in a batch")
+        (marked if ok else changed).append(item["patient_id"])
+    return jsonify(ok=not changed, printed=marked, changed=changed)
 
 
 @bp.post("/staff/api/patients/<path:patient_id>/reissue")

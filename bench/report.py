@@ -91,6 +91,18 @@ def _ms(x):
     return "–" if x is None else f"{x:.2f}"
 
 
+def _spread(run, key, fmt):
+    """A run's figure with its rounds' min–max (bench/b2.py measures several)."""
+    value = run.get(key)
+    if value is None:
+        return "–"
+    s = (run.get("spread") or {}).get(key)
+    text = fmt.format(value)
+    if s and s["min"] != s["max"]:
+        text += f" ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+    return text
+
+
 def _us(ms):
     return "–" if ms is None else f"{ms * 1000:.0f}"
 
@@ -233,13 +245,21 @@ def write(results, targets, out):
                                                "per client)"}
         for name, r in b2["runs"].items():
             c = r.get("cpu_ms_per_decision", {})
-            md.append(f"| {names.get(name, name)} | {r['rate']:.0f} | {_ms(r['p50_ms'])} | "
-                      f"{_ms(r['p99_ms'])} | {r['requests']} | {r['errors']} | "
+            md.append(f"| {names.get(name, name)} | {_spread(r, 'rate', '{:.0f}')} | "
+                      f"{_ms(r['p50_ms'])} | "
+                      f"{_spread(r, 'p99_ms', '{:.2f}')} | {r['requests']} | {r['errors']} | "
                       f"{_ms(c.get('service'))} | {_ms(c.get('clients'))} | "
                       f"{r.get('service_cores', '–')} | {r.get('machine_busy_cores', '–')} | "
                       + (f"{r['first_pass']['rate']:.0f}, {_ms(r['first_pass']['p99_ms'])} | "
                          if r.get("first_pass") else "– | ")
                       + f"{_met(r.get('met')) if name in b2.get('headline', []) else '(not the figure)'} |")
+        md.append("\nEach run is the median of its rounds (by rate; "
+                  "bench/b2.py, ROUNDS), with the rounds' min–max in brackets, and the machine's "
+                  "load average over them: "
+                  + "; ".join(f"{RUN_NAMES_SHORT.get(n, n)} "
+                              f"{r['spread']['load_average']['min']}–{r['spread']['load_average']['max']}"
+                              for n, r in b2["runs"].items()
+                              if (r.get("spread") or {}).get("load_average")) + ".\n")
         md.append("\nThe first pass asks each question once, before the run: a principal's "
                   "first question about a study in the hour also appends the audit log's entry "
                   "(a transaction that takes turns across workers), so it is slower; it happens "
@@ -253,6 +273,16 @@ def write(results, targets, out):
                   "sockets and read each answer by its Content-Length (`bench/load.py`): the "
                   "real client is Orthanc's C++ plugin, and a Python `http.client` cost 0.19 ms "
                   "of CPU per request on the same two cores.\n")
+        stats = b2.get("pg_statements")
+        if isinstance(stats, list) and stats:
+            md.append("\n### PostgreSQL's side (pg_stat_statements, every B2 run on it)\n")
+            md.append("| calls | mean ms | total ms | rows/call | statement |")
+            md.append("| --- | --- | --- | --- | --- |")
+            for calls, mean, total, rows, query in stats:
+                md.append(f"| {calls} | {mean:.3f} | {total:.0f} | {rows} | `{query}` |")
+            md.append("")
+        elif stats:
+            md.append(f"\n- PostgreSQL statements: {stats}.\n")
         prof = b2.get("profile")
         if prof:
             md.append("### Where the service's time goes (py-spy, same load)\n")

@@ -82,6 +82,9 @@ def main():
     rng = random.Random(3)
     with tempfile.TemporaryDirectory() as tmp:
         open_database(f"sqlite:///{tmp}/rules.sqlite3")
+        # The audit entries of the sync (create_app configures this otherwise).
+        from authsvc import auditchain
+        auditchain.configure(b"bench audit key, not a secret!!", f"{tmp}/audit-checkpoints.log")
         database.connect()
         migrate()
         started = time.perf_counter()

@@ -36,9 +36,9 @@ from bench.load import Job, Load, median, percentile  # noqa: E402
 from bench.stacks import (PYTHON_PLUGIN, PlainStack, ProjectStack, PythonFilterStack,  # noqa: E402
                           log_tails, site_overrides)
 
-FULL = dict(slices=300, studies=100_000, rounds=4, b1_rounds=5, b2_seconds=12.0,
+FULL = dict(slices=300, studies=100_000, rounds=4, b1_rounds=5, b2_seconds=8.0,
             b5_runs=40, b5_owasp_runs=12, logins=10)
-QUICK = dict(slices=30, studies=10_000, rounds=2, b1_rounds=2, b2_seconds=4.0,
+QUICK = dict(slices=30, studies=10_000, rounds=2, b1_rounds=2, b2_seconds=3.0,
              b5_runs=15, b5_owasp_runs=5, logins=5)
 STABLE_AGE = 2
 CLIENTS = 4
@@ -454,9 +454,11 @@ class Bench:
             tokens = fill.make_sessions(url, self.project.secrets["secret_key"],
                                         list(filled.by_patient), rule_logins=logins)
             service.start()
+            b2mod.reset_statement_stats(url)
             self.b2_world(b2mod.World("postgresql", filled, tokens, service.port,
                                       service.proc.pid))
             b2["postgresql"] = "measured"
+            b2["pg_statements"] = b2mod.statement_stats(url)
         finally:
             service.stop()
             self.extra_services.remove(service)

@@ -210,7 +210,7 @@ def service_app(folder, database_url):
 
     secrets_file = folder / "secrets.json"
     secrets_file.write_text(json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40,
-                                        "orthanc_password": "unused"}))
+                                        "audit_key": "a" * 40, "orthanc_password": "unused"}))
     application = create_app({"DATABASE_URL": database_url,
                               "DATA_DIR": str(folder), "SECRETS_FILE": str(secrets_file),
                               "RULES_FILE": str(folder / "rules.json"),

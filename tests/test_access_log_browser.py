@@ -93,8 +93,7 @@ def test_the_patient_sees_who_opened_their_study(opened, language):
         share_n = a["share"]["id"]
         assert any(kind == "share" and who.startswith(SHARE[language].format(n=share_n))
                    and what == a["description"] for kind, who, what in seen), seen
-        assert ("rule", f"Dra. Elena Paz {opened['login'].split('-')[-1]} "
-                f"({'acceso' if language == 'es' else 'login'} {opened['login']})",
+        assert ("rule", f"Dra. Elena Paz {opened['login'].split('-')[-1]} ({opened['login']})",
                 a["description"]) in seen, seen
         staff = [who for kind, who, _ in seen if kind == "staff"]
         assert staff and all(w.startswith(STAFF[language]) and "admin" not in w for w in staff), seen

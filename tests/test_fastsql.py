@@ -16,6 +16,9 @@ from conftest import fake_study
 
 # Each statement with parameters of its columns' types.
 STATEMENTS = [(SESSION, ("x",)), (policy.STUDY, ("x",)), (policy.STUDY_OF_RESOURCE, ("x", "series")),
+              (policy.STUDY_OF_ANY_RESOURCE, ("x",)), (policy.STUDIES_OF_PATIENT, (1,)),
+              (policy.STUDIES_WITH_UID, ("x",)), (policy.RESOURCE_IN_STUDY, (1, "x", "series")),
+              (policy.KEYS_OF_STUDY, (1,)), (policy.PATIENT_EXISTS, ("x",)),
               (visibility.RULE_MATCH, (1, 1)), (conflicts.BLOCKING, ("x",))]
 
 
@@ -53,15 +56,28 @@ def test_the_session_statement_reads_what_peewee_reads(world):
 def test_the_study_statements_read_what_peewee_reads(world):
     study, data = world["study"], world["data"]
     row = fastsql.fetch_one(policy.STUDY, study.orthanc_id)
-    built = fastsql.row_object(Study, row, policy.DECISION_FIELDS)
-    for field in policy.DECISION_FIELDS:
-        assert getattr(built, field.name + ("_id" if field.name == "patient" else "")) == \
-            getattr(study, field.name + ("_id" if field.name == "patient" else "")), field.name
+    built = policy.study_ref(row)
+    assert (built.id, built.orthanc_id, built.study_uid, built.patient_id) == \
+        (study.id, study.orthanc_id, study.study_uid, study.patient_id)
+    # The version is updated_at as stored: the same value peewee converts.
+    assert Study.updated_at.python_value(built.version) == study.updated_at
+    assert [policy.study_ref(r) for r in fastsql.fetch_all(policy.STUDIES_OF_PATIENT,
+                                                           study.patient_id)] == [built]
+    assert [policy.study_ref(r) for r in fastsql.fetch_all(policy.STUDIES_WITH_UID,
+                                                           study.study_uid)] == [built]
+    assert fastsql.fetch_all(policy.STUDIES_WITH_UID, "1.2.3.nothing") == []
+    assert sorted(oid for (oid,) in fastsql.fetch_all(policy.KEYS_OF_STUDY, study.id)) == \
+        sorted(r.orthanc_id for r in Resource.select().where(Resource.study == study))
+    assert fastsql.fetch_one(policy.PATIENT_EXISTS, study.patient.orthanc_id) is not None
+    assert fastsql.fetch_one(policy.PATIENT_EXISTS, "0" * 44) is None
     series_id, series_uid = data["series"][1]
     row = fastsql.fetch_one(policy.STUDY_OF_RESOURCE, series_id, "series")
     assert row[0] == study.id and row[-1] == series_uid
     assert row[-1] == Resource.get(Resource.orthanc_id == series_id).uid
     assert fastsql.fetch_one(policy.STUDY_OF_RESOURCE, series_id, "instance") is None
+    assert policy.study_ref(fastsql.fetch_one(policy.STUDY_OF_ANY_RESOURCE, series_id)) == built
+    assert fastsql.fetch_one(policy.RESOURCE_IN_STUDY, study.id, series_uid, "series") is not None
+    assert fastsql.fetch_one(policy.RESOURCE_IN_STUDY, study.id, series_uid, "instance") is None
 
 
 def test_prefetch_answers_each_lookup_as_it_would_alone(world):

@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from authsvc import audit, ingest, passwords
+from authsvc import audit, auditchain, ingest, passwords
 from authsvc.cli import ensure_admin
 from authsvc.models import AuditEvent, LoginFailure, StaffUser
 from conftest import fake_study
@@ -161,14 +161,14 @@ def test_csv_cells_cannot_be_formulas(app):
 def test_tampering_breaks_the_chain(app, patient):
     for n in range(3):
         audit.record("login_failed", actor=f"patient X{n}", address="10.0.0.1")
-    assert audit.verify() is None
+    assert auditchain.verify().ok
     victim = AuditEvent.select().order_by(AuditEvent.id).offset(1).first()
     AuditEvent.update(address="10.6.6.6").where(AuditEvent.id == victim.id).execute()
-    assert audit.verify() == victim.id
+    assert auditchain.verify().broken_at == victim.id
     AuditEvent.update(address="10.0.0.1").where(AuditEvent.id == victim.id).execute()
-    assert audit.verify() is None
+    assert auditchain.verify().ok
     AuditEvent.delete().where(AuditEvent.id == victim.id).execute()
-    assert audit.verify() == victim.id + 1
+    assert auditchain.verify().broken_at == victim.id + 1
 
 
 def test_concurrent_appends_lose_nothing_and_keep_one_chain(app):
@@ -192,7 +192,7 @@ def test_concurrent_appends_lose_nothing_and_keep_one_chain(app):
     for w in workers:
         w.join()
     assert AuditEvent.select().where(AuditEvent.event == "login_failed").count() == 180
-    assert audit.verify() is None
+    assert auditchain.verify().ok
 
 
 # -- sessions -------------------------------------------------------------------

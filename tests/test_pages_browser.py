@@ -121,7 +121,7 @@ def test_staff_sees_a_new_study_appear_without_reloading(stack, orthanc, world, 
     text = tr.text
     assert "NÚÑEZ, JOSÉ" in text and pid in text and "TORAX" in text and "CT, MR" in text
     assert "28 nov 2026" in text  # the study date in Spanish
-    assert "Contraseña nueva: hoja sin imprimir" in text
+    assert "Hoja sin imprimir" in text
     password = tr.find_element(By.CSS_SELECTOR, ".pw").text
     assert re.fullmatch(r"[a-z2-9]{4} [a-z2-9]{4} [a-z2-9]{4}", password), password
     world["A"]["password"] = password.replace(" ", "-")
@@ -207,7 +207,7 @@ def test_print_slip_with_qr_code(world, staff, shots):
     assert not staff.find_elements(By.ID, "slip")
     staff.close()
     staff.switch_to.window(dashboard)
-    wait(staff, lambda d: "Hoja impresa" in row(d, a["study"]).text
+    wait(staff, lambda d: "Impresa el" in row(d, a["study"]).text
          and not row(d, a["study"]).find_elements(By.CSS_SELECTOR, ".pw"),
          timeout=20, what="slip printed on the dashboard, password gone")
     staff.get(slip_url)
@@ -534,6 +534,7 @@ def test_patient_shares_a_study_then_revokes_it(world, tagged, admin, shots):
         items = phone.find_elements(By.CSS_SELECTOR, "#share-list li.share")
         assert [i.get_attribute("data-study") for i in items] == [s1["study"]]
         assert "RODILLA" in items[0].text and "Hasta el" in items[0].text
+        assert "Usado: nunca" in items[0].text
         assert_no_english(phone)
         phone.execute_script("document.getElementById('share-result').scrollIntoView()")
         phone.save_screenshot(str(shots / "12-phone-share-created-es.png"))
@@ -550,6 +551,11 @@ def test_patient_shares_a_study_then_revokes_it(world, tagged, admin, shots):
         assert "#share=" not in holder.current_url  # the secret left the address bar
         assert_no_english(holder)
         holder.save_screenshot(str(shots / "13-share-holder-es.png"))
+        # The patient's list now says when the link was last used (issue 15).
+        phone.refresh()
+        used = wait(phone, lambda d: d.find_elements(By.CSS_SELECTOR, "#share-list li.share .used"),
+                    what="the share's use")[0].text
+        assert used.startswith("Último uso: "), used
         image = f"/orthanc/instances/{s1['instance']}/preview"
         assert fetch_status(holder, image) == 200
         for status, url in ((403, f"/orthanc/studies/{s2['study']}"), (403, f"/orthanc/patients/{s1['patient']}"),
@@ -660,8 +666,9 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
         staff.refresh()
         box = wait(staff, lambda d: d.find_element(By.ID, "rules-file-error").is_displayed()
                    and d.find_element(By.ID, "rules-file-error"), what="the rules file's error")
-        assert "están desactivados" in box.text and "not valid JSON" in box.text
-        assert "Desactivado" in rule_row(staff).text
+        assert "están desactivados" in box.text and "no es JSON válido en la línea 1" in box.text
+        # The error is in the page itself; the rows come from GET /api/rules.
+        wait(staff, lambda d: "Desactivado" in rule_row(d).text, what="the login disabled")
         staff.save_screenshot(str(shots / "18-staff-rules-error-es.png"))
         staff.find_element(By.ID, "nav-shares").click()  # every staff page says it
         wait(staff, lambda d: d.find_element(By.ID, "rules-error").is_displayed(), what="the banner")
@@ -685,11 +692,10 @@ def test_admin_reads_and_filters_the_audit_log_in_spanish(world, shots):
         events = {r.get_attribute("data-event")
                   for r in driver.find_elements(By.CSS_SELECTOR, "#rows tr")}
         assert "login" in events
-        assert driver.find_element(By.ID, "chain-broken").get_attribute("hidden") is not None
+        assert not driver.find_elements(By.ID, "chain-broken")  # the chain is whole
+        assert driver.find_element(By.ID, "chain-whole").is_displayed()
         driver.save_screenshot(str(shots / "20-audit-es.png"))
-        # The entries' own text is recorded data (one language for the log);
-        # the page around it must be Spanish.
-        driver.execute_script("document.getElementById('rows').replaceChildren()")
+        # The entries are shown in the page's language too (issue 15).
         assert_no_english(driver)
         Select = __import__("selenium.webdriver.support.select", fromlist=["Select"]).Select
         Select(driver.find_element(By.ID, "f-event")).select_by_value("login_failed")

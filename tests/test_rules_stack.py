@@ -5,6 +5,7 @@ with storescu; every rule login tried on every study through the API and
 through Orthanc (study, instance file, DICOMweb)."""
 
 import json
+import re
 import time
 import uuid
 
@@ -170,3 +171,49 @@ def test_expired_share_is_refused(stack, admin, rules_world):
     for route in orthanc_routes(s2):
         assert holder.get(route).status_code == 403, route
     assert holder.get("/api/studies").status_code == 401
+
+
+def test_each_shipped_example_enabled_alone_logs_in_on_the_real_stack(stack, orthanc, admin, tmp_path):
+    """Issue 15: the rules file as `make run` writes it (deploy/rules.example.json),
+    one example switched on as the file says ("enabled": false -> true), a
+    password made as `make rule-password` does: the physician or institution
+    logs in through nginx and sees the study its tag names, in the API and
+    through Orthanc. Another study (no such values) stays closed."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    shipped = (root / "deploy" / "rules.example.json").read_text(encoding="utf-8")
+    suffix = uuid.uuid4().hex[:6]
+    named = StudySpec(f"EXS-{suffix}", "LÓPEZ^CARMEN", charset="ISO_IR 192", tags={
+        "InstitutionName": "HOSPITAL UNIVERSITARIO DE CARACAS",
+        "ReferringPhysicianName": "GÓMEZ^MARÍA ELENA", "ResponsibleOrganization": "FUNDACIÓN SALUD"},
+        series=[SeriesSpec("CT", 1, {"PerformingPhysicianName": ""})])
+    other = StudySpec(f"EXO-{suffix}", "LÓPEZ^CARMEN", charset="ISO_IR 192", tags=dict(EMPTY),
+                      series=[SeriesSpec("CT", 1, {})])
+    ids = {}
+    for key, spec in (("named", named), ("other", other)):
+        written = write_study(spec, tmp_path / key)
+        assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
+        ids[key] = lookup(orthanc, written.study_uid)
+        wait_for(lambda: recorded(admin, ids[key]), 30, what="study recorded")
+    path = stack.data_dir / "rules.json"
+    before = path.read_text(encoding="utf-8")
+    lines = shipped.splitlines()
+    switches = [n for n, line in enumerate(lines)
+                if '"enabled": false' in line and not line.lstrip().startswith("//")]
+    assert len(switches) == 3
+    try:
+        for n in switches:
+            edited = list(lines)
+            edited[n] = lines[n].replace('"enabled": false', '"enabled": true')
+            path.write_text("\n".join(edited) + "\n", encoding="utf-8")
+            login = re.search(r'"login": "([^"]+)"', lines[n]).group(1)
+            password = set_rule_password(str(stack.data_dir / "rule-passwords.json"), str(path), login)
+            b = Browser(stack.public_url)
+            r = b.login(login=login, password=password)
+            assert r.status_code == 200, (login, r.text)
+            listed = {s["orthanc_id"] for s in b.get("/api/studies").json()["studies"]}
+            assert ids["named"] in listed and ids["other"] not in listed, login
+            assert b.get(f"/orthanc/studies/{ids['named']}").status_code == 200
+            assert b.get(f"/orthanc/studies/{ids['other']}").status_code == 403
+    finally:
+        path.write_text(before, encoding="utf-8")

@@ -95,7 +95,7 @@ def test_one_statement_per_decision(app, patient, monkeypatch):
     assert granted(app, patient)                 # the study's keys now cached
     forget_recent()
     compiled, other, inside = [], [], []
-    real_one, real_sql = fastsql._execute_one, database.obj.execute_sql
+    real_one, real_sql = fastsql._execute, database.obj.execute_sql
 
     def one(name, sql, params):
         compiled.append(name)
@@ -109,7 +109,7 @@ def test_one_statement_per_decision(app, patient, monkeypatch):
         if not inside and sql.lstrip().upper().startswith(("SELECT", "EXECUTE")):
             other.append(sql)
         return real_sql(sql, params, *args, **kwargs)
-    monkeypatch.setattr(fastsql, "_execute_one", one)
+    monkeypatch.setattr(fastsql, "_execute", one)
     monkeypatch.setattr(database.obj, "execute_sql", any_sql)
     assert granted(app, patient)
     assert compiled == ["session+study-of-resource"] and other == [], (compiled, other)

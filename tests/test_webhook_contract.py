@@ -348,6 +348,25 @@ def test_webhook_needs_its_secret(client, world, headers, status):
         assert r.status_code == status and r.json["error"] == "bad_credentials"
 
 
+def test_credentials_accepted_once_are_still_checked(app, client, world):
+    """The webhook remembers the last header it accepted (the plugin sends
+    the same one each time): another header, or the same after the secret
+    changed, is checked again and refused."""
+    body = question(world, "study", **{"token-key": "token",
+                                       "token-value": world["tokens"]["admin"]})
+    assert ask(client, body).json["granted"] is True
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"orthanc:wrong").decode()}
+    assert ask(client, body, headers=wrong).status_code == 401
+    assert ask(client, body, headers={}).status_code == 401
+    assert ask(client, body).json["granted"] is True
+    services = app.extensions["authsvc"]
+    services.secrets["webhook_secret"] = "n" * 40
+    assert ask(client, body).status_code == 401
+    fresh = {"Authorization": "Basic " + base64.b64encode(b"orthanc:" + b"n" * 40).decode()}
+    assert ask(client, body, headers=fresh).json["granted"] is True
+    assert ask(client, body).status_code == 401
+
+
 @pytest.mark.parametrize("secret", [None, "", "short-secret"])
 def test_without_a_secret_every_call_is_refused(app, client, world, secret):
     services = app.extensions["authsvc"]

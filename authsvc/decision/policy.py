@@ -24,6 +24,7 @@ Admins may do everything; radiologists may read everything, and search
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .. import conflicts, fastsql
 from ..models import Patient, Resource, Study
@@ -53,19 +54,49 @@ def refused(reason):
 
 
 # What a decision reads of a study (who may see it, its keys, the audit
-# entry): a Study built from these only. Reading and converting every column
-# (descriptions, tag values as JSON) was a tenth of a decision's CPU.
-DECISION_FIELDS = (Study.id, Study.orthanc_id, Study.study_uid, Study.patient, Study.updated_at)
-_COLUMNS, _WIDTH = fastsql.columns(Study, DECISION_FIELDS, "s")
+# entry). Not a Study model: building one computes every other column's
+# default (timestamps, JSON), which with the model's constructor was a fifth
+# of a decision's CPU (bench B2); reading every column was a tenth.
+class StudyRef(NamedTuple):
+    id: int
+    orthanc_id: str
+    study_uid: str
+    patient_id: int
+    # updated_at as the database returns it, unconverted: it only tells a
+    # study whose resources ingest rewrote from the one cached (study_keys).
+    version: object
 
-STUDY = fastsql.Statement(
-    "study", f'SELECT {_COLUMNS} FROM {fastsql.table(Study, "s")} WHERE "s"."orthanc_id" = {{p}}',
-    _WIDTH)
+
+_COLUMNS, _WIDTH = fastsql.columns(
+    Study, (Study.id, Study.orthanc_id, Study.study_uid, Study.patient, Study.updated_at), "s")
+_STUDIES = f'SELECT {_COLUMNS} FROM {fastsql.table(Study, "s")}'
+_STUDIES_OF_RESOURCE = (f'SELECT {_COLUMNS}, "r"."uid" FROM {fastsql.table(Study, "s")} '
+                        f'JOIN {fastsql.table(Resource, "r")} ON "r"."study_id" = "s"."id" ')
+
+STUDY = fastsql.Statement("study", _STUDIES + ' WHERE "s"."orthanc_id" = {p}', _WIDTH)
 STUDY_OF_RESOURCE = fastsql.Statement(
     "study-of-resource",
-    f'SELECT {_COLUMNS}, "r"."uid" FROM {fastsql.table(Study, "s")} '
-    f'JOIN {fastsql.table(Resource, "r")} ON "r"."study_id" = "s"."id" '
-    f'WHERE "r"."orthanc_id" = {{p}} AND "r"."level" = {{p}}', _WIDTH + 1)
+    _STUDIES_OF_RESOURCE + 'WHERE "r"."orthanc_id" = {p} AND "r"."level" = {p}', _WIDTH + 1)
+# /tools/create-archive names resources of any level: an Orthanc ID is unique.
+STUDY_OF_ANY_RESOURCE = fastsql.Statement(
+    "study-of-any-resource", _STUDIES_OF_RESOURCE + 'WHERE "r"."orthanc_id" = {p}', _WIDTH + 1)
+STUDIES_OF_PATIENT = fastsql.Statement(
+    "studies-of-patient", _STUDIES + ' WHERE "s"."patient_id" = {p} ORDER BY "s"."id"', _WIDTH)
+STUDIES_WITH_UID = fastsql.Statement(
+    "studies-with-uid", _STUDIES + ' WHERE "s"."study_uid" = {p} ORDER BY "s"."id"', _WIDTH)
+RESOURCE_IN_STUDY = fastsql.Statement(
+    "resource-in-study", f'SELECT "id" FROM {fastsql.table(Resource)} '
+    'WHERE "study_id" = {p} AND "uid" = {p} AND "level" = {p} LIMIT 1', 1)
+KEYS_OF_STUDY = fastsql.Statement(
+    "keys-of-study", f'SELECT "orthanc_id" FROM {fastsql.table(Resource)} WHERE "study_id" = {{p}}', 1)
+PATIENT_EXISTS = fastsql.Statement(
+    "patient-exists", f'SELECT "id" FROM {fastsql.table(Patient)} WHERE "orthanc_id" = {{p}}', 1)
+
+
+def study_ref(row):
+    """A StudyRef from the first columns of a row, None when there is none."""
+    return None if row is None or row[0] is None else StudyRef(*row[:_WIDTH])
+
 
 _RESOURCE_LEVEL = {"series": "series", "instances": "instance"}
 
@@ -86,11 +117,11 @@ def _study_of(target):
     row = fastsql.fetch_one(statement, *params)
     if row is None:
         return None, ""
-    study = fastsql.row_object(Study, row[:_WIDTH], DECISION_FIELDS)
+    study = study_ref(row)
     return study, (study.study_uid if target.level == "studies" else row[-1])
 
 
-# study id -> (updated_at, keys): a CT has hundreds. Ingest bumps updated_at
+# study id -> (version, keys): a CT has hundreds. Ingest bumps updated_at
 # when it rewrites a study's resources, which retires the cached entry.
 _keys_cache = {}
 _KEYS_CACHE_SIZE = 2000
@@ -101,14 +132,13 @@ def study_keys(study):
     Orthanc IDs are hashes of the patient's and the resource's identifiers,
     so each names one resource of one study; UIDs are not keys (shared)."""
     cached = _keys_cache.get(study.id)
-    if cached is not None and cached[0] == study.updated_at:
+    if cached is not None and cached[0] == study.version:
         return cached[1]
     keys = [study.orthanc_id]
-    keys.extend(oid for (oid,) in Resource.select(Resource.orthanc_id)
-                .where(Resource.study == study).tuples())
+    keys.extend(oid for (oid,) in fastsql.fetch_all(KEYS_OF_STUDY, study.id))
     if len(_keys_cache) >= _KEYS_CACHE_SIZE:
         _keys_cache.clear()
-    _keys_cache[study.id] = (study.updated_at, keys)
+    _keys_cache[study.id] = (study.version, keys)
     return keys
 
 
@@ -170,11 +200,11 @@ def _patient(principal, target):
 
 
 def _own_studies(principal):
-    return list(Study.select(*DECISION_FIELDS).where(Study.patient == principal.patient))
+    return [study_ref(row) for row in fastsql.fetch_all(STUDIES_OF_PATIENT, principal.patient.id)]
 
 
 def _studies_with_uid(uid):
-    return list(Study.select(*DECISION_FIELDS).where(Study.study_uid == uid))
+    return [study_ref(row) for row in fastsql.fetch_all(STUDIES_WITH_UID, uid)]
 
 
 def _all_visible(principal, studies):
@@ -191,9 +221,7 @@ def _dicomweb(principal, target):
     if not _all_visible(principal, studies):
         return refused("not every study with this UID is this login's")
     for study in studies:
-        if all(not uid or Resource.select().where(
-                (Resource.study == study) & (Resource.uid == uid)
-                & (Resource.level == level)).exists()
+        if all(not uid or fastsql.fetch_one(RESOURCE_IN_STUDY, study.id, uid, level) is not None
                for uid, level in ((series_uid, "series"), (sop_uid, "instance"))):
             return Decision(True, "a study this login may see", studies=studies)
     return refused("the series or instance is not in this study")
@@ -221,15 +249,13 @@ def _search(principal, target):
 def _archive(principal, target):
     granted, patients = [], []
     for orthanc_id in target.resources:
-        study = Study.select(*DECISION_FIELDS).where(Study.orthanc_id == orthanc_id).first()
-        if study is None:
-            study = (Study.select(*DECISION_FIELDS).join(Resource)
-                     .where(Resource.orthanc_id == orthanc_id).first())
+        study = (study_ref(fastsql.fetch_one(STUDY, orthanc_id))
+                 or study_ref(fastsql.fetch_one(STUDY_OF_ANY_RESOURCE, orthanc_id)))
         if study is not None:
             if not may_see_study(principal, study):
                 return refused("a resource to archive is not this login's")
             granted.append(study)
-        elif Patient.select().where(Patient.orthanc_id == orthanc_id).exists() \
+        elif fastsql.fetch_one(PATIENT_EXISTS, orthanc_id) is not None \
                 and _patient_level_ok(principal, orthanc_id):
             granted.extend(_own_studies(principal))
             patients.append(orthanc_id)

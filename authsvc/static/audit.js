@@ -1,5 +1,6 @@
-// Admins: the audit log (GET /api/audit), filtered, with the same filters in
-// the CSV export's link.
+// Admins: the audit log as people read it (GET /staff/api/audit: local time,
+// patient, study, details in the page's language), filtered, with the same
+// filters in the CSV export's link.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const $ = (id) => document.getElementById(id);
@@ -8,7 +9,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function query() {
     const q = new URLSearchParams();
-    for (const name of ["event", "actor", "since", "until"]) {
+    for (const name of ["event", "patient", "actor", "since", "until"]) {
       const value = $("f-" + name).value.trim();
       if (value) q.set(name, value);
     }
@@ -28,15 +29,14 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!r.ok) { $("message").textContent = m.generic; return; }
     $("message").textContent = "";
     const data = await r.json();
-    $("chain-broken").hidden = data.chain_ok;
-    $("chain-broken-at").textContent = data.chain_broken_at || "";
     const body = document.createDocumentFragment();
     for (const e of data.events) {
       const cell = (label, text) => h("td", {"data-label": label, text: text || "—"});
+      const patient = [e.patient_id, e.patient_name].filter(Boolean).join(" — ");
       body.append(h("tr", {"data-event": e.event},
-        cell(m.labels.at, e.at.replace("T", " ").slice(0, 19)),
-        cell(m.labels.event, m.event_names[e.event] || e.event), cell(m.labels.actor, e.actor),
-        cell(m.labels.subject, e.subject), cell(m.labels.address, e.address),
+        cell(m.labels.at, e.at), cell(m.labels.event, e.event_name),
+        cell(m.labels.actor, e.who), cell(m.labels.patient, patient),
+        cell(m.labels.study, e.study || e.subject), cell(m.labels.address, e.address),
         cell(m.labels.detail, e.detail)));
     }
     $("rows").replaceChildren(body);

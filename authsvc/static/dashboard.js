@@ -8,9 +8,16 @@ document.addEventListener("DOMContentLoaded", () => {
   const $ = (id) => document.getElementById(id);
   const m = pageMessages();
   const cfg = $("dashboard-data").dataset;
-  const rows = $("rows"), q = $("q"), paper = $("paper"), message = $("message"), status = $("status");
+  const rows = $("rows"), q = $("q"), paper = $("paper"), modality = $("f-modality"), message = $("message"), status = $("status");
   const chosenLang = {};   // patient ID -> slip language picked in this page
-  let lastSignature = null, known = null, studies = [];
+  let lastSignature = null, known = null, studies = [], batchUrl = null;
+  function setBatchHref() {
+    if (!batchUrl) return;
+    const url = new URL(batchUrl, location.href);
+    url.searchParams.set("layout", paper.value);
+    url.searchParams.set("print", "1");
+    $("batch-print").href = url.pathname + url.search;
+  }
   paper.value = localStorage.getItem("slipPaper") || "a6";
 
   const fill = (text, name) => text.replace("{name}", name);
@@ -28,6 +35,12 @@ document.addEventListener("DOMContentLoaded", () => {
       "&slip_lang=" + encodeURIComponent(lang) + "&print=1";
   }
 
+  // A button's spoken name starts with its visible text (voice control:
+  // "click Print slip"), the patient's name after it for screen readers.
+  const named = (text, name) => [text, el("span", {class: "visually-hidden", text: " · " + name})];
+  // Cells cut to one line at full width: the whole value in a tooltip.
+  const oneLine = (text, cls) => el("span", {class: "one-line " + (cls || ""), title: text, text: text});
+
   function render(fresh) {
     const focused = document.activeElement && document.activeElement.dataset
       ? document.activeElement.dataset.key : null;
@@ -35,46 +48,59 @@ document.addEventListener("DOMContentLoaded", () => {
     for (const s of studies) {
       const name = s.patient_name || s.patient_id;
       const tr = el("tr", {"data-study": s.orthanc_id, "data-patient": s.patient_id,
-                           class: fresh.has(s.orthanc_id) ? "new" : ""});
-      const cell = (label, ...c) => el("td", {"data-label": label}, ...c);
+                           class: (fresh.has(s.orthanc_id) ? "new " : "") + "login-" + s.login});
+      const cell = (label, cls, ...c) => el("td", {"data-label": label, class: cls}, ...c);
+      const who = el("span", {class: "one-line", title: name + " · " + s.patient_id},
+                     el("span", {class: "patient-name", text: name}), " ",
+                     el("span", {class: "muted patient-id", text: s.patient_id}));
       tr.append(
-        cell(m.labels.recorded, s.recorded),
-        cell(m.labels.patient, el("span", {text: name}), el("br"),
-             el("span", {class: "muted patient-id", text: s.patient_id})),
-        cell(m.labels.date, s.date),
-        cell(m.labels.modality, s.modalities),
-        cell(m.labels.description, s.description),
-        cell(m.labels.login, el("span", {class: "login state-" + s.login, text: s.login_text})),
-        cell(m.labels.password, s.password
+        cell(m.labels.recorded, "recorded", s.recorded),
+        cell(m.labels.patient, "patient", who),
+        cell(m.labels.study, "study-cell", oneLine([s.date, s.modalities, s.description].filter(Boolean).join(" · "))),
+        cell(m.labels.slip, "login", oneLine(s.login_text, "login state-" + s.login)),
+        cell(m.labels.password, "password", s.password
           ? el("span", {class: "pw", text: s.password.join(" ")}) : "—"),
-        cell(m.labels.rule_logins, s.rule_logins.length
-          ? el("span", {class: "rule-logins", text: s.rule_logins.join(", ")})
+        cell(m.labels.rule_logins, "rules", s.rule_logins.length
+          ? oneLine(s.rule_logins.join(", "), "rule-logins")
           : el("span", {class: "muted rule-logins", text: m.no_rule_logins})));
       const actions = el("div", {class: "row-actions"});
       if (s.login !== "none") {
         const select = el("select", {"aria-label": fill(m.slip_language, name), "data-key": "lang:" + s.orthanc_id,
                                      class: "slip-lang"});
         for (const [code, label] of Object.entries(m.languages)) {
-          const o = el("option", {value: code, lang: code, text: label});
+          // The code on the row (the select's name says what it is), to keep
+          // the row's actions on one line.
+          const o = el("option", {value: code, lang: code, title: label, text: code.toUpperCase()});
           if (code === (chosenLang[s.patient_id] || s.slip_language)) o.selected = true;
           select.append(o);
         }
-        const print = el("a", {class: "button print", href: slipHref(s), target: "_blank", rel: "noopener",
-                               "aria-label": fill(m.print_label, name), "data-key": "print:" + s.orthanc_id,
-                               text: m.print});
-        select.addEventListener("change", () => { chosenLang[s.patient_id] = select.value; print.href = slipHref(s); });
-        const reissue = el("button", {type: "button", class: "danger reissue", "data-key": "reissue:" + s.orthanc_id,
-                                      "aria-label": fill(m.reissue_label, name), text: m.reissue});
-        reissue.addEventListener("click", () => doReissue(s, name));
-        actions.append(select, print, reissue);
+        actions.append(select);
+        if (s.login === "pending") {
+          // The password is kept: this prints it.
+          const print = el("a", {class: "button print", href: slipHref(s), target: "_blank", rel: "noopener",
+                                 "data-key": "print:" + s.orthanc_id}, ...named(m.print, name));
+          select.addEventListener("change", () => { chosenLang[s.patient_id] = select.value; print.href = slipHref(s); });
+          const reissue = el("button", {type: "button", class: "danger reissue", "data-key": "reissue:" + s.orthanc_id},
+                             ...named(m.reissue, name));
+          reissue.addEventListener("click", () => doReissue(s, name));
+          actions.append(print, reissue);
+        } else {
+          // Printed (or given some other way): the password is gone, so a
+          // reprint is a new password, said on the button and confirmed.
+          select.addEventListener("change", () => { chosenLang[s.patient_id] = select.value; });
+          const reprint = el("button", {type: "button", class: "secondary reprint", "data-key": "reprint:" + s.orthanc_id},
+                             ...named(m.reprint, name));
+          reprint.addEventListener("click", () => doReprint(s, name));
+          actions.append(reprint);
+        }
       }
-      actions.append(el("a", {class: "button secondary view", href: s.viewer_url, "data-key": "view:" + s.orthanc_id,
-                              "aria-label": fill(m.view_label, name), text: m.view}));
-      const attach = el("button", {type: "button", class: "secondary attach-report", "data-key": "attach:" + s.orthanc_id,
-                                   "aria-label": fill(m.attach_label, name), text: m.attach});
+      actions.append(el("a", {class: "button secondary view", href: s.viewer_url, "data-key": "view:" + s.orthanc_id},
+                         ...named(m.view, name)));
+      const attach = el("button", {type: "button", class: "secondary attach-report", "data-key": "attach:" + s.orthanc_id},
+                        ...named(m.attach, name));
       attach.addEventListener("click", () => { attaching = {s, name}; reportFile.value = ""; reportFile.click(); });
       actions.append(attach);
-      tr.append(cell(m.labels.actions, actions));
+      tr.append(cell(m.labels.actions, "actions-cell", actions));
       body.append(tr);
     }
     rows.replaceChildren(body);
@@ -85,15 +111,35 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
+  function filterQuery() {
+    const p = new URLSearchParams({q: q.value.trim()});
+    if ($("f-today").checked) p.set("today", "1");
+    if ($("f-pending").checked) p.set("pending", "1");
+    if (modality.value) p.set("modality", modality.value);
+    return p.toString();
+  }
+  function fillModalities(codes) {
+    const want = modality.value;
+    const have = [...modality.options].slice(1).map((o) => o.value);
+    if (JSON.stringify(have) === JSON.stringify(codes)) return;
+    modality.replaceChildren(modality.options[0]);
+    for (const c of codes) modality.append(el("option", {value: c, text: c}));
+    modality.value = codes.includes(want) ? want : "";
+  }
+
   async function refresh() {
     let r;
     try {
-      r = await fetch(cfg.studiesUrl + "?q=" + encodeURIComponent(q.value.trim()), {credentials: "same-origin"});
+      r = await fetch(cfg.studiesUrl + "?" + filterQuery(), {credentials: "same-origin"});
     } catch (e) { message.textContent = m.network; return; }
     if (r.status === 401 || r.status === 403) { location.replace(cfg.loginUrl); return; }
     if (!r.ok) { message.textContent = m.generic; return; }
     const data = await r.json();
     message.textContent = "";
+    fillModalities(data.modalities || []);
+    // Every pending slip of the rows shown (the same filters), as one job.
+    batchUrl = data.batch_url;
+    setBatchHref();
     const signature = JSON.stringify(data.studies);
     if (signature === lastSignature) return;
     lastSignature = signature;
@@ -194,13 +240,23 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!result.ok) { message.textContent = errorText(result, true); return; }
     status.textContent = fill(m.attached, target.name);
   });
+  async function doReprint(s, name) {
+    if (!window.confirm(fill(m.reprint_warning, name))) return;
+    const result = await postJson(s.reissue_url, {});
+    if (!result.ok) { message.textContent = errorText(result, true); return; }
+    // The new password's slip, printed at once (this tab: a window opened
+    // after the request would be taken for a pop-up).
+    location.assign(slipHref(s));
+  }
 
   let typing = null;
   const search = () => { known = null; lastSignature = null; refresh(); };
   $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); search(); });
+  for (const f of [$("f-today"), $("f-pending"), modality]) f.addEventListener("change", search);
   q.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(search, 300); });
   paper.addEventListener("change", () => {
     localStorage.setItem("slipPaper", paper.value);
+    setBatchHref();
     for (const a of rows.querySelectorAll("a.print")) {
       const s = studies.find((x) => x.orthanc_id === a.closest("tr").dataset.study);
       if (s) a.href = slipHref(s);

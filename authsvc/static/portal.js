@@ -30,6 +30,7 @@ document.addEventListener("DOMContentLoaded", () => {
         h("strong", {class: "what", text: s.what}),
         h("span", {class: "until", text: fill(m.valid_until, {when: s.expires})}),
         h("span", {class: "muted made", text: fill(m.made, {when: s.created})}),
+        h("span", {class: "muted used", text: s.used}),
         revoke));
     }
     list.replaceChildren(items);

@@ -1,5 +1,5 @@
-// Staff: the tag rules as the service applies them (GET /api/rules), read-only,
-// and the rules file's error, if it has one, on top.
+// Staff: the tag rules as the service applies them (GET /api/rules), read-only
+// (the rules file's error, if it has one, is on the page in its language).
 "use strict";
 document.addEventListener("DOMContentLoaded", async () => {
   const $ = (id) => document.getElementById(id);
@@ -11,10 +11,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (r.status === 401 || r.status === 403) { location.replace(cfg.loginUrl); return; }
   if (!r.ok) { $("message").textContent = m.generic; return; }
   const data = await r.json();
-  if (data.error) {
-    $("rules-file-error-text").textContent = data.error;
-    $("rules-file-error").hidden = false;
-  }
   const body = document.createDocumentFragment();
   for (const login of data.logins) {
     const cell = (label, ...c) => h("td", {"data-label": label}, ...c);

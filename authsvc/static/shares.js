@@ -28,7 +28,8 @@ document.addEventListener("DOMContentLoaded", () => {
         cell(m.labels.what, s.what),
         cell(m.labels.made, s.created),
         cell(m.labels.until, s.expires),
-        cell(m.labels.state, h("span", {class: "share-state", text: s.state_text})));
+        cell(m.labels.state, h("span", {class: "share-state", text: s.state_text}), h("br"),
+             h("span", {class: "muted share-used", text: s.used})));
       const actions = h("div", {class: "row-actions"});
       if (s.active) {
         const b = h("button", {type: "button", class: "danger revoke", "aria-label": fill(m.revoke_label, {name}),

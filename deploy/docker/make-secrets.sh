@@ -9,7 +9,7 @@ umask 022
 mkdir -p secrets
 chmod 700 secrets
 new() { [ -s "secrets/$1" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "secrets/$1"; }
-for name in secret_key ingest_secret webhook_secret service_token display_key \
+for name in secret_key ingest_secret webhook_secret service_token display_key audit_key \
             postgres_password orthanc_db_password authsvc_db_password; do
   new "$name"
 done
