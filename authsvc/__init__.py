@@ -123,7 +123,9 @@ def create_app(test_config=None):
     # Every body read to its end and bounded (size, nesting, text) before any
     # route, the fast path's too, sees it (authsvc/limits.py).
     from .limits import BodyGuard
-    app.wsgi_app = BodyGuard(app.wsgi_app, app, quiet_paths=[internal.AUTHORIZE_PATH])
+    from .attach import UPLOAD_BODY_BYTES, UPLOAD_PATH
+    app.wsgi_app = BodyGuard(app.wsgi_app, app, quiet_paths=[internal.AUTHORIZE_PATH],
+                             larger=[(UPLOAD_PATH, UPLOAD_BODY_BYTES)])
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(sharing.bp)
@@ -131,10 +133,12 @@ def create_app(test_config=None):
     app.register_blueprint(webhook.bp)
     app.register_blueprint(pages.bp)
     # The people's side: languages, the display copy of new passwords, pages.
-    from . import display, i18n, portal, slips, staff, unmatched
+    from . import access_log, attach, display, i18n, portal, slips, staff, unmatched
     i18n.init_app(app)
     display.init_app(app, secrets)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(access_log.bp)
+    app.register_blueprint(attach.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(slips.bp)
     app.register_blueprint(unmatched.bp)

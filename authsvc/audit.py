@@ -2,7 +2,7 @@
 were issued, printed or reissued, rule changes, shares created and revoked,
 which study each principal opened (one entry per principal, study and
 hour, not one per image), studies held back as identity conflicts and how
-admins resolved them.
+admins resolved them, and the report PDFs staff attached to studies.
 
 Entries are only ever appended; no route of the service changes or deletes
 them. Each entry carries an HMAC of its content and of the previous entry's,
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 EVENTS = ("login", "login_failed", "login_throttled", "logout", "password_issued",
           "password_printed", "rules_changed", "rules_rejected", "share_created",
           "share_revoked", "study_access", "identity_conflict", "identity_resolved",
-          MARKER_EVENT)
+          "report_attached", MARKER_EVENT)
 
 
 # Any constant: the PostgreSQL advisory lock that makes appends take turns.

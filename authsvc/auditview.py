@@ -157,6 +157,10 @@ def _detail(row, look):
                        id=detail)
     if row.event == "rules_rejected":
         return gettext("The rules file has an error (see the rules page); every rule login is off.")
+    match = re.fullmatch(r"instance (\S+), (\d+) bytes, patient (.+)", detail)
+    if row.event == "report_attached" and match:  # authsvc/attach.py
+        return gettext("Report PDF %(id)s of %(kb)s kB, patient %(pid)s", id=match.group(1),
+                       kb=-(-int(match.group(2)) // 1000), pid=match.group(3))
     return detail
 
 

@@ -69,11 +69,20 @@ ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 NOT_IMAGES = re.compile(r"1\.2\.840\.10008\.5\.1\.4\.1\.1\.(?:88|11|9|104)\.[0-9.]+")
 
 
+# Structured reports (…88.*) have a content tree shown as text (authsvc/sr.py);
+# but a key object selection (…88.59) only points at images.
+STRUCTURED_REPORT = re.compile(r"1\.2\.840\.10008\.5\.1\.4\.1\.1\.88\.[0-9.]+")
+KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
+
+
 def content_kind(sop_class_uid):
-    """"pdf" for a report in PDF, "other" for what holds no image, None for images."""
+    """"pdf" for a report in PDF, "sr" for a structured report, "other" for
+    what holds no image, None for images."""
     uid = (sop_class_uid or "").strip()
     if uid == ENCAPSULATED_PDF:
         return "pdf"
+    if STRUCTURED_REPORT.fullmatch(uid) and uid != KEY_OBJECT_SELECTION:
+        return "sr"
     return "other" if NOT_IMAGES.fullmatch(uid) else None
 
 

@@ -129,18 +129,29 @@ def read_whole_body(environ, keep):
 class BodyGuard:
     """WSGI middleware in front of the whole service (see the module's text)."""
 
-    def __init__(self, app, flask_app, quiet_paths=()):
+    def __init__(self, app, flask_app, quiet_paths=(), larger=()):
         """`quiet_paths`: routes that answer malformed input themselves and
         must (the Lua filter's question: always 200, a denial); they get an
-        empty body instead of a refusal."""
+        empty body instead of a refusal. `larger`: (compiled pattern of a
+        path, bytes) of the routes that take more than MAX_BODY_BYTES (a
+        report's PDF), still under nginx's 1 MiB."""
         self.app = app
         self.flask_app = flask_app
         self.quiet_paths = frozenset(quiet_paths)
+        self.larger = tuple(larger)
+
+    def limit(self, environ):
+        path = environ.get("PATH_INFO", "")
+        limit = int(self.flask_app.config["MAX_BODY_BYTES"])
+        for pattern, size in self.larger:
+            if environ.get("REQUEST_METHOD") == "POST" and pattern.fullmatch(path):
+                limit = max(limit, size)
+        return limit
 
     def __call__(self, environ, start_response):
         config = self.flask_app.config
         try:
-            data, too_long = read_whole_body(environ, int(config["MAX_BODY_BYTES"]))
+            data, too_long = read_whole_body(environ, self.limit(environ))
             if data is not None:
                 if too_long:
                     raise BadInput(413, "too_large")

@@ -93,6 +93,17 @@ def _0009_share_last_used(db):
     add_missing_columns(db, models.Share, "last_used_at")
 
 
+def _0010_audit_index_and_text_reports(db):
+    """The index a patient's access log reads by (authsvc/access_log.py);
+    and the studies with an instance recorded as "other" are read again:
+    structured reports among them are now "sr", shown as text."""
+    models.AuditEvent._schema.create_indexes(safe=True)
+    resource = models.Resource
+    for study in (models.Study.select(models.Study.orthanc_id).join(resource)
+                  .where(resource.content == "other").distinct()):
+        models.IngestQueue.insert(orthanc_id=study.orthanc_id).on_conflict_ignore().execute()
+
+
 MIGRATIONS = [
     (1, _0001_initial),
     (2, _0002_slip_display_copy),
@@ -103,6 +114,7 @@ MIGRATIONS = [
     (7, _0007_resource_content),
     (8, _0008_audit_keyed),
     (9, _0009_share_last_used),
+    (10, _0010_audit_index_and_text_reports),
 ]
 
 

@@ -63,9 +63,10 @@ class Resource(BaseModel):
     level = CharField(max_length=8)  # "series" | "instance"
     study = ForeignKeyField(Study, backref="resources", on_delete="CASCADE")
     # What an instance holds when it is not an image (ingest.content_kind):
-    # "pdf" (an Encapsulated PDF: the radiologist's report) or "other" (a
-    # structured report, a presentation state...). None: an image, or a
-    # series, or recorded before this was kept.
+    # "pdf" (an Encapsulated PDF: the radiologist's report), "sr" (a
+    # structured report, shown as text) or "other" (a key object, a
+    # presentation state...). None: an image, or a series, or recorded
+    # before this was kept.
     content = CharField(max_length=8, null=True)
 
 
@@ -206,6 +207,10 @@ class AuditEvent(BaseModel):
     address = CharField(max_length=64, default="")
     detail = CharField(max_length=500, default="")
     chain = CharField(max_length=64)
+
+    class Meta:
+        # A patient's access log reads a study's openings (authsvc/access_log.py).
+        indexes = ((("event", "subject"), False),)
 
 
 class StudyAccess(BaseModel):

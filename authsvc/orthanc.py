@@ -37,6 +37,23 @@ class OrthancClient:
         """The raw body, e.g. a DICOM element's bytes (/instances/{id}/content/gggg-eeee)."""
         return self._get(path, None).content
 
+    def post_bytes(self, path, data):
+        """POST a body (a DICOM file to /instances); Orthanc's JSON answer."""
+        try:
+            response = self.http.post(self.url + path, data=data, timeout=self.timeout,
+                                      headers={"Content-Type": "application/dicom"})
+        except requests.RequestException as exc:
+            raise OrthancError(f"Orthanc unreachable: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise OrthancError(f"Orthanc answered {response.status_code} to POST {path}")
+        return response.json()
+
+    def delete(self, path):
+        try:
+            self.http.delete(self.url + path, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise OrthancError(f"Orthanc unreachable: {type(exc).__name__}") from exc
+
     def studies_with_uid(self, uid, timeout):
         """The Orthanc IDs of every study holding this StudyInstanceUID, recorded
         by the service or not (POST /tools/lookup)."""

@@ -18,11 +18,13 @@ from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 from peewee import JOIN, fn
 
+from . import audit, sr
 from .decision.visibility import may_see_study, visible_studies
 from .errors import ApiError
 from .i18n import local_date_time, person_name, study_date
 from .models import Patient, Resource, Session, Share, Study, utcnow
 from .orthanc import ORTHANC_ID, OrthancError
+from .sizes import download_sizes
 from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, services
@@ -57,14 +59,15 @@ def first_instances(studies):
     return {r.study_id: r.orthanc_id for r in rows}
 
 
-def report_instances(studies):
-    """{study id: [Orthanc IDs of its PDF reports]}, in the order recorded."""
+def report_instances(studies, content="pdf"):
+    """{study id: [Orthanc IDs of its reports]}, in the order recorded: PDF
+    reports, or with content="sr" structured reports."""
     ids = [s.id for s in studies]
     found = {}
     if ids:
         for r in (Resource.select(Resource.study, Resource.orthanc_id)
                   .where(Resource.study.in_(ids) & (Resource.level == "instance")
-                         & (Resource.content == "pdf"))
+                         & (Resource.content == content))
                   .order_by(Resource.id)):
             found.setdefault(r.study_id, []).append(r.orthanc_id)
     return found
@@ -108,7 +111,8 @@ def home():
         context["share_days"] = int(cfg["SHARE_DEFAULT_DAYS"])
         context["share_max_days"] = int(cfg["SHARE_MAX_DAYS"])
     return render_page("portal.html", studies=studies, thumbs=first_instances(studies),
-                       reports=report_instances(studies), **context)
+                       reports=report_instances(studies), text_reports=report_instances(studies, "sr"),
+                       sizes=download_sizes(services().orthanc, studies), **context)
 
 
 @bp.get("/portal/studies/<orthanc_id>")
@@ -119,7 +123,49 @@ def viewer(orthanc_id):
     study = _study_or_none(principal, orthanc_id)
     if study is None:
         return error_page(404, _not_found_text())
-    return render_page("viewer.html", study=study, reports=report_instances([study]).get(study.id, []))
+    if principal.kind == "staff":
+        # Staff's image requests are answered without looking up their study
+        # (they see everything): their opening of a study is recorded here,
+        # where they open it from the dashboard, for the patient's access log.
+        audit.record_study_access(principal, study, request.remote_addr)
+    return render_page("viewer.html", study=study, reports=report_instances([study]).get(study.id, []),
+                       text_reports=report_instances([study], "sr").get(study.id, []),
+                       size=download_sizes(services().orthanc, [study]).get(study.id),
+                       full_viewer=offers_full_viewer(principal))
+
+
+def offers_full_viewer(principal):
+    """Orthanc's Web Viewer speaks English only, shows names as DICOM writes
+    them (NÚÑEZ^JOSÉ), has no way back to these pages and downloads far more
+    than this viewer: not what a hospital's patient (or whoever they share
+    with) expects, so only physicians' and institutions' logins and staff,
+    who know such viewers, are offered it, and told it is in English."""
+    return principal.kind in ("rule", "staff")
+
+
+@bp.get("/portal/studies/<orthanc_id>/reports/<instance_id>")
+def text_report(orthanc_id, instance_id):
+    """A structured report of a study as readable text (authsvc/sr.py), for
+    the logins that may see the study. Read by the service from Orthanc, so
+    nginx's check does not see it: the opening is audited here."""
+    principal = current_principal()
+    if principal is None:
+        return redirect(url_for("pages.splash"))
+    study = _study_or_none(principal, orthanc_id)
+    report = (Resource.get_or_none((Resource.orthanc_id == instance_id) & (Resource.study == study)
+                                   & (Resource.content == "sr")) if study else None)
+    if report is None:
+        return error_page(404, _not_found_text())
+    audit.record_study_access(principal, study, request.remote_addr)
+    try:
+        doc = sr.document(services().orthanc.get_bytes(f"/instances/{report.orthanc_id}/file"))
+    except OrthancError as exc:
+        log.warning("could not read report %s: %s", report.orthanc_id, exc)
+        return error_page(503, gettext("The images cannot be read right now. Try again in a moment."))
+    except ValueError as exc:
+        log.warning("report %s cannot be shown: %s", report.orthanc_id, exc)
+        return error_page(404, gettext("This report cannot be shown as text."))
+    return render_page("report.html", study=study, doc=doc)
 
 
 def _int(value, default=0):

@@ -105,8 +105,10 @@ def dashboard():
     principal, response = staff_page()
     if response:
         return response
+    from .attach import REPORT_MAX_BYTES  # attach.py builds on this module
     return render_page("dashboard.html", poll_seconds=current_app.config["DASHBOARD_POLL_SECONDS"],
-                       display_available=display.available(), rules_error=rules_error())
+                       display_available=display.available(), rules_error=rules_error(),
+                       report_max_bytes=REPORT_MAX_BYTES)
 
 
 def rules_error():
@@ -211,6 +213,7 @@ def audit_event_names():
         "identity_conflict": gettext("Study held back: identity conflict"),
         "identity_resolved": gettext("Identity conflict resolved"),
         "audit_keyed": gettext("Audit log keyed from here on"),
+        "report_attached": gettext("Report attached"),
     }
     return [(event, names.get(event, event)) for event in audit.EVENTS]
 
@@ -273,6 +276,7 @@ def studies():
             "slip_language": slip_language(patient),
             "slip_url": url_for("slips.slip", patient_id=patient.patient_id, study=study.orthanc_id),
             "viewer_url": url_for("portal.viewer", orthanc_id=study.orthanc_id),
+            "report_url": url_for("attach.attach_report", orthanc_id=study.orthanc_id),
             "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
             "rule_logins": rule_logins.get(study.id, []),
         })

@@ -55,6 +55,8 @@ def write_study(spec, folder):
         for i in range(series.instances):
             if series.modality == "DOC":
                 ds = report_dataset(f"Informe {i + 1}")
+            elif series.modality == "SR":
+                ds = text_report_dataset(SR_FINDINGS)
             elif series.modality == "CT512":
                 ds = ct_512(seed=s_index * 1000 + i)
             else:
@@ -154,6 +156,50 @@ def report_dataset(title):
     ds.PatientSex = "O"
     ds.StudyTime = "120000"
     ds.ReferringPhysicianName = ""
+    return ds
+
+
+BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+# (concept name, text) of a Basic Text SR's TEXT items, under one heading;
+# the findings longer than Orthanc's 256-character JSON limit.
+SR_FINDINGS = [("Hallazgos", "Rodilla derecha: menisco interno con rotura horizontal del cuerno "
+                "posterior. Ligamentos cruzados íntegros. " + "Sin derrame articular significativo. " * 6),
+               ("Impresión", "Rotura meniscal interna. Correlacionar con la clínica.")]
+
+
+def _code(value, meaning, scheme="DCM"):
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def text_report_dataset(findings):
+    """A Basic Text SR: a titled CONTAINER holding a heading CONTAINER with a
+    TEXT item for each (concept name, text), as a radiologist's system sends."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = BASIC_TEXT_SR
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = BASIC_TEXT_SR
+    ds.ValueType = "CONTAINER"
+    ds.ContinuityOfContent = "SEPARATE"
+    ds.ConceptNameCodeSequence = [_code("18748-4", "Informe de diagnóstico por imagen", "LN")]
+    ds.CompletionFlag, ds.VerificationFlag = "COMPLETE", "VERIFIED"
+    ds.ContentDate, ds.ContentTime = "20261128", "120000"
+    ds.StudyTime, ds.ReferringPhysicianName, ds.PatientSex = "120000", "", "O"
+    section = Dataset()
+    section.RelationshipType, section.ValueType = "CONTAINS", "CONTAINER"
+    section.ContinuityOfContent = "SEPARATE"
+    section.ConceptNameCodeSequence = [_code("121070", "Hallazgos del estudio")]
+    items = []
+    for number, (name, text) in enumerate(findings):
+        item = Dataset()
+        item.RelationshipType, item.ValueType = "CONTAINS", "TEXT"
+        item.ConceptNameCodeSequence = [_code(f"1210{71 + number}", name)]
+        item.TextValue = text
+        items.append(item)
+    section.ContentSequence = items
+    ds.ContentSequence = [section]
     return ds
 
 

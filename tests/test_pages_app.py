@@ -190,6 +190,22 @@ def test_slip_page(site, world):
     assert c.get("/staff/slips/NOPE").status_code == 404
 
 
+def test_the_slip_says_what_to_do_when_it_is_lost(site, world):
+    """Issue 14: the lost-slip text on the slip itself, in the slip's language
+    (not the staff's page's): the site's LOST_SLIP_TEXT, else the built-in."""
+    c = staff_client(site)  # the staff's page in Spanish
+    saved = site.config.get("LOST_SLIP_TEXT")
+    site.config["LOST_SLIP_TEXT"] = {"es": "Llame al 0212-555-0101, extensión 23."}
+    try:
+        slip = lambda lang: c.get(f"/staff/slips/P-1?study={world['a']}&slip_lang={lang}").get_data(as_text=True)
+        es, en = slip("es"), slip("en")
+        assert '<p class="slip-lost" id="slip-lost">Llame al 0212-555-0101, extensión 23.</p>' in es
+        assert '<p class="slip-lost" id="slip-lost">Lost your slip? Ask for a new one' in en
+        assert "0212-555-0101" not in en
+    finally:
+        site.config["LOST_SLIP_TEXT"] = saved
+
+
 def test_qr_url_holds_the_login_in_the_fragment(site):
     from authsvc.slips import qr_url
     with site.test_request_context("/"):

@@ -182,7 +182,9 @@ def test_reports_and_other_non_images_are_recorded_as_such(app):
     from authsvc.portal import first_instances, report_instances
     from conftest import fake_study
     assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.104.1") == "pdf"
-    assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.88.22") == "other"   # enhanced SR
+    assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.88.22") == "sr"      # enhanced SR
+    assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.88.11") == "sr"      # basic text SR
+    assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.88.59") == "other"   # key object selection
     assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.11.1") == "other"    # presentation state
     assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.2") is None          # CT image
     assert ingest.content_kind("") is None

@@ -15,8 +15,9 @@ from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from test_reports_browser import small_phone
 
+# No "webviewer": the full viewer is not offered to patients (test_download_browser.py).
 CONTROLS = ["prev", "slice", "next", "zoom-out", "zoom-reset", "zoom-in", "preset", "full-quality",
-            "webviewer", "download", "logout"]
+            "download", "logout"]
 
 
 @pytest.fixture(scope="module")

@@ -96,6 +96,10 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       actions.append(el("a", {class: "button secondary view", href: s.viewer_url, "data-key": "view:" + s.orthanc_id},
                          ...named(m.view, name)));
+      const attach = el("button", {type: "button", class: "secondary attach-report", "data-key": "attach:" + s.orthanc_id},
+                        ...named(m.attach, name));
+      attach.addEventListener("click", () => { attaching = {s, name}; reportFile.value = ""; reportFile.click(); });
+      actions.append(attach);
       tr.append(cell(m.labels.actions, "actions-cell", actions));
       body.append(tr);
     }
@@ -219,6 +223,23 @@ document.addEventListener("DOMContentLoaded", () => {
     await refresh();
   }
 
+  // A report's PDF for the study chosen by its row's button: checked here
+  // (size, signature) to say so at once, and again by the service.
+  const reportFile = $("report-file");
+  let attaching = null;
+  reportFile.addEventListener("change", async () => {
+    const file = reportFile.files[0], target = attaching;
+    if (!file || !target) return;
+    message.textContent = "";
+    if (file.size > Number(cfg.reportMaxBytes)) { message.textContent = m.too_large; return; }
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    if (String.fromCharCode(...bytes.slice(0, 5)) !== "%PDF-") { message.textContent = m.not_a_pdf; return; }
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 32768) text += String.fromCharCode(...bytes.subarray(i, i + 32768));
+    const result = await postJson(target.s.report_url, {pdf: btoa(text)});
+    if (!result.ok) { message.textContent = errorText(result, true); return; }
+    status.textContent = fill(m.attached, target.name);
+  });
   async function doReprint(s, name) {
     if (!window.confirm(fill(m.reprint_warning, name))) return;
     const result = await postJson(s.reissue_url, {});

@@ -118,7 +118,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   function selectSeries(k) {
     current = k;
     for (const [n, b] of [...seriesBox.children].entries()) b.setAttribute("aria-pressed", String(n === k));
-    webviewer.href = "/orthanc/web-viewer/app/viewer.html?series=" + encodeURIComponent(series[k].id);
+    // Offered to physicians and staff only (portal.offers_full_viewer).
+    if (webviewer) webviewer.href = "/orthanc/web-viewer/app/viewer.html?series=" + encodeURIComponent(series[k].id);
     // The presets are windows in Hounsfield units: CT only.
     const ct = series[k].modality === "CT";
     presetBox.hidden = !ct;
