@@ -135,7 +135,7 @@ def test_the_dashboard_attaches_a_pdf_chosen_from_disk(world, admin, tmp_path):
         driver.find_element(By.ID, "login-button").click()
         button = wait(driver, lambda d: d.find_element(
             By.CSS_SELECTOR, f'tr[data-study="{b["study"]}"] button.attach-report'), what="the row's button")
-        assert button.text.startswith("Adjuntar informe (PDF)")
+        assert button.text.startswith("Añadir PDF")
         button.click()
         driver.find_element(By.ID, "report-file").send_keys(str(path))
         wait(driver, lambda d: "Informe adjuntado" in d.find_element(By.ID, "status").text, timeout=30,

@@ -88,7 +88,7 @@ return [...document.querySelectorAll('#rows tr')].map(tr => {
   // Cut with an ellipsis is fine for a name (its tooltip has it all), never
   // for the password or an action.
   const cut = [...tr.querySelectorAll('.pw, td.actions-cell')].filter(e => e.scrollWidth > e.clientWidth + 1);
-  return {top: r.top, cut: cut.map(e => e.className), bottom: r.bottom, height: r.height, visible: r.top >= 0 && r.bottom <= h,
+  return {top: r.top, cut: cut.map(e => e.className + ' ' + e.scrollWidth + '>' + e.clientWidth), bottom: r.bottom, height: r.height, visible: r.top >= 0 && r.bottom <= h,
           actionTops: actions, overflowing: lines.some(Boolean)};
 });"""
 

@@ -96,7 +96,10 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       actions.append(el("a", {class: "button secondary view", href: s.viewer_url, "data-key": "view:" + s.orthanc_id},
                          ...named(m.view, name)));
-      const attach = el("button", {type: "button", class: "secondary attach-report", "data-key": "attach:" + s.orthanc_id},
+      // A short label, so that the row's actions stay on one line at 1366 px;
+      // the tooltip says it in full.
+      const attach = el("button", {type: "button", class: "secondary attach-report", title: m.attach_long,
+                                   "data-key": "attach:" + s.orthanc_id},
                         ...named(m.attach, name));
       attach.addEventListener("click", () => { attaching = {s, name}; reportFile.value = ""; reportFile.click(); });
       actions.append(attach);
