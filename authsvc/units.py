@@ -14,6 +14,28 @@ foresees. Every file either creates is its owner's only (UMask=0077).
 
 import shlex
 
+# What both units take away (the module's text says why).
+SANDBOX = """\
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths={data}
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+SystemCallArchitectures=native
+"""
+
 # The service: gunicorn with the same settings as `make run`'s
 # (authsvc/gunicorn_conf.py, loaded from the installed package). Migrations
 # run before each start, as `make run` does; the admin account is made by
@@ -41,25 +63,7 @@ Restart=on-failure
 RestartSec=2
 TimeoutStopSec=20
 
-NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths={data}
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
+{sandbox}SystemCallFilter=@system-service
 CapabilityBoundingSet=
 
 [Install]
@@ -79,25 +83,7 @@ ExecStart=
 ExecStart={orthanc}
 Restart=on-failure
 UMask=0077
-NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths={data}
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
-SystemCallArchitectures=native
-CapabilityBoundingSet=
+{sandbox}CapabilityBoundingSet=
 """
 
 # The system user of the service (systemd-sysusers: made once, kept).
@@ -120,14 +106,15 @@ def service_unit(*, user, env_file, data, python, bind, workers, site_json):
     flask = [str(python), "-m", "flask", "--app", "authsvc"]
     gunicorn = [str(python), "-m", "gunicorn", "--config", "python:authsvc.gunicorn_conf",
                 "--bind", bind, "--workers", str(workers), "authsvc:create_app()"]
-    return SERVICE_UNIT.format(user=user, env_file=env_file, data=data, site_json=site_json,
+    return SERVICE_UNIT.format(sandbox=SANDBOX.format(data=data),
+                               user=user, env_file=env_file, data=data, site_json=site_json,
                                migrate=command_line(flask + ["migrate"]),
                                gunicorn=command_line(gunicorn))
 
 
 def orthanc_dropin(*, orthanc, config_dir, data):
     return ORTHANC_DROPIN.format(orthanc=command_line([str(orthanc), str(config_dir)]),
-                                 data=data)
+                                 sandbox=SANDBOX.format(data=data))
 
 
 def debian_orthanc_binary(unit_text):

@@ -218,6 +218,18 @@ def lookup(orthanc, uid):
     return found[0]["ID"]
 
 
+def send_recorded(stack, orthanc, admin, spec, folder):
+    """Send a study with storescu, wait until the service has recorded it,
+    and issue its patient's password: (written, Orthanc study ID, password)."""
+    from conftest import wait_for
+    written = write_study(spec, folder)
+    assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
+    study = lookup(orthanc, written.study_uid)
+    wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
+    return written, study, password
+
+
 def send_patient(stack, orthanc, tmp_path, patient_id, name, charset):
     spec = StudySpec(patient_id=patient_id, patient_name=name, charset=charset,
                      series=[SeriesSpec("CT", 2, {"PerformingPhysicianName": "NÚÑEZ^JOSÉ"}),

@@ -16,7 +16,7 @@ import chromium
 from chromium import wait
 from authsvc.cli import set_rule_password
 from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from dicom_samples import SeriesSpec, StudySpec, lookup, send_recorded
 from test_pages_browser import add_rule_login
 from test_reports_browser import small_phone
 
@@ -38,11 +38,7 @@ def opened(stack, orthanc, admin, tmp_path_factory):
                             tags={"ReferringPhysicianName": doctor}, series=[SeriesSpec("CT", 1)])}
     found = {}
     for key, spec in specs.items():
-        written = write_study(spec, tmp / key)
-        assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
-        study = lookup(orthanc, written.study_uid)
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-        password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
+        written, study, password = send_recorded(stack, orthanc, admin, spec, tmp / key)
         patient = Browser(stack.public_url)
         assert patient.login(patient_id=spec.patient_id, password=password).status_code == 200
         share = patient.post("/api/shares", json={"study": study, "days": 2}).json()

@@ -19,7 +19,7 @@ from chromium import wait
 from authsvc.attach import REPORT_MAX_BYTES
 from authsvc.cli import set_rule_password
 from conftest import ADMIN_PASSWORD, Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, minimal_pdf, recorded, storescu, write_study
+from dicom_samples import SeriesSpec, StudySpec, minimal_pdf, recorded, send_recorded
 from test_pages_browser import add_rule_login
 
 
@@ -32,11 +32,7 @@ def world(stack, orthanc, admin, tmp_path_factory):
     for key, spec in {"A": StudySpec(f"AT-{suffix}", "PÉREZ^ÁNGEL", description="TOBILLO",
                                      tags={"ReferringPhysicianName": doctor}, series=[SeriesSpec("CT", 2)]),
                       "B": StudySpec(f"BT-{suffix}", "LEÓN^SARA", series=[SeriesSpec("CT", 1)])}.items():
-        written = write_study(spec, tmp / key)
-        assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
-        study = lookup(orthanc, written.study_uid)
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-        password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
+        written, study, password = send_recorded(stack, orthanc, admin, spec, tmp / key)
         who = Browser(stack.public_url)
         assert who.login(patient_id=spec.patient_id, password=password).status_code == 200
         found[key] = {"pid": spec.patient_id, "study": study, "uid": written.study_uid,

@@ -15,8 +15,8 @@ from selenium.webdriver.common.by import By
 import chromium
 from chromium import wait
 from authsvc.cli import set_rule_password
-from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from conftest import Browser
+from dicom_samples import SeriesSpec, StudySpec, send_recorded
 from test_pages_browser import add_rule_login
 from test_reports_browser import log_in, small_phone
 
@@ -35,11 +35,8 @@ def study(stack, orthanc, admin, tmp_path_factory):
     spec = StudySpec(f"DZ-{suffix}", "DIAZ^ROSA", description="COLUMNA",
                      tags={"ReferringPhysicianName": doctor},
                      series=[SeriesSpec("CT", 3), SeriesSpec("MR", 2)])
-    written = write_study(spec, tmp_path_factory.mktemp("download"))
-    assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
-    orthanc_id = lookup(orthanc, written.study_uid)
-    wait_for(lambda: recorded(admin, orthanc_id), 30, what="study recorded")
-    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
+    written, orthanc_id, password = send_recorded(stack, orthanc, admin, spec,
+                                                  tmp_path_factory.mktemp("download"))
     owner = Browser(stack.public_url)
     assert owner.login(patient_id=spec.patient_id, password=password).status_code == 200
     archive = owner.get(f"/orthanc/studies/{orthanc_id}/archive", timeout=60)

@@ -14,8 +14,8 @@ from selenium.webdriver.common.by import By
 import chromium
 from chromium import wait
 from authsvc.cli import set_rule_password
-from conftest import Browser, wait_for
-from dicom_samples import SR_FINDINGS, SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from conftest import Browser
+from dicom_samples import SR_FINDINGS, SeriesSpec, StudySpec, lookup, send_recorded
 from test_pages_browser import add_rule_login
 from test_reports_browser import log_in, small_phone
 
@@ -36,14 +36,9 @@ def reports(stack, orthanc, admin, tmp_path_factory):
              "O": StudySpec(f"SO-{suffix}", "GIL^ANA", description="MANO", series=[SeriesSpec("CT", 1)])}
     found = {}
     for key, spec in specs.items():
-        written = write_study(spec, tmp / key)
-        assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
-        study = lookup(orthanc, written.study_uid)
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-        found[key] = {"pid": spec.patient_id, "study": study,
-                      "instances": [lookup(orthanc, uid) for uid in written.sop_uids],
-                      "password": admin.post(f"/api/patients/{spec.patient_id}/credentials",
-                                             json={}).json()["password"]}
+        written, study, password = send_recorded(stack, orthanc, admin, spec, tmp / key)
+        found[key] = {"pid": spec.patient_id, "study": study, "password": password,
+                      "instances": [lookup(orthanc, uid) for uid in written.sop_uids]}
     r = found["R"]
     r["report"], r["image"] = r["instances"][-1], r["instances"][0]
     patient = Browser(stack.public_url)
