@@ -109,8 +109,7 @@ def create_app(test_config=None):
         if not keep_open and not database.is_closed():
             database.close()
 
-    from . import api, errors, gate, internal, pages, cli, sharing
-    from . import webhook
+    from . import api, cli, errors, gate, internal, pages, sharing, webhook
     from .fastpath import DecisionEndpoints
     # The questions every Orthanc request waits for skip Flask entirely:
     # nginx's check, the Lua filter's, the plugin's.
@@ -122,8 +121,8 @@ def create_app(test_config=None):
     app.wsgi_app = endpoints
     # Every body read to its end and bounded (size, nesting, text) before any
     # route, the fast path's too, sees it (authsvc/limits.py).
-    from .limits import BodyGuard
     from .attach import UPLOAD_BODY_BYTES, UPLOAD_PATH
+    from .limits import BodyGuard
     app.wsgi_app = BodyGuard(app.wsgi_app, app, quiet_paths=[internal.AUTHORIZE_PATH],
                              larger=[(UPLOAD_PATH, UPLOAD_BODY_BYTES)])
     errors.register(app)

@@ -6,16 +6,36 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from peewee import fn
-from . import passwords
+
+from . import audit, auditchain, auditview, conflicts, ingest, matching, passwords, rules, throttle
 from .decision.visibility import visible_studies
 from .errors import ApiError
-from .text import fold
-from . import audit, auditchain, auditview, conflicts, ingest, matching, rules, throttle
-from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
-                     Share, StaffUser, Study, get_value, utcnow)
+from .models import (
+    IngestQueue,
+    Patient,
+    Rule,
+    RuleLogin,
+    RuleMatch,
+    Session,
+    Share,
+    StaffUser,
+    Study,
+    get_value,
+    utcnow,
+)
 from .sessions import forget_recent
-from .web import (MAX_INT, current_principal, int_arg, json_body, request_token,
-                  require_principal, require_staff, services, string_field)
+from .text import fold
+from .web import (
+    MAX_INT,
+    current_principal,
+    int_arg,
+    json_body,
+    request_token,
+    require_principal,
+    require_staff,
+    services,
+    string_field,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -96,7 +116,7 @@ def _begin_attempt(account_key, kind, name):
         audit.record("login_throttled", actor=f"{kind} {name}", address=request.remote_addr)
         raise ApiError(429, "too_many_attempts",
                        f"Too many failed attempts. Try again in {exc.retry_after} seconds.",
-                       headers={"Retry-After": str(exc.retry_after)})
+                       headers={"Retry-After": str(exc.retry_after)}) from exc
 
 
 def _logged_in(store, token):
@@ -259,7 +279,7 @@ def audit_log():
     try:
         query = auditview.filtered(request.args)
     except ValueError:
-        raise ApiError(400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number.")
+        raise ApiError(400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number.") from None
     limit = int_arg("limit", 1000, 1, 100000)
     rows = [{"id": e.id, "at": e.at.isoformat() + "Z", "event": e.event, "actor": e.actor,
              "subject": e.subject, "address": e.address, "detail": e.detail}
@@ -311,7 +331,7 @@ def resolve_conflict(orthanc_id):
                                               actor=principal.audit_name,
                                               address=request.remote_addr)
     except conflicts.ResolveError as exc:
-        raise ApiError(exc.status, exc.code, str(exc))
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
     return jsonify(patient_id=patient.patient_id, password=password)
 
 

@@ -71,7 +71,7 @@ def pdf_bytes(text):
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise BadReport("not_a_pdf")
+        raise BadReport("not_a_pdf") from None
     if len(data) > REPORT_MAX_BYTES:
         raise BadReport("too_large")
     if not data.startswith(b"%PDF-") or b"%%EOF" not in data[-1024:]:
@@ -152,7 +152,7 @@ def attach_report(orthanc_id):
     try:
         pdf = pdf_bytes(body.get("pdf"))
     except BadReport as exc:
-        raise _refusal(exc.code)
+        raise _refusal(exc.code) from exc
     title = body.get("title")
     title = title.strip()[:64] if isinstance(title, str) and title.strip() else gettext("Report")
     try:
@@ -160,7 +160,7 @@ def attach_report(orthanc_id):
     except OrthancError as exc:
         log.warning("could not attach a report to study %s: %s", orthanc_id, exc)
         raise ApiError(503, "orthanc_unavailable",
-                       gettext("The report could not be stored. Try again in a moment."))
+                       gettext("The report could not be stored. Try again in a moment.")) from exc
     # Recorded again at once, not when Orthanc next says the study is stable.
     ingest.enqueue(study.orthanc_id)
     audit.record("report_attached", actor=principal.audit_name, subject=study.orthanc_id,

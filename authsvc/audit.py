@@ -15,7 +15,6 @@ no password, no token, no share secret.
 
 import logging
 import time
-
 from contextlib import contextmanager
 
 from peewee import SqliteDatabase

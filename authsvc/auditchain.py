@@ -23,12 +23,12 @@ be; and the switch point is in every checkpoint line too.
 """
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
 import logging
 import os
-import fcntl
 import threading
 from dataclasses import dataclass, field
 

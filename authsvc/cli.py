@@ -137,7 +137,7 @@ def register(app):
         try:
             click.echo(f"backup written: {backup(url, dest)}")
         except BackupError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from exc
 
     @app.cli.command("restore")
     @click.argument("source")
@@ -147,5 +147,5 @@ def register(app):
         try:
             restore(app.config["DATABASE_URL"], source)
         except BackupError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from exc
         click.echo(f"restored from {source}; start the service again")

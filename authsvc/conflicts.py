@@ -146,7 +146,7 @@ def names_differ(a, b):
     ka, kb = name_key(a), name_key(b)
     if not ka or not kb:
         return False
-    return any(x and y and x != y for x, y in zip(ka, kb))
+    return any(x and y and x != y for x, y in zip(ka, kb, strict=False))
 
 
 def identity_problems(data, patient):

@@ -60,7 +60,7 @@ def row_object(model, values, fields=None):
     fields = fields or model._meta.sorted_fields
     if values[0] is None:
         return None
-    return model(**{f.name: f.python_value(v) for f, v in zip(fields, values)})
+    return model(**{f.name: f.python_value(v) for f, v in zip(fields, values, strict=False)})
 
 
 def fetch_one(statement, *params):

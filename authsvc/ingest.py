@@ -18,12 +18,21 @@ import time
 from peewee import IntegrityError, InterfaceError, OperationalError
 
 from . import audit, conflicts, display, matching, passwords, rules
-from .text import fold
 from .db import database, write_transaction
 from .locks import exclusive
-from .models import (IdentityConflict, IngestQueue, Patient, Resource, Study, StudyTag,
-                     get_value, set_value, utcnow)
+from .models import (
+    IdentityConflict,
+    IngestQueue,
+    Patient,
+    Resource,
+    Study,
+    StudyTag,
+    get_value,
+    set_value,
+    utcnow,
+)
 from .orthanc import ORTHANC_ID, OrthancError, OrthancNotFound
+from .text import fold
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def stable_study():
     try:
         ingest.enqueue(body.get("id") if isinstance(body.get("id"), str) else "")
     except ValueError:
-        raise ApiError(400, "bad_field", "'id' must be an Orthanc study ID.")
+        raise ApiError(400, "bad_field", "'id' must be an Orthanc study ID.") from None
     services().ingest_worker.wake.set()
     return jsonify(queued=True), 202
 

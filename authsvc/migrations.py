@@ -1,10 +1,11 @@
 """Numbered schema migrations, applied in order by `authsvc migrate` before the
 server starts (never at import or on a request)."""
 
-from playhouse.migrate import SchemaMigrator, migrate as run_operations
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_operations
 
-from .db import database
 from . import models
+from .db import database
 
 # How migrations are written here: 0001 creates every table from the current
 # models (a fresh database gets the newest schema at once), so each later

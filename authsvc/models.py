@@ -3,8 +3,15 @@ staff accounts, sessions, and the service's own bookkeeping."""
 
 import datetime
 
-from peewee import (BooleanField, CharField, DateTimeField, ForeignKeyField,
-                    IntegerField, Model, TextField)
+from peewee import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
 
 from .db import database
 

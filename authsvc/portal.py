@@ -212,7 +212,7 @@ def series(orthanc_id):
     except OrthancError as exc:
         log.warning("viewer could not read study %s: %s", study.orthanc_id, exc)
         raise ApiError(503, "orthanc_unavailable",
-                       gettext("The images cannot be read right now. Try again in a moment."))
+                       gettext("The images cannot be read right now. Try again in a moment.")) from exc
     number = {i["ID"]: _int(i.get("MainDicomTags", {}).get("InstanceNumber"), 0)
               for i in instance_rows if i.get("ID") in known}
     result = []

@@ -40,7 +40,7 @@ def report_block_png(qr_text, labels, values):
     # Monospaced and bold, as on the slip: every character of the password plain.
     text_font = _font("DejaVuSansMono-Bold.ttf", TEXT_SIZE)
     widths = [max(label_font.getlength(label), text_font.getlength(value))
-              for label, value in zip(labels, values)]
+              for label, value in zip(labels, values, strict=False)]
     line = LABEL_SIZE + TEXT_SIZE + 24
     width = code.width + MARGIN + int(max(widths)) + MARGIN
     height = max(code.height, MARGIN + line * len(labels))
@@ -48,7 +48,7 @@ def report_block_png(qr_text, labels, values):
     image.paste(code, (0, (height - code.height) // 2))
     draw = ImageDraw.Draw(image)
     y = (height - line * len(labels)) // 2 + 6
-    for label, value in zip(labels, values):
+    for label, value in zip(labels, values, strict=False):
         draw.text((code.width + MARGIN, y), label, fill=90, font=label_font)
         draw.text((code.width + MARGIN, y + LABEL_SIZE + 4), value, fill=0, font=text_font)
         y += line

@@ -23,9 +23,17 @@ from . import audit
 from .db import database
 from .locks import exclusive
 from .matching import Matcher, TagError
+from .models import (
+    IdentityConflict,
+    Rule,
+    RuleLogin,
+    RuleMatch,
+    Session,
+    StudyTag,
+    get_value,
+    set_value,
+)
 from .rulesfile import LoginSpec, RulesError, describe, parse_rules, strip_comments  # noqa: F401
-from .models import (IdentityConflict, Rule, RuleLogin, RuleMatch, Session, StudyTag, get_value,
-                     set_value)
 from .sessions import forget_recent
 
 log = logging.getLogger(__name__)

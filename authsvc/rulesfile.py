@@ -185,11 +185,11 @@ def _rule(rule, where, k, name):
     except TagError as exc:
         tag = rule.get("tag")
         if isinstance(tag, str) and tag.strip() and "keyword" in str(exc):
-            raise RulesError("unknown_keyword", where, keyword=tag.strip(), rule=k, login=name)
-        raise RulesError("bad_tag", where, rule=k, login=name)
+            raise RulesError("unknown_keyword", where, keyword=tag.strip(), rule=k, login=name) from exc
+        raise RulesError("bad_tag", where, rule=k, login=name) from exc
     except ValueError as exc:
         code = "wildcards_only" if "wildcards" in str(exc) else "bad_value"
-        raise RulesError(code, where, rule=k, login=name)
+        raise RulesError(code, where, rule=k, login=name) from exc
 
 
 def parse_all(text):

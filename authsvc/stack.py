@@ -670,7 +670,7 @@ def self_signed(data_dir, host, days=825):
         san = f"IP:{host}"
     except ValueError:
         if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", host):
-            raise SystemExit(f"not an IP address or a host name: {host!r}")
+            raise SystemExit(f"not an IP address or a host name: {host!r}") from None
         san = f"DNS:{host}"
     tls = data_dir / "tls"
     tls.mkdir(parents=True, exist_ok=True)

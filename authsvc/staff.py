@@ -20,10 +20,9 @@ from . import audit, auditchain, auditview, conflicts, dashboard_filters, displa
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
-from .models import (Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value,
-                     utcnow)
-from .sessions import forget_recent
+from .models import Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value, utcnow
 from .portal import active_only, share_rows, shares_query
+from .sessions import forget_recent
 from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, json_body, services
@@ -167,7 +166,7 @@ def audit_rows():
     try:
         query = auditview.filtered(request.args)
     except ValueError:
-        raise ApiError(400, "bad_field", gettext("Check the dates of the filter."))
+        raise ApiError(400, "bad_field", gettext("Check the dates of the filter.")) from None
     rows = auditview.rows_for_people(list(query.limit(1000)), dict(audit_event_names()))
     if request.args.get("format") != "csv":
         return jsonify(events=rows)
@@ -334,7 +333,7 @@ def resolve_conflict(orthanc_id):
                                                actor=principal.audit_name,
                                                address=request.remote_addr)
     except conflicts.ResolveError as exc:
-        raise ApiError(exc.status, exc.code, _resolve_error_text(exc.code))
+        raise ApiError(exc.status, exc.code, _resolve_error_text(exc.code)) from exc
     return jsonify(ok=True, patient_id=patient.patient_id)
 
 

@@ -25,8 +25,8 @@ def main(path):
     spec = json.loads(open(path).read())
     questions = spec["questions"]
     from authsvc import create_app
-    from authsvc.decision import decide_uri
     from authsvc.db import database
+    from authsvc.decision import decide_uri
 
     app = create_app()
     services = app.extensions["authsvc"]
@@ -56,7 +56,7 @@ def main(path):
                 principals.append(services.sessions.resolve(q[2]))
             part("session lookup (sessions.resolve)", resolve, questions)
             if len(principals) >= len(questions):
-                pairs = list(zip(questions, principals[-len(questions):]))
+                pairs = list(zip(questions, principals[-len(questions):], strict=False))
                 part("decision (decision.decide_uri)",
                      lambda pq: decide_uri(pq[1], pq[0][0], pq[0][1]), pairs)
                 # Statements per decision (session lookup included).

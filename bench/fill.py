@@ -16,8 +16,17 @@ from authsvc import passwords, rules
 from authsvc.db import open_database
 from authsvc.locks import exclusive
 from authsvc.matching import fold_value
-from authsvc.models import (Patient, Resource, RuleLogin, Session, StaffUser, Study, StudyTag,
-                            set_value, utcnow)
+from authsvc.models import (
+    Patient,
+    Resource,
+    RuleLogin,
+    Session,
+    StaffUser,
+    Study,
+    StudyTag,
+    set_value,
+    utcnow,
+)
 from authsvc.sessions import SessionStore
 
 INSTANCES_PER_STUDY = 4

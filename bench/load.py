@@ -183,7 +183,7 @@ class Load:
             job.start_at = start_at
         result = Result()
         ends = []
-        for latencies, started, ended, errors, first_error in self.pool.map(run_client, jobs):
+        for latencies, _started, ended, errors, first_error in self.pool.map(run_client, jobs):
             result.latencies.extend(latencies)
             result.errors += errors
             result.first_error = result.first_error or first_error

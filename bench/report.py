@@ -79,7 +79,7 @@ def figures(results):
 
 def summary_lines(results, targets):
     lines = [f"{'Figure':<7} {'Measured':<78} {'Target':<41} Result"]
-    for fid, name, measured, met in figures(results):
+    for fid, _name, measured, met in figures(results):
         verdict = "n/a" if met is None else ("MET" if met else "MISSED")
         lines.append(f"{fid:<7} {measured:<78} {targets[fid]:<41} {verdict}")
     for name, error in results.get("errors", {}).items():
@@ -516,8 +516,8 @@ def chart(results, targets, path):
         headline = set(b2.get("headline", []))
         bars = ax.bar([short.get(n, n) for n in names], rates,
                       color=[color(r >= 2000 and q <= 5) if n in headline else "#95a5a6"
-                             for n, r, q in zip(names, rates, p99)])
-        ax.bar_label(bars, labels=[f"{r:.0f}/s\np99 {q:.1f} ms" for r, q in zip(rates, p99)],
+                             for n, r, q in zip(names, rates, p99, strict=True)])
+        ax.bar_label(bars, labels=[f"{r:.0f}/s\np99 {q:.1f} ms" for r, q in zip(rates, p99, strict=True)],
                      fontsize=8)
         ax.axhline(2000, color="k", ls="--", lw=1, label="target ≥ 2,000/s")
         ax.set_ylim(0, max(rates + [2000]) * 1.3)

@@ -19,12 +19,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from authsvc import rules  # noqa: E402
-from authsvc.decision import decide_uri  # noqa: E402
 from authsvc.db import database, open_database  # noqa: E402
+from authsvc.decision import decide_uri  # noqa: E402
 from authsvc.matching import fold_value  # noqa: E402
 from authsvc.migrations import migrate  # noqa: E402
-from authsvc.models import (Patient, Resource, RuleLogin, RuleMatch, Study,  # noqa: E402
-                            StudyTag, utcnow)
+from authsvc.models import (  # noqa: E402
+    Patient,
+    Resource,
+    RuleLogin,
+    RuleMatch,
+    Study,
+    StudyTag,
+    utcnow,
+)
 from authsvc.sessions import Principal  # noqa: E402
 
 REFERRING = "0008,0090"

@@ -33,8 +33,14 @@ import requests  # noqa: E402
 from bench import b2 as b2mod  # noqa: E402
 from bench import cpu, dicom, fill, load, profile, report  # noqa: E402
 from bench.load import Job, Load, median, percentile  # noqa: E402
-from bench.stacks import (PYTHON_PLUGIN, PlainStack, ProjectStack, PythonFilterStack,  # noqa: E402
-                          log_tails, site_overrides)
+from bench.stacks import (  # noqa: E402
+    PYTHON_PLUGIN,
+    PlainStack,
+    ProjectStack,
+    PythonFilterStack,
+    log_tails,
+    site_overrides,
+)
 
 FULL = dict(slices=300, studies=100_000, rounds=4, b1_rounds=5, b2_seconds=8.0,
             b5_runs=40, b5_owasp_runs=12, logins=10)
@@ -301,6 +307,7 @@ class Bench:
 
     def b5(self):
         from argon2 import PasswordHasher
+
         from authsvc import passwords
 
         chosen = passwords._hasher

@@ -105,8 +105,9 @@ def _png(driver, instance):
 
 
 def measure(world):
-    import chromium
     from selenium.webdriver.common.by import By
+
+    import chromium
     driver = chromium.start("es", phone=True)
     driver.set_script_timeout(120)
     try:

@@ -13,8 +13,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import chromium
-from chromium import wait
 from authsvc.cli import set_rule_password
+from chromium import wait
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from test_pages_browser import add_rule_login
@@ -41,7 +41,7 @@ def opened(stack, orthanc, admin, tmp_path_factory):
         written = write_study(spec, tmp / key)
         assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
         study = lookup(orthanc, written.study_uid)
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 30, what="study recorded")
         password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
         patient = Browser(stack.public_url)
         assert patient.login(patient_id=spec.patient_id, password=password).status_code == 200
@@ -121,6 +121,7 @@ def test_the_log_is_read_by_its_index(app):
     """In-process (SQLite, or PostgreSQL's planner): the page's query finds a study's openings by the
     (event, subject) index, not by reading the whole audit log."""
     from peewee import SqliteDatabase
+
     from authsvc import ingest
     from authsvc.access_log import entries
     from authsvc.db import database

@@ -15,11 +15,19 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import chromium
-from chromium import wait
 from authsvc.attach import REPORT_MAX_BYTES
 from authsvc.cli import set_rule_password
+from chromium import wait
 from conftest import ADMIN_PASSWORD, Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, minimal_pdf, recorded, storescu, write_study
+from dicom_samples import (
+    SeriesSpec,
+    StudySpec,
+    lookup,
+    minimal_pdf,
+    recorded,
+    storescu,
+    write_study,
+)
 from test_pages_browser import add_rule_login
 
 
@@ -35,7 +43,7 @@ def world(stack, orthanc, admin, tmp_path_factory):
         written = write_study(spec, tmp / key)
         assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
         study = lookup(orthanc, written.study_uid)
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 30, what="study recorded")
         password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
         who = Browser(stack.public_url)
         assert who.login(patient_id=spec.patient_id, password=password).status_code == 200
@@ -90,7 +98,7 @@ def test_staff_attach_a_report_that_every_authorised_login_then_opens(world, adm
     assert orthanc.get(f"{orthanc.base}/instances/{instance}/pdf").content.rstrip(b"\0") == pdf
     # Recorded again: every login that sees the study lists it and gets the PDF.
     for who in (a["browser"], world["holder"], world["physician"]):
-        wait_for(lambda: reports_on_list(who, a["study"]) == [instance], 30, what="the report listed")
+        wait_for(lambda who=who: reports_on_list(who, a["study"]) == [instance], 30, what="the report listed")
         got = who.get(f"/orthanc/instances/{instance}/pdf")
         assert got.status_code == 200 and got.content.rstrip(b"\0") == pdf
     assert b["browser"].get(f"/orthanc/instances/{instance}/pdf").status_code in (403, 404)

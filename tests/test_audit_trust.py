@@ -11,7 +11,6 @@ import json
 import os
 import stat
 
-
 from authsvc import audit
 from authsvc.db import database
 from authsvc.models import AuditEvent, KeyValue
@@ -175,6 +174,7 @@ def test_a_legacy_chain_keeps_verifying_and_cannot_absorb_keyed_entries(app):
 def test_the_service_checkpoints_on_schedule_and_at_shutdown(app, caplog):
     """The workers' thread (gunicorn_conf starts it) and worker_exit."""
     import logging
+
     from authsvc import gunicorn_conf
     services = app.extensions["authsvc"]
     fill(5)
@@ -210,6 +210,7 @@ def test_the_real_service_checkpoints_when_it_stops(tmp_path):
     stack stopped, and the newest head is in the checkpoint file and the
     service log. A stack of its own (SQLite), stopped by the test."""
     import requests
+
     from authsvc.stack import Stack
     from conftest import free_port
     ports = {k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")}

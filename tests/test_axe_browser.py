@@ -50,7 +50,7 @@ def pages(stack, orthanc, admin, tmp_path_factory):
         assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
         studies.append(lookup(orthanc, written.study_uid))
     for study in studies:
-        wait_for(lambda: recorded(admin, study), 60, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 60, what="study recorded")
     # A share made by patient 0 (the shares page then has a row to revoke).
     pending = admin.get("/staff/api/studies", params={"q": f"{tag}-0"}).json()["studies"][0]
     owner = Browser(stack.public_url)

@@ -13,11 +13,11 @@ import uuid
 import pytest
 import requests
 
+from authsvc.cli import set_rule_password
+from authsvc.stack import PROXY_USER
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, recorded, storescu, write_study
 from route_matrix import matrix_cases
-from authsvc.cli import set_rule_password
-from authsvc.stack import PROXY_USER
 
 RULE_LOGIN = "dr-confine"
 
@@ -58,7 +58,7 @@ def world(stack, orthanc, admin, tmp_path_factory):
     b = _send(stack, orthanc, tmp / "b", StudySpec(
         f"CB-{suffix}", "PEÑA^ÁNGELA", [SeriesSpec("MR", 1)], charset="ISO_IR 100"), shared_uid)
     for s in (a1, a2, b):
-        wait_for(lambda: recorded(admin, s["study"]), 30, what="study recorded")
+        wait_for(lambda s=s: recorded(admin, s["study"]), 30, what="study recorded")
 
     rules_path = stack.data_dir / "rules.json"
     saved_rules = rules_path.read_text()

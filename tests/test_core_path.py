@@ -18,7 +18,7 @@ def world(stack, orthanc, admin, tmp_path_factory):
     a = send_patient(stack, orthanc, tmp, f"PA-{suffix}", "NÚÑEZ^JOSÉ", "ISO_IR 192")
     b = send_patient(stack, orthanc, tmp, f"PB-{suffix}", "PEÑA^ÁNGELA", "ISO_IR 100")
     for p in (a, b):
-        row = wait_for(lambda: recorded(admin, p["study"]), 30, what="study recorded")
+        row = wait_for(lambda p=p: recorded(admin, p["study"]), 30, what="study recorded")
         assert row["patient_has_login"] is True
         r = admin.post(f"/api/patients/{p['pid']}/credentials", json={})
         assert r.status_code == 200, r.text

@@ -48,7 +48,7 @@ def desk(stack, orthanc, admin, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     for s in studies:
         s["study"] = lookup(orthanc, s["uid"])
-        wait_for(lambda: recorded(admin, s["study"]), 60, what="study recorded")
+        wait_for(lambda s=s: recorded(admin, s["study"]), 60, what="study recorded")
     return {"base": stack.public_url, "studies": studies, "suffix": suffix}
 
 
@@ -229,9 +229,9 @@ def batch(stack, orthanc, admin, tmp_path_factory):
             patients.append((pid, written.study_uid, modality, spec.description))
     result = storescu(files, stack.site["dicom_port"])
     assert result.returncode == 0, result.stderr
-    for pid, uid, _, _ in patients:
+    for _pid, uid, _, _ in patients:
         study = lookup(orthanc, uid)
-        wait_for(lambda: recorded(admin, study), 60, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 60, what="study recorded")
     return {"tag": tag, "studies": patients, "base": stack.public_url}
 
 

@@ -39,7 +39,7 @@ def test_compose_file_is_valid_and_keeps_secrets_out(profile):
     text = (ROOT / "docker-compose.yml").read_text()
     for name, service in services.items():
         env = service.get("environment") or {}
-        for key, value in env.items():
+        for key in env:
             if re.search(r"SECRET|PASSWORD|TOKEN|_KEY", key) and not key.endswith("_FILE"):
                 pytest.fail(f"{name}: {key} holds a secret in the compose file")
         published = [str(p.get("published", p) if isinstance(p, dict) else p)
@@ -189,7 +189,7 @@ def test_gate_refuses_what_orthanc_holds_beyond_the_recorded_studies(gate):
     gate["held"][gate["own"]].add("57000000-ffffffff-00000000-00000000-00000000")
     assert ask(gate["patient"], own) == 403
     assert ask(gate["patient"], own + "/archive") == 403
-    assert ask(gate["patient"], f"/orthanc/dicom-web/studies?PatientID=P-1") == 403
+    assert ask(gate["patient"], "/orthanc/dicom-web/studies?PatientID=P-1") == 403
     assert ask(gate["admin"], own) == 204  # staff see everything anyway
 
 

@@ -13,8 +13,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import chromium
-from chromium import wait
 from authsvc.cli import set_rule_password
+from chromium import wait
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from test_pages_browser import add_rule_login

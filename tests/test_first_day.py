@@ -18,7 +18,7 @@ from authsvc.cli import ensure_admin
 from authsvc.db import database
 from authsvc.stack import SITE_DEFAULTS, startup_warnings
 from conftest import fake_study
-from test_pages_app import STAFF_PAGES, make_app, staff_client, STAFF_PASSWORD
+from test_pages_app import STAFF_PAGES, STAFF_PASSWORD, make_app, staff_client
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -44,9 +44,10 @@ def clean_failures(stack):
 def service_routes():
     """(method, path) of every route of the service, its placeholders filled
     with an ordinary value and with one too large for any database column."""
-    from authsvc import create_app
     import json
     import tempfile
+
+    from authsvc import create_app
     with tempfile.TemporaryDirectory() as tmp:
         secrets = f"{tmp}/s.json"
         with open(secrets, "w") as fh:

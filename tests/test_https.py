@@ -88,6 +88,7 @@ def test_without_a_certificate_there_is_no_tls(tmp_path):
 
 def test_a_certificate_without_its_key_is_refused(tmp_path):
     import json
+
     from authsvc.stack import load_site
     (tmp_path / "site.json").write_text(json.dumps({"tls_certificate": "c.pem"}))
     with pytest.raises(SystemExit, match="go together"):
@@ -97,6 +98,7 @@ def test_a_certificate_without_its_key_is_refused(tmp_path):
 def test_the_command_makes_a_certificate_for_a_name_and_names_it_in_site_json(tmp_path):
     import json
     import sys
+
     from launcher import ROOT
     data = tmp_path / "data"
     out = subprocess.run([sys.executable, "-m", "authsvc.stack", "self-signed", "--data-dir",

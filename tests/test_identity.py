@@ -329,7 +329,7 @@ def test_staff_dashboard_lists_conflicts_in_their_language(app, conflict):
 def test_each_study_shows_its_own_patient_name(app, staff):
     names = [f"PERSON^N{n}" for n in range(7)]
     made = [fake_study("SEVEN", str(n), name=names[0]) for n in range(7)]
-    for data, name in zip(made, names):
+    for data, name in zip(made, names, strict=True):
         data["patient"]["PatientName"] = name
     # Only the first is the login's name; the others would be conflicts:
     # record them as staff attached them (what the login of 7 names had).
@@ -357,7 +357,9 @@ def test_viewer_shows_each_study_s_name(app, staff):
 
 
 def test_migration_0005_adds_each_study_s_name_to_an_older_database(app):
-    from playhouse.migrate import SchemaMigrator, migrate as run_operations
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run_operations
+
     from authsvc.db import database
     record(fake_study("OLD-1", "1", name="OLD^NAME"))
     db = database.obj

@@ -14,7 +14,6 @@ from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, recorded, send
 
 
-
 def raw_patient_id(raw, charset):
     """Write the PatientID's bytes as they are, under a SpecificCharacterSet
     Orthanc may not know (pydicom writes bytes values unchanged)."""
@@ -57,7 +56,7 @@ def test_patient_ids_differing_in_inner_spaces_are_two_logins(stack, orthanc, ad
     a = send(stack, orthanc, tmp_path, StudySpec(one, "ONE^PERSON", series=one_series()))
     b = send(stack, orthanc, tmp_path, StudySpec(two, "OTHER^PERSON", series=one_series()))
     for study in (a, b):
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 30, what="study recorded")
     assert recorded(admin, a)["patient_id"] == one
     assert recorded(admin, b)["patient_id"] == two
     first, second = patient_login(stack, admin, one), patient_login(stack, admin, two)
@@ -143,5 +142,5 @@ def test_each_study_shows_its_own_patient_name(stack, orthanc, admin, tmp_path, 
                                                       description=f"S{n}"))
             for n, name in enumerate(names)]
     for study in sent:
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 30, what="study recorded")
     assert [recorded(admin, s)["patient_name"] for s in sent] == names

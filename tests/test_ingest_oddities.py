@@ -11,7 +11,6 @@ from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, recorded, send
 
 
-
 def problems(admin):
     return {p["orthanc_id"]: p for p in admin.get("/api/ingest/problems").json()["problems"]}
 

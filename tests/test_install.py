@@ -109,7 +109,7 @@ def exposure(unit, env=None):
     """systemd-analyze security's overall exposure (0 safest .. 10), offline."""
     result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", unit],
                             env=env, capture_output=True, text=True, timeout=60)
-    line = next(l for l in result.stdout.splitlines() if "Overall exposure level" in l)
+    line = next(s for s in result.stdout.splitlines() if "Overall exposure level" in s)
     print(line)
     return float(line.split(":")[1].split()[0])
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import load_world  # noqa: E402
 from bench.viewers import run_viewers  # noqa: E402
 from conftest import ADMIN_PASSWORD  # noqa: E402
-import load_world  # noqa: E402
 
 
 def test_twenty_viewers_get_no_error(stack, tmp_path, monkeypatch):

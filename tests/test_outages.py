@@ -139,7 +139,6 @@ def send_many(stack, tmp, prefix, count):
 
 
 def all_recorded_with_logins(admin, orthanc, written):
-    from dicom_samples import lookup
     rows = {s["study_instance_uid"]: s for s in
             admin.get("/api/studies", params={"limit": 1000}).json()["studies"]}
     return all(w.study_uid in rows and rows[w.study_uid]["patient_has_login"] for w in written)
@@ -150,6 +149,7 @@ def test_service_killed_during_an_ingest_of_20_studies_loses_none(
     written = send_many(stack, tmp_path, f"K{uuid.uuid4().hex[:4]}", 20)
     files = [f for w in written for f in w.files]
     import threading
+
     from dicom_samples import storescu
     sender = threading.Thread(target=lambda: storescu(files[:10], stack.site["dicom_port"]))
     sender.start()

@@ -25,11 +25,19 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 import chromium
-from chromium import decode_qr, fetch_status, image_spread, pdf_page_size_mm, pdf_pages, wait
 from authsvc.cli import set_rule_password
 from authsvc.rules import strip_comments
+from chromium import decode_qr, fetch_status, image_spread, pdf_page_size_mm, pdf_pages, wait
 from conftest import ADMIN_PASSWORD, DECISION_CACHE_SECONDS, Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, send_patient, storescu, write_study
+from dicom_samples import (
+    SeriesSpec,
+    StudySpec,
+    lookup,
+    recorded,
+    send_patient,
+    storescu,
+    write_study,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "authsvc" / "translations" / "es" / "LC_MESSAGES" / "messages.po"
@@ -363,7 +371,7 @@ def test_wrong_password_message_in_both_languages(world):
         try:
             phone.get(f"{world['base']}/#id={world['B']['pid']}&pw=zzzz-zzzz-zzzz")
             phone.find_element(By.ID, "login-button").click()
-            wait(phone, lambda d: d.find_element(By.ID, "message").text == expected, what=expected)
+            wait(phone, lambda d, expected=expected: d.find_element(By.ID, "message").text == expected, what=expected)
             assert phone.current_url.split("#")[0].rstrip("/") == world["base"]
         finally:
             phone.quit()
@@ -424,7 +432,7 @@ def tagged(stack, orthanc, admin, world):
                         "instance": lookup(orthanc, written.sop_uids[0]),
                         "patient": orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"]}
     for s in studies.values():
-        wait_for(lambda: recorded(admin, s["study"]), 30, what="study recorded")
+        wait_for(lambda s=s: recorded(admin, s["study"]), 30, what="study recorded")
     login = f"dra-rios-{suffix}"
     value = f"Rios^Carmen^{suffix}"  # no accents, another case: still her
     rules_path = add_rule_login(stack, {
@@ -617,7 +625,10 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
     search.send_keys(s1["pid"])
     wait(staff, lambda d: sorted(r.get_attribute("data-study") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr"))
          == sorted([s1["study"], s2["study"]]), what="patient M's two studies")
-    logins = lambda study: row(staff, study).find_element(By.CSS_SELECTOR, ".rule-logins").text
+
+    def logins(study):
+        return row(staff, study).find_element(By.CSS_SELECTOR, ".rule-logins").text
+
     assert tagged["login"] in logins(s1["study"]).split(", ")
     assert tagged["login"] not in logins(s2["study"])
     assert_no_english(staff)
@@ -632,7 +643,10 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
     assert holder.login(share=share["url"].split("#share=")[1]).status_code == 200
     staff.find_element(By.ID, "nav-shares").click()
     wait(staff, lambda d: d.current_url.endswith("/staff/shares"), what="the shares page")
-    share_row = lambda d: d.find_element(By.CSS_SELECTOR, f'#rows tr[data-share="{share["id"]}"]')
+
+    def share_row(d):
+        return d.find_element(By.CSS_SELECTOR, f'#rows tr[data-share="{share["id"]}"]')
+
     text = wait(staff, share_row, what="the new share").text
     assert "MÁRQUEZ, LUCÍA" in text and s1["pid"] in text and "Todos los estudios del paciente" in text
     assert "Activo" in text
@@ -651,7 +665,10 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
 
     # The rules as applied, read-only; a broken rules file is said loud.
     staff.find_element(By.ID, "nav-rules").click()
-    rule_row = lambda d: d.find_element(By.CSS_SELECTOR, f'#rows tr[data-login="{tagged["login"]}"]')
+
+    def rule_row(d):
+        return d.find_element(By.CSS_SELECTOR, f'#rows tr[data-login="{tagged["login"]}"]')
+
     text = wait(staff, rule_row, what="her rule login").text
     assert "Dra. Carmen Ríos" in text and "ReferringPhysicianName (0008,0090)" in text
     assert "NameOfPhysiciansReadingStudy (0008,1060)" in text and "Puede entrar" in text

@@ -36,8 +36,8 @@ def test_an_id_with_other_characters_is_never_guessed(app, typed):
 
 
 def test_an_ambiguous_id_opens_only_exactly(app):
-    (a, pw_a), (b, pw_b) = record("SP 77", "1"), record("SP  77", "2")
-    (c, pw_c), (d, pw_d) = record("AB-1", "3"), record("ab1", "4")
+    (_a, pw_a), (b, pw_b) = record("SP 77", "1"), record("SP  77", "2")
+    (_c, pw_c), (_d, pw_d) = record("AB-1", "3"), record("ab1", "4")
     assert Patient.select().count() == 4  # never merged
     for typed, password in [("sp 77", pw_a), ("SP77", pw_a), ("sp  77", pw_b), ("SP77", pw_b),
                             ("AB1", pw_c), ("ab-1", pw_c), ("Ab1", pw_d), ("AB 1", pw_d)]:

@@ -13,8 +13,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 import chromium
-from chromium import image_spread, wait
 from authsvc.cli import set_rule_password
+from chromium import image_spread, wait
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from test_pages_browser import add_rule_login
@@ -49,7 +49,7 @@ def reports(stack, orthanc, admin, tmp_path_factory, orthanc_version):
             report_first = listed[0]["ID"] == lookup(orthanc, written.sop_uids[-1])
         found[key] = {"pid": s.patient_id, "study": study,
                       "instances": [lookup(orthanc, uid) for uid in written.sop_uids]}
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 30, what="study recorded")
     r = found["R"]
     r["report"], r["images"] = r["instances"][-1], r["instances"][:-1]
     if orthanc_version < (1, 12, 0):
@@ -201,7 +201,9 @@ def test_migration_0007_records_again_the_studies_that_may_hold_reports(app):
     """A database from before migration 7 knows no instance's content: the
     studies whose modalities may be reports are queued to be read again
     (ingest then records which instances are PDFs); the others are not."""
-    from playhouse.migrate import SchemaMigrator, migrate as run_operations
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run_operations
+
     from authsvc import ingest
     from authsvc.db import database
     from authsvc.migrations import migrate

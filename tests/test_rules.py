@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from authsvc import ingest, passwords
-from authsvc.decision import decide_uri
+from authsvc import ingest
 from authsvc.cli import ensure_admin, set_rule_password
-from authsvc.models import RuleLogin, Share, Study
+from authsvc.decision import decide_uri
+from authsvc.models import RuleLogin, Share
 from conftest import fake_study
 
 REF, PERF, READ, INST = "0008,0090", "0008,1050", "0008,1060", "0008,0080"
@@ -24,7 +24,7 @@ def studies(app):
         "s4": fake_study("P3", "4", values={}),
     }
     pw = {}
-    for key, data in made.items():
+    for data in made.values():
         pw[data["patient"]["PatientID"]] = ingest.store_study(data["study_orthanc_id"], data) \
             or pw.get(data["patient"]["PatientID"])
     return {"data": made, "passwords": pw,
@@ -165,6 +165,7 @@ def test_staff_see_which_rules_match_each_study(app, studies):
 
 def test_shipped_examples_are_valid_once_enabled(app):
     from pathlib import Path
+
     from authsvc.rules import parse_rules
     text = (Path(__file__).resolve().parents[1] / "deploy" / "rules.example.json").read_text()
     assert parse_rules(text) == []

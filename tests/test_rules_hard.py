@@ -197,7 +197,7 @@ def test_a_command_prints_the_unmatched_values_of_the_last_30_days(app, unmatche
     result = app.test_cli_runner().invoke(args=["unmatched-tags"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert any("ReferringPhysicianName" in l and "GÓMEZ^MARÍA ELENA" in l and "2" in l for l in lines)
-    assert any("InstitutionName" in l and "CLÍNICA EL ÁVILA" in l for l in lines)
+    assert any("ReferringPhysicianName" in s and "GÓMEZ^MARÍA ELENA" in s and "2" in s for s in lines)
+    assert any("InstitutionName" in s and "CLÍNICA EL ÁVILA" in s for s in lines)
     assert "VIEJO^DOCTOR" not in result.output and "MATCHED^DOCTOR" not in result.output
     assert "HOSPITAL UNIVERSITARIO" not in result.output

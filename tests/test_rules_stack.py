@@ -75,7 +75,7 @@ def rules_world(stack, orthanc, admin, tmp_path_factory):
                         "study_uid": written.study_uid, "pid": spec.patient_id,
                         "patient": orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"]}
     for s in studies.values():
-        wait_for(lambda: recorded(admin, s["study"]), 30, what="study recorded")
+        wait_for(lambda s=s: recorded(admin, s["study"]), 30, what="study recorded")
     rules_path = write_rules(stack, LOGINS)
     passwords = {name: set_rule_password(str(stack.data_dir / "rule-passwords.json"), rules_path, name)
                  for name, _ in LOGINS}
@@ -194,7 +194,7 @@ def test_each_shipped_example_enabled_alone_logs_in_on_the_real_stack(stack, ort
         written = write_study(spec, tmp_path / key)
         assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
         ids[key] = lookup(orthanc, written.study_uid)
-        wait_for(lambda: recorded(admin, ids[key]), 30, what="study recorded")
+        wait_for(lambda key=key: recorded(admin, ids[key]), 30, what="study recorded")
     path = stack.data_dir / "rules.json"
     before = path.read_text(encoding="utf-8")
     lines = shipped.splitlines()

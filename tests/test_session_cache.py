@@ -195,7 +195,7 @@ def test_a_remembered_rule_login_decides_in_one_statement(app):
             for hit in sessions_module._recent.values():
                 hit[3].clear()
             result = []
-            assert count_statements(app, lambda: result.append(granted(app, ask))) == 1, uri
+            assert count_statements(app, lambda result=result: result.append(granted(app, ask))) == 1, uri
             assert result == [expected], uri
 
 

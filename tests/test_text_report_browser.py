@@ -12,10 +12,18 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import chromium
-from chromium import wait
 from authsvc.cli import set_rule_password
+from chromium import wait
 from conftest import Browser, wait_for
-from dicom_samples import SR_FINDINGS, SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from dicom_samples import (
+    SR_FINDINGS,
+    SeriesSpec,
+    StudySpec,
+    lookup,
+    recorded,
+    storescu,
+    write_study,
+)
 from test_pages_browser import add_rule_login
 from test_reports_browser import log_in, small_phone
 
@@ -39,7 +47,7 @@ def reports(stack, orthanc, admin, tmp_path_factory):
         written = write_study(spec, tmp / key)
         assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
         study = lookup(orthanc, written.study_uid)
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 30, what="study recorded")
         found[key] = {"pid": spec.patient_id, "study": study,
                       "instances": [lookup(orthanc, uid) for uid in written.sop_uids],
                       "password": admin.post(f"/api/patients/{spec.patient_id}/credentials",

@@ -545,8 +545,9 @@ def grants(client, world, token, levels=("study", "series", "instance", "patient
 
 
 def test_rule_login_and_share_get_their_study_never_the_patient_level(app, client, world):
-    from authsvc.models import RuleLogin, RuleMatch, Share, Study, utcnow
     import datetime
+
+    from authsvc.models import RuleLogin, RuleMatch, Share, Study, utcnow
     store = app.extensions["authsvc"].sessions
     study = Study.get(Study.orthanc_id == world["named"]["study"][0])
     other = Study.get(Study.orthanc_id != study.orthanc_id)
