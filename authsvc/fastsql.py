@@ -31,6 +31,7 @@ _prefetched = threading.local()
 class Statement:
     """One hot statement: `sql` with `{p}` for each parameter, returning
     `width` columns (the first of them its table's key: NULL, no row)."""
+
     name: str
     sql: str
     width: int
@@ -90,12 +91,13 @@ def prefetch(lookups):
     if key not in _combined:
         _combined[key] = "SELECT * FROM (SELECT 1 AS _one) AS _p" + "".join(
             f" LEFT JOIN ({statement.text()}) AS _p{n} ON 1 = 1"
-            for n, (statement, _) in enumerate(lookups))
+            for n, (statement, _) in enumerate(lookups)
+        )
     params = tuple(p for _, args in lookups for p in args)
     row = _execute(name, _combined[key], params).fetchone()
     rows, at = {}, 1
     for statement, args in lookups:
-        part = row[at:at + statement.width]
+        part = row[at : at + statement.width]
         rows[(statement.name, tuple(args))] = part if part[0] is not None else None
         at += statement.width
     _prefetched.rows = rows
@@ -127,8 +129,13 @@ def _execute(name, sql, params):
     statement = "authsvc_" + re.sub(r"[^a-z0-9]", "_", name)
     if statement not in prepared:
         numbered = iter(range(1, sql.count("%s") + 1))
-        database.execute_sql(f"PREPARE {statement} AS "
-                             + re.sub(r"%s", lambda _: f"${next(numbered)}", sql))
+        database.execute_sql(
+            f"PREPARE {statement} AS " + re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+        )
         prepared.add(statement)
-    return database.execute_sql(f"EXECUTE {statement} ({', '.join(['%s'] * len(params))})"
-                                if params else f"EXECUTE {statement}", params)
+    return database.execute_sql(
+        f"EXECUTE {statement} ({', '.join(['%s'] * len(params))})"
+        if params
+        else f"EXECUTE {statement}",
+        params,
+    )

@@ -11,7 +11,7 @@ import io
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
-QR_BOX = 8        # pixels per module: sharp when the report is printed
+QR_BOX = 8  # pixels per module: sharp when the report is printed
 TEXT_SIZE = 30
 LABEL_SIZE = 22
 MARGIN = 24
@@ -27,7 +27,9 @@ def _font(name, size):
 
 def _qr_image(text):
     # Error correction M, a quiet zone of 4: as on the printed slip.
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=QR_BOX)
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=QR_BOX
+    )
     code.add_data(text)
     code.make(fit=True)
     return code.make_image(fill_color="black", back_color="white").get_image().convert("L")
@@ -39,8 +41,10 @@ def report_block_png(qr_text, labels, values):
     label_font = _font("DejaVuSans.ttf", LABEL_SIZE)
     # Monospaced and bold, as on the slip: every character of the password plain.
     text_font = _font("DejaVuSansMono-Bold.ttf", TEXT_SIZE)
-    widths = [max(label_font.getlength(label), text_font.getlength(value))
-              for label, value in zip(labels, values, strict=False)]
+    widths = [
+        max(label_font.getlength(label), text_font.getlength(value))
+        for label, value in zip(labels, values, strict=False)
+    ]
     line = LABEL_SIZE + TEXT_SIZE + 24
     width = code.width + MARGIN + int(max(widths)) + MARGIN
     height = max(code.height, MARGIN + line * len(labels))

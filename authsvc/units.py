@@ -118,16 +118,30 @@ def command_line(argv):
 
 def service_unit(*, user, env_file, data, python, bind, workers, site_json):
     flask = [str(python), "-m", "flask", "--app", "authsvc"]
-    gunicorn = [str(python), "-m", "gunicorn", "--config", "python:authsvc.gunicorn_conf",
-                "--bind", bind, "--workers", str(workers), "authsvc:create_app()"]
-    return SERVICE_UNIT.format(user=user, env_file=env_file, data=data, site_json=site_json,
-                               migrate=command_line(flask + ["migrate"]),
-                               gunicorn=command_line(gunicorn))
+    gunicorn = [
+        str(python),
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:authsvc.gunicorn_conf",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "authsvc:create_app()",
+    ]
+    return SERVICE_UNIT.format(
+        user=user,
+        env_file=env_file,
+        data=data,
+        site_json=site_json,
+        migrate=command_line(flask + ["migrate"]),
+        gunicorn=command_line(gunicorn),
+    )
 
 
 def orthanc_dropin(*, orthanc, config_dir, data):
-    return ORTHANC_DROPIN.format(orthanc=command_line([str(orthanc), str(config_dir)]),
-                                 data=data)
+    return ORTHANC_DROPIN.format(orthanc=command_line([str(orthanc), str(config_dir)]), data=data)
 
 
 def debian_orthanc_binary(unit_text):

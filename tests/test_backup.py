@@ -64,8 +64,13 @@ def test_restore_refuses_what_is_not_a_backup(app, tmp_path):
 
 def run_cli(stack, *args):
     env = dict(os.environ, AUTHSVC_CONFIG=str(stack.data_dir / "authsvc.json"))
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", *args],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "authsvc", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_backup_and_restore_procedure_on_the_stack(stack, admin, tmp_path):

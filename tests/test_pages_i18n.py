@@ -39,8 +39,11 @@ def catalog():
 def test_every_message_has_a_spanish_translation(catalog):
     messages = extracted()
     assert len(messages) > 100
-    missing = [f"{where}: {msgid!r}" for msgid, where in messages.items()
-               if not catalog.get(msgid) or not catalog.get(msgid).string]
+    missing = [
+        f"{where}: {msgid!r}"
+        for msgid, where in messages.items()
+        if not catalog.get(msgid) or not catalog.get(msgid).string
+    ]
     assert not missing, "untranslated (run pybabel extract/update):\n" + "\n".join(missing)
 
 

@@ -15,8 +15,11 @@ MIN_SECRET_LENGTH = 32
 
 # The service itself, when it reads Orthanc behind the plugin (ingest): it
 # presents `service_token` and may read everything, as an admin.
-SERVICE = Principal("staff", 0, staff=StaffUser(username="authsvc-service", role="admin",
-                                                 active=True, password_hash=""))
+SERVICE = Principal(
+    "staff",
+    0,
+    staff=StaffUser(username="authsvc-service", role="admin", active=True, password_hash=""),
+)
 
 
 def principal_of(services, token):
@@ -26,7 +29,8 @@ def principal_of(services, token):
         return None
     service_token = services.secrets.get("service_token") or ""
     if len(service_token) >= MIN_SECRET_LENGTH and hmac.compare_digest(
-            token.encode(), service_token.encode()):
+        token.encode(), service_token.encode()
+    ):
         return SERVICE
     return services.sessions.decide_as(token)
 
@@ -49,16 +53,23 @@ def orthanc_agrees(services, target, decision):
     depend on the studies; on any failure, no."""
     if not decision.granted or decision.scope != "keys":
         return True
-    uids = (target.study_uids if target.kind is Kind.SEARCH
-            else target.uids[:1] if target.kind is Kind.DICOMWEB else ())
+    uids = (
+        target.study_uids
+        if target.kind is Kind.SEARCH
+        else target.uids[:1]
+        if target.kind is Kind.DICOMWEB
+        else ()
+    )
     if not uids and not decision.patients:
         return True
     granted = {study.orthanc_id for study in decision.studies}
     orthanc = services.orthanc
     try:
-        return (all(orthanc.studies_with_uid(uid, LOOKUP_SECONDS) <= granted for uid in uids)
-                and all(orthanc.studies_of_patient(oid, LOOKUP_SECONDS) <= granted
-                        for oid in decision.patients))
+        return all(
+            orthanc.studies_with_uid(uid, LOOKUP_SECONDS) <= granted for uid in uids
+        ) and all(
+            orthanc.studies_of_patient(oid, LOOKUP_SECONDS) <= granted for oid in decision.patients
+        )
     except Exception:
         return False
 
@@ -70,8 +81,12 @@ def answer(services, token, target, address=""):
     # study granted to this session a moment ago (SESSION_CACHE_SECONDS, the
     # session's own memory) answers for its resources without the database.
     # Only reads of one resource by Orthanc ID, which name nothing else.
-    remembered = (target.kind is Kind.RESOURCE and target.method == "GET"
-                  and not target.expected_uid and sessions.remembered_grant(token, target.orthanc_id))
+    remembered = (
+        target.kind is Kind.RESOURCE
+        and target.method == "GET"
+        and not target.expected_uid
+        and sessions.remembered_grant(token, target.orthanc_id)
+    )
     if remembered:
         return policy.Decision(True, "a study this login may see", keys=remembered)
     session_lookup = sessions.session_lookup(token)

@@ -69,42 +69,62 @@ class StudyRef(NamedTuple):
 
 
 _COLUMNS, _WIDTH = fastsql.columns(
-    Study, (Study.id, Study.orthanc_id, Study.study_uid, Study.patient, Study.updated_at), "s")
-_STUDIES = f'SELECT {_COLUMNS} FROM {fastsql.table(Study, "s")}'
-_STUDIES_OF_RESOURCE = (f'SELECT {_COLUMNS}, "r"."uid" FROM {fastsql.table(Study, "s")} '
-                        f'JOIN {fastsql.table(Resource, "r")} ON "r"."study_id" = "s"."id" ')
+    Study, (Study.id, Study.orthanc_id, Study.study_uid, Study.patient, Study.updated_at), "s"
+)
+_STUDIES = f"SELECT {_COLUMNS} FROM {fastsql.table(Study, 's')}"
+_STUDIES_OF_RESOURCE = (
+    f'SELECT {_COLUMNS}, "r"."uid" FROM {fastsql.table(Study, "s")} '
+    f'JOIN {fastsql.table(Resource, "r")} ON "r"."study_id" = "s"."id" '
+)
 
 STUDY = fastsql.Statement("study", _STUDIES + ' WHERE "s"."orthanc_id" = {p}', _WIDTH)
 STUDY_OF_RESOURCE = fastsql.Statement(
     "study-of-resource",
-    _STUDIES_OF_RESOURCE + 'WHERE "r"."orthanc_id" = {p} AND "r"."level" = {p}', _WIDTH + 1)
+    _STUDIES_OF_RESOURCE + 'WHERE "r"."orthanc_id" = {p} AND "r"."level" = {p}',
+    _WIDTH + 1,
+)
 # /tools/create-archive names resources of any level: an Orthanc ID is unique.
 STUDY_OF_ANY_RESOURCE = fastsql.Statement(
-    "study-of-any-resource", _STUDIES_OF_RESOURCE + 'WHERE "r"."orthanc_id" = {p}', _WIDTH + 1)
+    "study-of-any-resource", _STUDIES_OF_RESOURCE + 'WHERE "r"."orthanc_id" = {p}', _WIDTH + 1
+)
 STUDIES_OF_PATIENT = fastsql.Statement(
-    "studies-of-patient", _STUDIES + ' WHERE "s"."patient_id" = {p} ORDER BY "s"."id"', _WIDTH)
+    "studies-of-patient", _STUDIES + ' WHERE "s"."patient_id" = {p} ORDER BY "s"."id"', _WIDTH
+)
 STUDIES_WITH_UID = fastsql.Statement(
-    "studies-with-uid", _STUDIES + ' WHERE "s"."study_uid" = {p} ORDER BY "s"."id"', _WIDTH)
+    "studies-with-uid", _STUDIES + ' WHERE "s"."study_uid" = {p} ORDER BY "s"."id"', _WIDTH
+)
 RESOURCE_IN_STUDY = fastsql.Statement(
-    "resource-in-study", f'SELECT "id" FROM {fastsql.table(Resource)} '
-    'WHERE "study_id" = {p} AND "uid" = {p} AND "level" = {p} LIMIT 1', 1)
+    "resource-in-study",
+    f'SELECT "id" FROM {fastsql.table(Resource)} '
+    'WHERE "study_id" = {p} AND "uid" = {p} AND "level" = {p} LIMIT 1',
+    1,
+)
 KEYS_OF_STUDY = fastsql.Statement(
-    "keys-of-study", f'SELECT "orthanc_id" FROM {fastsql.table(Resource)} WHERE "study_id" = {{p}}', 1)
+    "keys-of-study",
+    f'SELECT "orthanc_id" FROM {fastsql.table(Resource)} WHERE "study_id" = {{p}}',
+    1,
+)
 PATIENT_EXISTS = fastsql.Statement(
-    "patient-exists", f'SELECT "id" FROM {fastsql.table(Patient)} WHERE "orthanc_id" = {{p}}', 1)
+    "patient-exists", f'SELECT "id" FROM {fastsql.table(Patient)} WHERE "orthanc_id" = {{p}}', 1
+)
 
 
 # The same lookups for a rule login, with its match of the study found in
 # the same statement (RULE_MATCH's answer, as its last column): one round
 # trip instead of two on PostgreSQL. The login's ID is the first parameter.
-_RULE_MATCH_COLUMN = (f', (SELECT "m"."id" FROM {fastsql.table(RuleMatch, "m")} '
-                      'WHERE "m"."login_id" = {p} AND "m"."study_id" = "s"."id")')
+_RULE_MATCH_COLUMN = (
+    f', (SELECT "m"."id" FROM {fastsql.table(RuleMatch, "m")} '
+    'WHERE "m"."login_id" = {p} AND "m"."study_id" = "s"."id")'
+)
 
 
 def _with_rule_match(statement):
     select, rest = statement.sql.split(" FROM ", 1)
-    return fastsql.Statement(statement.name + "+rule-match",
-                             select + _RULE_MATCH_COLUMN + " FROM " + rest, statement.width + 1)
+    return fastsql.Statement(
+        statement.name + "+rule-match",
+        select + _RULE_MATCH_COLUMN + " FROM " + rest,
+        statement.width + 1,
+    )
 
 
 _FOR_RULE_LOGIN = {s.name: _with_rule_match(s) for s in (STUDY, STUDY_OF_RESOURCE)}
@@ -143,8 +163,11 @@ def _study_of(target, principal=None):
     if statement.name.endswith("+rule-match"):
         # may_see_study's question, answered by this row's last column.
         match = row[statement.width - 1]
-        fastsql.remember(visibility.RULE_MATCH, (principal.rule_login.id, study.id),
-                         None if match is None else (match,))
+        fastsql.remember(
+            visibility.RULE_MATCH,
+            (principal.rule_login.id, study.id),
+            None if match is None else (match,),
+        )
     return study, (study.study_uid if target.level == "studies" else row[_WIDTH])
 
 
@@ -201,8 +224,11 @@ def _resource(principal, target):
 
 
 def _patient_level_ok(principal, patient_orthanc_id):
-    return (principal.kind == "patient" and principal.patient.orthanc_id == patient_orthanc_id
-            and not conflicts.orthanc_patient_in_conflict(patient_orthanc_id))
+    return (
+        principal.kind == "patient"
+        and principal.patient.orthanc_id == patient_orthanc_id
+        and not conflicts.orthanc_patient_in_conflict(patient_orthanc_id)
+    )
 
 
 def _patient(principal, target):
@@ -222,8 +248,9 @@ def _patient(principal, target):
         orthanc_id = principal.patient.orthanc_id
     if not _patient_level_ok(principal, orthanc_id):
         return refused("not this patient, or a study of this patient is in conflict")
-    return Decision(True, "own patient record", studies=_own_studies(principal),
-                    patients=[orthanc_id])
+    return Decision(
+        True, "own patient record", studies=_own_studies(principal), patients=[orthanc_id]
+    )
 
 
 def _own_studies(principal):
@@ -248,8 +275,10 @@ def _dicomweb(principal, target):
     if not _all_visible(principal, studies):
         return refused("not every study with this UID is this login's")
     for study in studies:
-        if all(not uid or fastsql.fetch_one(RESOURCE_IN_STUDY, study.id, uid, level) is not None
-               for uid, level in ((series_uid, "series"), (sop_uid, "instance"))):
+        if all(
+            not uid or fastsql.fetch_one(RESOURCE_IN_STUDY, study.id, uid, level) is not None
+            for uid, level in ((series_uid, "series"), (sop_uid, "instance"))
+        ):
             return Decision(True, "a study this login may see", studies=studies)
     return refused("the series or instance is not in this study")
 
@@ -263,8 +292,9 @@ def _search(principal, target):
         granted.extend(studies)
     patients = []
     if target.patient_id and principal.kind == "patient":
-        if target.patient_id != principal.patient.patient_id \
-                or not _patient_level_ok(principal, principal.patient.orthanc_id):
+        if target.patient_id != principal.patient.patient_id or not _patient_level_ok(
+            principal, principal.patient.orthanc_id
+        ):
             return refused("not this patient's PatientID")
         granted.extend(_own_studies(principal))
         patients.append(principal.patient.orthanc_id)
@@ -276,25 +306,32 @@ def _search(principal, target):
 def _archive(principal, target):
     granted, patients = [], []
     for orthanc_id in target.resources:
-        study = (study_ref(fastsql.fetch_one(STUDY, orthanc_id))
-                 or study_ref(fastsql.fetch_one(STUDY_OF_ANY_RESOURCE, orthanc_id)))
+        study = study_ref(fastsql.fetch_one(STUDY, orthanc_id)) or study_ref(
+            fastsql.fetch_one(STUDY_OF_ANY_RESOURCE, orthanc_id)
+        )
         if study is not None:
             if not may_see_study(principal, study):
                 return refused("a resource to archive is not this login's")
             granted.append(study)
-        elif fastsql.fetch_one(PATIENT_EXISTS, orthanc_id) is not None \
-                and _patient_level_ok(principal, orthanc_id):
+        elif fastsql.fetch_one(PATIENT_EXISTS, orthanc_id) is not None and _patient_level_ok(
+            principal, orthanc_id
+        ):
             granted.extend(_own_studies(principal))
             patients.append(orthanc_id)
         else:
             return refused("a resource to archive is not this login's")
-    return Decision(True, "an archive of this login's studies", studies=granted,
-                    patients=patients)
+    return Decision(True, "an archive of this login's studies", studies=granted, patients=patients)
 
 
 def _asset(principal, target):
     return Decision(True, "viewer asset", keys=[STATIC_KEY])
 
 
-_BY_KIND = {Kind.RESOURCE: _resource, Kind.PATIENT: _patient, Kind.DICOMWEB: _dicomweb,
-            Kind.SEARCH: _search, Kind.ARCHIVE: _archive, Kind.ASSET: _asset}
+_BY_KIND = {
+    Kind.RESOURCE: _resource,
+    Kind.PATIENT: _patient,
+    Kind.DICOMWEB: _dicomweb,
+    Kind.SEARCH: _search,
+    Kind.ARCHIVE: _archive,
+    Kind.ASSET: _asset,
+}

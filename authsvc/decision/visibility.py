@@ -14,8 +14,11 @@ def visible_studies(principal):
     if principal.kind == "patient":
         return Study.select().where(Study.patient == principal.patient)
     if principal.kind == "rule":
-        return Study.select().where(Study.id.in_(
-            RuleMatch.select(RuleMatch.study).where(RuleMatch.login == principal.rule_login)))
+        return Study.select().where(
+            Study.id.in_(
+                RuleMatch.select(RuleMatch.study).where(RuleMatch.login == principal.rule_login)
+            )
+        )
     if principal.kind == "share":
         share = principal.share
         query = Study.select().where(Study.patient == share.patient_id)
@@ -25,8 +28,10 @@ def visible_studies(principal):
 
 # (login, study) is unique: one row at most, no LIMIT needed.
 RULE_MATCH = fastsql.Statement(
-    "rule-match", f'SELECT "id" FROM {fastsql.table(RuleMatch)} '
-    'WHERE "login_id" = {p} AND "study_id" = {p}', 1)
+    "rule-match",
+    f'SELECT "id" FROM {fastsql.table(RuleMatch)} WHERE "login_id" = {{p}} AND "study_id" = {{p}}',
+    1,
+)
 
 
 def may_see_study(principal, study):
