@@ -3,13 +3,19 @@ one path every adapter takes (nginx's check, the Lua filter's question, the
 Authorization plugin's webhook). Adapters only translate their input into a
 Target and the Decision into their answer."""
 
+from __future__ import annotations
+
 import hmac
+from typing import TYPE_CHECKING
 
 from .. import audit, fastsql
 from ..models import StaffUser
 from ..sessions import Principal
 from . import policy
-from .routes import Kind
+from .routes import Kind, Target
+
+if TYPE_CHECKING:
+    from .. import Services
 
 MIN_SECRET_LENGTH = 32
 
@@ -22,7 +28,7 @@ SERVICE = Principal(
 )
 
 
-def principal_of(services, token):
+def principal_of(services: Services, token: str | None) -> Principal | None:
     """The principal a token stands for: the service's own token, a live
     session, or None."""
     if not token:
@@ -40,7 +46,7 @@ def principal_of(services, token):
 LOOKUP_SECONDS = 0.5
 
 
-def orthanc_agrees(services, target, decision):
+def orthanc_agrees(services: Services, target: Target, decision: policy.Decision) -> bool:
     """Whether Orthanc holds, under what the request names by DICOM identity
     (a DICOMweb request's StudyInstanceUIDs, a patient granted at the patient
     level), only the studies the decision granted. A modality may reuse a
@@ -74,7 +80,9 @@ def orthanc_agrees(services, target, decision):
         return False
 
 
-def answer(services, token, target, address=""):
+def answer(
+    services: Services, token: str | None, target: Target, address: str = ""
+) -> policy.Decision:
     """The decision about `target` for whoever holds `token`."""
     sessions = services.sessions
     # A viewer asks about hundreds of resources of one study in a row: a
@@ -103,6 +111,12 @@ def answer(services, token, target, address=""):
     decision = policy.decide(principal, target)
     for study in decision.studies:
         audit.record_study_access(principal, study, address)
-    if decision.granted and target.kind is Kind.RESOURCE and principal.kind != "staff":
+    # Granted: a principal (decide refuses None).
+    if (
+        decision.granted
+        and target.kind is Kind.RESOURCE
+        and principal is not None
+        and principal.kind != "staff"
+    ):
         sessions.remember_grant(token, decision.keys)
     return decision

@@ -23,6 +23,8 @@ The Lua filter's cache uses `lua_cache_grammar()` (written into Orthanc's
 configuration by the launcher), so its grammar is this one.
 """
 
+from __future__ import annotations
+
 import enum
 import re
 from dataclasses import dataclass
@@ -89,7 +91,7 @@ ARCHIVE_TOOLS = re.compile(r"^/tools/(?:create-archive|create-media|create-media
 # DICOMweb parameters that are not attributes (QIDO's and WADO-RS rendered's).
 # includefield alone may come several times: it only adds attributes to answers.
 # fmt: off
-REPEATABLE = {"includefield"}
+REPEATABLE: set[int | str] = {"includefield"}
 DICOMWEB_CONTROLS = {"includefield", "limit", "offset", "fuzzymatching", "viewport", "window",
                      "quality", "annotation", "charset"}
 ARCHIVE_PARAMETERS = {"resources", "filename", "transcode", "lossy-quality"}
@@ -119,21 +121,21 @@ class Target:
     kind: Kind
     level: str = ""              # "patients" | "studies" | "series" | "instances"
     orthanc_id: str = ""         # the resource named (RESOURCE, PATIENT)
-    uids: tuple = ()             # (study, series, instance) UIDs, "" where not named
+    uids: tuple[str, ...] = ()   # (study, series, instance) UIDs, "" where not named
     expected_uid: str = ""       # the plugin's dicom-uid, which must be the resource's
-    study_uids: tuple = ()       # SEARCH: the studies it is narrowed to
+    study_uids: tuple[str, ...] = ()  # SEARCH: the studies it is narrowed to
     patient_id: str = ""         # SEARCH: the PatientID it is narrowed to
-    resources: tuple = ()        # ARCHIVE: Orthanc IDs of any level
+    resources: tuple[str, ...] = ()  # ARCHIVE: Orthanc IDs of any level
     why: str = ""                # OTHER, MALFORMED: for the log and the tests
 # fmt: on
 
 
-def _method(method):
+def _method(method: str | None) -> str:
     method = (method or "").upper()
     return "GET" if method in ("HEAD", "OPTIONS") else method
 
 
-def parse(method, uri):
+def parse(method: str | None, uri: str) -> Target:
     """The Target of a request line; `uri` is the path with its query string
     (if the adapter sees one: Lua does not, unless nginx passed it)."""
     method = _method(method)
@@ -167,7 +169,7 @@ def parse(method, uri):
     return Target(method, Kind.OTHER, why="not a route of one principal's studies")
 
 
-def _resource(method, level, orthanc_id, tail):
+def _resource(method: str, level: str, orthanc_id: str, tail: list[str]) -> Target:
     first = tail[0] if tail else ""
     if first == CLIMB and level != "patients" and len(tail) == 1:
         return Target(method, Kind.PATIENT, level=level, orthanc_id=orthanc_id)
@@ -181,7 +183,7 @@ def _resource(method, level, orthanc_id, tail):
     return Target(method, kind, level=level, orthanc_id=orthanc_id)
 
 
-def _parameters(query):
+def _parameters(query: str) -> list[tuple[str, str]] | None:
     """[(name, value)] decoded, or None when the query is not well formed."""
     if not query:
         return []
@@ -191,7 +193,7 @@ def _parameters(query):
     return pairs
 
 
-def _attribute(name):
+def _attribute(name: str) -> int | str | None:
     """The DICOM tag a QIDO parameter names (keyword or 8 hex digits), a
     control parameter's lower-cased name, or None when it is neither."""
     if re.fullmatch(r"[0-9A-Fa-f]{8}", name):
@@ -202,14 +204,14 @@ def _attribute(name):
     return name.lower() if name.lower() in DICOMWEB_CONTROLS else None
 
 
-def _dicomweb_parameters(query):
+def _dicomweb_parameters(query: str) -> dict[int | str, str] | None:
     """{tag or control: value}, or None when a parameter is unknown, given
     twice under any spelling (the plugin and DICOMweb may each read another
     one), or the query is malformed."""
     pairs = _parameters(query)
     if pairs is None:
         return None
-    found = {}
+    found: dict[int | str, str] = {}
     for name, value in pairs:
         key = _attribute(name)
         if key is None or (key in found and key not in REPEATABLE):
@@ -218,7 +220,7 @@ def _dicomweb_parameters(query):
     return found
 
 
-def _dicomweb_scoped(method, uids, query):
+def _dicomweb_scoped(method: str, uids: tuple[str, ...], query: str) -> Target:
     parameters = _dicomweb_parameters(query)
     if parameters is None:
         return Target(method, Kind.MALFORMED, why="unknown or repeated DICOMweb parameters")
@@ -229,13 +231,14 @@ def _dicomweb_scoped(method, uids, query):
     return Target(method, Kind.DICOMWEB, uids=uids)
 
 
-def _dicomweb_search(method, query):
+def _dicomweb_search(method: str, query: str) -> Target:
     """QIDO at the root: granted only when narrowed to studies by their UIDs,
     or (a patient) to their own PatientID. Every other attribute only narrows."""
     parameters = _dicomweb_parameters(query)
     if parameters is None:
         return Target(method, Kind.MALFORMED, why="unknown or repeated DICOMweb parameters")
-    study_uids, patient_id = (), ""
+    study_uids: tuple[str, ...] = ()
+    patient_id = ""
     if STUDY_INSTANCE_UID in parameters:
         study_uids = tuple(re.split(r"[,\\]", parameters[STUDY_INSTANCE_UID]))
         if not all(UID.fullmatch(u) and len(u) <= MAX_UID for u in study_uids):
@@ -249,7 +252,7 @@ def _dicomweb_search(method, query):
     return Target(method, Kind.SEARCH, study_uids=study_uids, patient_id=patient_id)
 
 
-def _archive(method, query):
+def _archive(method: str, query: str) -> Target:
     pairs = _parameters(query)
     if (
         pairs is None
@@ -275,7 +278,9 @@ PLUGIN_LEVELS = {
 }
 
 
-def plugin_target(method, level, orthanc_id, dicom_uid=""):
+def plugin_target(
+    method: str | None, level: str, orthanc_id: object, dicom_uid: str | None = ""
+) -> Target:
     """The Target of the plugin's question about one resource: the same as
     its own route's (`/{level}/{id}`), with the UID the plugin names beside
     it, which must be that resource's."""
@@ -296,7 +301,7 @@ def plugin_target(method, level, orthanc_id, dicom_uid=""):
     )
 
 
-def hot_reads_regex():
+def hot_reads_regex() -> str:
     """The nginx location (PCRE, with nginx's /orthanc prefix) of the reads
     of one resource by Orthanc ID: RESOURCE and ASSET targets, by the same
     tables as `parse`. They are a viewer's hundreds of requests per study,
@@ -322,7 +327,7 @@ def hot_reads_regex():
     return f"^/orthanc/(?:{'|'.join(levels)}|{viewer})$"
 
 
-def lua_cache_grammar():
+def lua_cache_grammar() -> dict[str, object]:
     """What the Lua filter's cache may answer, for Orthanc's configuration
     (PatientAccess section): "CacheableTails", {level: [tails]} under which a
     grant of a study covers each of that study's resources (every read below

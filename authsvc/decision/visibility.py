@@ -3,11 +3,18 @@ every access decision share. `visible_studies` says it as a query (lists),
 `may_see_study` as a predicate (one study, on the decision paths);
 tests/test_visibility.py checks that the two always agree."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .. import fastsql
 from ..models import RuleMatch, Study
 
+if TYPE_CHECKING:
+    from ..sessions import Principal
 
-def visible_studies(principal):
+
+def visible_studies(principal: Principal) -> Any:
     """The studies a principal may see, as a query."""
     if principal.sees_everything:
         return Study.select()
@@ -34,7 +41,7 @@ RULE_MATCH = fastsql.Statement(
 )
 
 
-def may_see_study(principal, study):
+def may_see_study(principal: Principal | None, study: Any) -> bool:
     """Whether `principal` may see `study` (None: no study, never)."""
     if study is None or principal is None:
         return False
