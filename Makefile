@@ -1,5 +1,6 @@
 # make run   - install what is missing, then run Orthanc + the service + nginx
 # make test  - install what is missing, then run the whole test suite
+# make lint  - ruff (lint, format check) and mypy on the decision path
 # make install - (as root) the system on a server, run by systemd; again: upgrade
 # make uninstall - removes it, leaving its settings and data (README, "Install on a server")
 SHELL := /bin/bash
@@ -31,6 +32,12 @@ run: deps venv
 
 test: test-deps venv
 	$(PY) -m pytest -v
+
+# ruff's checks and formatting ([tool.ruff] in pyproject.toml), then mypy on
+# the decision path ([tool.mypy]'s files). .ci/run runs it first.
+.PHONY: lint
+lint: venv
+	$(PY) -m ruff check authsvc tests bench && $(PY) -m ruff format --check authsvc tests bench && $(PY) -m mypy
 
 test-deps:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS)"

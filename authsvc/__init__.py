@@ -24,6 +24,7 @@ class NoFlaskSession(SecureCookieSessionInterface):
 @dataclass
 class Services:
     """What the blueprints share, built once per process by create_app."""
+
     secrets: dict
     sessions: SessionStore
     orthanc: OrthancClient
@@ -36,8 +37,11 @@ def _check_secrets(secrets):
     missing = [n for n in ("secret_key", "ingest_secret") if len(secrets.get(n) or "") < 32]
     if missing:
         # No default secret that silently works in production.
-        raise ConfigError("missing or short secrets (need 32+ characters): " + ", ".join(missing)
-                          + " - set SECRETS_FILE or AUTHSVC_<NAME> (see README)")
+        raise ConfigError(
+            "missing or short secrets (need 32+ characters): "
+            + ", ".join(missing)
+            + " - set SECRETS_FILE or AUTHSVC_<NAME> (see README)"
+        )
 
 
 def create_app(test_config=None):
@@ -59,37 +63,53 @@ def create_app(test_config=None):
 
     # nginx is the only client; trust its X-Forwarded-* (one hop), nobody
     # else's: from a peer of TRUSTED_PROXIES that proves it is nginx.
-    app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config["TRUSTED_PROXIES"],
-                                   secrets.get("forwarded_secret"))
+    app.wsgi_app = TrustedProxyFix(
+        app.wsgi_app, app.config["TRUSTED_PROXIES"], secrets.get("forwarded_secret")
+    )
 
     open_database(app.config["DATABASE_URL"])
     from . import auditchain
-    auditchain.configure(auditchain.derive_key(secrets),
-                         app.config["AUDIT_CHECKPOINT_FILE"]
-                         or os.path.join(app.config["DATA_DIR"], "audit-checkpoints.log"))
-    orthanc = OrthancClient(app.config["ORTHANC_URL"], app.config["ORTHANC_USERNAME"],
-                            secrets.get("orthanc_password", ""),
-                            app.config["ORTHANC_TIMEOUT_SECONDS"],
-                            token=secrets.get("service_token"))
+
+    auditchain.configure(
+        auditchain.derive_key(secrets),
+        app.config["AUDIT_CHECKPOINT_FILE"]
+        or os.path.join(app.config["DATA_DIR"], "audit-checkpoints.log"),
+    )
+    orthanc = OrthancClient(
+        app.config["ORTHANC_URL"],
+        app.config["ORTHANC_USERNAME"],
+        secrets.get("orthanc_password", ""),
+        app.config["ORTHANC_TIMEOUT_SECONDS"],
+        token=secrets.get("service_token"),
+    )
     app.extensions["authsvc"] = Services(
         secrets=secrets,
-        sessions=SessionStore(secrets["secret_key"], app.config["SESSION_IDLE_MINUTES"],
-                              app.config["SESSION_MAX_HOURS"],
-                              app.config["SESSION_CACHE_SECONDS"]),
+        sessions=SessionStore(
+            secrets["secret_key"],
+            app.config["SESSION_IDLE_MINUTES"],
+            app.config["SESSION_MAX_HOURS"],
+            app.config["SESSION_CACHE_SECONDS"],
+        ),
         orthanc=orthanc,
         ingest_worker=None,
-        rules=RulesWatcher(os.path.abspath(app.config["RULES_FILE"]),
-                           os.path.abspath(app.config["RULE_PASSWORDS_FILE"]),
-                           os.path.join(app.config["DATA_DIR"], "rules.lock")),
+        rules=RulesWatcher(
+            os.path.abspath(app.config["RULES_FILE"]),
+            os.path.abspath(app.config["RULE_PASSWORDS_FILE"]),
+            os.path.join(app.config["DATA_DIR"], "rules.lock"),
+        ),
     )
     services = app.extensions["authsvc"]
     services.audit_checkpoints = auditchain.Checkpointer(app.config["AUDIT_CHECKPOINT_SECONDS"])
     services.ingest_worker = IngestWorker(
-        orthanc, os.path.join(app.config["DATA_DIR"], "ingest.lock"),
-        app.config["CHANGES_POLL_SECONDS"], before_pass=services.rules.check,
-        reconcile_seconds=app.config["RECONCILE_SECONDS"])
+        orthanc,
+        os.path.join(app.config["DATA_DIR"], "ingest.lock"),
+        app.config["CHANGES_POLL_SECONDS"],
+        before_pass=services.rules.check,
+        reconcile_seconds=app.config["RECONCILE_SECONDS"],
+    )
 
     from .web import refuse_nul_in_url
+
     app.before_request(refuse_nul_in_url)
 
     @app.before_request
@@ -97,8 +117,9 @@ def create_app(test_config=None):
         database.connect(reuse_if_open=True)
         # Rules edited in their file apply from the next request on; the
         # plugin's questions (like the Lua filter's) never wait for a sync.
-        services.rules.check(blocking=request.blueprint != "webhook",
-                             wake=services.ingest_worker.wake)
+        services.rules.check(
+            blocking=request.blueprint != "webhook", wake=services.ingest_worker.wake
+        )
 
     keep_open = is_sqlite(app.config["DATABASE_URL"])
 
@@ -109,9 +130,9 @@ def create_app(test_config=None):
         if not keep_open and not database.is_closed():
             database.close()
 
-    from . import api, errors, gate, internal, pages, cli, sharing
-    from . import webhook
+    from . import api, cli, errors, gate, internal, pages, sharing, webhook
     from .fastpath import DecisionEndpoints
+
     # The questions every Orthanc request waits for skip Flask entirely:
     # nginx's check, the Lua filter's, the plugin's.
     endpoints = DecisionEndpoints(app.wsgi_app, app, close_after=not keep_open)
@@ -122,10 +143,15 @@ def create_app(test_config=None):
     app.wsgi_app = endpoints
     # Every body read to its end and bounded (size, nesting, text) before any
     # route, the fast path's too, sees it (authsvc/limits.py).
-    from .limits import BodyGuard
     from .attach import UPLOAD_BODY_BYTES, UPLOAD_PATH
-    app.wsgi_app = BodyGuard(app.wsgi_app, app, quiet_paths=[internal.AUTHORIZE_PATH],
-                             larger=[(UPLOAD_PATH, UPLOAD_BODY_BYTES)])
+    from .limits import BodyGuard
+
+    app.wsgi_app = BodyGuard(
+        app.wsgi_app,
+        app,
+        quiet_paths=[internal.AUTHORIZE_PATH],
+        larger=[(UPLOAD_PATH, UPLOAD_BODY_BYTES)],
+    )
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(sharing.bp)
@@ -134,6 +160,7 @@ def create_app(test_config=None):
     app.register_blueprint(pages.bp)
     # The people's side: languages, the display copy of new passwords, pages.
     from . import access_log, attach, display, i18n, portal, slips, staff, unmatched
+
     i18n.init_app(app)
     display.init_app(app, secrets)
     app.register_blueprint(portal.bp)

@@ -42,26 +42,46 @@ def entries(patient, limit=LIMIT):
     studies = {s.orthanc_id: s for s in Study.select().where(Study.patient == patient)}
     if not studies:
         return []
-    rows = list(AuditEvent.select(AuditEvent.at, AuditEvent.actor, AuditEvent.subject)
-                .where((AuditEvent.event == "study_access")
-                       & AuditEvent.subject.in_(list(studies)))
-                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit))
-    shares = _named(rows, "share #", lambda ids: {
-        str(s.id): s for s in Share.select().where(Share.id.in_(ids) & (Share.patient == patient))})
-    logins = _named(rows, "rule login ", lambda names: {
-        r.name: r for r in RuleLogin.select().where(RuleLogin.name.in_(names))})
+    rows = list(
+        AuditEvent.select(AuditEvent.at, AuditEvent.actor, AuditEvent.subject)
+        .where((AuditEvent.event == "study_access") & AuditEvent.subject.in_(list(studies)))
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    )
+    shares = _named(
+        rows,
+        "share #",
+        lambda ids: {
+            str(s.id): s
+            for s in Share.select().where(Share.id.in_(ids) & (Share.patient == patient))
+        },
+    )
+    logins = _named(
+        rows,
+        "rule login ",
+        lambda names: {r.name: r for r in RuleLogin.select().where(RuleLogin.name.in_(names))},
+    )
     out = []
     for row in rows:
         study = studies[row.subject]
         kind, who = _who(row.actor, patient, shares, logins)
-        out.append({"when": local_date_time(row.at), "kind": kind, "who": who,
-                    "study": " · ".join(p for p in (study.description or gettext("Study"),
-                                                    study_date(study.study_date)) if p)})
+        out.append(
+            {
+                "when": local_date_time(row.at),
+                "kind": kind,
+                "who": who,
+                "study": " · ".join(
+                    p
+                    for p in (study.description or gettext("Study"), study_date(study.study_date))
+                    if p
+                ),
+            }
+        )
     return out
 
 
 def _named(rows, prefix, load):
-    keys = {r.actor[len(prefix):] for r in rows if r.actor.startswith(prefix)}
+    keys = {r.actor[len(prefix) :] for r in rows if r.actor.startswith(prefix)}
     return load(list(keys)) if keys else {}
 
 
@@ -69,20 +89,26 @@ def _who(actor, patient, shares, logins):
     if actor == f"patient #{patient.id}":
         return "patient", gettext("You")
     if actor.startswith("share #"):
-        share = shares.get(actor[len("share #"):])
+        share = shares.get(actor[len("share #") :])
         if share is None:  # not one of this patient's: said without its number
             return "share", gettext("A shared link")
-        return "share", gettext("Your shared link #%(n)s, created %(when)s",
-                                n=share.id, when=local_date_time(share.created_at))
+        return "share", gettext(
+            "Your shared link #%(n)s, created %(when)s",
+            n=share.id,
+            when=local_date_time(share.created_at),
+        )
     if actor.startswith("rule login "):
-        name = actor[len("rule login "):]
+        name = actor[len("rule login ") :]
         login = logins.get(name)
         if login is not None and login.description:
-            return "rule", gettext("%(description)s (%(name)s)",
-                                   description=login.description, name=name)
+            return "rule", gettext(
+                "%(description)s (%(name)s)", description=login.description, name=name
+            )
         return "rule", gettext("Login %(name)s", name=name)
     if actor.startswith("staff "):
-        return "staff", gettext("Staff of %(hospital)s", hospital=current_app.config["HOSPITAL_NAME"])
+        return "staff", gettext(
+            "Staff of %(hospital)s", hospital=current_app.config["HOSPITAL_NAME"]
+        )
     return "other", gettext("Someone else")
 
 

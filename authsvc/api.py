@@ -6,16 +6,36 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from peewee import fn
-from . import passwords
+
+from . import audit, auditchain, auditview, conflicts, ingest, matching, passwords, rules, throttle
 from .decision.visibility import visible_studies
 from .errors import ApiError
-from .text import fold
-from . import audit, auditchain, auditview, conflicts, ingest, matching, rules, throttle
-from .models import (AuditEvent, IngestQueue, Patient, Rule, RuleLogin, RuleMatch, Session,
-                     Share, StaffUser, Study, get_value, utcnow)
+from .models import (
+    IngestQueue,
+    Patient,
+    Rule,
+    RuleLogin,
+    RuleMatch,
+    Session,
+    Share,
+    StaffUser,
+    Study,
+    get_value,
+    utcnow,
+)
 from .sessions import forget_recent
-from .web import (MAX_INT, current_principal, int_arg, json_body, request_token,
-                  require_principal, require_staff, services, string_field)
+from .text import fold
+from .web import (
+    MAX_INT,
+    current_principal,
+    int_arg,
+    json_body,
+    request_token,
+    require_principal,
+    require_staff,
+    services,
+    string_field,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -32,9 +52,15 @@ def _no_store(response):
 
 def _set_cookie(response, token):
     cfg = current_app.config
-    response.set_cookie(cfg["SESSION_COOKIE_NAME"], token, httponly=True,
-                        samesite="Lax", secure=request.is_secure, path="/",
-                        max_age=int(cfg["SESSION_MAX_HOURS"]) * 3600)
+    response.set_cookie(
+        cfg["SESSION_COOKIE_NAME"],
+        token,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+        path="/",
+        max_age=int(cfg["SESSION_MAX_HOURS"]) * 3600,
+    )
 
 
 # The three kinds of account a password opens: (body field, throttle kind).
@@ -42,8 +68,12 @@ ACCOUNT_FIELDS = (("patient_id", "patient"), ("username", "staff"), ("login", "r
 
 
 # What a phone's keyboard may type for a dash or a space.
-_TYPED = str.maketrans({**{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"},
-                        **{c: " " for c in "\u00a0\u2007\u202f"}})
+_TYPED = str.maketrans(
+    {
+        **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"},
+        **{c: " " for c in "\u00a0\u2007\u202f"},
+    }
+)
 _IGNORED = (" ", "-", "\t", "\u3000")  # what typing_key drops, here and in SQL
 
 
@@ -94,9 +124,12 @@ def _begin_attempt(account_key, kind, name):
         return throttle.begin(request.remote_addr, account_key)
     except throttle.Throttled as exc:
         audit.record("login_throttled", actor=f"{kind} {name}", address=request.remote_addr)
-        raise ApiError(429, "too_many_attempts",
-                       f"Too many failed attempts. Try again in {exc.retry_after} seconds.",
-                       headers={"Retry-After": str(exc.retry_after)})
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"Too many failed attempts. Try again in {exc.retry_after} seconds.",
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from exc
 
 
 def _logged_in(store, token):
@@ -116,8 +149,9 @@ def login():
         return _share_login(store, secret, _begin_attempt(None, "share", "link"))
     field = next((f for f in ACCOUNT_FIELDS if f[0] in body), None)
     if field is None:
-        raise ApiError(400, "bad_field",
-                       "Send 'patient_id', 'login' or 'username' with 'password'.")
+        raise ApiError(
+            400, "bad_field", "Send 'patient_id', 'login' or 'username' with 'password'."
+        )
     # Spaces typed before or after the name are dropped (no recorded ID has
     # any); a patient's ID is then found as find_patient says: the exact ID,
     # or the only patient whose ID differs in case, spaces or dashes.
@@ -136,7 +170,9 @@ def login():
         log.info("failed %s login", kind)
         raise BAD_LOGIN
     throttle.succeeded(attempt)
-    token = store.start(**{{"patient": "patient", "staff": "staff", "rule": "rule_login"}[kind]: row})
+    token = store.start(
+        **{{"patient": "patient", "staff": "staff", "rule": "rule_login"}[kind]: row}
+    )
     return _logged_in(store, token)
 
 
@@ -190,9 +226,13 @@ def study_json(study, principal):
         data["recorded_at"] = study.recorded_at.isoformat() + "Z"
         data["patient_has_login"] = study.patient.password_hash is not None
         data["access_tags"] = json.loads(study.access_tags)
-        data["rule_logins"] = [m.login.name for m in RuleMatch.select(RuleMatch, RuleLogin)
-                               .join(RuleLogin).where(RuleMatch.study == study)
-                               .order_by(RuleLogin.name)]
+        data["rule_logins"] = [
+            m.login.name
+            for m in RuleMatch.select(RuleMatch, RuleLogin)
+            .join(RuleLogin)
+            .where(RuleMatch.study == study)
+            .order_by(RuleLogin.name)
+        ]
     return data
 
 
@@ -204,8 +244,9 @@ def studies():
     if search and principal.kind == "staff":
         # contains() is case-insensitive (LIKE on SQLite, ILIKE on PostgreSQL);
         # names are matched folded, so "nunez" finds "NÚÑEZ^JOSÉ".
-        query = query.where(Patient.patient_id.contains(search)
-                            | Patient.search_name.contains(fold(search)))
+        query = query.where(
+            Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
+        )
     limit = int_arg("limit", 100, 1, 1000)
     offset = int_arg("offset", 0, 0, MAX_INT)
     rows = query.order_by(Study.recorded_at.desc(), Study.id.desc()).limit(limit).offset(offset)
@@ -220,13 +261,19 @@ def issue_credentials(patient_id):
     if patient is None:
         raise ApiError(404, "no_such_patient", "No study of this patient has been recorded.")
     password = passwords.generate()
-    Patient.update(password_hash=passwords.hash_password(password),
-                   password_set_at=utcnow()).where(Patient.id == patient.id).execute()
+    Patient.update(password_hash=passwords.hash_password(password), password_set_at=utcnow()).where(
+        Patient.id == patient.id
+    ).execute()
     # The old password stops working, and so do the sessions opened with it.
     services().sessions.end_all_for_patient(patient)
     log.info("new password issued for a patient by staff user %s", principal.staff.username)
-    audit.record("password_issued", actor=principal.audit_name, subject=f"patient {patient.patient_id}",
-                 address=request.remote_addr, detail="reissued by staff")
+    audit.record(
+        "password_issued",
+        actor=principal.audit_name,
+        subject=f"patient {patient.patient_id}",
+        address=request.remote_addr,
+        detail="reissued by staff",
+    )
     return jsonify(patient_id=patient.patient_id, password=password)
 
 
@@ -237,13 +284,19 @@ def rule_logins():
     require_staff()
     logins = []
     for login in RuleLogin.select().order_by(RuleLogin.name):
-        logins.append({
-            "login": login.name, "description": login.description,
-            "active": login.active, "has_password": login.password_hash is not None,
-            "rules": [{"tag": r.tag, "keyword": matching.tag_keyword(r.tag), "value": r.value}
-                      for r in login.rules.order_by(Rule.id)],
-            "studies": RuleMatch.select().where(RuleMatch.login == login).count(),
-        })
+        logins.append(
+            {
+                "login": login.name,
+                "description": login.description,
+                "active": login.active,
+                "has_password": login.password_hash is not None,
+                "rules": [
+                    {"tag": r.tag, "keyword": matching.tag_keyword(r.tag), "value": r.value}
+                    for r in login.rules.order_by(Rule.id)
+                ],
+                "studies": RuleMatch.select().where(RuleMatch.login == login).count(),
+            }
+        )
     return jsonify(logins=logins, error=rules.error_text(get_value(rules.ERROR_KEY, "")) or None)
 
 
@@ -259,19 +312,41 @@ def audit_log():
     try:
         query = auditview.filtered(request.args)
     except ValueError:
-        raise ApiError(400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number.")
+        raise ApiError(
+            400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number."
+        ) from None
     limit = int_arg("limit", 1000, 1, 100000)
-    rows = [{"id": e.id, "at": e.at.isoformat() + "Z", "event": e.event, "actor": e.actor,
-             "subject": e.subject, "address": e.address, "detail": e.detail}
-            for e in query.limit(limit)]
+    rows = [
+        {
+            "id": e.id,
+            "at": e.at.isoformat() + "Z",
+            "event": e.event,
+            "actor": e.actor,
+            "subject": e.subject,
+            "address": e.address,
+            "detail": e.detail,
+        }
+        for e in query.limit(limit)
+    ]
     if request.args.get("format") == "csv":
-        text = auditview.csv_text(rows, ["id", "at", "event", "actor", "subject", "address",
-                                         "detail"])
-        return text, 200, {"Content-Type": "text/csv; charset=utf-8",
-                           "Content-Disposition": "attachment; filename=audit.csv"}
+        text = auditview.csv_text(
+            rows, ["id", "at", "event", "actor", "subject", "address", "detail"]
+        )
+        return (
+            text,
+            200,
+            {
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": "attachment; filename=audit.csv",
+            },
+        )
     report = auditchain.verify()
-    return jsonify(events=rows, chain_ok=report.ok, chain_broken_at=report.broken_at,
-                   verification=report.as_dict())
+    return jsonify(
+        events=rows,
+        chain_ok=report.ok,
+        chain_broken_at=report.broken_at,
+        verification=report.as_dict(),
+    )
 
 
 @bp.get("/ingest/problems")
@@ -281,15 +356,36 @@ def ingest_problems():
     the studies held back as identity conflicts until an admin resolves them
     (`conflict` says what and with which login)."""
     require_staff()
-    held = [{"orthanc_id": c.study_orthanc_id, "error": conflicts.reason(c), "attempts": 0,
-             "gave_up": True, "queued_at": c.detected_at.isoformat() + "Z",
-             "conflict": conflicts.conflict_json(c)} for c in conflicts.open_conflicts()]
-    rows = IngestQueue.select().where(IngestQueue.last_error != "").order_by(
-        IngestQueue.queued_at.desc()).limit(1000)
-    return jsonify(problems=held + [
-        {"orthanc_id": r.orthanc_id, "error": r.last_error, "attempts": r.attempts,
-         "gave_up": r.attempts >= ingest.MAX_ATTEMPTS,
-         "queued_at": r.queued_at.isoformat() + "Z"} for r in rows])
+    held = [
+        {
+            "orthanc_id": c.study_orthanc_id,
+            "error": conflicts.reason(c),
+            "attempts": 0,
+            "gave_up": True,
+            "queued_at": c.detected_at.isoformat() + "Z",
+            "conflict": conflicts.conflict_json(c),
+        }
+        for c in conflicts.open_conflicts()
+    ]
+    rows = (
+        IngestQueue.select()
+        .where(IngestQueue.last_error != "")
+        .order_by(IngestQueue.queued_at.desc())
+        .limit(1000)
+    )
+    return jsonify(
+        problems=held
+        + [
+            {
+                "orthanc_id": r.orthanc_id,
+                "error": r.last_error,
+                "attempts": r.attempts,
+                "gave_up": r.attempts >= ingest.MAX_ATTEMPTS,
+                "queued_at": r.queued_at.isoformat() + "Z",
+            }
+            for r in rows
+        ]
+    )
 
 
 @bp.post("/ingest/conflicts/<orthanc_id>/resolve")
@@ -307,11 +403,15 @@ def resolve_conflict(orthanc_id):
     if login_id is not None and not isinstance(login_id, str):
         raise ApiError(400, "bad_field", "'patient_id' must be a string.")
     try:
-        patient, password = conflicts.resolve(orthanc_id, body.get("action"), login_id,
-                                              actor=principal.audit_name,
-                                              address=request.remote_addr)
+        patient, password = conflicts.resolve(
+            orthanc_id,
+            body.get("action"),
+            login_id,
+            actor=principal.audit_name,
+            address=request.remote_addr,
+        )
     except conflicts.ResolveError as exc:
-        raise ApiError(exc.status, exc.code, str(exc))
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
     return jsonify(patient_id=patient.patient_id, password=password)
 
 
@@ -328,18 +428,27 @@ def list_sessions():
     _require_admin()
     store = services().sessions
     now = utcnow()
-    rows = (Session.select().where(~Session.ended & (Session.expires_at > now)
-                                   & (Session.last_seen > now - store.idle))
-            .order_by(Session.created_at.desc()).limit(1000))
+    rows = (
+        Session.select()
+        .where(~Session.ended & (Session.expires_at > now) & (Session.last_seen > now - store.idle))
+        .order_by(Session.created_at.desc())
+        .limit(1000)
+    )
     sessions = []
     for row in rows:
         principal = store._principal(row, now)
         if principal is None:
             continue
-        sessions.append({"id": row.id, "kind": row.kind, "who": principal.audit_name,
-                         "created_at": row.created_at.isoformat() + "Z",
-                         "last_seen": row.last_seen.isoformat() + "Z",
-                         "expires_at": row.expires_at.isoformat() + "Z"})
+        sessions.append(
+            {
+                "id": row.id,
+                "kind": row.kind,
+                "who": principal.audit_name,
+                "created_at": row.created_at.isoformat() + "Z",
+                "last_seen": row.last_seen.isoformat() + "Z",
+                "expires_at": row.expires_at.isoformat() + "Z",
+            }
+        )
     return jsonify(sessions=sessions)
 
 
@@ -352,6 +461,11 @@ def end_session(session_id):
     if not Session.update(ended=True).where(Session.id == session_id).execute():
         raise ApiError(404, "no_such_session", "No such session.")
     forget_recent()
-    audit.record("logout", actor=principal.audit_name, subject=f"session #{session_id}",
-                 address=request.remote_addr, detail="ended by an admin")
+    audit.record(
+        "logout",
+        actor=principal.audit_name,
+        subject=f"session #{session_id}",
+        address=request.remote_addr,
+        detail="ended by an admin",
+    )
     return jsonify(ok=True)

@@ -50,10 +50,24 @@ UPLOAD_PATH = re.compile(r"/staff/api/studies/[0-9a-f-]{44}/report")
 
 # The patient's and the study's tags (and those rules match at series level),
 # copied from the study's own file.
-COPIED = ("SpecificCharacterSet", "PatientName", "PatientID", "IssuerOfPatientID",
-          "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate", "StudyTime",
-          "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription",
-          "InstitutionName", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy")
+COPIED = (
+    "SpecificCharacterSet",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "InstitutionName",
+    "PerformingPhysicianName",
+    "NameOfPhysiciansReadingStudy",
+)
 
 
 class BadReport(ValueError):
@@ -71,7 +85,7 @@ def pdf_bytes(text):
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise BadReport("not_a_pdf")
+        raise BadReport("not_a_pdf") from None
     if len(data) > REPORT_MAX_BYTES:
         raise BadReport("too_large")
     if not data.startswith(b"%PDF-") or b"%%EOF" not in data[-1024:]:
@@ -112,13 +126,18 @@ def report_dataset(source, pdf, title, now=None):
 def attach(orthanc, study, pdf, title):
     """Store the PDF as an instance of `study` in Orthanc; returns its
     Orthanc ID. OrthancError when Orthanc cannot read or store."""
-    source_id = (Resource.select(Resource.orthanc_id)
-                 .where((Resource.study == study) & (Resource.level == "instance"))
-                 .order_by(Resource.id).first())
+    source_id = (
+        Resource.select(Resource.orthanc_id)
+        .where((Resource.study == study) & (Resource.level == "instance"))
+        .order_by(Resource.id)
+        .first()
+    )
     if source_id is None:
         raise OrthancError("the study has no recorded instance")
-    source = pydicom.dcmread(io.BytesIO(orthanc.get_bytes(f"/instances/{source_id.orthanc_id}/file")),
-                             stop_before_pixels=True)
+    source = pydicom.dcmread(
+        io.BytesIO(orthanc.get_bytes(f"/instances/{source_id.orthanc_id}/file")),
+        stop_before_pixels=True,
+    )
     out = io.BytesIO()
     report_dataset(source, pdf, title).save_as(out, enforce_file_format=True)
     stored = orthanc.post_bytes("/instances", out.getvalue())
@@ -137,7 +156,9 @@ bp.after_request(harden)
 
 def _refusal(code):
     if code == "too_large":
-        return ApiError(413, code, gettext("The PDF is larger than %(n)s kB.", n=REPORT_MAX_BYTES // 1000))
+        return ApiError(
+            413, code, gettext("The PDF is larger than %(n)s kB.", n=REPORT_MAX_BYTES // 1000)
+        )
     return ApiError(400, code, gettext("This file is not a PDF."))
 
 
@@ -148,22 +169,31 @@ def attach_report(orthanc_id):
     body = json_body()
     study = Study.get_or_none(Study.orthanc_id == orthanc_id)
     if study is None:
-        raise ApiError(404, "no_such_study", gettext("This study does not exist, or it is not one of yours."))
+        raise ApiError(
+            404, "no_such_study", gettext("This study does not exist, or it is not one of yours.")
+        )
     try:
         pdf = pdf_bytes(body.get("pdf"))
     except BadReport as exc:
-        raise _refusal(exc.code)
+        raise _refusal(exc.code) from exc
     title = body.get("title")
     title = title.strip()[:64] if isinstance(title, str) and title.strip() else gettext("Report")
     try:
         instance = attach(services().orthanc, study, pdf, title)
     except OrthancError as exc:
         log.warning("could not attach a report to study %s: %s", orthanc_id, exc)
-        raise ApiError(503, "orthanc_unavailable",
-                       gettext("The report could not be stored. Try again in a moment."))
+        raise ApiError(
+            503,
+            "orthanc_unavailable",
+            gettext("The report could not be stored. Try again in a moment."),
+        ) from exc
     # Recorded again at once, not when Orthanc next says the study is stable.
     ingest.enqueue(study.orthanc_id)
-    audit.record("report_attached", actor=principal.audit_name, subject=study.orthanc_id,
-                 address=request.remote_addr,
-                 detail=f"instance {instance}, {len(pdf)} bytes, patient {study.patient.patient_id}")
+    audit.record(
+        "report_attached",
+        actor=principal.audit_name,
+        subject=study.orthanc_id,
+        address=request.remote_addr,
+        detail=f"instance {instance}, {len(pdf)} bytes, patient {study.patient.patient_id}",
+    )
     return jsonify(instance=instance), 201

@@ -15,7 +15,6 @@ no password, no token, no share secret.
 
 import logging
 import time
-
 from contextlib import contextmanager
 
 from peewee import SqliteDatabase
@@ -26,10 +25,23 @@ from .models import AuditEvent, StudyAccess, utcnow
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("login", "login_failed", "login_throttled", "logout", "password_issued",
-          "password_printed", "rules_changed", "rules_rejected", "share_created",
-          "share_revoked", "study_access", "identity_conflict", "identity_resolved",
-          "report_attached", MARKER_EVENT)
+EVENTS = (
+    "login",
+    "login_failed",
+    "login_throttled",
+    "logout",
+    "password_issued",
+    "password_printed",
+    "rules_changed",
+    "rules_rejected",
+    "share_created",
+    "share_revoked",
+    "study_access",
+    "identity_conflict",
+    "identity_resolved",
+    "report_attached",
+    MARKER_EVENT,
+)
 
 
 # Any constant: the PostgreSQL advisory lock that makes appends take turns.
@@ -75,8 +87,15 @@ def _append(prev, event, actor, subject, address, detail):
     at = utcnow()
     values = (str(actor)[:120], str(subject)[:120], str(address)[:64], str(detail)[:500])
     chain = keyed_digest(prev, at, event, *values)
-    AuditEvent.create(at=at, event=event, actor=values[0], subject=values[1],
-                      address=values[2], detail=values[3], chain=chain)
+    AuditEvent.create(
+        at=at,
+        event=event,
+        actor=values[0],
+        subject=values[1],
+        address=values[2],
+        detail=values[3],
+        chain=chain,
+    )
     return chain
 
 
@@ -96,9 +115,18 @@ def record_study_access(principal, study, address=""):
         _seen.clear()
     _seen.add(key)
     # Another worker may have recorded it already: no error, no rollback.
-    inserted = (StudyAccess.insert(principal=who, study=study.orthanc_id, hour=hour)
-                .on_conflict_ignore().as_rowcount().execute())
+    inserted = (
+        StudyAccess.insert(principal=who, study=study.orthanc_id, hour=hour)
+        .on_conflict_ignore()
+        .as_rowcount()
+        .execute()
+    )
     if not inserted:
         return
-    record("study_access", actor=who, subject=study.orthanc_id, address=address,
-           detail=f"patient {study.patient_id}")
+    record(
+        "study_access",
+        actor=who,
+        subject=study.orthanc_id,
+        address=address,
+        detail=f"patient {study.patient_id}",
+    )

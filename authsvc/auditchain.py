@@ -23,12 +23,12 @@ be; and the switch point is in every checkpoint line too.
 """
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
 import logging
 import os
-import fcntl
 import threading
 from dataclasses import dataclass, field
 
@@ -58,9 +58,11 @@ def derive_key(secrets):
     own = secrets.get("audit_key") or ""
     if len(own) >= 32:
         return own.encode()
-    log.warning("no audit_key of 32+ characters in the secrets: the audit log is keyed "
-                "with a key derived from secret_key (changing secret_key then breaks "
-                "its verification); add an audit_key (see README)")
+    log.warning(
+        "no audit_key of 32+ characters in the secrets: the audit log is keyed "
+        "with a key derived from secret_key (changing secret_key then breaks "
+        "its verification); add an audit_key (see README)"
+    )
     return hmac.new(secrets["secret_key"].encode(), b"authsvc audit key", hashlib.sha256).digest()
 
 
@@ -70,8 +72,9 @@ def configure(key, checkpoint_path):
 
 
 def _content(prev, at, event, actor, subject, address, detail):
-    return json.dumps([prev, at.isoformat(), event, actor, subject, address, detail],
-                      ensure_ascii=False).encode()
+    return json.dumps(
+        [prev, at.isoformat(), event, actor, subject, address, detail], ensure_ascii=False
+    ).encode()
 
 
 def legacy_digest(prev, *entry):
@@ -100,17 +103,19 @@ def legacy_last():
 
 # -- checkpoints ------------------------------------------------------------------
 
+
 def _checkpoint_mac(fields):
     return _mac(b"checkpoint", json.dumps(fields, sort_keys=True).encode())
 
 
 def _head():
-    last = (AuditEvent.select(AuditEvent.id, AuditEvent.chain)
-            .order_by(AuditEvent.id.desc()).first())
-    return {"entries": AuditEvent.select().count(),
-            "last_id": last.id if last else 0,
-            "last_mac": last.chain if last else "",
-            "legacy_last": legacy_last()}
+    last = AuditEvent.select(AuditEvent.id, AuditEvent.chain).order_by(AuditEvent.id.desc()).first()
+    return {
+        "entries": AuditEvent.select().count(),
+        "last_id": last.id if last else 0,
+        "last_mac": last.chain if last else "",
+        "legacy_last": legacy_last(),
+    }
 
 
 def read_checkpoints(path=None):
@@ -171,13 +176,20 @@ def checkpoint(reason="scheduled", min_interval=0.0):
         fh.write((json.dumps(line, sort_keys=True) + "\n").encode())
         fh.flush()
         os.fsync(fh.fileno())
-    log.info("audit checkpoint (%s): %d entries, last #%d %s, legacy up to #%d",
-             reason, head["entries"], head["last_id"], head["last_mac"], head["legacy_last"])
+    log.info(
+        "audit checkpoint (%s): %d entries, last #%d %s, legacy up to #%d",
+        reason,
+        head["entries"],
+        head["last_id"],
+        head["last_mac"],
+        head["legacy_last"],
+    )
     return line
 
 
 def _parse_at(text):
     import datetime
+
     try:
         return datetime.datetime.fromisoformat((text or "").rstrip("Z"))
     except ValueError:
@@ -196,8 +208,7 @@ class Checkpointer:
 
     def start(self):
         if self._thread is None and self.seconds > 0:
-            self._thread = threading.Thread(target=self._run, name="audit-checkpoint",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._run, name="audit-checkpoint", daemon=True)
             self._thread.start()
 
     def _run(self):
@@ -206,6 +217,7 @@ class Checkpointer:
 
     def run_once(self, reason, min_interval=0.0):
         from .db import database
+
         try:
             with database.connection_context():
                 return checkpoint(reason, min_interval)
@@ -215,9 +227,11 @@ class Checkpointer:
 
 # -- verification -----------------------------------------------------------------
 
+
 @dataclass
 class Report:
     """What `verify()` found. `problems`: (code, details) pairs, in order."""
+
     entries: int = 0
     last_id: int = 0
     legacy_last: int = 0
@@ -230,14 +244,27 @@ class Report:
         return not self.problems
 
     def as_dict(self):
-        return {"ok": self.ok, "entries": self.entries, "last_id": self.last_id,
-                "legacy_last": self.legacy_last, "broken_at": self.broken_at,
-                "checkpoint": self.checkpoint,
-                "problems": [dict(details, code=code) for code, details in self.problems]}
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "last_id": self.last_id,
+            "legacy_last": self.legacy_last,
+            "broken_at": self.broken_at,
+            "checkpoint": self.checkpoint,
+            "problems": [dict(details, code=code) for code, details in self.problems],
+        }
 
 
-_ENTRY = (AuditEvent.id, AuditEvent.at, AuditEvent.event, AuditEvent.actor,
-          AuditEvent.subject, AuditEvent.address, AuditEvent.detail, AuditEvent.chain)
+_ENTRY = (
+    AuditEvent.id,
+    AuditEvent.at,
+    AuditEvent.event,
+    AuditEvent.actor,
+    AuditEvent.subject,
+    AuditEvent.address,
+    AuditEvent.detail,
+    AuditEvent.chain,
+)
 
 
 def _walk(report):
@@ -256,8 +283,12 @@ def _walk(report):
             expected = legacy_digest(prev, *entry)
         else:
             expected = keyed_digest(prev, *entry)
-            if switch and prev is not None and not is_keyed(prev) and (
-                    event != MARKER_EVENT or detail != str(switch)):
+            if (
+                switch
+                and prev is not None
+                and not is_keyed(prev)
+                and (event != MARKER_EVENT or detail != str(switch))
+            ):
                 expected = None  # the first keyed entry must be the marker
         if expected is None or not hmac.compare_digest(expected, chain):
             report.broken_at = id_
@@ -273,16 +304,28 @@ def _against_checkpoint(report, checkpoints, bad):
     newest = checkpoints[-1]
     report.checkpoint = newest
     if any(c.get("legacy_last") != report.legacy_last for c in checkpoints):
-        report.problems.append(("switch_moved", {"checkpointed": newest.get("legacy_last"),
-                                                 "now": report.legacy_last}))
-    row = (AuditEvent.select(AuditEvent.chain)
-           .where(AuditEvent.id == newest["last_id"]).first()) if newest["last_id"] else None
+        report.problems.append(
+            ("switch_moved", {"checkpointed": newest.get("legacy_last"), "now": report.legacy_last})
+        )
+    row = (
+        (AuditEvent.select(AuditEvent.chain).where(AuditEvent.id == newest["last_id"]).first())
+        if newest["last_id"]
+        else None
+    )
     upto = AuditEvent.select().where(AuditEvent.id <= newest["last_id"]).count()
     same_head = (row.chain == newest["last_mac"]) if row else newest["last_id"] == 0
     if not same_head or upto != newest["entries"]:
-        report.problems.append(("entries_removed", {
-            "checkpoint_at": newest["at"], "entries_then": newest["entries"],
-            "entries_now": upto, "last_id": newest["last_id"]}))
+        report.problems.append(
+            (
+                "entries_removed",
+                {
+                    "checkpoint_at": newest["at"],
+                    "entries_then": newest["entries"],
+                    "entries_now": upto,
+                    "last_id": newest["last_id"],
+                },
+            )
+        )
 
 
 def verify(checkpoint_path=None):
@@ -296,20 +339,24 @@ def verify(checkpoint_path=None):
 
 def describe(report):
     """The report in plain English lines, for the command line and the log."""
-    lines = [f"audit log: {report.entries} entries, last #{report.last_id}, "
-             f"unkeyed legacy entries up to #{report.legacy_last}"]
+    lines = [
+        f"audit log: {report.entries} entries, last #{report.last_id}, "
+        f"unkeyed legacy entries up to #{report.legacy_last}"
+    ]
     if report.checkpoint:
         cp = report.checkpoint
-        lines.append(f"newest checkpoint: {cp['at']} ({cp['reason']}): {cp['entries']} "
-                     f"entries, last #{cp['last_id']}")
+        lines.append(
+            f"newest checkpoint: {cp['at']} ({cp['reason']}): {cp['entries']} "
+            f"entries, last #{cp['last_id']}"
+        )
     else:
         lines.append("no checkpoint yet: removed newest entries could not be detected")
     texts = {
         "entry_altered": "ALTERED: entry #{id} does not match its MAC (changed, or an "
-                         "entry before it removed)",
+        "entry before it removed)",
         "entries_removed": "REMOVED: the checkpoint of {checkpoint_at} counted {entries_then} "
-                           "entries up to #{last_id}; the database has {entries_now}, or "
-                           "that entry changed",
+        "entries up to #{last_id}; the database has {entries_now}, or "
+        "that entry changed",
         "switch_moved": "ALTERED: the legacy switch point is #{now}, checkpointed #{checkpointed}",
         "checkpoint_forged": "FORGED: {lines} line(s) of the checkpoint file fail their MAC",
     }

@@ -27,8 +27,8 @@ def _study_oid(subject):
 
 
 def _id_after(text, prefix):
-    if text.startswith(prefix) and text[len(prefix):].isdigit():
-        return int(text[len(prefix):])
+    if text.startswith(prefix) and text[len(prefix) :].isdigit():
+        return int(text[len(prefix) :])
     return None
 
 
@@ -59,7 +59,9 @@ class Lookups:
         if oids:
             query = Study.orthanc_id.in_(list(oids))
         if study_ids:
-            query = (query | Study.id.in_(study_ids)) if query is not None else Study.id.in_(study_ids)
+            query = (
+                (query | Study.id.in_(study_ids)) if query is not None else Study.id.in_(study_ids)
+            )
         self.study_by_pk = {}
         if query is not None:
             for study in Study.select().where(query):
@@ -93,10 +95,16 @@ def _study_text(study):
 _FIXED_DETAILS = {
     "reissued by staff": lambda: gettext("Reissued by staff"),
     "ended by an admin": lambda: gettext("Ended by an admin"),
-    "login created with the first study": lambda: gettext("Login made with the patient's first study"),
-    "slip printed; display copy wiped": lambda: gettext("Slip printed; the kept copy of the password was wiped"),
+    "login created with the first study": lambda: gettext(
+        "Login made with the patient's first study"
+    ),
+    "slip printed; display copy wiped": lambda: gettext(
+        "Slip printed; the kept copy of the password was wiped"
+    ),
     "reissued from the dashboard": lambda: gettext("Reissued from the dashboard"),
-    "login made resolving an identity conflict": lambda: gettext("Login made resolving an identity conflict"),
+    "login made resolving an identity conflict": lambda: gettext(
+        "Login made resolving an identity conflict"
+    ),
     "all studies": lambda: gettext("Shares all the patient's studies, future ones included"),
 }
 
@@ -111,8 +119,9 @@ def _who(actor, look):
     if pk is not None:
         share = look.shares.get(pk)
         patient = look.patients.get(share.patient_id) if share else None
-        return gettext("Link shared by the patient %(who)s",
-                       who=_patient_text(patient) or actor), patient
+        return gettext(
+            "Link shared by the patient %(who)s", who=_patient_text(patient) or actor
+        ), patient
     if actor.startswith("rule login "):
         return gettext("Physician or institution %(login)s", login=actor[11:]), None
     if actor.startswith("rule "):  # a failed login: the name typed
@@ -136,31 +145,49 @@ def _detail(row, look):
     if row.event == "study_access" and detail.startswith("patient "):
         return ""  # the patient has its own column
     if row.event == "share_created" and _study_oid(detail):
-        return gettext("Shares one study: %(study)s",
-                       study=_study_text(look.studies.get(_study_oid(detail))) or detail[6:])
+        return gettext(
+            "Shares one study: %(study)s",
+            study=_study_text(look.studies.get(_study_oid(detail))) or detail[6:],
+        )
     match = re.fullmatch(r"(\d+) studies match", detail)
     if match:
         return gettext("Studies it sees now: %(num)s", num=match.group(1))
-    match = re.fullmatch(r"(attached to patient|separate login) (.+?)(?: made)? \(PatientID (.+)\)", detail)
+    match = re.fullmatch(
+        r"(attached to patient|separate login) (.+?)(?: made)? \(PatientID (.+)\)", detail
+    )
     if match:
         if match.group(1) == "separate login":
-            return gettext("Separate login %(login)s made (PatientID %(pid)s)",
-                           login=match.group(2), pid=match.group(3))
-        return gettext("Attached to the login %(login)s (PatientID %(pid)s)",
-                       login=match.group(2), pid=match.group(3))
+            return gettext(
+                "Separate login %(login)s made (PatientID %(pid)s)",
+                login=match.group(2),
+                pid=match.group(3),
+            )
+        return gettext(
+            "Attached to the login %(login)s (PatientID %(pid)s)",
+            login=match.group(2),
+            pid=match.group(3),
+        )
     match = re.fullmatch(r"PatientID (.*): ([a-z_, ]+)", detail)
     if match:
-        return gettext("PatientID %(pid)s held back: %(reasons)s", pid=match.group(1),
-                       reasons=", ".join(_conflict_code(c.strip()) for c in match.group(2).split(",")))
+        return gettext(
+            "PatientID %(pid)s held back: %(reasons)s",
+            pid=match.group(1),
+            reasons=", ".join(_conflict_code(c.strip()) for c in match.group(2).split(",")),
+        )
     if row.event == "audit_keyed" and detail.isdigit():
-        return gettext("Entries up to %(id)s were written before the audit key (plain SHA-256).",
-                       id=detail)
+        return gettext(
+            "Entries up to %(id)s were written before the audit key (plain SHA-256).", id=detail
+        )
     if row.event == "rules_rejected":
         return gettext("The rules file has an error (see the rules page); every rule login is off.")
     match = re.fullmatch(r"instance (\S+), (\d+) bytes, patient (.+)", detail)
     if row.event == "report_attached" and match:  # authsvc/attach.py
-        return gettext("Report PDF %(id)s of %(kb)s kB, patient %(pid)s", id=match.group(1),
-                       kb=-(-int(match.group(2)) // 1000), pid=match.group(3))
+        return gettext(
+            "Report PDF %(id)s of %(kb)s kB, patient %(pid)s",
+            id=match.group(1),
+            kb=-(-int(match.group(2)) // 1000),
+            pid=match.group(3),
+        )
     return detail
 
 
@@ -197,32 +224,47 @@ def rows_for_people(rows, event_names):
         on_what = ""
         if study is None and patient is None:
             on_what = row.subject  # a rule login, a session, the rules file
-        shown.append({
-            "id": row.id, "at": local_datetime(row.at), "event": row.event,
-            "event_name": event_names.get(row.event, row.event), "who": who,
-            "patient_id": patient.patient_id if patient else "",
-            "patient_name": person_name(study.patient_name if study is not None
-                                        and study.patient_name else patient.name)
-            if patient else "",
-            "study": _study_text(study), "subject": on_what, "address": row.address,
-            "detail": _detail(row, look),
-        })
+        shown.append(
+            {
+                "id": row.id,
+                "at": local_datetime(row.at),
+                "event": row.event,
+                "event_name": event_names.get(row.event, row.event),
+                "who": who,
+                "patient_id": patient.patient_id if patient else "",
+                "patient_name": person_name(
+                    study.patient_name if study is not None and study.patient_name else patient.name
+                )
+                if patient
+                else "",
+                "study": _study_text(study),
+                "subject": on_what,
+                "address": row.address,
+                "detail": _detail(row, look),
+            }
+        )
     return shown
 
 
 def about_patients(query, search):
     """Entries about the patients whose ID or name contains `search` (accents
     and case aside): who opened their studies, their passwords and shares."""
-    patients = list(Patient.select(Patient.id, Patient.patient_id)
-                    .where(Patient.patient_id.contains(search)
-                           | Patient.search_name.contains(fold(search))).limit(50))
+    patients = list(
+        Patient.select(Patient.id, Patient.patient_id)
+        .where(Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search)))
+        .limit(50)
+    )
     if not patients:
         return query.where(AuditEvent.id < 0)
     pks = [p.id for p in patients]
     oids = [s.orthanc_id for s in Study.select(Study.orthanc_id).where(Study.patient.in_(pks))]
     shares = [f"share #{s.id}" for s in Share.select(Share.id).where(Share.patient.in_(pks))]
-    subjects = (oids + [f"study {oid}" for oid in oids] + shares
-                + [f"patient {p.patient_id}" for p in patients])
+    subjects = (
+        oids
+        + [f"study {oid}" for oid in oids]
+        + shares
+        + [f"patient {p.patient_id}" for p in patients]
+    )
     return query.where(AuditEvent.subject.in_(subjects))
 
 
@@ -254,6 +296,7 @@ def csv_text(rows, fieldnames, header=None):
     else:
         writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
-                         for k, v in row.items()})
+        writer.writerow(
+            {k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()}
+        )
     return out.getvalue()

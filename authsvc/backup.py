@@ -60,8 +60,9 @@ def backup(url, dest):
             source.close()
         _check_sqlite(tmp)
     else:
-        result = subprocess.run(["pg_dump", "--format=custom", "--file", tmp, url],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["pg_dump", "--format=custom", "--file", tmp, url], capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise BackupError("pg_dump failed: " + result.stderr.strip()[-500:])
     os.chmod(tmp, 0o600)  # it holds password hashes
@@ -84,7 +85,10 @@ def restore(url, source):
                 os.remove(stale)
         os.replace(tmp, path)
         return
-    result = subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner",
-                             "--dbname", url, source], capture_output=True, text=True)
+    result = subprocess.run(
+        ["pg_restore", "--clean", "--if-exists", "--no-owner", "--dbname", url, source],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise BackupError("pg_restore failed: " + result.stderr.strip()[-500:])

@@ -20,14 +20,18 @@ def ensure_admin(username, password=None):
     generated = None
     if not password:
         password = generated = passwords.generate()
-    StaffUser.create(username=username, role="admin",
-                     password_hash=passwords.hash_password(password, generated=False))
+    StaffUser.create(
+        username=username,
+        role="admin",
+        password_hash=passwords.hash_password(password, generated=False),
+    )
     return generated
 
 
 def set_rule_password(passwords_path, rules_path, login):
     """Generate a password for a rule login, write its hash, return it (to print once)."""
     from .rules import parse_rules, read_passwords
+
     with open(rules_path, encoding="utf-8") as fh:
         names = {spec.name for spec in parse_rules(fh.read())}
     if login not in names:
@@ -48,6 +52,7 @@ def register(app):
     def migrate_command():
         """Apply the database migrations not yet applied."""
         from . import auditchain
+
         with database.connection_context():
             applied = migrate()
             # The audit chain's head (and its legacy switch point) outside
@@ -60,14 +65,17 @@ def register(app):
         """Print the physician and institution values of the last 30 days'
         studies that no rule matches (to write the rules file from)."""
         from .unmatched import DAYS, unmatched_values
+
         with database.connection_context():
             # The rules file as saved now, not as the service last applied it.
             app.extensions["authsvc"].rules.check()
             rows = unmatched_values()
         click.echo(f"tag values of the studies of the last {DAYS} days that no rule matches:")
         for keyword, value, count, newest in rows:
-            click.echo(f"{keyword:30} {json.dumps(value, ensure_ascii=False):40} "
-                       f"{count} stud{'y' if count == 1 else 'ies'}, newest {newest:%Y-%m-%d}")
+            click.echo(
+                f"{keyword:30} {json.dumps(value, ensure_ascii=False):40} "
+                f"{count} stud{'y' if count == 1 else 'ies'}, newest {newest:%Y-%m-%d}"
+            )
         if not rows:
             click.echo("(none)")
 
@@ -76,6 +84,7 @@ def register(app):
         """Append the audit chain's head to the checkpoint file now (the
         service also does it every AUDIT_CHECKPOINT_SECONDS and at shutdown)."""
         from . import auditchain
+
         with database.connection_context():
             written = auditchain.checkpoint("command")
         click.echo("audit checkpoint written" if written else "audit checkpoint unchanged")
@@ -85,6 +94,7 @@ def register(app):
         """Check the audit log against its key and the newest checkpoint;
         exit 1 when an entry was altered or removed."""
         from . import auditchain
+
         with database.connection_context():
             report = auditchain.verify()
         for line in auditchain.describe(report):
@@ -101,9 +111,11 @@ def register(app):
         if generated:
             click.echo(f"admin login created: {username} / {generated}  (shown only now)")
         else:
-            click.echo(f"admin login: {username} (password printed at first start; "
-                       "`make admin-password` prints a new one; on an installed server, "
-                       "`orthanc-patient-access reset-admin-password`)")
+            click.echo(
+                f"admin login: {username} (password printed at first start; "
+                "`make admin-password` prints a new one; on an installed server, "
+                "`orthanc-patient-access reset-admin-password`)"
+            )
 
     @app.cli.command("reset-admin-password")
     def reset_admin_password():
@@ -111,8 +123,11 @@ def register(app):
         username = app.config["ADMIN_USERNAME"]
         password = passwords.generate()
         with database.connection_context():
-            updated = (StaffUser.update(password_hash=passwords.hash_password(password, generated=False))
-                       .where(StaffUser.username == username).execute())
+            updated = (
+                StaffUser.update(password_hash=passwords.hash_password(password, generated=False))
+                .where(StaffUser.username == username)
+                .execute()
+            )
         if not updated:
             raise click.ClickException(f"no staff user named {username}")
         click.echo(f"admin login: {username} / {password}  (shown only now)")
@@ -122,8 +137,11 @@ def register(app):
     def rule_password(login):
         """Give a rule login a new generated password, printed once (its hash is
         written to RULE_PASSWORDS_FILE; the old password stops working)."""
-        password = set_rule_password(os.path.abspath(app.config["RULE_PASSWORDS_FILE"]),
-                                     os.path.abspath(app.config["RULES_FILE"]), login)
+        password = set_rule_password(
+            os.path.abspath(app.config["RULE_PASSWORDS_FILE"]),
+            os.path.abspath(app.config["RULES_FILE"]),
+            login,
+        )
         click.echo(f"rule login: {login} / {password}  (shown only now)")
 
     @app.cli.command("backup")
@@ -132,20 +150,22 @@ def register(app):
         """Write an online, consistent copy of the database (default:
         DATA_DIR/backups/authsvc-<time>.sqlite3 or .pgdump)."""
         from .backup import BackupError, backup, default_name
+
         url = app.config["DATABASE_URL"]
         dest = dest or default_name(os.path.join(app.config["DATA_DIR"], "backups"), url)
         try:
             click.echo(f"backup written: {backup(url, dest)}")
         except BackupError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from exc
 
     @app.cli.command("restore")
     @click.argument("source")
     def restore_command(source):
         """Replace the database by a backup. Stop the service first."""
         from .backup import BackupError, restore
+
         try:
             restore(app.config["DATABASE_URL"], source)
         except BackupError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from exc
         click.echo(f"restored from {source}; start the service again")

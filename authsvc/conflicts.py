@@ -62,7 +62,9 @@ class ResolveError(ValueError):
 BLOCKING = fastsql.Statement(
     "orthanc-patient-in-conflict",
     f'SELECT "id" FROM {fastsql.table(IdentityConflict)} '
-    'WHERE "patient_orthanc_id" = {p} AND "blocks_patient_level" LIMIT 1', 1)
+    'WHERE "patient_orthanc_id" = {p} AND "blocks_patient_level" LIMIT 1',
+    1,
+)
 
 
 def orthanc_patient_in_conflict(patient_orthanc_id):
@@ -108,14 +110,17 @@ def patient_id_problem(raw, charset, recorded):
     raw = raw or b""
     recorded = (recorded or "").strip(PADDING)
     terms = [t.strip() for t in (charset or "").split("\\")]
-    details = {"raw": shown_bytes(raw.strip(PADDING.encode())), "charset": charset or "",
-               "recorded": recorded}
+    details = {
+        "raw": shown_bytes(raw.strip(PADDING.encode())),
+        "charset": charset or "",
+        "recorded": recorded,
+    }
     if all(b < 0x80 for b in raw) and b"\x1b" not in raw:
-        decoded = raw.decode("ascii")   # ASCII is ASCII in every term
+        decoded = raw.decode("ascii")  # ASCII is ASCII in every term
     else:
         try:
             decoded = _strict_decode(raw, terms)
-        except LookupError:   # a term pydicom does not know (nor can correct)
+        except LookupError:  # a term pydicom does not know (nor can correct)
             return "charset_unknown", details
         except (UnicodeError, ValueError):
             return "patient_id_undecodable", details
@@ -146,7 +151,7 @@ def names_differ(a, b):
     ka, kb = name_key(a), name_key(b)
     if not ka or not kb:
         return False
-    return any(x and y and x != y for x, y in zip(ka, kb))
+    return any(x and y and x != y for x, y in zip(ka, kb, strict=False))
 
 
 def identity_problems(data, patient):
@@ -160,8 +165,9 @@ def identity_problems(data, patient):
             # PatientID for the study: not the same patient's file.
             found.append(("patient_id_missing", {"recorded": tags.get("PatientID", "")}))
             continue
-        problem = patient_id_problem(bytes.fromhex(entry["raw"]), entry["charset"],
-                                     tags.get("PatientID", ""))
+        problem = patient_id_problem(
+            bytes.fromhex(entry["raw"]), entry["charset"], tags.get("PatientID", "")
+        )
         if problem and problem not in found:
             found.append(problem)
     if patient is not None:
@@ -179,22 +185,33 @@ def identity_problems(data, patient):
 def hold(orthanc_id, data, patient_id, problems):
     """Record (or refresh) the study as a conflict. Returns True when new."""
     row = IdentityConflict.get_or_none(IdentityConflict.study_orthanc_id == orthanc_id)
-    fields = dict(patient_orthanc_id=data["patient_orthanc_id"], patient_id=patient_id,
-                  problems=json.dumps(problems, ensure_ascii=False),
-                  snapshot=json.dumps(data, ensure_ascii=False))
+    fields = dict(
+        patient_orthanc_id=data["patient_orthanc_id"],
+        patient_id=patient_id,
+        problems=json.dumps(problems, ensure_ascii=False),
+        snapshot=json.dumps(data, ensure_ascii=False),
+    )
     if row is None:
         IdentityConflict.create(study_orthanc_id=orthanc_id, **fields)
         # What kind of conflict only: the names and birth dates stay out of the log.
-        audit.record("identity_conflict", actor="ingest", subject=f"study {orthanc_id}",
-                     detail=f"PatientID {patient_id}: " + ", ".join(p["code"] for p in problems))
-        log.warning("study %s held back as an identity conflict (%s); staff resolve it",
-                    orthanc_id, ", ".join(p["code"] for p in problems))
+        audit.record(
+            "identity_conflict",
+            actor="ingest",
+            subject=f"study {orthanc_id}",
+            detail=f"PatientID {patient_id}: " + ", ".join(p["code"] for p in problems),
+        )
+        log.warning(
+            "study %s held back as an identity conflict (%s); staff resolve it",
+            orthanc_id,
+            ", ".join(p["code"] for p in problems),
+        )
         return True
     IdentityConflict.update(**fields).where(IdentityConflict.id == row.id).execute()
     return False
 
 
 # -- what staff read ----------------------------------------------------------
+
 
 def _plain(message, **values):
     return message % values if values else message
@@ -204,30 +221,52 @@ def describe(problem, _=_plain):
     """One problem in words; `_` is gettext for the pages (English otherwise)."""
     code, p = problem["code"], problem
     if code == "charset_unknown":
-        return _("The PatientID's bytes %(raw)s are not ASCII and the character set "
-                 "%(charset)s is unknown: Orthanc recorded them as %(recorded)s.",
-                 raw=p["raw"], charset=p["charset"] or "-", recorded=repr(p["recorded"]))
+        return _(
+            "The PatientID's bytes %(raw)s are not ASCII and the character set "
+            "%(charset)s is unknown: Orthanc recorded them as %(recorded)s.",
+            raw=p["raw"],
+            charset=p["charset"] or "-",
+            recorded=repr(p["recorded"]),
+        )
     if code == "patient_id_undecodable":
-        return _("The PatientID's bytes %(raw)s are not valid in the character set "
-                 "%(charset)s: Orthanc recorded them as %(recorded)s.",
-                 raw=p["raw"], charset=p["charset"] or "-", recorded=repr(p["recorded"]))
+        return _(
+            "The PatientID's bytes %(raw)s are not valid in the character set "
+            "%(charset)s: Orthanc recorded them as %(recorded)s.",
+            raw=p["raw"],
+            charset=p["charset"] or "-",
+            recorded=repr(p["recorded"]),
+        )
     if code == "patient_id_differs":
-        return _("The PatientID's bytes %(raw)s in the character set %(charset)s read "
-                 "%(decoded)s, but Orthanc recorded %(recorded)s.",
-                 raw=p["raw"], charset=p["charset"] or "-", decoded=repr(p["decoded"]),
-                 recorded=repr(p["recorded"]))
+        return _(
+            "The PatientID's bytes %(raw)s in the character set %(charset)s read "
+            "%(decoded)s, but Orthanc recorded %(recorded)s.",
+            raw=p["raw"],
+            charset=p["charset"] or "-",
+            decoded=repr(p["decoded"]),
+            recorded=repr(p["recorded"]),
+        )
     if code == "patient_id_missing":
-        return _("A series of the study has no PatientID, but Orthanc recorded %(recorded)s.",
-                 recorded=repr(p["recorded"]))
+        return _(
+            "A series of the study has no PatientID, but Orthanc recorded %(recorded)s.",
+            recorded=repr(p["recorded"]),
+        )
     if code == "separate_login_id":
-        return _("The PatientID is the login ID %(login)s made for another person's "
-                 "study.", login=p["login"])
+        return _(
+            "The PatientID is the login ID %(login)s made for another person's study.",
+            login=p["login"],
+        )
     if code == "birth_date":
-        return _("The birth date %(study)s differs from the login's %(login)s.",
-                 study=p["study"], login=p["login"])
+        return _(
+            "The birth date %(study)s differs from the login's %(login)s.",
+            study=p["study"],
+            login=p["login"],
+        )
     if code == "name":
-        return _("The patient name %(study)s differs from the login's %(login)s.",
-                 study=p["study"], login=p["login"])
+        return _(
+            "The patient name %(study)s differs from the login's %(login)s.",
+            study=p["study"],
+            login=p["login"],
+        )
     return code
 
 
@@ -236,9 +275,12 @@ def reason(row, _=_plain):
 
 
 def open_conflicts(limit=1000):
-    return (IdentityConflict.select().where(IdentityConflict.state == OPEN)
-            .order_by(IdentityConflict.detected_at.desc(), IdentityConflict.id.desc())
-            .limit(limit))
+    return (
+        IdentityConflict.select()
+        .where(IdentityConflict.state == OPEN)
+        .order_by(IdentityConflict.detected_at.desc(), IdentityConflict.id.desc())
+        .limit(limit)
+    )
 
 
 def attach_targets(row):
@@ -248,9 +290,15 @@ def attach_targets(row):
     own = Patient.get_or_none(Patient.patient_id == row.patient_id)
     if own is not None and not is_separate_login(own):
         targets.append(own)
-    made = (Patient.select().join(IdentityConflict, on=(IdentityConflict.login == Patient.id))
-            .where((IdentityConflict.patient_id == row.patient_id)
-                   & (IdentityConflict.state == SEPARATE)).distinct().order_by(Patient.id))
+    made = (
+        Patient.select()
+        .join(IdentityConflict, on=(IdentityConflict.login == Patient.id))
+        .where(
+            (IdentityConflict.patient_id == row.patient_id) & (IdentityConflict.state == SEPARATE)
+        )
+        .distinct()
+        .order_by(Patient.id)
+    )
     targets.extend(p for p in made if is_separate_login(p))
     return targets
 
@@ -269,7 +317,7 @@ def separate_login_id(base):
     n = 2
     while True:
         suffix = f"-{n}"
-        candidate = base[:64 - len(suffix)] + suffix
+        candidate = base[: 64 - len(suffix)] + suffix
         if not Patient.select().where(Patient.patient_id == candidate).exists():
             return candidate
         n += 1
@@ -303,15 +351,18 @@ def conflict_json(row, _=_plain):
 
 # -- resolving ------------------------------------------------------------------
 
+
 def resolve(orthanc_id, action, login_id=None, actor="", address=""):
     """Attach the conflicting study to a login, or make a separate login for
     it; record it, audited. Returns (patient, new password or None)."""
     from . import ingest  # ingest uses this module
+
     if action not in ACTIONS:
         raise ResolveError(400, "bad_action", "'action' must be 'attach' or 'separate'.")
     with database.atomic():
-        row = IdentityConflict.get_or_none((IdentityConflict.study_orthanc_id == orthanc_id)
-                                           & (IdentityConflict.state == OPEN))
+        row = IdentityConflict.get_or_none(
+            (IdentityConflict.study_orthanc_id == orthanc_id) & (IdentityConflict.state == OPEN)
+        )
         if row is None:
             raise ResolveError(404, "no_such_conflict", "No unresolved conflict for this study.")
         data = json.loads(row.snapshot)
@@ -323,27 +374,49 @@ def resolve(orthanc_id, action, login_id=None, actor="", address=""):
                 patient = allowed[target]
             elif target == row.patient_id and target in attach_choices(row):
                 # No login for this PatientID yet: made now, as a first study makes it.
-                patient, password = ingest.new_login(row.patient_id, row.patient_orthanc_id,
-                                                     data["patient"])
+                patient, password = ingest.new_login(
+                    row.patient_id, row.patient_orthanc_id, data["patient"]
+                )
             else:
-                raise ResolveError(400, "bad_login", "A conflict can be attached only to the "
-                                   "login of its PatientID or to a separate login made for it.")
+                raise ResolveError(
+                    400,
+                    "bad_login",
+                    "A conflict can be attached only to the "
+                    "login of its PatientID or to a separate login made for it.",
+                )
             state, blocks = ATTACHED, patient.orthanc_id != row.patient_orthanc_id
         else:
-            patient, password = ingest.new_login(separate_login_id(row.patient_id),
-                                                 f"{SEPARATE_MARKER}{row.id}", data["patient"])
+            patient, password = ingest.new_login(
+                separate_login_id(row.patient_id), f"{SEPARATE_MARKER}{row.id}", data["patient"]
+            )
             state, blocks = SEPARATE, True
-        IdentityConflict.update(state=state, login=patient, blocks_patient_level=blocks,
-                                resolved_at=utcnow(), resolved_by=str(actor)[:120]).where(
-            IdentityConflict.id == row.id).execute()
+        IdentityConflict.update(
+            state=state,
+            login=patient,
+            blocks_patient_level=blocks,
+            resolved_at=utcnow(),
+            resolved_by=str(actor)[:120],
+        ).where(IdentityConflict.id == row.id).execute()
         ingest.store_study(orthanc_id, data, patient=patient)
         if password is not None:
-            audit.record("password_issued", actor=actor, subject=f"patient {patient.patient_id}",
-                         address=address, detail="login made resolving an identity conflict")
-        audit.record("identity_resolved", actor=actor, subject=f"study {orthanc_id}",
-                     address=address,
-                     detail=(f"attached to patient {patient.patient_id}" if action == "attach"
-                             else f"separate login {patient.patient_id} made")
-                     + f" (PatientID {row.patient_id})")
+            audit.record(
+                "password_issued",
+                actor=actor,
+                subject=f"patient {patient.patient_id}",
+                address=address,
+                detail="login made resolving an identity conflict",
+            )
+        audit.record(
+            "identity_resolved",
+            actor=actor,
+            subject=f"study {orthanc_id}",
+            address=address,
+            detail=(
+                f"attached to patient {patient.patient_id}"
+                if action == "attach"
+                else f"separate login {patient.patient_id} made"
+            )
+            + f" (PatientID {row.patient_id})",
+        )
     log.info("identity conflict of study %s resolved: %s", orthanc_id, state)
     return patient, password

@@ -24,7 +24,9 @@ def local_day_utc(day):
     naive UTC."""
     zone = pytz.timezone(current_app.config["TIMEZONE"])
     start = zone.localize(datetime.datetime(day.year, day.month, day.day))
-    end = zone.localize(datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time()))
+    end = zone.localize(
+        datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time())
+    )
     return tuple(t.astimezone(datetime.timezone.utc).replace(tzinfo=None) for t in (start, end))
 
 
@@ -49,8 +51,9 @@ def filtered(query, args):
     each study's codes (the SQL match is a substring)."""
     search = args.get("q", "").strip()[:100]
     if search:
-        query = query.where(Patient.patient_id.contains(search)
-                            | Patient.search_name.contains(fold(search)))
+        query = query.where(
+            Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
+        )
     day = chosen_day(args)
     if day is not None:
         start, end = local_day_utc(day)

@@ -10,8 +10,12 @@ database = DatabaseProxy()
 
 # WAL lets gunicorn workers read while one writes; busy_timeout makes a writer
 # wait for the lock instead of failing at once; foreign keys are off by default.
-SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000,
-                  "synchronous": "normal"}
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+    "synchronous": "normal",
+}
 
 
 def write_transaction():
@@ -21,6 +25,7 @@ def write_transaction():
     write and another connection wrote in between (its snapshot is stale: no
     wait can help). PostgreSQL: a plain transaction. Nested: a savepoint."""
     from peewee import SqliteDatabase
+
     if isinstance(database.obj, SqliteDatabase):
         return database.atomic("IMMEDIATE")
     return database.atomic()
@@ -39,8 +44,12 @@ def open_database(url):
         db = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     else:
         rest = url.split("://", 1)[1]
-        db = connect(f"{POOL_SCHEME}://{rest}", max_connections=32, stale_timeout=300,
-                     connection_factory=_postgres_connection_class())
+        db = connect(
+            f"{POOL_SCHEME}://{rest}",
+            max_connections=32,
+            stale_timeout=300,
+            connection_factory=_postgres_connection_class(),
+        )
     database.initialize(db)
     return db
 
@@ -65,8 +74,11 @@ class PostgresPool(PooledPostgresqlDatabase):
         if conn.closed or conn.get_transaction_status() == _UNKNOWN:
             return True
         returned = getattr(conn, "returned_at", None)
-        if (returned is not None and time.monotonic() - returned < self.PING_AFTER
-                and conn.get_transaction_status() == _IDLE):
+        if (
+            returned is not None
+            and time.monotonic() - returned < self.PING_AFTER
+            and conn.get_transaction_status() == _IDLE
+        ):
             return False
         return super()._is_closed(conn)
 

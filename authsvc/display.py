@@ -32,8 +32,9 @@ class DisplayBox:
     def __init__(self, secret):
         if len(secret) < 32:
             raise ConfigError("display_key must have 32+ characters")
-        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=_INFO).derive(secret.encode())
+        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+            secret.encode()
+        )
         self._fernet = Fernet(base64.urlsafe_b64encode(raw))
 
     def seal(self, patient_id, password, set_at):
@@ -59,8 +60,10 @@ def init_app(app, secrets):
     key = secrets.get("display_key") or ""
     _box = DisplayBox(key) if key else None
     if _box is None:
-        log.warning("no display_key secret: new passwords are not kept for the "
-                    "dashboard; staff must reissue a password to print a slip")
+        log.warning(
+            "no display_key secret: new passwords are not kept for the "
+            "dashboard; staff must reissue a password to print a slip"
+        )
     app.extensions["authsvc_display"] = _box
 
 

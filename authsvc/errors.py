@@ -32,8 +32,7 @@ def register(app):
 
     @app.errorhandler(HTTPException)
     def _http_error(exc):
-        return jsonify(error=exc.name.lower().replace(" ", "_"),
-                       message=exc.description), exc.code
+        return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code
 
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)
@@ -41,13 +40,19 @@ def register(app):
         # Locked past the busy timeout, disk full, server gone: the request's
         # transaction was rolled back whole. Say so plainly; log the detail.
         log.error("database unavailable: %s", exc)
-        return (jsonify(error="database_unavailable",
-                        message="The service's database is busy or full. Nothing was "
-                                "saved; try again in a moment."),
-                503, {"Retry-After": "5"})
+        return (
+            jsonify(
+                error="database_unavailable",
+                message="The service's database is busy or full. Nothing was "
+                "saved; try again in a moment.",
+            ),
+            503,
+            {"Retry-After": "5"},
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc):
         log.exception("unhandled error")
-        return jsonify(error="internal_error",
-                       message="The service failed; the error is in its log."), 500
+        return jsonify(
+            error="internal_error", message="The service failed; the error is in its log."
+        ), 500

@@ -50,13 +50,19 @@ class Endpoint:
     other exception is logged and answered with `failed`, a refusal in each
     caller's own terms (Lua's HttpPost cannot read an error status, the
     plugin turns anything but 200 into a 403, nginx's check reads 403)."""
+
     name: str
     handle: Callable
     methods: tuple = ("POST",)
     authenticate: Callable = None
-    unavailable: tuple = (503, {"error": "database_unavailable",
-                                "message": "The service's database is unavailable; "
-                                           "try again in a moment."}, {"Retry-After": "5"})
+    unavailable: tuple = (
+        503,
+        {
+            "error": "database_unavailable",
+            "message": "The service's database is unavailable; try again in a moment.",
+        },
+        {"Retry-After": "5"},
+    )
     failed: tuple = (403, None, None)
 
 
@@ -89,9 +95,15 @@ class DecisionEndpoints:
         if endpoint is None:
             return self.wsgi_app(environ, start_response)
         if environ.get("REQUEST_METHOD") not in endpoint.methods:
-            return reply(start_response, 405, {"error": "method_not_allowed",
-                                               "message": " or ".join(endpoint.methods) + " only."},
-                         {"Allow": ", ".join(endpoint.methods)})
+            return reply(
+                start_response,
+                405,
+                {
+                    "error": "method_not_allowed",
+                    "message": " or ".join(endpoint.methods) + " only.",
+                },
+                {"Allow": ", ".join(endpoint.methods)},
+            )
         try:
             status, data, headers = self._answer(endpoint, environ)
         finally:
@@ -134,6 +146,7 @@ class DecisionEndpoints:
     def config(self):
         return self.flask_app.config
 
+
 def read_body(environ, limit):
     """The raw body, sent with Content-Length or chunked (gunicorn decodes a
     chunked body and says so with `wsgi.input_terminated`). ApiError 413 when
@@ -146,8 +159,11 @@ def read_body(environ, limit):
     if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         length = -1
         if not environ.get("wsgi.input_terminated"):
-            raise ApiError(400, "chunked_unsupported",
-                           "This server cannot read chunked bodies; run the service under gunicorn.")
+            raise ApiError(
+                400,
+                "chunked_unsupported",
+                "This server cannot read chunked bodies; run the service under gunicorn.",
+            )
     if length > limit:
         raise ApiError(413, "too_large", "The body is too large.")
     if length < 0 and not environ.get("wsgi.input_terminated"):
@@ -191,6 +207,10 @@ def reply(start_response, status, data, headers=None):
     if line is None:
         line = _STATUS_LINES[status] = f"{status} {HTTPStatus(status).phrase}"
     content = [("Content-Type", "application/json")] if data is not None else []
-    start_response(line, content + [("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
-                   + list((headers or {}).items()))
+    start_response(
+        line,
+        content
+        + [("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
+        + list((headers or {}).items()),
+    )
     return [payload]

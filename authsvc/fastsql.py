@@ -18,11 +18,19 @@ and the study of the resource asked about. `prefetch` runs both as one
 statement, and each `fetch_one` on this thread then takes its row from it:
 on PostgreSQL a round trip to the server costs more than either lookup."""
 
+from __future__ import annotations
+
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .db import database
+
+# A row as the driver returns it, and a lookup: a statement with its parameters.
+Row = tuple[Any, ...]
+Lookup = tuple["Statement", tuple[Any, ...]]
 
 _prefetched = threading.local()
 
@@ -31,15 +39,18 @@ _prefetched = threading.local()
 class Statement:
     """One hot statement: `sql` with `{p}` for each parameter, returning
     `width` columns (the first of them its table's key: NULL, no row)."""
+
     name: str
     sql: str
     width: int
 
-    def text(self):
+    def text(self) -> str:
         return self.sql.format(p=database.param)
 
 
-def columns(model, fields=None, alias=None):
+def columns(
+    model: Any, fields: Sequence[Any] | None = None, alias: str | None = None
+) -> tuple[str, int]:
     """The quoted column list of these fields (default: all the model's,
     in its order) and how many there are."""
     fields = fields or model._meta.sorted_fields
@@ -47,12 +58,12 @@ def columns(model, fields=None, alias=None):
     return ", ".join(f'"{table}"."{f.column_name}"' for f in fields), len(fields)
 
 
-def table(model, alias=None):
+def table(model: Any, alias: str | None = None) -> str:
     name = f'"{model._meta.table_name}"'
     return f'{name} AS "{alias}"' if alias else name
 
 
-def row_object(model, values, fields=None):
+def row_object(model: Any, values: Sequence[Any], fields: Sequence[Any] | None = None) -> Any:
     """A model instance from a row slice in the order of `fields` (default:
     all of them, the primary key first); None when the key is NULL (no row
     found by a LEFT JOIN). Built as any model is, by its constructor (peewee's
@@ -60,48 +71,50 @@ def row_object(model, values, fields=None):
     fields = fields or model._meta.sorted_fields
     if values[0] is None:
         return None
-    return model(**{f.name: f.python_value(v) for f, v in zip(fields, values)})
+    return model(**{f.name: f.python_value(v) for f, v in zip(fields, values, strict=False)})
 
 
-def fetch_one(statement, *params):
+def fetch_one(statement: Statement, *params: Any) -> Row | None:
     rows = getattr(_prefetched, "rows", None)
     if rows and (statement.name, params) in rows:
         return rows.pop((statement.name, params))
     return _execute(statement.name, statement.text(), params).fetchone()
 
 
-def fetch_all(statement, *params):
+def fetch_all(statement: Statement, *params: Any) -> list[Row]:
     """Every row of a statement (not prefetched: its rows are many)."""
     return _execute(statement.name, statement.text(), params).fetchall()
 
 
-_combined = {}
+_combined: dict[tuple[str, str], str] = {}
 
 
-def prefetch(lookups):
+def prefetch(lookups: Iterable[Lookup | None]) -> None:
     """Run the lookups [(statement, params)] (None entries skipped) as one
     statement, for the next `fetch_one` of each on this thread."""
-    lookups = [lookup for lookup in lookups if lookup is not None]
+    present = [lookup for lookup in lookups if lookup is not None]
     forget_prefetched()
-    if len(lookups) < 2:
+    if len(present) < 2:
         return
-    name = "+".join(statement.name for statement, _ in lookups)
+    name = "+".join(statement.name for statement, _ in present)
     key = (database.param, name)
     if key not in _combined:
         _combined[key] = "SELECT * FROM (SELECT 1 AS _one) AS _p" + "".join(
             f" LEFT JOIN ({statement.text()}) AS _p{n} ON 1 = 1"
-            for n, (statement, _) in enumerate(lookups))
-    params = tuple(p for _, args in lookups for p in args)
+            for n, (statement, _) in enumerate(present)
+        )
+    params = tuple(p for _, args in present for p in args)
     row = _execute(name, _combined[key], params).fetchone()
-    rows, at = {}, 1
-    for statement, args in lookups:
-        part = row[at:at + statement.width]
+    rows: dict[tuple[str, tuple[Any, ...]], Row | None] = {}
+    at = 1
+    for statement, args in present:
+        part = row[at : at + statement.width]
         rows[(statement.name, tuple(args))] = part if part[0] is not None else None
         at += statement.width
     _prefetched.rows = rows
 
 
-def remember(statement, params, row):
+def remember(statement: Statement, params: Sequence[Any], row: Row | None) -> None:
     """`row` is what `statement` would answer for `params` now (read by
     another statement of this decision): the next fetch_one of it on this
     thread takes it instead of asking the database."""
@@ -111,15 +124,16 @@ def remember(statement, params, row):
     rows[(statement.name, tuple(params))] = row
 
 
-def forget_prefetched():
+def forget_prefetched() -> None:
     """Rows prefetched and not used: gone (called after each decision)."""
     _prefetched.rows = None
 
 
-def _execute(name, sql, params):
+def _execute(name: str, sql: str, params: Sequence[Any]) -> Any:
     """The cursor of one statement, prepared on PostgreSQL's server."""
     conn = database.connection()
-    prepared = getattr(conn, "prepared", False)
+    # False: SQLite (no server to prepare on); None: none prepared yet.
+    prepared: Any = getattr(conn, "prepared", False)  # set[str] | Literal[False] | None
     if prepared is False or "%%" in sql:  # SQLite, or a query with a literal %
         return database.execute_sql(sql, params)
     if prepared is None:
@@ -127,8 +141,13 @@ def _execute(name, sql, params):
     statement = "authsvc_" + re.sub(r"[^a-z0-9]", "_", name)
     if statement not in prepared:
         numbered = iter(range(1, sql.count("%s") + 1))
-        database.execute_sql(f"PREPARE {statement} AS "
-                             + re.sub(r"%s", lambda _: f"${next(numbered)}", sql))
+        database.execute_sql(
+            f"PREPARE {statement} AS " + re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+        )
         prepared.add(statement)
-    return database.execute_sql(f"EXECUTE {statement} ({', '.join(['%s'] * len(params))})"
-                                if params else f"EXECUTE {statement}", params)
+    return database.execute_sql(
+        f"EXECUTE {statement} ({', '.join(['%s'] * len(params))})"
+        if params
+        else f"EXECUTE {statement}",
+        params,
+    )

@@ -33,10 +33,13 @@ def _check(environ, endpoints):
     method = environ.get("HTTP_X_ORIGINAL_METHOD", "")
     uri = environ.get("HTTP_X_ORIGINAL_URI", "")
     token = environ.get("HTTP_TOKEN", "").strip() or None
-    if not uri.startswith(ORTHANC_PREFIX + "/") or len(uri) > MAX_URI \
-            or (token and len(token) > MAX_TOKEN):
+    if (
+        not uri.startswith(ORTHANC_PREFIX + "/")
+        or len(uri) > MAX_URI
+        or (token and len(token) > MAX_TOKEN)
+    ):
         return REFUSED
-    target = routes.parse(method, uri[len(ORTHANC_PREFIX):])
+    target = routes.parse(method, uri[len(ORTHANC_PREFIX) :])
     decision = pipeline.answer(endpoints.services, token, target, environ.get("REMOTE_ADDR", ""))
     if decision.granted and pipeline.orthanc_agrees(endpoints.services, target, decision):
         return 204, None, None
@@ -45,5 +48,6 @@ def _check(environ, endpoints):
 
 # Any method: auth_request subrequests are GETs, and the original method
 # travels in a header. A failure or a database down refuses.
-GATE = Endpoint("nginx check", _check, methods=("GET", "HEAD", "POST"),
-                unavailable=REFUSED, failed=REFUSED)
+GATE = Endpoint(
+    "nginx check", _check, methods=("GET", "HEAD", "POST"), unavailable=REFUSED, failed=REFUSED
+)

@@ -21,8 +21,9 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+    )
     # Each worker runs the ingest thread; a file lock lets one pass run at a time.
     services = worker.wsgi.extensions["authsvc"]
     services.ingest_worker.start()
@@ -35,4 +36,3 @@ def worker_exit(server, worker):
     # ... and when a worker stops (the newest entries are then checkpointed).
     services = worker.wsgi.extensions["authsvc"]
     services.audit_checkpoints.run_once("shutdown")
-

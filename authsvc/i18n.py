@@ -39,8 +39,15 @@ def select_locale():
 def _remember_language(response):
     lang = requested_language()
     if lang and request.cookies.get(COOKIE) != lang:
-        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, httponly=True,
-                            samesite="Lax", secure=request.is_secure, path="/")
+        response.set_cookie(
+            COOKIE,
+            lang,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure,
+            path="/",
+        )
     return response
 
 
@@ -93,8 +100,10 @@ def splash_text():
     text = custom.get(current_language()) if isinstance(custom, dict) else None
     if isinstance(text, str) and text.strip():
         return text
-    return gettext("Without this password, only the system administrators and the "
-                   "physicians involved can see the images.")
+    return gettext(
+        "Without this password, only the system administrators and the "
+        "physicians involved can see the images."
+    )
 
 
 def lost_slip_text():
@@ -105,8 +114,10 @@ def lost_slip_text():
     text = custom.get(current_language()) if isinstance(custom, dict) else None
     if isinstance(text, str) and text.strip():
         return text
-    return gettext("Lost your slip? Ask for a new one where your study was made, with your "
-                   "identity document: a new password is printed, and the old one stops working.")
+    return gettext(
+        "Lost your slip? Ask for a new one where your study was made, with your "
+        "identity document: a new password is printed, and the old one stops working."
+    )
 
 
 def init_app(app):
@@ -117,12 +128,21 @@ def init_app(app):
         pytz.timezone(app.config["TIMEZONE"])
     except pytz.UnknownTimeZoneError:
         raise ConfigError(f"TIMEZONE {app.config['TIMEZONE']!r} is not an IANA time zone") from None
-    Babel(app, locale_selector=select_locale,
-          default_locale=app.config["DEFAULT_LANGUAGE"],
-          default_timezone=app.config["TIMEZONE"])
+    Babel(
+        app,
+        locale_selector=select_locale,
+        default_locale=app.config["DEFAULT_LANGUAGE"],
+        default_timezone=app.config["TIMEZONE"],
+    )
     app.after_request(_remember_language)
     app.jinja_env.globals.update(
-        LANGUAGES=LANGUAGES, lang_url=lang_url, current_language=current_language,
-        study_date=study_date, local_datetime=local_datetime, local_date_time=local_date_time,
+        LANGUAGES=LANGUAGES,
+        lang_url=lang_url,
+        current_language=current_language,
+        study_date=study_date,
+        local_datetime=local_datetime,
+        local_date_time=local_date_time,
         person_name=person_name,
-        splash_text=splash_text, lost_slip_text=lost_slip_text)
+        splash_text=splash_text,
+        lost_slip_text=lost_slip_text,
+    )

@@ -18,18 +18,31 @@ import time
 from peewee import IntegrityError, InterfaceError, OperationalError
 
 from . import audit, conflicts, display, matching, passwords, rules
-from .text import fold
 from .db import database, write_transaction
 from .locks import exclusive
-from .models import (IdentityConflict, IngestQueue, Patient, Resource, Study, StudyTag,
-                     get_value, set_value, utcnow)
+from .models import (
+    IdentityConflict,
+    IngestQueue,
+    Patient,
+    Resource,
+    Study,
+    StudyTag,
+    get_value,
+    set_value,
+    utcnow,
+)
 from .orthanc import ORTHANC_ID, OrthancError, OrthancNotFound
+from .text import fold
 
 log = logging.getLogger(__name__)
 
-ACCESS_TAGS = ("InstitutionName", "ReferringPhysicianName",
-               "ResponsibleOrganization", "PerformingPhysicianName",
-               "NameOfPhysiciansReadingStudy")
+ACCESS_TAGS = (
+    "InstitutionName",
+    "ReferringPhysicianName",
+    "ResponsibleOrganization",
+    "PerformingPhysicianName",
+    "NameOfPhysiciansReadingStudy",
+)
 MAX_ATTEMPTS = 5
 MAX_VALUE_LENGTH = 1024
 CHANGES_KEY = "changes_last_seq"
@@ -42,10 +55,14 @@ class IngestRejected(ValueError):
 def enqueue(orthanc_id):
     if not isinstance(orthanc_id, str) or not ORTHANC_ID.fullmatch(orthanc_id):
         raise ValueError("not an Orthanc study ID")
-    (IngestQueue.insert(orthanc_id=orthanc_id)
-     .on_conflict(conflict_target=[IngestQueue.orthanc_id],
-                  update={IngestQueue.attempts: 0, IngestQueue.last_error: ""})
-     .execute())
+    (
+        IngestQueue.insert(orthanc_id=orthanc_id)
+        .on_conflict(
+            conflict_target=[IngestQueue.orthanc_id],
+            update={IngestQueue.attempts: 0, IngestQueue.last_error: ""},
+        )
+        .execute()
+    )
 
 
 def _text_values(tags):
@@ -76,7 +93,7 @@ KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
 
 
 def content_kind(sop_class_uid):
-    """"pdf" for a report in PDF, "sr" for a structured report, "other" for
+    """ "pdf" for a report in PDF, "sr" for a structured report, "other" for
     what holds no image, None for images."""
     uid = (sop_class_uid or "").strip()
     if uid == ENCAPSULATED_PDF:
@@ -116,12 +133,19 @@ def read_study(orthanc, orthanc_id):
         except OrthancNotFound:
             raw = None  # no PatientID element in this file
         charset = tags.get("0008,0005")
-        raw_ids.append({"series": series_id, "raw": raw,
-                        "charset": charset if isinstance(charset, str) else ""})
+        raw_ids.append(
+            {
+                "series": series_id,
+                "raw": raw,
+                "charset": charset if isinstance(charset, str) else "",
+            }
+        )
         if not own:
             # This study's own name and birth date, from its first file.
-            own = {k: tags.get(t) if isinstance(tags.get(t), str) else ""
-                   for k, t in (("PatientName", "0010,0010"), ("PatientBirthDate", "0010,0030"))}
+            own = {
+                k: tags.get(t) if isinstance(tags.get(t), str) else ""
+                for k, t in (("PatientName", "0010,0010"), ("PatientBirthDate", "0010,0030"))
+            }
     modalities = sorted({s.get("MainDicomTags", {}).get("Modality", "") for s in series} - {""})
     return {
         "patient": {**study.get("PatientMainDicomTags", {}), **own},
@@ -130,13 +154,18 @@ def read_study(orthanc, orthanc_id):
         "tags": study.get("MainDicomTags", {}),
         "modalities": modalities,
         "values": {tag: sorted(v) for tag, v in values.items()},
-        "series": [(s["ID"], s.get("MainDicomTags", {}).get("SeriesInstanceUID", ""))
-                   for s in series],
-        "instances": [(i["ID"], i.get("MainDicomTags", {}).get("SOPInstanceUID", ""))
-                      for i in instances],
+        "series": [
+            (s["ID"], s.get("MainDicomTags", {}).get("SeriesInstanceUID", "")) for s in series
+        ],
+        "instances": [
+            (i["ID"], i.get("MainDicomTags", {}).get("SOPInstanceUID", "")) for i in instances
+        ],
         # {instance ID: "pdf" | "other"}, for the instances that are not images.
-        "content": {i["ID"]: series_content[i["ParentSeries"]] for i in instances
-                    if series_content.get(i.get("ParentSeries"))},
+        "content": {
+            i["ID"]: series_content[i["ParentSeries"]]
+            for i in instances
+            if series_content.get(i.get("ParentSeries"))
+        },
     }
 
 
@@ -151,10 +180,16 @@ def _store_tag_values(study, values):
     for tag, found in values.items():
         is_pn = matching.tag_vr(tag) == "PN"
         for value in found:
-            rows.append({"study": study.id, "tag": tag, "value": value,
-                         "folded": matching.fold_value(value, is_pn)[:MAX_VALUE_LENGTH]})
+            rows.append(
+                {
+                    "study": study.id,
+                    "tag": tag,
+                    "value": value,
+                    "folded": matching.fold_value(value, is_pn)[:MAX_VALUE_LENGTH],
+                }
+            )
     for start in range(0, len(rows), 200):
-        StudyTag.insert_many(rows[start:start + 200]).execute()
+        StudyTag.insert_many(rows[start : start + 200]).execute()
 
 
 def usable_patient_id(raw):
@@ -166,7 +201,9 @@ def usable_patient_id(raw):
     if not patient_id:
         raise IngestRejected("the study has no PatientID: no login can be made")
     if "\\" in patient_id:
-        raise IngestRejected("the PatientID holds several values (a backslash): no login can be made")
+        raise IngestRejected(
+            "the PatientID holds several values (a backslash): no login can be made"
+        )
     if len(patient_id) > 64:
         raise IngestRejected("the PatientID is longer than DICOM allows (64): no login can be made")
     if any(ord(ch) < 32 for ch in patient_id):
@@ -181,10 +218,15 @@ def new_login(patient_id, orthanc_id, patient_tags):
     set_at = utcnow()
     name = patient_tags.get("PatientName", "")
     patient = Patient.create(
-        patient_id=patient_id, orthanc_id=orthanc_id, name=name, search_name=fold(name),
+        patient_id=patient_id,
+        orthanc_id=orthanc_id,
+        name=name,
+        search_name=fold(name),
         birth_date=patient_tags.get("PatientBirthDate", ""),
-        password_hash=passwords.hash_password(password), password_set_at=set_at,
-        display_password=display.seal(patient_id, password, set_at))
+        password_hash=passwords.hash_password(password),
+        password_set_at=set_at,
+        display_password=display.seal(patient_id, password, set_at),
+    )
     return patient, password
 
 
@@ -209,8 +251,12 @@ def _login_for(orthanc_id, data):
     if patient is not None:
         return patient, None
     patient, password = new_login(patient_id, data["patient_orthanc_id"], data["patient"])
-    audit.record("password_issued", actor="ingest", subject=f"patient {patient_id}",
-                 detail="login created with the first study")
+    audit.record(
+        "password_issued",
+        actor="ingest",
+        subject=f"patient {patient_id}",
+        detail="login created with the first study",
+    )
     return patient, password
 
 
@@ -226,13 +272,16 @@ def store_study(orthanc_id, data, patient=None):
             patient, new_password = _login_for(orthanc_id, data)
             if patient is None:
                 return None
-        fields = dict(study_uid=tags.get("StudyInstanceUID", ""), patient=patient,
-                      patient_name=data["patient"].get("PatientName", ""),
-                      study_date=tags.get("StudyDate", ""),
-                      description=tags.get("StudyDescription", ""),
-                      modalities="\\".join(data["modalities"]),
-                      access_tags=json.dumps(access_summary(data["values"]), ensure_ascii=False),
-                      updated_at=utcnow())
+        fields = dict(
+            study_uid=tags.get("StudyInstanceUID", ""),
+            patient=patient,
+            patient_name=data["patient"].get("PatientName", ""),
+            study_date=tags.get("StudyDate", ""),
+            description=tags.get("StudyDescription", ""),
+            modalities="\\".join(data["modalities"]),
+            access_tags=json.dumps(access_summary(data["values"]), ensure_ascii=False),
+            updated_at=utcnow(),
+        )
         study = Study.get_or_none(Study.orthanc_id == orthanc_id)
         if study is None:
             study = Study.create(orthanc_id=orthanc_id, **fields)
@@ -242,12 +291,15 @@ def store_study(orthanc_id, data, patient=None):
         # its resources is rewritten whole.
         Resource.delete().where(Resource.study == study).execute()
         content = data.get("content") or {}
-        rows = ([dict(orthanc_id=i, uid=u, level="series", study=study, content=None)
-                 for i, u in data["series"]]
-                + [dict(orthanc_id=i, uid=u, level="instance", study=study, content=content.get(i))
-                   for i, u in data["instances"]])
+        rows = [
+            dict(orthanc_id=i, uid=u, level="series", study=study, content=None)
+            for i, u in data["series"]
+        ] + [
+            dict(orthanc_id=i, uid=u, level="instance", study=study, content=content.get(i))
+            for i, u in data["instances"]
+        ]
         for start in range(0, len(rows), 200):
-            Resource.insert_many(rows[start:start + 200]).execute()
+            Resource.insert_many(rows[start : start + 200]).execute()
         _store_tag_values(study, data["values"])
         rules.match_study(study)
     return new_password
@@ -261,8 +313,11 @@ def process_queue(orthanc):
     """Record every queued study. Stops at the first Orthanc outage (the rest
     stays queued for the next pass). Returns how many were recorded."""
     recorded = 0
-    pending = (IngestQueue.select().where(IngestQueue.attempts < MAX_ATTEMPTS)
-               .order_by(IngestQueue.queued_at))
+    pending = (
+        IngestQueue.select()
+        .where(IngestQueue.attempts < MAX_ATTEMPTS)
+        .order_by(IngestQueue.queued_at)
+    )
     for row in list(pending):
         try:
             for _ in range(2):
@@ -286,24 +341,29 @@ def process_queue(orthanc):
             # Locked past the busy timeout (README: 5 s), full, or the server
             # gone: the study's transaction was rolled back whole and it stays
             # queued, no attempt spent; the next pass tries again.
-            log.warning("database busy or unavailable while recording %s (%s); will retry",
-                        row.orthanc_id, exc)
+            log.warning(
+                "database busy or unavailable while recording %s (%s); will retry",
+                row.orthanc_id,
+                exc,
+            )
             break
         except IngestRejected as exc:
             IngestQueue.update(attempts=MAX_ATTEMPTS, last_error=str(exc)).where(
-                IngestQueue.id == row.id).execute()
+                IngestQueue.id == row.id
+            ).execute()
             log.warning("study %s not recorded: %s", row.orthanc_id, exc)
             continue
         except Exception:
             log.exception("unexpected error recording study %s", row.orthanc_id)
-            IngestQueue.update(attempts=IngestQueue.attempts + 1,
-                               last_error="internal error (see the service log)").where(
-                IngestQueue.id == row.id).execute()
+            IngestQueue.update(
+                attempts=IngestQueue.attempts + 1, last_error="internal error (see the service log)"
+            ).where(IngestQueue.id == row.id).execute()
             continue
         row.delete_instance()
         recorded += 1
-        log.info("study %s recorded%s", row.orthanc_id,
-                 "; new patient login created" if created else "")
+        log.info(
+            "study %s recorded%s", row.orthanc_id, "; new patient login created" if created else ""
+        )
     return recorded
 
 
@@ -326,8 +386,9 @@ def follow_changes(orthanc):
     newest = orthanc.get("/changes", last="").get("Last", 0)
     if newest < since:
         # Orthanc's database was replaced (restore, reinstall): read it all again.
-        log.warning("Orthanc's change log restarted (%s < %s); reading it from the start",
-                    newest, since)
+        log.warning(
+            "Orthanc's change log restarted (%s < %s); reading it from the start", newest, since
+        )
         since = 0
     while True:
         page = orthanc.get("/changes", since=since, limit=500)
@@ -338,8 +399,9 @@ def follow_changes(orthanc):
                 if change.get("ChangeType") == "StableStudy":
                     enqueue(change["ID"])
                     pending.discard(change["ID"])
-                elif (change.get("ChangeType") == "NewStudy"
-                      and ORTHANC_ID.fullmatch(str(change.get("ID", "")))):
+                elif change.get("ChangeType") == "NewStudy" and ORTHANC_ID.fullmatch(
+                    str(change.get("ID", ""))
+                ):
                     pending.add(change["ID"])
             if pending != before:
                 _set_pending(pending)
@@ -358,10 +420,16 @@ def check_pending(orthanc):
     pending = _pending()
     if not pending:
         return 0
-    known = {row.orthanc_id for row in
-             Study.select(Study.orthanc_id).where(Study.orthanc_id.in_(list(pending)))}
-    known |= {row.orthanc_id for row in IngestQueue.select(IngestQueue.orthanc_id)
-              .where(IngestQueue.orthanc_id.in_(list(pending)))}
+    known = {
+        row.orthanc_id
+        for row in Study.select(Study.orthanc_id).where(Study.orthanc_id.in_(list(pending)))
+    }
+    known |= {
+        row.orthanc_id
+        for row in IngestQueue.select(IngestQueue.orthanc_id).where(
+            IngestQueue.orthanc_id.in_(list(pending))
+        )
+    }
     queued = 0
     for orthanc_id in sorted(pending - known):
         try:
@@ -378,8 +446,11 @@ def check_pending(orthanc):
         # but keep any ID another pass added.
         _set_pending(_pending() - known)
     if queued:
-        log.warning("%d studies became stable without their StableStudy event "
-                    "(Orthanc restarted?); queued now", queued)
+        log.warning(
+            "%d studies became stable without their StableStudy event "
+            "(Orthanc restarted?); queued now",
+            queued,
+        )
     return queued
 
 
@@ -395,8 +466,9 @@ def reconcile(orthanc):
     left as they are. Returns how many were queued."""
     known = {row.orthanc_id for row in Study.select(Study.orthanc_id)}
     known |= {row.orthanc_id for row in IngestQueue.select(IngestQueue.orthanc_id)}
-    known |= {row.study_orthanc_id for row in
-              IdentityConflict.select(IdentityConflict.study_orthanc_id)}
+    known |= {
+        row.study_orthanc_id for row in IdentityConflict.select(IdentityConflict.study_orthanc_id)
+    }
     queued = 0
     for orthanc_id in orthanc.get("/studies"):
         if orthanc_id in known:
@@ -420,8 +492,7 @@ class IngestWorker:
     studies every RECONCILE_SECONDS, at start, and after Orthanc was
     unreachable (it may have restarted)."""
 
-    def __init__(self, orthanc, lock_path, poll_seconds, before_pass=None,
-                 reconcile_seconds=600):
+    def __init__(self, orthanc, lock_path, poll_seconds, before_pass=None, reconcile_seconds=600):
         self.orthanc = orthanc
         self.lock_path = lock_path
         self.poll_seconds = poll_seconds

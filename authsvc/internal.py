@@ -37,7 +37,7 @@ def stable_study():
     try:
         ingest.enqueue(body.get("id") if isinstance(body.get("id"), str) else "")
     except ValueError:
-        raise ApiError(400, "bad_field", "'id' must be an Orthanc study ID.")
+        raise ApiError(400, "bad_field", "'id' must be an Orthanc study ID.") from None
     services().ingest_worker.wake.set()
     return jsonify(queued=True), 202
 
@@ -53,8 +53,16 @@ def _check_lua_secret(environ, services):
 
 
 def _lua_answer(decision, validity):
-    return 200, {"granted": decision.granted, "validity": validity if decision.granted else 0,
-                 "scope": decision.scope, "keys": decision.keys if decision.granted else []}, None
+    return (
+        200,
+        {
+            "granted": decision.granted,
+            "validity": validity if decision.granted else 0,
+            "scope": decision.scope,
+            "keys": decision.keys if decision.granted else [],
+        },
+        None,
+    )
 
 
 def _lua_authorize(environ, endpoints):
@@ -68,8 +76,13 @@ def _lua_authorize(environ, endpoints):
 # decision once the shared secret is right: Lua's HttpPost cannot read the
 # body of an error status, and denies then anyway. Anything unexpected denies.
 _DENIED = _lua_answer(policy.refused("service failure"), 0)
-LUA_AUTHORIZE = Endpoint("Lua filter", _lua_authorize, authenticate=_check_lua_secret,
-                         unavailable=_DENIED, failed=_DENIED)
+LUA_AUTHORIZE = Endpoint(
+    "Lua filter",
+    _lua_authorize,
+    authenticate=_check_lua_secret,
+    unavailable=_DENIED,
+    failed=_DENIED,
+)
 
 
 def _read_question(environ):

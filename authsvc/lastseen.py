@@ -31,12 +31,12 @@ FLUSH_SECONDS = 5.0
 class LastSeen:
     def __init__(self, flush_seconds=FLUSH_SECONDS):
         self.flush_seconds = flush_seconds
-        self._pending = {}          # session id -> when it was last seen
+        self._pending = {}  # session id -> when it was last seen
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
         self._pid = None
-        self._database = None       # the database the notes belong to
+        self._database = None  # the database the notes belong to
 
     def note(self, session_id, when):
         """Remember that this session was used at `when` (no database work)."""
@@ -74,12 +74,17 @@ class LastSeen:
             with database.connection_context():
                 with database.atomic():
                     for session_id, when in sorted(pending.items()):
-                        (Session.update(last_seen=when)
-                         .where((Session.id == session_id) & (Session.last_seen < when))
-                         .execute())
+                        (
+                            Session.update(last_seen=when)
+                            .where((Session.id == session_id) & (Session.last_seen < when))
+                            .execute()
+                        )
         except Exception as exc:
-            log.warning("could not write %d sessions' last use (kept for the next try): %s",
-                        len(pending), exc)
+            log.warning(
+                "could not write %d sessions' last use (kept for the next try): %s",
+                len(pending),
+                exc,
+            )
             with self._lock:
                 for session_id, when in pending.items():
                     self._pending[session_id] = max(when, self._pending.get(session_id, when))

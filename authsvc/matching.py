@@ -52,7 +52,7 @@ class TagError(ValueError):
 
 
 def tag_id(name):
-    """"ReferringPhysicianName" / "(0008,0090)" / "00080090" -> "0008,0090"."""
+    """ "ReferringPhysicianName" / "(0008,0090)" / "00080090" -> "0008,0090"."""
     if not isinstance(name, str) or not name.strip():
         raise TagError("a tag must be a keyword or (gggg,eeee)")
     text = name.strip()
@@ -93,7 +93,7 @@ def is_recorded_tag(tag):
 
 
 def fold_person_name(value):
-    """"Núñez ^ José^^" -> "nunez^jose" (first component group only)."""
+    """ "Núñez ^ José^^" -> "nunez^jose" (first component group only)."""
     alphabetic = (value or "").split("=")[0]
     components = [fold_text(c) for c in alphabetic.split("^")]
     while components and not components[-1]:
@@ -113,6 +113,7 @@ def _wildcard_regex(folded):
 @dataclass(frozen=True)
 class Matcher:
     """One rule's test, compiled once."""
+
     tag: str
     pattern: str  # folded
     is_person_name: bool = False
@@ -130,8 +131,13 @@ class Matcher:
             # "*" alone would open every study that has the tag at all.
             raise ValueError("a rule's value must name something besides wildcards")
         if "*" in folded or "?" in folded:
-            return cls(tag, folded, is_pn, _wildcard_regex(folded),
-                       _wildcard_regex(folded.replace("^", " ")))
+            return cls(
+                tag,
+                folded,
+                is_pn,
+                _wildcard_regex(folded),
+                _wildcard_regex(folded.replace("^", " ")),
+            )
         return cls(tag, folded, is_pn)
 
     @property
@@ -192,6 +198,6 @@ def _same_person(rule, value):
     if rule[0] != value[0]:
         return False
     given = (rule[1] + " " + rule[2]).split()
-    if not given or (value[1] + " " + value[2]).split()[:len(given)] != given:
+    if not given or (value[1] + " " + value[2]).split()[: len(given)] != given:
         return False
     return all(not rule[i] or rule[i] == value[i] for i in (3, 4))

@@ -1,10 +1,11 @@
 """Numbered schema migrations, applied in order by `authsvc migrate` before the
 server starts (never at import or on a request)."""
 
-from playhouse.migrate import SchemaMigrator, migrate as run_operations
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_operations
 
-from .db import database
 from . import models
+from .db import database
 
 # How migrations are written here: 0001 creates every table from the current
 # models (a fresh database gets the newest schema at once), so each later
@@ -17,9 +18,11 @@ def add_missing_columns(db, model, *field_names):
     table = model._meta.table_name
     existing = {c.name for c in db.get_columns(table)}
     migrator = SchemaMigrator.from_database(db)
-    ops = [migrator.add_column(table, model._meta.fields[name].column_name,
-                               model._meta.fields[name])
-           for name in field_names if model._meta.fields[name].column_name not in existing]
+    ops = [
+        migrator.add_column(table, model._meta.fields[name].column_name, model._meta.fields[name])
+        for name in field_names
+        if model._meta.fields[name].column_name not in existing
+    ]
     if ops:
         run_operations(*ops)
 
@@ -30,13 +33,13 @@ def _0001_initial(db):
 
 def _0002_slip_display_copy(db):
     """The encrypted display copy of a new password, and the slip's state."""
-    add_missing_columns(db, models.Patient, "display_password", "slip_printed_at",
-                        "slip_language")
+    add_missing_columns(db, models.Patient, "display_password", "slip_printed_at", "slip_language")
 
 
 def _0003_rules_and_shares(db):
-    db.create_tables([models.StudyTag, models.RuleLogin, models.Rule, models.RuleMatch,
-                      models.Share], safe=True)
+    db.create_tables(
+        [models.StudyTag, models.RuleLogin, models.Rule, models.RuleMatch, models.Share], safe=True
+    )
     add_missing_columns(db, models.Session, "rule_login", "share")
 
 
@@ -49,8 +52,11 @@ def _0005_study_patient_name(db):
     login's (the first study's), the best known."""
     add_missing_columns(db, models.Study, "patient_name")
     study, patient = models.Study, models.Patient
-    (study.update(patient_name=patient.select(patient.name).where(patient.id == study.patient))
-     .where(study.patient_name == "").execute())
+    (
+        study.update(patient_name=patient.select(patient.name).where(patient.id == study.patient))
+        .where(study.patient_name == "")
+        .execute()
+    )
 
 
 def _0006_identity_conflicts(db):
@@ -73,8 +79,7 @@ def _0007_resource_content(db):
         return
     for study in models.Study.select(models.Study.orthanc_id, models.Study.modalities):
         if set(study.modalities.split("\\")) & set(MAYBE_NOT_IMAGES):
-            (models.IngestQueue.insert(orthanc_id=study.orthanc_id)
-             .on_conflict_ignore().execute())
+            (models.IngestQueue.insert(orthanc_id=study.orthanc_id).on_conflict_ignore().execute())
 
 
 def _0008_audit_keyed(db):
@@ -82,8 +87,9 @@ def _0008_audit_keyed(db):
     written so far keep their plain SHA-256, up to this recorded switch
     point; every later one is an HMAC under the audit key. The first keyed
     entry is the switch point's marker; `flask migrate` checkpoints it."""
-    last = models.AuditEvent.select(models.AuditEvent.id).order_by(
-        models.AuditEvent.id.desc()).first()
+    last = (
+        models.AuditEvent.select(models.AuditEvent.id).order_by(models.AuditEvent.id.desc()).first()
+    )
     if models.get_value("audit_legacy_last") is None:
         models.set_value("audit_legacy_last", last.id if last else 0)
 
@@ -99,8 +105,12 @@ def _0010_audit_index_and_text_reports(db):
     structured reports among them are now "sr", shown as text."""
     models.AuditEvent._schema.create_indexes(safe=True)
     resource = models.Resource
-    for study in (models.Study.select(models.Study.orthanc_id).join(resource)
-                  .where(resource.content == "other").distinct()):
+    for study in (
+        models.Study.select(models.Study.orthanc_id)
+        .join(resource)
+        .where(resource.content == "other")
+        .distinct()
+    ):
         models.IngestQueue.insert(orthanc_id=study.orthanc_id).on_conflict_ignore().execute()
 
 

@@ -3,8 +3,15 @@ staff accounts, sessions, and the service's own bookkeeping."""
 
 import datetime
 
-from peewee import (BooleanField, CharField, DateTimeField, ForeignKeyField,
-                    IntegerField, Model, TextField)
+from peewee import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
 
 from .db import database
 
@@ -58,6 +65,7 @@ class Resource(BaseModel):
     """Series and instances of a recorded study, so that an access decision
     never has to ask Orthanc (the Lua filter holds Orthanc's Lua lock while it
     waits for the answer: a call back into Orthanc would deadlock)."""
+
     orthanc_id = CharField(max_length=44, unique=True)
     uid = CharField(max_length=64, index=True)
     level = CharField(max_length=8)  # "series" | "instance"
@@ -82,6 +90,7 @@ class StudyTag(BaseModel):
     """Every text value of every recorded tag of a study (from the first
     instance of each series), so that rules can change without re-reading
     Orthanc. `folded` is the value as rules compare it."""
+
     study = ForeignKeyField(Study, backref="tag_values", on_delete="CASCADE")
     tag = CharField(max_length=9)  # "gggg,eeee"
     value = CharField(max_length=1024)
@@ -94,6 +103,7 @@ class StudyTag(BaseModel):
 class RuleLogin(BaseModel):
     """A login opened by tag rules (a physician, an institution); kept in sync
     with the rules file, which is the source of truth."""
+
     name = CharField(max_length=64, unique=True)
     description = CharField(max_length=255, default="")
     password_hash = CharField(max_length=255, null=True)
@@ -110,6 +120,7 @@ class Rule(BaseModel):
 class RuleMatch(BaseModel):
     """Which studies each rule login sees: computed at ingest and whenever
     the rules change, so decisions and lists are one indexed lookup."""
+
     login = ForeignKeyField(RuleLogin, on_delete="CASCADE")
     study = ForeignKeyField(Study, on_delete="CASCADE")
 
@@ -120,6 +131,7 @@ class RuleMatch(BaseModel):
 class Share(BaseModel):
     """Access a patient handed to someone: one study, or all their studies
     (study null), until expiry or revocation."""
+
     secret_hash = CharField(max_length=64, unique=True)  # HMAC, like session tokens
     patient = ForeignKeyField(Patient, backref="shares", on_delete="CASCADE")
     study = ForeignKeyField(Study, null=True, on_delete="CASCADE")
@@ -150,6 +162,7 @@ class Session(BaseModel):
 class IngestQueue(BaseModel):
     """Studies Orthanc said are stable and that are not recorded yet. Written
     before the notification is acknowledged, so a crash loses nothing."""
+
     orthanc_id = CharField(max_length=44, unique=True)
     queued_at = DateTimeField(default=utcnow)
     attempts = IntegerField(default=0)
@@ -162,13 +175,14 @@ class IdentityConflict(BaseModel):
     here instead of in Study, so no patient, share or rule login sees it,
     until an admin attaches it to a login or makes a separate one
     (authsvc/conflicts.py)."""
+
     study_orthanc_id = CharField(max_length=44, unique=True)
     # Orthanc files the study under the Orthanc patient of the PatientID it
     # recorded: that patient's own routes (/patients/{id}/archive...) hold it.
     patient_orthanc_id = CharField(max_length=44)
     patient_id = CharField(max_length=64)  # the PatientID as Orthanc recorded it
-    problems = TextField(default="[]")     # JSON [{"code": ..., details}]
-    snapshot = TextField(default="{}")     # what ingest read, to record it once resolved
+    problems = TextField(default="[]")  # JSON [{"code": ..., details}]
+    snapshot = TextField(default="{}")  # what ingest read, to record it once resolved
     state = CharField(max_length=10, default="open")  # open | attached | separate
     login = ForeignKeyField(Patient, null=True, on_delete="SET NULL")  # resolved to
     # True while the Orthanc patient holds this study of a login other than
@@ -179,18 +193,22 @@ class IdentityConflict(BaseModel):
     resolved_by = CharField(max_length=120, default="")
 
     class Meta:
-        indexes = ((("patient_orthanc_id", "blocks_patient_level"), False),
-                   (("state", "detected_at"), False))
+        indexes = (
+            (("patient_orthanc_id", "blocks_patient_level"), False),
+            (("state", "detected_at"), False),
+        )
 
 
 class KeyValue(BaseModel):
     """Small persistent state, e.g. the last /changes sequence read."""
+
     key = CharField(max_length=64, unique=True)
     value = TextField()
 
 
 class LoginFailure(BaseModel):
     """One failed login, by account or client address key (see throttle.py)."""
+
     key = CharField(max_length=128)
     at = DateTimeField(default=utcnow)
 
@@ -200,6 +218,7 @@ class LoginFailure(BaseModel):
 
 class AuditEvent(BaseModel):
     """Append-only, hash-chained (see audit.py)."""
+
     at = DateTimeField(default=utcnow, index=True)
     event = CharField(max_length=32, index=True)
     actor = CharField(max_length=120, default="", index=True)
@@ -215,6 +234,7 @@ class AuditEvent(BaseModel):
 
 class StudyAccess(BaseModel):
     """Which principal opened which study in which hour (audit de-duplication)."""
+
     principal = CharField(max_length=120)
     study = CharField(max_length=44)
     hour = CharField(max_length=13)
@@ -228,9 +248,25 @@ class SchemaVersion(BaseModel):
     applied_at = DateTimeField(default=utcnow)
 
 
-ALL_MODELS = [Patient, Study, Resource, StaffUser, StudyTag, RuleLogin, Rule,
-              RuleMatch, Share, Session, IngestQueue, IdentityConflict, KeyValue, LoginFailure,
-              AuditEvent, StudyAccess, SchemaVersion]
+ALL_MODELS = [
+    Patient,
+    Study,
+    Resource,
+    StaffUser,
+    StudyTag,
+    RuleLogin,
+    Rule,
+    RuleMatch,
+    Share,
+    Session,
+    IngestQueue,
+    IdentityConflict,
+    KeyValue,
+    LoginFailure,
+    AuditEvent,
+    StudyAccess,
+    SchemaVersion,
+]
 
 
 def get_value(key, default=None):
@@ -239,7 +275,8 @@ def get_value(key, default=None):
 
 
 def set_value(key, value):
-    (KeyValue.insert(key=key, value=str(value))
-     .on_conflict(conflict_target=[KeyValue.key],
-                  update={KeyValue.value: str(value)})
-     .execute())
+    (
+        KeyValue.insert(key=key, value=str(value))
+        .on_conflict(conflict_target=[KeyValue.key], update={KeyValue.value: str(value)})
+        .execute()
+    )

@@ -40,8 +40,12 @@ class OrthancClient:
     def post_bytes(self, path, data):
         """POST a body (a DICOM file to /instances); Orthanc's JSON answer."""
         try:
-            response = self.http.post(self.url + path, data=data, timeout=self.timeout,
-                                      headers={"Content-Type": "application/dicom"})
+            response = self.http.post(
+                self.url + path,
+                data=data,
+                timeout=self.timeout,
+                headers={"Content-Type": "application/dicom"},
+            )
         except requests.RequestException as exc:
             raise OrthancError(f"Orthanc unreachable: {type(exc).__name__}") from exc
         if response.status_code != 200:
@@ -77,8 +81,7 @@ class OrthancClient:
 
     def _get(self, path, params):
         try:
-            response = self.http.get(self.url + path, params=params or None,
-                                     timeout=self.timeout)
+            response = self.http.get(self.url + path, params=params or None, timeout=self.timeout)
         except requests.RequestException as exc:
             raise OrthancError(f"Orthanc unreachable: {type(exc).__name__}") from exc
         if response.status_code == 404:

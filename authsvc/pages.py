@@ -32,8 +32,9 @@ def logout():
     token = request_token()
     if token:
         if not csrf_ok(request.form.get("csrf")):
-            return error_page(400, gettext("This form has expired. Go back, reload the page "
-                                           "and try again."))
+            return error_page(
+                400, gettext("This form has expired. Go back, reload the page and try again.")
+            )
         principal = current_principal()
         if principal is not None:
             audit.record("logout", actor=principal.audit_name, address=request.remote_addr)

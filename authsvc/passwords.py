@@ -29,7 +29,7 @@ def entropy_bits():
 
 def generate():
     raw = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
-    return "-".join(raw[i:i + GROUP] for i in range(0, LENGTH, GROUP))
+    return "-".join(raw[i : i + GROUP] for i in range(0, LENGTH, GROUP))
 
 
 def normalize(typed):

@@ -51,10 +51,13 @@ def first_instances(studies):
     ids = [s.id for s in studies]
     if not ids:
         return {}
-    firsts = (Resource.select(fn.MIN(Resource.id))
-              .where(Resource.study.in_(ids) & (Resource.level == "instance")
-                     & Resource.content.is_null())
-              .group_by(Resource.study))
+    firsts = (
+        Resource.select(fn.MIN(Resource.id))
+        .where(
+            Resource.study.in_(ids) & (Resource.level == "instance") & Resource.content.is_null()
+        )
+        .group_by(Resource.study)
+    )
     rows = Resource.select(Resource.study, Resource.orthanc_id).where(Resource.id.in_(firsts))
     return {r.study_id: r.orthanc_id for r in rows}
 
@@ -65,17 +68,22 @@ def report_instances(studies, content="pdf"):
     ids = [s.id for s in studies]
     found = {}
     if ids:
-        for r in (Resource.select(Resource.study, Resource.orthanc_id)
-                  .where(Resource.study.in_(ids) & (Resource.level == "instance")
-                         & (Resource.content == content))
-                  .order_by(Resource.id)):
+        for r in (
+            Resource.select(Resource.study, Resource.orthanc_id)
+            .where(
+                Resource.study.in_(ids)
+                & (Resource.level == "instance")
+                & (Resource.content == content)
+            )
+            .order_by(Resource.id)
+        ):
             found.setdefault(r.study_id, []).append(r.orthanc_id)
     return found
 
 
 # A rule login (an institution) may see thousands of studies: a page at a time.
 RULE_PAGE_SIZE = 50
-MAX_PAGE = 10 ** 9  # a page number past it is only a number the database cannot hold
+MAX_PAGE = 10**9  # a page number past it is only a number the database cannot hold
 
 
 @bp.get("/portal")
@@ -93,13 +101,17 @@ def home():
     if principal.kind == "rule":
         search = request.args.get("q", "").strip()[:100]
         if search:
-            query = query.where(Patient.patient_id.contains(search)
-                                | Patient.search_name.contains(fold(search)))
+            query = query.where(
+                Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
+            )
         page = min(max(_int(request.args.get("page"), 1), 1), MAX_PAGE)
         limit, offset = RULE_PAGE_SIZE + 1, (page - 1) * RULE_PAGE_SIZE
         context.update(search=search, page=page)
-    studies = list(query.order_by(Study.study_date.desc(), Study.recorded_at.desc(), Study.id.desc())
-                   .limit(limit).offset(offset))
+    studies = list(
+        query.order_by(Study.study_date.desc(), Study.recorded_at.desc(), Study.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     if principal.kind == "rule" and len(studies) > RULE_PAGE_SIZE:
         studies, context["more"] = studies[:RULE_PAGE_SIZE], True
     if principal.kind == "share":
@@ -110,9 +122,15 @@ def home():
         cfg = current_app.config
         context["share_days"] = int(cfg["SHARE_DEFAULT_DAYS"])
         context["share_max_days"] = int(cfg["SHARE_MAX_DAYS"])
-    return render_page("portal.html", studies=studies, thumbs=first_instances(studies),
-                       reports=report_instances(studies), text_reports=report_instances(studies, "sr"),
-                       sizes=download_sizes(services().orthanc, studies), **context)
+    return render_page(
+        "portal.html",
+        studies=studies,
+        thumbs=first_instances(studies),
+        reports=report_instances(studies),
+        text_reports=report_instances(studies, "sr"),
+        sizes=download_sizes(services().orthanc, studies),
+        **context,
+    )
 
 
 @bp.get("/portal/studies/<orthanc_id>")
@@ -128,10 +146,14 @@ def viewer(orthanc_id):
         # (they see everything): their opening of a study is recorded here,
         # where they open it from the dashboard, for the patient's access log.
         audit.record_study_access(principal, study, request.remote_addr)
-    return render_page("viewer.html", study=study, reports=report_instances([study]).get(study.id, []),
-                       text_reports=report_instances([study], "sr").get(study.id, []),
-                       size=download_sizes(services().orthanc, [study]).get(study.id),
-                       full_viewer=offers_full_viewer(principal))
+    return render_page(
+        "viewer.html",
+        study=study,
+        reports=report_instances([study]).get(study.id, []),
+        text_reports=report_instances([study], "sr").get(study.id, []),
+        size=download_sizes(services().orthanc, [study]).get(study.id),
+        full_viewer=offers_full_viewer(principal),
+    )
 
 
 def offers_full_viewer(principal):
@@ -152,8 +174,15 @@ def text_report(orthanc_id, instance_id):
     if principal is None:
         return redirect(url_for("pages.splash"))
     study = _study_or_none(principal, orthanc_id)
-    report = (Resource.get_or_none((Resource.orthanc_id == instance_id) & (Resource.study == study)
-                                   & (Resource.content == "sr")) if study else None)
+    report = (
+        Resource.get_or_none(
+            (Resource.orthanc_id == instance_id)
+            & (Resource.study == study)
+            & (Resource.content == "sr")
+        )
+        if study
+        else None
+    )
     if report is None:
         return error_page(404, _not_found_text())
     audit.record_study_access(principal, study, request.remote_addr)
@@ -161,7 +190,9 @@ def text_report(orthanc_id, instance_id):
         doc = sr.document(services().orthanc.get_bytes(f"/instances/{report.orthanc_id}/file"))
     except OrthancError as exc:
         log.warning("could not read report %s: %s", report.orthanc_id, exc)
-        return error_page(503, gettext("The images cannot be read right now. Try again in a moment."))
+        return error_page(
+            503, gettext("The images cannot be read right now. Try again in a moment.")
+        )
     except ValueError as exc:
         log.warning("report %s cannot be shown: %s", report.orthanc_id, exc)
         return error_page(404, gettext("This report cannot be shown as text."))
@@ -202,8 +233,12 @@ def series(orthanc_id):
     study = _study_or_none(principal, orthanc_id)
     if study is None:
         raise ApiError(404, "no_such_study", _not_found_text())
-    content = {r.orthanc_id: r.content for r in Resource.select(Resource.orthanc_id, Resource.content)
-               .where(Resource.study == study)}
+    content = {
+        r.orthanc_id: r.content
+        for r in Resource.select(Resource.orthanc_id, Resource.content).where(
+            Resource.study == study
+        )
+    }
     known = set(content)
     orthanc = services().orthanc
     try:
@@ -211,29 +246,44 @@ def series(orthanc_id):
         instance_rows = orthanc.get(f"/studies/{study.orthanc_id}/instances")
     except OrthancError as exc:
         log.warning("viewer could not read study %s: %s", study.orthanc_id, exc)
-        raise ApiError(503, "orthanc_unavailable",
-                       gettext("The images cannot be read right now. Try again in a moment."))
-    number = {i["ID"]: _int(i.get("MainDicomTags", {}).get("InstanceNumber"), 0)
-              for i in instance_rows if i.get("ID") in known}
+        raise ApiError(
+            503,
+            "orthanc_unavailable",
+            gettext("The images cannot be read right now. Try again in a moment."),
+        ) from exc
+    number = {
+        i["ID"]: _int(i.get("MainDicomTags", {}).get("InstanceNumber"), 0)
+        for i in instance_rows
+        if i.get("ID") in known
+    }
     result = []
     for s in series_rows:
         if s.get("ID") not in known:
             continue
         tags = s.get("MainDicomTags", {})
         # Images only: a report is a link of its own (report_instances).
-        instances = sorted((i for i in s.get("Instances", []) if i in number and not content[i]),
-                           key=lambda i: (number[i], i))
+        instances = sorted(
+            (i for i in s.get("Instances", []) if i in number and not content[i]),
+            key=lambda i: (number[i], i),
+        )
         if not instances:
             continue
-        result.append({"id": s["ID"], "number": _int(tags.get("SeriesNumber"), 0),
-                       "modality": tags.get("Modality", ""),
-                       "description": tags.get("SeriesDescription", ""),
-                       "instances": instances, **_image_size(orthanc, instances[0])})
+        result.append(
+            {
+                "id": s["ID"],
+                "number": _int(tags.get("SeriesNumber"), 0),
+                "modality": tags.get("Modality", ""),
+                "description": tags.get("SeriesDescription", ""),
+                "instances": instances,
+                **_image_size(orthanc, instances[0]),
+            }
+        )
     result.sort(key=lambda s: (s["number"], s["id"]))
     return jsonify(study=study.orthanc_id, series=result)
 
 
 # -- the patient's shares, for the portal's list ----------------------------
+
 
 def last_uses(shares):
     """{share id: when its link was last used}: the latest of its opening
@@ -241,8 +291,11 @@ def last_uses(shares):
     ids = [s.id for s in shares]
     used = {s.id: s.last_used_at for s in shares if s.last_used_at}
     if ids:
-        for row in (Session.select(Session.share, fn.MAX(Session.last_seen).alias("seen"))
-                    .where(Session.share.in_(ids)).group_by(Session.share)):
+        for row in (
+            Session.select(Session.share, fn.MAX(Session.last_seen).alias("seen"))
+            .where(Session.share.in_(ids))
+            .group_by(Session.share)
+        ):
             used[row.share_id] = max(filter(None, (used.get(row.share_id), row.seen)))
     return used
 
@@ -265,41 +318,57 @@ def share_row(share, for_staff=False):
     now = utcnow()
     if share.revoked_at is not None:
         state = "revoked"
-        state_text = gettext("Revoked %(when)s by %(who)s", when=local_date_time(share.revoked_at),
-                             who=_revoker(share.revoked_by))
+        state_text = gettext(
+            "Revoked %(when)s by %(who)s",
+            when=local_date_time(share.revoked_at),
+            who=_revoker(share.revoked_by),
+        )
     elif now >= share.expires_at:
         state, state_text = "expired", gettext("Expired")
     else:
         state, state_text = "active", gettext("Active")
     study = share.study if share.study_id else None
     if study is not None:
-        what = " · ".join(p for p in (study.description or gettext("Study"),
-                                      study_date(study.study_date)) if p)
+        what = " · ".join(
+            p for p in (study.description or gettext("Study"), study_date(study.study_date)) if p
+        )
     else:
         what = gettext("All the patient's studies") if for_staff else gettext("All your studies")
-    data = {"id": share.id, "study": study.orthanc_id if study else None, "what": what,
-            "created": local_date_time(share.created_at), "expires": local_date_time(share.expires_at),
-            "state": state, "state_text": state_text, "active": state == "active",
-            "revoke_url": f"/api/shares/{share.id}/revoke"}
+    data = {
+        "id": share.id,
+        "study": study.orthanc_id if study else None,
+        "what": what,
+        "created": local_date_time(share.created_at),
+        "expires": local_date_time(share.expires_at),
+        "state": state,
+        "state_text": state_text,
+        "active": state == "active",
+        "revoke_url": f"/api/shares/{share.id}/revoke",
+    }
     if for_staff:
-        data.update(patient_id=share.patient.patient_id,
-                    patient_name=person_name(share.patient.name))
+        data.update(
+            patient_id=share.patient.patient_id, patient_name=person_name(share.patient.name)
+        )
     return data
 
 
 def _revoker(audit_name):
     """Who revoked a share, for people: the patient, or the staff member's user name."""
     if audit_name.startswith("staff "):
-        return audit_name[len("staff "):]
+        return audit_name[len("staff ") :]
     if audit_name.startswith("patient"):
         return gettext("the patient")
     return audit_name or "?"
 
 
 def shares_query():
-    return (Share.select(Share, Patient, Study).join(Patient)
-            .switch(Share).join(Study, JOIN.LEFT_OUTER)
-            .order_by(Share.created_at.desc(), Share.id.desc()))
+    return (
+        Share.select(Share, Patient, Study)
+        .join(Patient)
+        .switch(Share)
+        .join(Study, JOIN.LEFT_OUTER)
+        .order_by(Share.created_at.desc(), Share.id.desc())
+    )
 
 
 def active_only(query):

@@ -16,8 +16,13 @@ import ipaddress
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
-             "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX")
+FORWARDED = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_PREFIX",
+)
 PROOF = "HTTP_X_AUTHSVC_PROXY"  # the header X-Authsvc-Proxy, as WSGI names it
 
 

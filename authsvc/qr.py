@@ -8,8 +8,11 @@ import qrcode.image.svg
 
 def _image(text, border):
     # Error correction M: a printed slip survives a fold or a smudge.
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=border,
-                         image_factory=qrcode.image.svg.SvgPathImage)
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M,
+        border=border,
+        image_factory=qrcode.image.svg.SvgPathImage,
+    )
     code.add_data(text)
     code.make(fit=True)
     return code.make_image()
@@ -27,6 +30,7 @@ def inline_svg(text, border=4):
     screen readers (the page says in words what it holds). Border 4: the quiet
     zone printed codes need."""
     element = _image(text, border).to_string(encoding="unicode")
-    element = element[element.index("<svg"):]
-    return element.replace("<svg ", '<svg aria-hidden="true" focusable="false" '
-                           'shape-rendering="crispEdges" ', 1)
+    element = element[element.index("<svg") :]
+    return element.replace(
+        "<svg ", '<svg aria-hidden="true" focusable="false" shape-rendering="crispEdges" ', 1
+    )

@@ -11,7 +11,7 @@ import io
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
-QR_BOX = 8        # pixels per module: sharp when the report is printed
+QR_BOX = 8  # pixels per module: sharp when the report is printed
 TEXT_SIZE = 30
 LABEL_SIZE = 22
 MARGIN = 24
@@ -27,7 +27,9 @@ def _font(name, size):
 
 def _qr_image(text):
     # Error correction M, a quiet zone of 4: as on the printed slip.
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=QR_BOX)
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=QR_BOX
+    )
     code.add_data(text)
     code.make(fit=True)
     return code.make_image(fill_color="black", back_color="white").get_image().convert("L")
@@ -39,8 +41,10 @@ def report_block_png(qr_text, labels, values):
     label_font = _font("DejaVuSans.ttf", LABEL_SIZE)
     # Monospaced and bold, as on the slip: every character of the password plain.
     text_font = _font("DejaVuSansMono-Bold.ttf", TEXT_SIZE)
-    widths = [max(label_font.getlength(label), text_font.getlength(value))
-              for label, value in zip(labels, values)]
+    widths = [
+        max(label_font.getlength(label), text_font.getlength(value))
+        for label, value in zip(labels, values, strict=False)
+    ]
     line = LABEL_SIZE + TEXT_SIZE + 24
     width = code.width + MARGIN + int(max(widths)) + MARGIN
     height = max(code.height, MARGIN + line * len(labels))
@@ -48,7 +52,7 @@ def report_block_png(qr_text, labels, values):
     image.paste(code, (0, (height - code.height) // 2))
     draw = ImageDraw.Draw(image)
     y = (height - line * len(labels)) // 2 + 6
-    for label, value in zip(labels, values):
+    for label, value in zip(labels, values, strict=False):
         draw.text((code.width + MARGIN, y), label, fill=90, font=label_font)
         draw.text((code.width + MARGIN, y + LABEL_SIZE + 4), value, fill=0, font=text_font)
         y += line

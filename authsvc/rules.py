@@ -23,9 +23,17 @@ from . import audit
 from .db import database
 from .locks import exclusive
 from .matching import Matcher, TagError
+from .models import (
+    IdentityConflict,
+    Rule,
+    RuleLogin,
+    RuleMatch,
+    Session,
+    StudyTag,
+    get_value,
+    set_value,
+)
 from .rulesfile import LoginSpec, RulesError, describe, parse_rules, strip_comments  # noqa: F401
-from .models import (IdentityConflict, Rule, RuleLogin, RuleMatch, Session, StudyTag, get_value,
-                     set_value)
 from .sessions import forget_recent
 
 log = logging.getLogger(__name__)
@@ -68,8 +76,10 @@ def _distinct_values(tag, cache):
     """The tag's distinct folded values, read once per sync (`cache`): names
     repeat across studies, and many rules name the same tag."""
     if cache is None or tag not in cache:
-        values = [row.folded for row in StudyTag.select(StudyTag.folded).distinct()
-                  .where(StudyTag.tag == tag)]
+        values = [
+            row.folded
+            for row in StudyTag.select(StudyTag.folded).distinct().where(StudyTag.tag == tag)
+        ]
         if cache is None:
             return values
         cache[tag] = values
@@ -92,7 +102,7 @@ def studies_matching(matcher, cache=None):
     accepted = [v for v in values if matcher.matches_folded(v)]
     ids = set()
     for start in range(0, len(accepted), 500):
-        chunk = accepted[start:start + 500]
+        chunk = accepted[start : start + 500]
         ids.update(row.study_id for row in base.where(StudyTag.folded.in_(chunk)))
     return ids
 
@@ -104,7 +114,7 @@ def recompute(login, matchers, cache=None):
         ids |= studies_matching(matcher, cache)
     rows = [{"login": login.id, "study": sid} for sid in sorted(ids)]
     for start in range(0, len(rows), 500):
-        RuleMatch.insert_many(rows[start:start + 500]).execute()
+        RuleMatch.insert_many(rows[start : start + 500]).execute()
     return len(ids)
 
 
@@ -118,18 +128,25 @@ def apply(specs, hashes):
         login = existing.pop(spec.name, None)
         password_hash = hashes.get(spec.name)
         if login is None:
-            login = RuleLogin.create(name=spec.name, description=spec.description,
-                                     password_hash=password_hash, active=True, digest="")
+            login = RuleLogin.create(
+                name=spec.name,
+                description=spec.description,
+                password_hash=password_hash,
+                active=True,
+                digest="",
+            )
         else:
             if login.password_hash != password_hash:
                 # A new password ends the sessions opened with the old one.
                 Session.update(ended=True).where(Session.rule_login == login).execute()
-            RuleLogin.update(description=spec.description, password_hash=password_hash,
-                             active=True).where(RuleLogin.id == login.id).execute()
+            RuleLogin.update(
+                description=spec.description, password_hash=password_hash, active=True
+            ).where(RuleLogin.id == login.id).execute()
         if login.digest != spec.digest:
             Rule.delete().where(Rule.login == login).execute()
-            Rule.insert_many([{"login": login.id, "tag": t, "value": v}
-                              for t, v in spec.rules]).execute()
+            Rule.insert_many(
+                [{"login": login.id, "tag": t, "value": v} for t, v in spec.rules]
+            ).execute()
             count = recompute(login, spec.matchers, cache)
             RuleLogin.update(digest=spec.digest).where(RuleLogin.id == login.id).execute()
             changed.append((spec.name, count))
@@ -157,13 +174,24 @@ def sync(rules_path, passwords_path):
         except (RulesError, json.JSONDecodeError) as exc:
             RuleLogin.update(active=False).execute()
             set_value(DIGEST_KEY, digest)
-            error = exc.as_dict() if isinstance(exc, RulesError) else {
-                "code": "json", "line": exc.lineno, "column": exc.colno,
-                "params": {"detail": f"{passwords_path}: {exc.msg}"}}
-            set_value(ERROR_KEY, json.dumps(dict(error, file=os.path.basename(rules_path)),
-                                            ensure_ascii=False))
+            error = (
+                exc.as_dict()
+                if isinstance(exc, RulesError)
+                else {
+                    "code": "json",
+                    "line": exc.lineno,
+                    "column": exc.colno,
+                    "params": {"detail": f"{passwords_path}: {exc.msg}"},
+                }
+            )
+            set_value(
+                ERROR_KEY,
+                json.dumps(dict(error, file=os.path.basename(rules_path)), ensure_ascii=False),
+            )
             forget_recent()
-            log.error("rules file rejected, every rule login is disabled until it is fixed: %s", exc)
+            log.error(
+                "rules file rejected, every rule login is disabled until it is fixed: %s", exc
+            )
             audit.record("rules_rejected", subject=os.path.basename(rules_path), detail=str(exc))
             return None
         changed = apply(specs, hashes)
@@ -181,15 +209,24 @@ def match_study(study):
     """Record which rule logins see a newly recorded (or updated) study;
     none while its identity is in conflict (authsvc/conflicts.py)."""
     RuleMatch.delete().where(RuleMatch.study == study).execute()
-    if IdentityConflict.select().where((IdentityConflict.study_orthanc_id == study.orthanc_id)
-                                       & (IdentityConflict.state == "open")).exists():
+    if (
+        IdentityConflict.select()
+        .where(
+            (IdentityConflict.study_orthanc_id == study.orthanc_id)
+            & (IdentityConflict.state == "open")
+        )
+        .exists()
+    ):
         return
     values = {}
     for row in StudyTag.select(StudyTag.tag, StudyTag.folded).where(StudyTag.study == study):
         values.setdefault(row.tag, set()).add(row.folded)
     matched = set()
-    query = (Rule.select(Rule, RuleLogin).join(RuleLogin)
-             .where(RuleLogin.active & Rule.tag.in_(list(values) or [""])))
+    query = (
+        Rule.select(Rule, RuleLogin)
+        .join(RuleLogin)
+        .where(RuleLogin.active & Rule.tag.in_(list(values) or [""]))
+    )
     for rule in query:
         if rule.login_id in matched:
             continue

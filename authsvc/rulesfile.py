@@ -28,37 +28,46 @@ def _plain(message, **values):
 # catalogs).
 def _texts(_):
     return {
-        "trailing_comma": _("a comma before %(closer)s: remove it (JSON allows no comma "
-                            "after the last entry of a list or an object)."),
-        "missing_comma": _("a comma is missing at the end of this line, between two "
-                           "entries: add one."),
-        "double_quotes": _("names and texts must be in double quotes (\"...\"), not in "
-                           "single quotes or none."),
+        "trailing_comma": _(
+            "a comma before %(closer)s: remove it (JSON allows no comma "
+            "after the last entry of a list or an object)."
+        ),
+        "missing_comma": _(
+            "a comma is missing at the end of this line, between two entries: add one."
+        ),
+        "double_quotes": _(
+            'names and texts must be in double quotes ("..."), not in single quotes or none.'
+        ),
         "missing_colon": _("a colon (:) is missing between a name and its value."),
         "unterminated_string": _("this text has no closing double quote: add one at its end."),
         "control_char": _("a text holds a line break or a tab: keep each text on one line."),
         "bad_escape": _("a backslash in a text must be written twice (\\\\)."),
         "extra_data": _("something follows the end of the rules (their last }): remove it."),
         "inline_comment": _("a comment must be on a line of its own, starting with //."),
-        "expecting_value": _("a value is missing here: a \"text\", true, false, a number, "
-                             "a [list] or an {object}."),
+        "expecting_value": _(
+            'a value is missing here: a "text", true, false, a number, a [list] or an {object}.'
+        ),
         "json": _("this is not valid JSON (%(detail)s)."),
         "not_utf8": _("the file is not UTF-8 text: save it as UTF-8."),
-        "not_object": _("the file must be one object with a \"logins\" list."),
-        "entry_not_object": _("each entry of \"logins\" must be an object {...}."),
-        "bad_login": _("\"login\" must be 1-64 characters of a-z 0-9 - _ . (it is %(found)s)."),
+        "not_object": _('the file must be one object with a "logins" list.'),
+        "entry_not_object": _('each entry of "logins" must be an object {...}.'),
+        "bad_login": _('"login" must be 1-64 characters of a-z 0-9 - _ . (it is %(found)s).'),
         "duplicate_login": _("the login %(login)s appears twice: rename or remove one."),
-        "bad_enabled": _("\"enabled\" of %(login)s must be true or false."),
-        "no_rules": _("the login %(login)s needs a non-empty \"rules\" list."),
-        "rule_not_object": _("rule %(rule)s of %(login)s must be an object "
-                             "{\"tag\": ..., \"value\": ...}."),
-        "unknown_keyword": _("%(keyword)s (rule %(rule)s of %(login)s) is not a DICOM "
-                             "keyword: check its spelling, or write the tag as (gggg,eeee)."),
-        "bad_tag": _("rule %(rule)s of %(login)s: \"tag\" must be a DICOM keyword or "
-                     "(gggg,eeee)."),
-        "bad_value": _("rule %(rule)s of %(login)s: \"value\" must be a non-empty text."),
-        "wildcards_only": _("rule %(rule)s of %(login)s: the value must name something "
-                            "besides wildcards (* alone would open every study)."),
+        "bad_enabled": _('"enabled" of %(login)s must be true or false.'),
+        "no_rules": _('the login %(login)s needs a non-empty "rules" list.'),
+        "rule_not_object": _(
+            'rule %(rule)s of %(login)s must be an object {"tag": ..., "value": ...}.'
+        ),
+        "unknown_keyword": _(
+            "%(keyword)s (rule %(rule)s of %(login)s) is not a DICOM "
+            "keyword: check its spelling, or write the tag as (gggg,eeee)."
+        ),
+        "bad_tag": _('rule %(rule)s of %(login)s: "tag" must be a DICOM keyword or (gggg,eeee).'),
+        "bad_value": _('rule %(rule)s of %(login)s: "value" must be a non-empty text.'),
+        "wildcards_only": _(
+            "rule %(rule)s of %(login)s: the value must name something "
+            "besides wildcards (* alone would open every study)."
+        ),
     }
 
 
@@ -71,8 +80,7 @@ class RulesError(ValueError):
         super().__init__(describe(self.as_dict()))
 
     def as_dict(self):
-        return {"code": self.code, "line": self.line, "column": self.column,
-                "params": self.params}
+        return {"code": self.code, "line": self.line, "column": self.column, "params": self.params}
 
 
 def describe(error, _=_plain):
@@ -93,14 +101,23 @@ def describe(error, _=_plain):
     return f"{where}: {problem}"
 
 
-_SYNTAX = {"trailing_comma", "missing_comma", "double_quotes", "missing_colon",
-           "unterminated_string", "control_char", "bad_escape", "extra_data",
-           "inline_comment", "expecting_value", "json"}
+_SYNTAX = {
+    "trailing_comma",
+    "missing_comma",
+    "double_quotes",
+    "missing_colon",
+    "unterminated_string",
+    "control_char",
+    "bad_escape",
+    "extra_data",
+    "inline_comment",
+    "expecting_value",
+    "json",
+}
 
 
 def strip_comments(text):
-    return "\n".join("" if line.lstrip().startswith("//") else line
-                     for line in text.splitlines())
+    return "\n".join("" if line.lstrip().startswith("//") else line for line in text.splitlines())
 
 
 def _line_col(text, pos):
@@ -120,7 +137,7 @@ def syntax_error(text, exc):
     """A JSONDecodeError on the comment-stripped text, as the person who
     edits the file needs it."""
     pos, msg = exc.pos, exc.msg
-    here = text[pos:pos + 1]
+    here = text[pos : pos + 1]
     prev = _before(text, pos)
     if here in "]}" and here and prev >= 0 and text[prev] == ",":
         return RulesError("trailing_comma", *_line_col(text, prev), closer=here)
@@ -129,11 +146,17 @@ def syntax_error(text, exc):
     if msg.startswith("Expecting ',' delimiter"):
         return RulesError("missing_comma", *_line_col(text, prev + 1))
     if msg.startswith("Expecting property name") or (
-            msg.startswith("Expecting value") and (here == "'" or here.isalpha())):
+        msg.startswith("Expecting value") and (here == "'" or here.isalpha())
+    ):
         return RulesError("double_quotes", *_line_col(text, pos))
-    codes = {"Expecting ':' delimiter": "missing_colon", "Unterminated string": "unterminated_string",
-             "Invalid control character": "control_char", "Invalid \\": "bad_escape",
-             "Extra data": "extra_data", "Expecting value": "expecting_value"}
+    codes = {
+        "Expecting ':' delimiter": "missing_colon",
+        "Unterminated string": "unterminated_string",
+        "Invalid control character": "control_char",
+        "Invalid \\": "bad_escape",
+        "Extra data": "extra_data",
+        "Expecting value": "expecting_value",
+    }
     for start, code in codes.items():
         if msg.startswith(start):
             return RulesError(code, *_line_col(text, pos))
@@ -157,7 +180,7 @@ class _Lines:
         if n - 1 >= len(self.logins):
             return None
         end = self.logins[n] if n < len(self.logins) else len(self.text)
-        tags = [m.start() for m in re.finditer(r'"tag"\s*:', self.text[self.logins[n - 1]:end])]
+        tags = [m.start() for m in re.finditer(r'"tag"\s*:', self.text[self.logins[n - 1] : end])]
         if k - 1 < len(tags):
             return _line_col(self.text, self.logins[n - 1] + tags[k - 1])[0]
         return self.entry(n)
@@ -174,6 +197,7 @@ class LoginSpec:
     @property
     def digest(self):
         import hashlib
+
         return hashlib.sha256(json.dumps(sorted(self.rules)).encode()).hexdigest()
 
 
@@ -185,11 +209,13 @@ def _rule(rule, where, k, name):
     except TagError as exc:
         tag = rule.get("tag")
         if isinstance(tag, str) and tag.strip() and "keyword" in str(exc):
-            raise RulesError("unknown_keyword", where, keyword=tag.strip(), rule=k, login=name)
-        raise RulesError("bad_tag", where, rule=k, login=name)
+            raise RulesError(
+                "unknown_keyword", where, keyword=tag.strip(), rule=k, login=name
+            ) from exc
+        raise RulesError("bad_tag", where, rule=k, login=name) from exc
     except ValueError as exc:
         code = "wildcards_only" if "wildcards" in str(exc) else "bad_value"
-        raise RulesError(code, where, rule=k, login=name)
+        raise RulesError(code, where, rule=k, login=name) from exc
 
 
 def parse_all(text):
@@ -209,8 +235,12 @@ def parse_all(text):
         if not isinstance(entry, dict):
             raise RulesError("entry_not_object", where)
         name = entry.get("login")
-        if not isinstance(name, str) or not name or len(name) > 64 \
-                or not set(name) <= LOGIN_NAME_CHARS:
+        if (
+            not isinstance(name, str)
+            or not name
+            or len(name) > 64
+            or not set(name) <= LOGIN_NAME_CHARS
+        ):
             raise RulesError("bad_login", where, found=json.dumps(name, ensure_ascii=False))
         if name in seen:
             raise RulesError("duplicate_login", where, login=name)

@@ -35,16 +35,24 @@ class Principal:
 
     def as_json(self):
         if self.kind == "patient":
-            return {"kind": "patient", "patient_id": self.patient.patient_id,
-                    "name": self.patient.name}
+            return {
+                "kind": "patient",
+                "patient_id": self.patient.patient_id,
+                "name": self.patient.name,
+            }
         if self.kind == "rule":
-            return {"kind": "rule", "login": self.rule_login.name,
-                    "description": self.rule_login.description}
+            return {
+                "kind": "rule",
+                "login": self.rule_login.name,
+                "description": self.rule_login.description,
+            }
         if self.kind == "share":
-            return {"kind": "share", "expires_at": self.share.expires_at.isoformat() + "Z",
-                    "study": self.share.study.orthanc_id if self.share.study else None}
-        return {"kind": "staff", "username": self.staff.username,
-                "role": self.staff.role}
+            return {
+                "kind": "share",
+                "expires_at": self.share.expires_at.isoformat() + "Z",
+                "study": self.share.study.orthanc_id if self.share.study else None,
+            }
+        return {"kind": "staff", "username": self.staff.username, "role": self.staff.role}
 
     @property
     def audit_name(self):
@@ -61,17 +69,26 @@ class Principal:
 # The session and whichever principal it belongs to, in one query (compiled
 # once): this runs for every request Orthanc's filter asks about.
 _JOINED = (Session, Patient, StaffUser, RuleLogin, Share)
-_FOREIGN_KEYS = {Patient: "patient_id", StaffUser: "staff_id", RuleLogin: "rule_login_id",
-                 Share: "share_id"}
+_FOREIGN_KEYS = {
+    Patient: "patient_id",
+    StaffUser: "staff_id",
+    RuleLogin: "rule_login_id",
+    Share: "share_id",
+}
 
 
 def _session_statement():
     selected = [fastsql.columns(m) for m in _JOINED]
-    joins = "".join(f' LEFT JOIN {fastsql.table(m)} ON "{m._meta.table_name}"."id" = '
-                    f'"session"."{column}"' for m, column in _FOREIGN_KEYS.items())
+    joins = "".join(
+        f' LEFT JOIN {fastsql.table(m)} ON "{m._meta.table_name}"."id" = "session"."{column}"'
+        for m, column in _FOREIGN_KEYS.items()
+    )
     return fastsql.Statement(
-        "session", f'SELECT {", ".join(c for c, _ in selected)} FROM {fastsql.table(Session)}'
-        f'{joins} WHERE "session"."token_hash" = {{p}}', sum(w for _, w in selected))
+        "session",
+        f"SELECT {', '.join(c for c, _ in selected)} FROM {fastsql.table(Session)}"
+        f'{joins} WHERE "session"."token_hash" = {{p}}',
+        sum(w for _, w in selected),
+    )
 
 
 SESSION = _session_statement()
@@ -100,11 +117,15 @@ def _fetch_session(token_hash, reuse=False):
     made, at = {}, 0
     for model in _JOINED:
         width = len(model._meta.sorted_fields)
-        made[model] = fastsql.row_object(model, raw[at:at + width])
+        made[model] = fastsql.row_object(model, raw[at : at + width])
         at += width
     session = made[Session]
-    for model, name in ((Patient, "patient"), (StaffUser, "staff"),
-                        (RuleLogin, "rule_login"), (Share, "share")):
+    for model, name in (
+        (Patient, "patient"),
+        (StaffUser, "staff"),
+        (RuleLogin, "rule_login"),
+        (Share, "share"),
+    ):
         if made[model] is not None:
             setattr(session, name, made[model])
     if reuse:
@@ -151,8 +172,16 @@ class SessionStore:
 
     def start(self, *, patient=None, staff=None, rule_login=None, share=None):
         """A new session (never a reused token); returns the token, shown once."""
-        kinds = [k for k, v in (("patient", patient), ("staff", staff),
-                                ("rule", rule_login), ("share", share)) if v is not None]
+        kinds = [
+            k
+            for k, v in (
+                ("patient", patient),
+                ("staff", staff),
+                ("rule", rule_login),
+                ("share", share),
+            )
+            if v is not None
+        ]
         if len(kinds) != 1:
             raise ValueError("a session belongs to exactly one principal")
         token = secrets.token_urlsafe(32)  # 256 bits
@@ -160,9 +189,17 @@ class SessionStore:
         expires = now + self.max_age
         if share is not None:
             expires = min(expires, share.expires_at)
-        Session.create(token_hash=self.token_hash(token), kind=kinds[0],
-                       patient=patient, staff=staff, rule_login=rule_login, share=share,
-                       created_at=now, last_seen=now, expires_at=expires)
+        Session.create(
+            token_hash=self.token_hash(token),
+            kind=kinds[0],
+            patient=patient,
+            staff=staff,
+            rule_login=rule_login,
+            share=share,
+            created_at=now,
+            last_seen=now,
+            expires_at=expires,
+        )
         return token
 
     def resolve(self, token):
@@ -268,8 +305,11 @@ class SessionStore:
 
     def end(self, token):
         if isinstance(token, str) and token:
-            (Session.update(ended=True)
-             .where(Session.token_hash == self.token_hash(token)).execute())
+            (
+                Session.update(ended=True)
+                .where(Session.token_hash == self.token_hash(token))
+                .execute()
+            )
             forget_recent()
 
     def end_all_for_patient(self, patient):

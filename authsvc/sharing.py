@@ -29,12 +29,15 @@ def _no_store(response):
 
 
 def share_json(share, url=None):
-    data = {"id": share.id, "patient_id": share.patient.patient_id,
-            "study": share.study.orthanc_id if share.study_id else None,
-            "created_at": share.created_at.isoformat() + "Z",
-            "expires_at": share.expires_at.isoformat() + "Z",
-            "revoked": share.revoked_at is not None,
-            "active": share.revoked_at is None and utcnow() < share.expires_at}
+    data = {
+        "id": share.id,
+        "patient_id": share.patient.patient_id,
+        "study": share.study.orthanc_id if share.study_id else None,
+        "created_at": share.created_at.isoformat() + "Z",
+        "expires_at": share.expires_at.isoformat() + "Z",
+        "revoked": share.revoked_at is not None,
+        "active": share.revoked_at is None and utcnow() < share.expires_at,
+    }
     if url:
         data["url"] = url
         data["qr_svg"] = qr.svg(url)
@@ -44,9 +47,14 @@ def share_json(share, url=None):
 def _days(body):
     cfg = current_app.config
     days = body.get("days", cfg["SHARE_DEFAULT_DAYS"])
-    if isinstance(days, bool) or not isinstance(days, int) \
-            or not 1 <= days <= int(cfg["SHARE_MAX_DAYS"]):
-        raise ApiError(400, "bad_field", f"'days' must be a whole number from 1 to {cfg['SHARE_MAX_DAYS']}.")
+    if (
+        isinstance(days, bool)
+        or not isinstance(days, int)
+        or not 1 <= days <= int(cfg["SHARE_MAX_DAYS"])
+    ):
+        raise ApiError(
+            400, "bad_field", f"'days' must be a whole number from 1 to {cfg['SHARE_MAX_DAYS']}."
+        )
     return days
 
 
@@ -59,19 +67,27 @@ def create_share():
     days = _days(body)
     study = None
     if body.get("study") is not None:
-        study = Study.get_or_none((Study.orthanc_id == str(body["study"]))
-                                  & (Study.patient == principal.patient))
+        study = Study.get_or_none(
+            (Study.orthanc_id == str(body["study"])) & (Study.patient == principal.patient)
+        )
         if study is None:
             raise ApiError(404, "no_such_study", "No such study among yours.")
     secret = secrets.token_urlsafe(24)  # 192 bits
-    share = Share.create(secret_hash=services().sessions.token_hash(secret),
-                         patient=principal.patient, study=study,
-                         expires_at=utcnow() + datetime.timedelta(days=days))
+    share = Share.create(
+        secret_hash=services().sessions.token_hash(secret),
+        patient=principal.patient,
+        study=study,
+        expires_at=utcnow() + datetime.timedelta(days=days),
+    )
     url = f"{current_app.config['PUBLIC_URL'].rstrip('/')}/#share={secret}"
     log.info("share #%s created by %s", share.id, principal.audit_name)
-    audit.record("share_created", actor=principal.audit_name, subject=f"share #{share.id}",
-                 address=request.remote_addr,
-                 detail=f"study {study.orthanc_id}" if study else "all studies")
+    audit.record(
+        "share_created",
+        actor=principal.audit_name,
+        subject=f"share #{share.id}",
+        address=request.remote_addr,
+        detail=f"study {study.orthanc_id}" if study else "all studies",
+    )
     return jsonify(share_json(share, url)), 201
 
 
@@ -93,15 +109,22 @@ def revoke_share(share_id):
     principal = require_principal()
     json_body()
     share = Share.get_or_none(Share.id == share_id)
-    allowed = share is not None and (principal.kind == "staff" or (
-        principal.kind == "patient" and share.patient_id == principal.patient.id))
+    allowed = share is not None and (
+        principal.kind == "staff"
+        or (principal.kind == "patient" and share.patient_id == principal.patient.id)
+    )
     if not allowed:
         raise ApiError(404, "no_such_share", "No such share.")
     if share.revoked_at is None:
         Share.update(revoked_at=utcnow(), revoked_by=principal.audit_name).where(
-            Share.id == share.id).execute()
+            Share.id == share.id
+        ).execute()
         forget_recent()
         log.info("share #%s revoked by %s", share.id, principal.audit_name)
-        audit.record("share_revoked", actor=principal.audit_name, subject=f"share #{share.id}",
-                     address=request.remote_addr)
+        audit.record(
+            "share_revoked",
+            actor=principal.audit_name,
+            subject=f"share #{share.id}",
+            address=request.remote_addr,
+        )
     return jsonify(ok=True)

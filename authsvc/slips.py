@@ -46,8 +46,12 @@ def qr_svg(data):
 def patient_studies(patient):
     """The studies a slip names, newest first (a patient with two studies
     knows which the password opens)."""
-    return list(Study.select().where(Study.patient == patient)
-                .order_by(Study.study_date.desc(), Study.recorded_at.desc()).limit(MAX_STUDIES + 1))
+    return list(
+        Study.select()
+        .where(Study.patient == patient)
+        .order_by(Study.study_date.desc(), Study.recorded_at.desc())
+        .limit(MAX_STUDIES + 1)
+    )
 
 
 def slip_body(patient, password, layout, lang, suffix=""):
@@ -55,15 +59,24 @@ def slip_body(patient, password, layout, lang, suffix=""):
     a batch's slips apart."""
     studies = patient_studies(patient)
     with force_locale(lang):
-        return Markup(render_template(
-            "slip_body.html", lang=lang, layout=layout, patient=patient, suffix=suffix,
-            studies=studies[:MAX_STUDIES], more=len(studies) > MAX_STUDIES,
-            modalities=lambda study: ", ".join(codes(study.modalities)),
-            printed=local_datetime(utcnow()),
-            groups=password.split("-"), qr=qr_svg(qr_url(patient.patient_id, password)),
-            public_url=current_app.config["PUBLIC_URL"].rstrip("/"),
-            hospital=current_app.config["HOSPITAL_NAME"],
-            void=publicurl.unusable(current_app.config["PUBLIC_URL"])))
+        return Markup(
+            render_template(
+                "slip_body.html",
+                lang=lang,
+                layout=layout,
+                patient=patient,
+                suffix=suffix,
+                studies=studies[:MAX_STUDIES],
+                more=len(studies) > MAX_STUDIES,
+                modalities=lambda study: ", ".join(codes(study.modalities)),
+                printed=local_datetime(utcnow()),
+                groups=password.split("-"),
+                qr=qr_svg(qr_url(patient.patient_id, password)),
+                public_url=current_app.config["PUBLIC_URL"].rstrip("/"),
+                hospital=current_app.config["HOSPITAL_NAME"],
+                void=publicurl.unusable(current_app.config["PUBLIC_URL"]),
+            )
+        )
 
 
 def chosen_layout():
@@ -91,12 +104,20 @@ def slip(patient_id):
     state, password = login_state(patient)
     body = slip_body(patient, password, layout, lang) if password else None
     return render_page(
-        "slip.html", patient=patient, study=study, layout=layout, layouts=LAYOUTS,
-        slip_lang=lang, state=state, body=body, auto_print=request.args.get("print") == "1",
+        "slip.html",
+        patient=patient,
+        study=study,
+        layout=layout,
+        layouts=LAYOUTS,
+        slip_lang=lang,
+        state=state,
+        body=body,
+        auto_print=request.args.get("print") == "1",
         password_set_at=patient.password_set_at.isoformat() if patient.password_set_at else "",
         display_available=display.available(),
         block_url=url_for("slips.report_block", patient=patient.patient_id, slip_lang=lang),
-        back=url_for("staff.dashboard"))
+        back=url_for("staff.dashboard"),
+    )
 
 
 @bp.get("/staff/batch-slips")
@@ -116,14 +137,24 @@ def batch():
             continue
         seen.add(patient.id)
         lang = slip_language(patient)
-        slips.append({"patient_id": patient.patient_id, "language": lang,
-                      "password_set_at": patient.password_set_at.isoformat(),
-                      "body": slip_body(patient, password, layout, lang, suffix=f"-{len(slips) + 1}")})
+        slips.append(
+            {
+                "patient_id": patient.patient_id,
+                "language": lang,
+                "password_set_at": patient.password_set_at.isoformat(),
+                "body": slip_body(patient, password, layout, lang, suffix=f"-{len(slips) + 1}"),
+            }
+        )
     return render_page(
-        "slip_batch.html", slips=slips, layout=layout,
-        items=[{k: v for k, v in s.items() if k != "body"} for s in slips], layouts=LAYOUTS,
-        filters=batch_args(request.args), auto_print=request.args.get("print") == "1" and slips,
-        back=url_for("staff.dashboard"))
+        "slip_batch.html",
+        slips=slips,
+        layout=layout,
+        items=[{k: v for k, v in s.items() if k != "body"} for s in slips],
+        layouts=LAYOUTS,
+        filters=batch_args(request.args),
+        auto_print=request.args.get("print") == "1" and slips,
+        back=url_for("staff.dashboard"),
+    )
 
 
 @bp.get("/staff/report-block")
@@ -139,17 +170,29 @@ def report_block():
         return error_page(404, gettext("There is no patient with this ID."))
     _state, password = login_state(patient)
     if not password:
-        return error_page(409, gettext("This password is no longer kept: reissue it to print a slip."))
+        return error_page(
+            409, gettext("This password is no longer kept: reissue it to print a slip.")
+        )
     lang = request.args.get("slip_lang")
     lang = lang if lang in LANGUAGES else slip_language(patient)
     url = current_app.config["PUBLIC_URL"].rstrip("/")
     with force_locale(lang):
         labels = (gettext("Address"), gettext("Patient ID"), gettext("Password"))
-    png = report_block_png(qr_url(patient.patient_id, password), labels,
-                           (url, patient.patient_id, " ".join(password.split("-"))))
-    audit.record("password_printed", actor=principal.audit_name,
-                 subject=f"patient {patient.patient_id}", address=request.remote_addr,
-                 detail="block for the report downloaded; display copy kept")
+    png = report_block_png(
+        qr_url(patient.patient_id, password),
+        labels,
+        (url, patient.patient_id, " ".join(password.split("-"))),
+    )
+    audit.record(
+        "password_printed",
+        actor=principal.audit_name,
+        subject=f"patient {patient.patient_id}",
+        address=request.remote_addr,
+        detail="block for the report downloaded; display copy kept",
+    )
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in patient.patient_id)
-    return Response(png, mimetype="image/png", headers={
-        "Content-Disposition": f'attachment; filename="access-{safe}.png"'})
+    return Response(
+        png,
+        mimetype="image/png",
+        headers={"Content-Disposition": f'attachment; filename="access-{safe}.png"'},
+    )

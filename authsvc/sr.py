@@ -43,8 +43,12 @@ def _number(item):
     unit = ""
     if units is not None:
         # UCUM's codes are what people read ("mm", "cm2"); "1" means no unit.
-        unit = (str(units.CodeValue) if getattr(units, "CodingSchemeDesignator", "") == "UCUM"
-                and getattr(units, "CodeValue", "") else str(getattr(units, "CodeMeaning", "")))
+        unit = (
+            str(units.CodeValue)
+            if getattr(units, "CodingSchemeDesignator", "") == "UCUM"
+            and getattr(units, "CodeValue", "")
+            else str(getattr(units, "CodeMeaning", ""))
+        )
     value = str(getattr(measured, "NumericValue", "")).strip()
     return f"{value} {unit}".strip() if unit not in ("", "1", "no units") else value
 
@@ -84,8 +88,13 @@ def _walk(items, depth, lines):
         else:
             value = _value(item).strip()
             if value or name:
-                lines.append({"depth": depth, "heading": False,
-                              "text": f"{name}: {value}" if name and value else (value or name)})
+                lines.append(
+                    {
+                        "depth": depth,
+                        "heading": False,
+                        "text": f"{name}: {value}" if name and value else (value or name),
+                    }
+                )
         if depth < MAX_DEPTH:
             _walk(getattr(item, "ContentSequence", None), depth + 1, lines)
 
@@ -110,5 +119,9 @@ def document(data):
         state = gettext("Preliminary report: not complete yet")
     else:
         state = gettext("Report not verified yet")
-    return {"title": _meaning(ds, "ConceptNameCodeSequence") or gettext("Report"),
-            "date": study_date(str(getattr(ds, "ContentDate", ""))), "state": state, "lines": lines}
+    return {
+        "title": _meaning(ds, "ConceptNameCodeSequence") or gettext("Report"),
+        "date": study_date(str(getattr(ds, "ContentDate", ""))),
+        "state": state,
+        "lines": lines,
+    }

@@ -77,8 +77,14 @@ SITE_DEFAULTS = {
     "authsvc": {},
 }
 
-SECRET_NAMES = ("secret_key", "ingest_secret", "orthanc_password", "proxy_password",
-                "forwarded_secret", "audit_key")
+SECRET_NAMES = (
+    "secret_key",
+    "ingest_secret",
+    "orthanc_password",
+    "proxy_password",
+    "forwarded_secret",
+    "audit_key",
+)
 # What every child and command of the launcher creates is its owner's only
 # (database, WAL, Orthanc's storage and caches, logs, backups).
 UMASK = 0o077
@@ -91,8 +97,9 @@ PROXY_USER = "nginx"
 def _write(path, text, mode=0o644):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w",
-              encoding="utf-8") as fh:
+    with open(
+        os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w", encoding="utf-8"
+    ) as fh:
         fh.write(text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
@@ -145,8 +152,10 @@ def ensure_display_key(path, data_dir):
     """The display key in its own file (mode 0600, folder 0700), made once;
     one left in secrets.json by an earlier version is moved there."""
     if path.resolve().is_relative_to(data_dir.resolve()):
-        raise SystemExit(f"display_key_file {path} is inside the data folder: the key "
-                         "must not travel with the database and its backups")
+        raise SystemExit(
+            f"display_key_file {path} is inside the data folder: the key "
+            "must not travel with the database and its backups"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     secrets_path = data_dir / "secrets.json"
@@ -191,24 +200,42 @@ def orthanc_local_config(site, secrets, data_dir, lua_dir=None):
     modalities = {}
     for aet, m in site["modalities"].items():
         allow_query = bool(m.get("allow_query", False))
-        modalities[aet] = {"AET": aet, "Host": m["host"], "Port": int(m["port"]),
-                           "AllowEcho": True, "AllowStore": True,
-                           "AllowFind": allow_query, "AllowMove": allow_query,
-                           "AllowGet": allow_query, "AllowStorageCommitment": False}
-    plugins = [p for p in ("/usr/share/orthanc/plugins/libOrthancWebViewer.so",
-                           "/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-               if orthanc_has(p)]
+        modalities[aet] = {
+            "AET": aet,
+            "Host": m["host"],
+            "Port": int(m["port"]),
+            "AllowEcho": True,
+            "AllowStore": True,
+            "AllowFind": allow_query,
+            "AllowMove": allow_query,
+            "AllowGet": allow_query,
+            "AllowStorageCommitment": False,
+        }
+    plugins = [
+        p
+        for p in (
+            "/usr/share/orthanc/plugins/libOrthancWebViewer.so",
+            "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
+        )
+        if orthanc_has(p)
+    ]
     extra = {}
     pg = site.get("orthanc_postgresql")
     if pg:
         if not orthanc_has(POSTGRESQL_INDEX_PLUGIN):
-            raise SystemExit("orthanc_postgresql is set but Debian's orthanc-postgresql "
-                             "is not installed (apt-get install orthanc-postgresql)")
+            raise SystemExit(
+                "orthanc_postgresql is set but Debian's orthanc-postgresql "
+                "is not installed (apt-get install orthanc-postgresql)"
+            )
         plugins.append(POSTGRESQL_INDEX_PLUGIN)
         extra["PostgreSQL"] = {
-            "EnableIndex": True, "EnableStorage": False, "Lock": True,
-            "Host": pg.get("host", "127.0.0.1"), "Port": int(pg.get("port", 5432)),
-            "Database": pg["database"], "Username": pg["username"],
+            "EnableIndex": True,
+            "EnableStorage": False,
+            "Lock": True,
+            "Host": pg.get("host", "127.0.0.1"),
+            "Port": int(pg.get("port", 5432)),
+            "Database": pg["database"],
+            "Username": pg["username"],
             "Password": secrets.get("orthanc_db_password", ""),
         }
     return {
@@ -223,8 +250,10 @@ def orthanc_local_config(site, secrets, data_dir, lua_dir=None):
         "Plugins": plugins,
         # Copies (Stack.configure's, the install's), not the repository's.
         "LuaScripts": [str(lua_dir / name) for name in LUA_SCRIPTS],
-        "RegisteredUsers": {SERVICE_USER: secrets["orthanc_password"],
-                            PROXY_USER: secrets["proxy_password"]},
+        "RegisteredUsers": {
+            SERVICE_USER: secrets["orthanc_password"],
+            PROXY_USER: secrets["proxy_password"],
+        },
         "WebViewer": {"CachePath": str(data_dir / "orthanc" / "webviewer-cache")},
         "PatientAccess": {
             "ServiceUrl": f"http://127.0.0.1:{site['service_port']}",
@@ -444,8 +473,12 @@ def nginx_config(site, secrets, data_dir):
     user = "user www-data;" if os.geteuid() == 0 else ""
     logs = data_dir / "logs"
     return NGINX_CONF.format(
-        user=user, run=data_dir / "nginx", logs=logs, tmp=data_dir / "nginx" / "tmp",
-        site=nginx_site(site, secrets, data_dir, access_log=logs / "nginx-access.log"))
+        user=user,
+        run=data_dir / "nginx",
+        logs=logs,
+        tmp=data_dir / "nginx" / "tmp",
+        site=nginx_site(site, secrets, data_dir, access_log=logs / "nginx-access.log"),
+    )
 
 
 def nginx_site(site, secrets, data_dir, access_log, error_log=None):
@@ -454,24 +487,38 @@ def nginx_site(site, secrets, data_dir, access_log, error_log=None):
     tls = tls_enabled(site)
     hsts = HSTS if tls else ""
     common = SERVER_COMMON.format(
-        access_log=access_log, error_log=f"    error_log {error_log} warn;\n" if error_log else "")
-    to_orthanc = TO_ORTHANC.format(orthanc_port=site["orthanc_http_port"], proxy_basic=basic,
-                                   hsts="\n  " + hsts if tls else "")
+        access_log=access_log, error_log=f"    error_log {error_log} warn;\n" if error_log else ""
+    )
+    to_orthanc = TO_ORTHANC.format(
+        orthanc_port=site["orthanc_http_port"], proxy_basic=basic, hsts="\n  " + hsts if tls else ""
+    )
     if tls:
         listen = LISTEN_HTTPS.format(
-            address=site["http_address"], https_port=site["https_port"], hsts=hsts,
+            address=site["http_address"],
+            https_port=site["https_port"],
+            hsts=hsts,
             certificate=_nginx_path(site["tls_certificate"], data_dir),
-            key=_nginx_path(site["tls_key"], data_dir))
-        http_redirect = HTTP_REDIRECT.format(address=site["http_address"], port=site["http_port"],
-                                             https_base=_https_base(site), server_common=common)
+            key=_nginx_path(site["tls_key"], data_dir),
+        )
+        http_redirect = HTTP_REDIRECT.format(
+            address=site["http_address"],
+            port=site["http_port"],
+            https_base=_https_base(site),
+            server_common=common,
+        )
     else:
         listen = LISTEN_HTTP.format(address=site["http_address"], port=site["http_port"])
         http_redirect = ""
     return NGINX_SITE.format(
-        to_orthanc=to_orthanc, hot_reads=hot_reads_regex(), listen=listen,
-        server_common=common, http_redirect=http_redirect,
-        service_port=site["service_port"], cookie=_cookie_name(site),
-        forwarded_secret=secrets["forwarded_secret"])
+        to_orthanc=to_orthanc,
+        hot_reads=hot_reads_regex(),
+        listen=listen,
+        server_common=common,
+        http_redirect=http_redirect,
+        service_port=site["service_port"],
+        cookie=_cookie_name(site),
+        forwarded_secret=secrets["forwarded_secret"],
+    )
 
 
 def _https_base(site):
@@ -479,6 +526,7 @@ def _https_base(site):
     it is HTTPS (never the request's own Host header), else this host's
     name as asked, on https_port."""
     from urllib.parse import urlsplit
+
     url = urlsplit(site["public_url"])
     if url.scheme == "https":
         if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", url.netloc):
@@ -533,8 +581,11 @@ class Stack:
         if not (d / "rules.json").exists():
             # The examples, all commented out: no rule login until IT writes one.
             shutil.copyfile(REPO / "deploy" / "rules.example.json", d / "rules.json")
-        _write(d / "orthanc/config/local.json",
-               json.dumps(orthanc_local_config(self.site, self.secrets, d), indent=2), mode=0o600)
+        _write(
+            d / "orthanc/config/local.json",
+            json.dumps(orthanc_local_config(self.site, self.secrets, d), indent=2),
+            mode=0o600,
+        )
         _write(d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600)
         _write(d / "nginx/nginx.conf", nginx_config(self.site, self.secrets, d), mode=0o600)
         tighten(d)
@@ -542,12 +593,22 @@ class Stack:
     def prepare_database(self):
         """Migrations and the first admin, before the server starts. Returns
         the admin password when one was generated now (to print once)."""
-        out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "migrate"],
-                             env=self.env, check=True, capture_output=True, text=True,
-                             umask=UMASK)
-        out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "ensure-admin"],
-                             env=self.env, check=True, capture_output=True, text=True,
-                             umask=UMASK)
+        out = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "authsvc", "migrate"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            umask=UMASK,
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "authsvc", "ensure-admin"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            umask=UMASK,
+        )
         return out.stdout.strip()
 
     # -- processes -------------------------------------------------------
@@ -573,30 +634,61 @@ class Stack:
         log = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         os.chmod(path, 0o600)
         with log:
-            self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT, cwd=self.data_dir,
-                                                start_new_session=True, umask=UMASK)
+            self.procs[name] = subprocess.Popen(
+                argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+                umask=UMASK,
+            )
 
     def start_orthanc(self):
         command = self.env.get("AUTHSVC_ORTHANC_COMMAND") or "Orthanc"
         self._spawn("orthanc", [command, str(self.data_dir / "orthanc" / "config")])
-        self._wait_http(self.orthanc_url + "/system", "orthanc",
-                        auth=("authsvc", self.secrets["orthanc_password"]))
+        self._wait_http(
+            self.orthanc_url + "/system",
+            "orthanc",
+            auth=("authsvc", self.secrets["orthanc_password"]),
+        )
 
     def start_service(self):
-        self._spawn("authsvc", [
-            sys.executable, "-m", "gunicorn", "--config", str(REPO / "authsvc" / "gunicorn_conf.py"),
-            "--bind", f"127.0.0.1:{self.site['service_port']}",
-            "--workers", str(self.site["service_workers"]), "authsvc:create_app()"])
+        self._spawn(
+            "authsvc",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                str(REPO / "authsvc" / "gunicorn_conf.py"),
+                "--bind",
+                f"127.0.0.1:{self.site['service_port']}",
+                "--workers",
+                str(self.site["service_workers"]),
+                "authsvc:create_app()",
+            ],
+        )
         self._wait_http(self.service_url + "/api/health", "authsvc")
 
     def start_nginx(self):
         conf = self.data_dir / "nginx" / "nginx.conf"
-        self._spawn("nginx", ["nginx", "-e", str(self.logs / "nginx-error.log"),
-                              "-c", str(conf), "-g", "daemon off;"])
+        self._spawn(
+            "nginx",
+            [
+                "nginx",
+                "-e",
+                str(self.logs / "nginx-error.log"),
+                "-c",
+                str(conf),
+                "-g",
+                "daemon off;",
+            ],
+        )
         if tls_enabled(self.site):
             # Its own certificate, maybe self-signed: that it answers is the question.
             import urllib3
+
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             self._wait_http(self.https_url + "/api/health", "nginx", verify=False)
         else:
@@ -607,10 +699,16 @@ class Stack:
         while time.monotonic() < deadline:
             proc = self.procs[name]
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.logs}/{name}.log")
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}; see {self.logs}/{name}.log"
+                )
             try:
-                if requests.get(url, auth=auth, timeout=2, verify=verify,
-                                allow_redirects=False).status_code < 500:
+                if (
+                    requests.get(
+                        url, auth=auth, timeout=2, verify=verify, allow_redirects=False
+                    ).status_code
+                    < 500
+                ):
                     return
             except requests.RequestException:
                 pass
@@ -642,8 +740,11 @@ class Stack:
         return proc.returncode
 
     def starter(self, name):
-        return {"orthanc": self.start_orthanc, "authsvc": self.start_service,
-                "nginx": self.start_nginx}[name]
+        return {
+            "orthanc": self.start_orthanc,
+            "authsvc": self.start_service,
+            "nginx": self.start_nginx,
+        }[name]
 
     def start(self):
         self.configure()
@@ -664,13 +765,14 @@ def self_signed(data_dir, host, days=825):
     site.json is pointed at it unless it names another one. Each phone asks
     once whether to trust it (README, HTTPS)."""
     import ipaddress
+
     data_dir = Path(data_dir).resolve()
     try:
         ipaddress.ip_address(host)
         san = f"IP:{host}"
     except ValueError:
         if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", host):
-            raise SystemExit(f"not an IP address or a host name: {host!r}")
+            raise SystemExit(f"not an IP address or a host name: {host!r}") from None
         san = f"DNS:{host}"
     tls = data_dir / "tls"
     tls.mkdir(parents=True, exist_ok=True)
@@ -678,13 +780,34 @@ def self_signed(data_dir, host, days=825):
     cert, key = tls / "certificate.pem", tls / "key.pem"
     old_umask = os.umask(0o077)  # the key is never readable by others, not even a moment
     try:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes",
-                        "-days", str(days), "-subj", f"/CN={host}",
-                        "-addext", f"subjectAltName={san}",
-                        "-addext", "basicConstraints=critical,CA:FALSE",
-                        "-addext", "extendedKeyUsage=serverAuth",
-                        "-keyout", str(key), "-out", str(cert)],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-sha256",
+                "-nodes",
+                "-days",
+                str(days),
+                "-subj",
+                f"/CN={host}",
+                "-addext",
+                f"subjectAltName={san}",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-addext",
+                "extendedKeyUsage=serverAuth",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     finally:
         os.umask(old_umask)
     os.chmod(key, 0o600)
@@ -700,12 +823,15 @@ def self_signed(data_dir, host, days=825):
 def startup_warnings(site, data_dir):
     """What `make run` says after starting, before anyone prints a slip."""
     from . import publicurl
+
     if publicurl.unusable(site["public_url"]):
-        return [f"""
-WARNING: public_url is {site['public_url']}: it works on this server only, so
+        return [
+            f"""
+WARNING: public_url is {site["public_url"]}: it works on this server only, so
   every slip and QR code leads nowhere on a patient's phone (and staff pages and
   slips say so). Set "public_url" in {data_dir}/site.json to the address people
-  use on the hospital's network, then restart. `make doctor` checks the rest."""]
+  use on the hospital's network, then restart. `make doctor` checks the rest."""
+        ]
     return []
 
 
@@ -719,12 +845,15 @@ def main(argv=None):
         if not args.host:
             parser.error("self-signed needs --host (the address phones will open)")
         cert, key = self_signed(args.data_dir, args.host)
-        print(f"certificate {cert} and key {key} for {args.host}, valid 825 days;\n"
-              f"site.json names them (tls_certificate, tls_key). Set public_url to "
-              f"https://{args.host}:<https_port>/ and restart make run.")
+        print(
+            f"certificate {cert} and key {key} for {args.host}, valid 825 days;\n"
+            f"site.json names them (tls_certificate, tls_key). Set public_url to "
+            f"https://{args.host}:<https_port>/ and restart make run."
+        )
         return 0
     if args.command == "doctor":
         from . import doctor
+
         return doctor.run(args.data_dir, sys.stdout)
     stack = Stack(args.data_dir)
     if args.command == "configure":
@@ -745,14 +874,17 @@ def main(argv=None):
         stack.stop_all()
         print(f"could not start: {exc}", file=sys.stderr)
         return 1
-    print(f"""
+    print(
+        f"""
 Orthanc patient access is running.
-  Open:            {stack.site['public_url']}/
-  Orthanc (REST):  {stack.site['public_url']}/orthanc/   (a session is needed)
-  DICOM:           AE title {stack.site['dicom_aet']}, port {stack.site['dicom_port']}
+  Open:            {stack.site["public_url"]}/
+  Orthanc (REST):  {stack.site["public_url"]}/orthanc/   (a session is needed)
+  DICOM:           AE title {stack.site["dicom_aet"]}, port {stack.site["dicom_port"]}
   {admin}
   Settings:        {stack.data_dir}/site.json      Logs: {stack.logs}/
-Press Ctrl-C to stop.""", flush=True)
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
     for warning in startup_warnings(stack.site, stack.data_dir):
         print(warning, flush=True)
     Supervisor(stack).run(stopping)
@@ -796,8 +928,10 @@ class Supervisor:
             if name not in self.due:
                 code = self.stack.reap(name)
                 self.due[name] = now + self.delay[name]
-                self.say(f"{name} stopped (exit status {code}); starting it again in "
-                         f"{self.delay[name]:g} s; see {self.stack.logs}/{name}.log")
+                self.say(
+                    f"{name} stopped (exit status {code}); starting it again in "
+                    f"{self.delay[name]:g} s; see {self.stack.logs}/{name}.log"
+                )
                 continue
             if now < self.due[name]:
                 continue

@@ -20,10 +20,9 @@ from . import audit, auditchain, auditview, conflicts, dashboard_filters, displa
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
-from .models import (Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value,
-                     utcnow)
-from .sessions import forget_recent
+from .models import Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value, utcnow
 from .portal import active_only, share_rows, shares_query
+from .sessions import forget_recent
 from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, json_body, services
@@ -38,6 +37,7 @@ MIN_STAFF_PASSWORD = 12
 
 
 # -- who may do what -------------------------------------------------------
+
 
 def staff_or_error(admin=False):
     principal = current_principal()
@@ -66,6 +66,7 @@ def _patient_or_404(patient_id):
 
 
 # -- login state of a patient ----------------------------------------------
+
 
 def login_state(patient):
     """(state, pending password or None). States: none (no login yet),
@@ -100,15 +101,21 @@ def slip_language(patient):
 
 # -- pages -----------------------------------------------------------------
 
+
 @bp.get("/staff")
 def dashboard():
     principal, response = staff_page()
     if response:
         return response
     from .attach import REPORT_MAX_BYTES  # attach.py builds on this module
-    return render_page("dashboard.html", poll_seconds=current_app.config["DASHBOARD_POLL_SECONDS"],
-                       display_available=display.available(), rules_error=rules_error(),
-                       report_max_bytes=REPORT_MAX_BYTES)
+
+    return render_page(
+        "dashboard.html",
+        poll_seconds=current_app.config["DASHBOARD_POLL_SECONDS"],
+        display_available=display.available(),
+        rules_error=rules_error(),
+        report_max_bytes=REPORT_MAX_BYTES,
+    )
 
 
 def rules_error():
@@ -134,8 +141,9 @@ def rules_page():
         return response
     # The file's error, if any, in the page's language (its own box, not the
     # banner of the other staff pages).
-    return render_page("rules.html", rules_file=current_app.config["RULES_FILE"],
-                       rules_file_error=rules_error())
+    return render_page(
+        "rules.html", rules_file=current_app.config["RULES_FILE"], rules_file_error=rules_error()
+    )
 
 
 @bp.get("/staff/users")
@@ -143,8 +151,9 @@ def users_page():
     principal, response = staff_page(admin=True)
     if response:
         return response
-    return render_page("users.html", roles=ROLES, min_password=MIN_STAFF_PASSWORD,
-                       rules_error=rules_error())
+    return render_page(
+        "users.html", roles=ROLES, min_password=MIN_STAFF_PASSWORD, rules_error=rules_error()
+    )
 
 
 @bp.get("/staff/audit")
@@ -154,8 +163,13 @@ def audit_page():
     if response:
         return response
     report = auditchain.verify()
-    return render_page("audit.html", events=audit_event_names(), rules_error=rules_error(),
-                       verification=report, tampering=audit_problems(report))
+    return render_page(
+        "audit.html",
+        events=audit_event_names(),
+        rules_error=rules_error(),
+        verification=report,
+        tampering=audit_problems(report),
+    )
 
 
 @bp.get("/staff/api/audit")
@@ -167,18 +181,31 @@ def audit_rows():
     try:
         query = auditview.filtered(request.args)
     except ValueError:
-        raise ApiError(400, "bad_field", gettext("Check the dates of the filter."))
+        raise ApiError(400, "bad_field", gettext("Check the dates of the filter.")) from None
     rows = auditview.rows_for_people(list(query.limit(1000)), dict(audit_event_names()))
     if request.args.get("format") != "csv":
         return jsonify(events=rows)
-    columns = {"id": "#", "at": gettext("When"), "event_name": gettext("Event"),
-               "who": gettext("Who"), "patient_id": gettext("Patient ID"),
-               "patient_name": gettext("Patient name"), "study": gettext("Study"),
-               "subject": gettext("On what"), "address": gettext("From"),
-               "detail": gettext("Detail")}
+    columns = {
+        "id": "#",
+        "at": gettext("When"),
+        "event_name": gettext("Event"),
+        "who": gettext("Who"),
+        "patient_id": gettext("Patient ID"),
+        "patient_name": gettext("Patient name"),
+        "study": gettext("Study"),
+        "subject": gettext("On what"),
+        "address": gettext("From"),
+        "detail": gettext("Detail"),
+    }
     text = auditview.csv_text(rows, list(columns), header=columns)
-    return text, 200, {"Content-Type": "text/csv; charset=utf-8",
-                       "Content-Disposition": "attachment; filename=audit.csv"}
+    return (
+        text,
+        200,
+        {
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": "attachment; filename=audit.csv",
+        },
+    )
 
 
 def audit_problems(report):
@@ -186,17 +213,27 @@ def audit_problems(report):
     texts = {
         "entry_altered": lambda d: gettext(
             "Entry %(id)s does not match its key: it was changed, or an entry before it "
-            "was removed.", id=d["id"]),
+            "was removed.",
+            id=d["id"],
+        ),
         "entries_removed": lambda d: gettext(
             "Entries were removed: the checkpoint of %(at)s counted %(then)s entries up "
             "to entry %(last)s; the database now holds %(now)s of them, or that entry "
-            "was changed.", at=d["checkpoint_at"], then=d["entries_then"],
-            now=d["entries_now"], last=d["last_id"]),
+            "was changed.",
+            at=d["checkpoint_at"],
+            then=d["entries_then"],
+            now=d["entries_now"],
+            last=d["last_id"],
+        ),
         "switch_moved": lambda d: gettext(
             "The point where keyed entries begin was moved (checkpointed: entry "
-            "%(then)s; now: %(now)s).", then=d["checkpointed"], now=d["now"]),
+            "%(then)s; now: %(now)s).",
+            then=d["checkpointed"],
+            now=d["now"],
+        ),
         "checkpoint_forged": lambda d: gettext(
-            "%(n)s line(s) of the checkpoint file do not match the key.", n=d["lines"]),
+            "%(n)s line(s) of the checkpoint file do not match the key.", n=d["lines"]
+        ),
     }
     return [texts[code](details) for code, details in report.problems]
 
@@ -204,11 +241,16 @@ def audit_problems(report):
 def audit_event_names():
     """Each audit event with its name in the page's language."""
     names = {
-        "login": gettext("Login"), "login_failed": gettext("Failed login"),
-        "login_throttled": gettext("Login refused: too many attempts"), "logout": gettext("Logout"),
-        "password_issued": gettext("Password issued"), "password_printed": gettext("Slip printed"),
-        "rules_changed": gettext("Rules applied"), "rules_rejected": gettext("Rules file rejected"),
-        "share_created": gettext("Link shared"), "share_revoked": gettext("Shared link revoked"),
+        "login": gettext("Login"),
+        "login_failed": gettext("Failed login"),
+        "login_throttled": gettext("Login refused: too many attempts"),
+        "logout": gettext("Logout"),
+        "password_issued": gettext("Password issued"),
+        "password_printed": gettext("Slip printed"),
+        "rules_changed": gettext("Rules applied"),
+        "rules_rejected": gettext("Rules file rejected"),
+        "share_created": gettext("Link shared"),
+        "share_revoked": gettext("Shared link revoked"),
         "study_access": gettext("Study opened"),
         "identity_conflict": gettext("Study held back: identity conflict"),
         "identity_resolved": gettext("Identity conflict resolved"),
@@ -219,6 +261,7 @@ def audit_event_names():
 
 
 # -- JSON routes of the dashboard -----------------------------------------
+
 
 def filtered_rows(principal, args, pending_only=False):
     """The dashboard's studies under its filters (dashboard_filters), newest
@@ -255,34 +298,47 @@ def studies():
     # Which rule logins see each study (physicians, institutions): one query.
     rule_logins = {}
     if rows:
-        for match in (RuleMatch.select(RuleMatch.study, RuleLogin.name).join(RuleLogin)
-                      .where(RuleMatch.study.in_([s.id for s, _, _ in rows])).order_by(RuleLogin.name)):
+        for match in (
+            RuleMatch.select(RuleMatch.study, RuleLogin.name)
+            .join(RuleLogin)
+            .where(RuleMatch.study.in_([s.id for s, _, _ in rows]))
+            .order_by(RuleLogin.name)
+        ):
             rule_logins.setdefault(match.study_id, []).append(match.login.name)
     out = []
     for study, state, pending in rows:
         patient = study.patient
-        out.append({
-            "orthanc_id": study.orthanc_id,
-            "patient_id": patient.patient_id,
-            "patient_name": person_name(study.patient_name),  # this study's own
-            "date": study_date(study.study_date),
-            "modalities": ", ".join(dashboard_filters.codes(study.modalities)),
-            "description": study.description,
-            "recorded": local_datetime(study.recorded_at),
-            "login": state,
-            "login_text": state_text(state, patient),
-            "password": pending.split("-") if pending else None,
-            "password_set_at": patient.password_set_at.isoformat() if patient.password_set_at else None,
-            "slip_language": slip_language(patient),
-            "slip_url": url_for("slips.slip", patient_id=patient.patient_id, study=study.orthanc_id),
-            "viewer_url": url_for("portal.viewer", orthanc_id=study.orthanc_id),
-            "report_url": url_for("attach.attach_report", orthanc_id=study.orthanc_id),
-            "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
-            "rule_logins": rule_logins.get(study.id, []),
-        })
-    return jsonify(studies=out, search=request.args.get("q", "").strip()[:100],
-                   batch_url=url_for("slips.batch", **dashboard_filters.batch_args(request.args)),
-                   modalities=dashboard_filters.modality_codes(visible_studies(principal)))
+        out.append(
+            {
+                "orthanc_id": study.orthanc_id,
+                "patient_id": patient.patient_id,
+                "patient_name": person_name(study.patient_name),  # this study's own
+                "date": study_date(study.study_date),
+                "modalities": ", ".join(dashboard_filters.codes(study.modalities)),
+                "description": study.description,
+                "recorded": local_datetime(study.recorded_at),
+                "login": state,
+                "login_text": state_text(state, patient),
+                "password": pending.split("-") if pending else None,
+                "password_set_at": patient.password_set_at.isoformat()
+                if patient.password_set_at
+                else None,
+                "slip_language": slip_language(patient),
+                "slip_url": url_for(
+                    "slips.slip", patient_id=patient.patient_id, study=study.orthanc_id
+                ),
+                "viewer_url": url_for("portal.viewer", orthanc_id=study.orthanc_id),
+                "report_url": url_for("attach.attach_report", orthanc_id=study.orthanc_id),
+                "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
+                "rule_logins": rule_logins.get(study.id, []),
+            }
+        )
+    return jsonify(
+        studies=out,
+        search=request.args.get("q", "").strip()[:100],
+        batch_url=url_for("slips.batch", **dashboard_filters.batch_args(request.args)),
+        modalities=dashboard_filters.modality_codes(visible_studies(principal)),
+    )
 
 
 @bp.get("/staff/api/conflicts")
@@ -299,13 +355,16 @@ def conflicts_list():
             date=study_date(data["study_date"]),
             modalities=", ".join(data["modalities"]),
             detected=local_datetime(row.detected_at),
-            attach_to=[{"patient_id": login, "label": gettext("Attach to login %(login)s",
-                                                              login=login)}
-                       for login in data["attach_to"]],
-            separate_label=gettext("Make a separate login %(login)s",
-                                   login=data["separate_login_id"]),
+            attach_to=[
+                {"patient_id": login, "label": gettext("Attach to login %(login)s", login=login)}
+                for login in data["attach_to"]
+            ],
+            separate_label=gettext(
+                "Make a separate login %(login)s", login=data["separate_login_id"]
+            ),
             may_resolve=principal.is_admin,
-            resolve_url=url_for("staff.resolve_conflict", orthanc_id=row.study_orthanc_id))
+            resolve_url=url_for("staff.resolve_conflict", orthanc_id=row.study_orthanc_id),
+        )
         out.append(data)
     return jsonify(conflicts=out)
 
@@ -314,8 +373,10 @@ def _resolve_error_text(code):
     return {
         "bad_action": gettext("Choose to attach the study or to make a separate login."),
         "no_such_conflict": gettext("This conflict was already resolved."),
-        "bad_login": gettext("The study can be attached only to the login of its PatientID "
-                             "or to a separate login made for it."),
+        "bad_login": gettext(
+            "The study can be attached only to the login of its PatientID "
+            "or to a separate login made for it."
+        ),
     }.get(code, gettext("That did not work. Try again in a moment."))
 
 
@@ -330,11 +391,15 @@ def resolve_conflict(orthanc_id):
     if login_id is not None and not isinstance(login_id, str):
         raise ApiError(400, "bad_field", gettext("The request is not valid."))
     try:
-        patient, _password = conflicts.resolve(orthanc_id, body.get("action"), login_id,
-                                               actor=principal.audit_name,
-                                               address=request.remote_addr)
+        patient, _password = conflicts.resolve(
+            orthanc_id,
+            body.get("action"),
+            login_id,
+            actor=principal.audit_name,
+            address=request.remote_addr,
+        )
     except conflicts.ResolveError as exc:
-        raise ApiError(exc.status, exc.code, _resolve_error_text(exc.code))
+        raise ApiError(exc.status, exc.code, _resolve_error_text(exc.code)) from exc
     return jsonify(ok=True, patient_id=patient.patient_id)
 
 
@@ -349,8 +414,9 @@ def shares():
         query = active_only(query)
     search = request.args.get("q", "").strip()[:100]
     if search:
-        query = query.where(Patient.patient_id.contains(search)
-                            | Patient.search_name.contains(fold(search)))
+        query = query.where(
+            Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
+        )
     return jsonify(shares=share_rows(query.limit(500), for_staff=True), search=search)
 
 
@@ -362,13 +428,19 @@ def mark_printed(patient, set_at, lang, principal, how="slip printed"):
     current = patient.password_set_at.isoformat() if patient.password_set_at else None
     if not isinstance(set_at, str) or set_at != current:
         return False
-    Patient.update(display_password=None, slip_printed_at=utcnow(),
-                   slip_language=lang if lang in LANGUAGES else patient.slip_language
-                   ).where(Patient.id == patient.id).execute()
+    Patient.update(
+        display_password=None,
+        slip_printed_at=utcnow(),
+        slip_language=lang if lang in LANGUAGES else patient.slip_language,
+    ).where(Patient.id == patient.id).execute()
     log.info("slip of patient #%s printed by staff user %s", patient.id, principal.staff.username)
-    audit.record("password_printed", actor=principal.audit_name,
-                 subject=f"patient {patient.patient_id}", address=request.remote_addr,
-                 detail=f"{how}; display copy wiped")
+    audit.record(
+        "password_printed",
+        actor=principal.audit_name,
+        subject=f"patient {patient.patient_id}",
+        address=request.remote_addr,
+        detail=f"{how}; display copy wiped",
+    )
     return True
 
 
@@ -379,8 +451,11 @@ def printed(patient_id):
     body = json_body()
     patient = _patient_or_404(patient_id)
     if not mark_printed(patient, body.get("password_set_at"), body.get("language"), principal):
-        raise ApiError(409, "password_changed",
-                       gettext("The password changed since this slip was shown. Print the new slip."))
+        raise ApiError(
+            409,
+            "password_changed",
+            gettext("The password changed since this slip was shown. Print the new slip."),
+        )
     return jsonify(ok=True)
 
 
@@ -391,15 +466,23 @@ def batch_printed():
     password changed meanwhile are listed in `changed` (print them again)."""
     principal = staff_or_error()
     slips = json_body().get("slips")
-    if not isinstance(slips, list) or not slips or len(slips) > 500 \
-            or not all(isinstance(s, dict) and isinstance(s.get("patient_id"), str) for s in slips):
+    if (
+        not isinstance(slips, list)
+        or not slips
+        or len(slips) > 500
+        or not all(isinstance(s, dict) and isinstance(s.get("patient_id"), str) for s in slips)
+    ):
         raise ApiError(400, "bad_field", gettext("The request is not valid."))
     marked, changed = [], []
     for item in slips:
         patient = Patient.get_or_none(Patient.patient_id == item["patient_id"])
-        ok = patient is not None and mark_printed(patient, item.get("password_set_at"),
-                                                  item.get("language"), principal,
-                                                  how="slip printed in a batch")
+        ok = patient is not None and mark_printed(
+            patient,
+            item.get("password_set_at"),
+            item.get("language"),
+            principal,
+            how="slip printed in a batch",
+        )
         (marked if ok else changed).append(item["patient_id"])
     return jsonify(ok=not changed, printed=marked, changed=changed)
 
@@ -412,29 +495,48 @@ def reissue(patient_id):
     json_body()
     patient = _patient_or_404(patient_id)
     if not display.available():
-        raise ApiError(503, "no_display_key",
-                       gettext("This server has no display key: a new password could not be "
-                               "shown for its slip. Ask the administrator."))
+        raise ApiError(
+            503,
+            "no_display_key",
+            gettext(
+                "This server has no display key: a new password could not be "
+                "shown for its slip. Ask the administrator."
+            ),
+        )
     password = passwords.generate()
     set_at = utcnow()
-    Patient.update(password_hash=passwords.hash_password(password), password_set_at=set_at,
-                   display_password=display.seal(patient.patient_id, password, set_at),
-                   slip_printed_at=None).where(Patient.id == patient.id).execute()
+    Patient.update(
+        password_hash=passwords.hash_password(password),
+        password_set_at=set_at,
+        display_password=display.seal(patient.patient_id, password, set_at),
+        slip_printed_at=None,
+    ).where(Patient.id == patient.id).execute()
     services().sessions.end_all_for_patient(patient)
-    log.info("password of patient #%s reissued by staff user %s", patient.id,
-             principal.staff.username)
-    audit.record("password_issued", actor=principal.audit_name,
-                 subject=f"patient {patient.patient_id}", address=request.remote_addr,
-                 detail="reissued from the dashboard")
+    log.info(
+        "password of patient #%s reissued by staff user %s", patient.id, principal.staff.username
+    )
+    audit.record(
+        "password_issued",
+        actor=principal.audit_name,
+        subject=f"patient {patient.patient_id}",
+        address=request.remote_addr,
+        detail="reissued from the dashboard",
+    )
     return jsonify(ok=True, patient_id=patient.patient_id)
 
 
 # -- staff accounts (admins) ------------------------------------------------
 
+
 def _user_json(user, me):
-    return {"id": user.id, "username": user.username, "role": user.role,
-            "active": user.active, "created": local_datetime(user.created_at),
-            "me": user.id == me.staff.id}
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "active": user.active,
+        "created": local_datetime(user.created_at),
+        "me": user.id == me.staff.id,
+    }
 
 
 @bp.get("/staff/api/users")
@@ -452,8 +554,11 @@ def create_user():
     role = body.get("role")
     password = body.get("password") or ""
     if not isinstance(username, str) or not USERNAME.fullmatch(username.strip()):
-        raise ApiError(400, "bad_username", gettext(
-            "The user name must be 1 to 64 letters, digits, dots, dashes or underscores."))
+        raise ApiError(
+            400,
+            "bad_username",
+            gettext("The user name must be 1 to 64 letters, digits, dots, dashes or underscores."),
+        )
     if role not in ROLES:
         raise ApiError(400, "bad_role", gettext("Choose a role."))
     if not isinstance(password, str) or len(password) > 256:
@@ -462,13 +567,19 @@ def create_user():
     if not password:
         password = generated = passwords.generate()
     elif len(password) < MIN_STAFF_PASSWORD:
-        raise ApiError(400, "bad_password", gettext(
-            "The password must have at least %(n)s characters.", n=MIN_STAFF_PASSWORD))
+        raise ApiError(
+            400,
+            "bad_password",
+            gettext("The password must have at least %(n)s characters.", n=MIN_STAFF_PASSWORD),
+        )
     username = username.strip()
     if StaffUser.select().where(StaffUser.username == username).exists():
         raise ApiError(409, "user_exists", gettext("There is already a user with this name."))
-    user = StaffUser.create(username=username, role=role,
-                            password_hash=passwords.hash_password(password, generated=False))
+    user = StaffUser.create(
+        username=username,
+        role=role,
+        password_hash=passwords.hash_password(password, generated=False),
+    )
     log.info("staff user %s (%s) created by %s", username, role, me.staff.username)
     data = _user_json(user, me)
     # A generated password is shown once, to the admin who created the account.
@@ -492,7 +603,11 @@ def update_user(user_id):
     if not active:
         Session.update(ended=True).where(Session.staff == user).execute()
     forget_recent()
-    log.info("staff user %s %s by %s", user.username, "activated" if active else "deactivated",
-             me.staff.username)
+    log.info(
+        "staff user %s %s by %s",
+        user.username,
+        "activated" if active else "deactivated",
+        me.staff.username,
+    )
     user = StaffUser.get_by_id(user.id)
     return jsonify(_user_json(user, me))

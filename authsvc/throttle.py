@@ -40,9 +40,9 @@ WINDOW = datetime.timedelta(hours=1)
 
 @dataclass(frozen=True)
 class Limits:
-    free: int        # failures allowed before delays start
-    max_delay: int   # seconds
-    per_hour: int    # failures after which nothing is evaluated
+    free: int  # failures allowed before delays start
+    max_delay: int  # seconds
+    per_hour: int  # failures after which nothing is evaluated
 
 
 ACCOUNT = Limits(free=5, max_delay=60, per_hour=100)
@@ -58,19 +58,31 @@ class Throttled(Exception):
 def _wait(key, limits, now):
     """Seconds this key must still wait before an attempt is evaluated."""
     since = now - WINDOW
-    row = (LoginFailure.select(fn.COUNT(LoginFailure.id).alias("n"),
-                               fn.MIN(LoginFailure.at).alias("first"),
-                               fn.MAX(LoginFailure.at).alias("last"))
-           .where((LoginFailure.key == key) & (LoginFailure.at > since)).dicts().get())
+    row = (
+        LoginFailure.select(
+            fn.COUNT(LoginFailure.id).alias("n"),
+            fn.MIN(LoginFailure.at).alias("first"),
+            fn.MAX(LoginFailure.at).alias("last"),
+        )
+        .where((LoginFailure.key == key) & (LoginFailure.at > since))
+        .dicts()
+        .get()
+    )
     count = row["n"] or 0
     if count >= limits.per_hour:
         first = row["first"]
-        first = first if isinstance(first, datetime.datetime) else datetime.datetime.fromisoformat(str(first))
+        first = (
+            first
+            if isinstance(first, datetime.datetime)
+            else datetime.datetime.fromisoformat(str(first))
+        )
         return (first + WINDOW - now).total_seconds()
     if count < limits.free:
         return 0
     last = row["last"]
-    last = last if isinstance(last, datetime.datetime) else datetime.datetime.fromisoformat(str(last))
+    last = (
+        last if isinstance(last, datetime.datetime) else datetime.datetime.fromisoformat(str(last))
+    )
     delay = min(2 ** (count - limits.free + 1), limits.max_delay)
     return (last + datetime.timedelta(seconds=delay) - now).total_seconds()
 
@@ -106,8 +118,9 @@ class _pg_locked:
     def __enter__(self):
         self.tx.__enter__()
         for key in self.keys:
-            database.execute_sql("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                                 (_LOCK_CLASS, key))
+            database.execute_sql(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, key)
+            )
         return self
 
     def __exit__(self, *exc):
@@ -117,13 +130,17 @@ class _pg_locked:
 @dataclass
 class Attempt:
     """An attempt let through, recorded as a failure until it succeeds."""
-    account: str      # its account key, or "" (a share link)
-    rows: list        # ids of the LoginFailure rows recorded for it
+
+    account: str  # its account key, or "" (a share link)
+    rows: list  # ids of the LoginFailure rows recorded for it
 
 
 def _tried(key, now):
-    return LoginFailure.select().where((LoginFailure.key == key)
-                                       & (LoginFailure.at > now - WINDOW)).exists()
+    return (
+        LoginFailure.select()
+        .where((LoginFailure.key == key) & (LoginFailure.at > now - WINDOW))
+        .exists()
+    )
 
 
 def begin(address, account=None):

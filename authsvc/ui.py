@@ -17,9 +17,11 @@ from .web import current_principal, request_token
 
 # Scripts and styles come from /static only: no inline script can run, so a
 # name in a DICOM tag can never become code in a page.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 
 def harden(response):
@@ -45,17 +47,24 @@ def csrf_token():
 
 def csrf_ok(given):
     expected = csrf_token()
-    return bool(expected) and isinstance(given, str) and hmac.compare_digest(
-        given.encode(), expected.encode())
+    return (
+        bool(expected)
+        and isinstance(given, str)
+        and hmac.compare_digest(given.encode(), expected.encode())
+    )
 
 
 def render_page(template, status=200, **context):
     principal = current_principal()
-    return render_template(template, principal=principal, csrf=csrf_token(),
-                           hospital=current_app.config["HOSPITAL_NAME"],
-                           public_url=current_app.config["PUBLIC_URL"],
-                           public_url_unusable=publicurl.unusable(current_app.config["PUBLIC_URL"]),
-                           **context), status
+    return render_template(
+        template,
+        principal=principal,
+        csrf=csrf_token(),
+        hospital=current_app.config["HOSPITAL_NAME"],
+        public_url=current_app.config["PUBLIC_URL"],
+        public_url_unusable=publicurl.unusable(current_app.config["PUBLIC_URL"]),
+        **context,
+    ), status
 
 
 def error_page(status, message):

@@ -104,17 +104,33 @@ def command_line(argv):
 
 def service_unit(*, user, env_file, data, python, bind, workers, site_json):
     flask = [str(python), "-m", "flask", "--app", "authsvc"]
-    gunicorn = [str(python), "-m", "gunicorn", "--config", "python:authsvc.gunicorn_conf",
-                "--bind", bind, "--workers", str(workers), "authsvc:create_app()"]
-    return SERVICE_UNIT.format(sandbox=SANDBOX.format(data=data),
-                               user=user, env_file=env_file, data=data, site_json=site_json,
-                               migrate=command_line(flask + ["migrate"]),
-                               gunicorn=command_line(gunicorn))
+    gunicorn = [
+        str(python),
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:authsvc.gunicorn_conf",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "authsvc:create_app()",
+    ]
+    return SERVICE_UNIT.format(
+        sandbox=SANDBOX.format(data=data),
+        user=user,
+        env_file=env_file,
+        data=data,
+        site_json=site_json,
+        migrate=command_line(flask + ["migrate"]),
+        gunicorn=command_line(gunicorn),
+    )
 
 
 def orthanc_dropin(*, orthanc, config_dir, data):
-    return ORTHANC_DROPIN.format(orthanc=command_line([str(orthanc), str(config_dir)]),
-                                 sandbox=SANDBOX.format(data=data))
+    return ORTHANC_DROPIN.format(
+        orthanc=command_line([str(orthanc), str(config_dir)]), sandbox=SANDBOX.format(data=data)
+    )
 
 
 def debian_orthanc_binary(unit_text):

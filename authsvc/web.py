@@ -16,7 +16,7 @@ def request_token():
     token = request.cookies.get(current_app.config["SESSION_COOKIE_NAME"])
     auth = request.headers.get("Authorization", "")
     if not token and auth.startswith("Bearer "):
-        token = auth[len("Bearer "):].strip()
+        token = auth[len("Bearer ") :].strip()
     return token
 
 
@@ -44,8 +44,9 @@ def json_body():
     """The request's JSON object. Requiring application/json on every write is
     also the CSRF guard of the API: a cross-site form cannot send it."""
     if not request.is_json:
-        raise ApiError(415, "json_required",
-                       gettext("Send a JSON body (Content-Type: application/json)."))
+        raise ApiError(
+            415, "json_required", gettext("Send a JSON body (Content-Type: application/json).")
+        )
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # nested too deeply (authsvc/limits.py refuses it first)
@@ -74,14 +75,17 @@ def _holds_nul(value):
 
 def refuse_nul_in_url():
     """Before every request: a NUL in the path or the query is bad input."""
-    if "\x00" in request.path or b"%00" in request.query_string.lower() \
-            or "\x00" in request.query_string.decode("latin-1"):
+    if (
+        "\x00" in request.path
+        or b"%00" in request.query_string.lower()
+        or "\x00" in request.query_string.decode("latin-1")
+    ):
         raise ApiError(400, "bad_request", "The address holds a NUL character.")
 
 
 # The largest integer SQLite and PostgreSQL store (BIGINT): a larger one in a
 # query would fail in the database driver, not as bad input.
-MAX_INT = 2 ** 63 - 1
+MAX_INT = 2**63 - 1
 
 
 def int_arg(name, default, low, high):

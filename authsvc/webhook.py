@@ -49,7 +49,7 @@ MAX_VALIDITY = 10
 MIN_SECRET_LENGTH = pipeline.MIN_SECRET_LENGTH
 METHODS = ("get", "post", "put", "delete")
 LEVELS = tuple(routes.PLUGIN_LEVELS) + ("system",)
-MAX_ID = 128     # Orthanc IDs are 44 characters, UIDs and PatientIDs 64
+MAX_ID = 128  # Orthanc IDs are 44 characters, UIDs and PatientIDs 64
 MAX_URI = 2048
 MAX_TOKEN = 1024
 
@@ -57,7 +57,8 @@ MAX_TOKEN = 1024
 @dataclass(frozen=True)
 class Question:
     """One validation request of the plugin, checked."""
-    method: str          # upper-case HTTP
+
+    method: str  # upper-case HTTP
     level: str
     orthanc_id: str = ""
     dicom_uid: str = ""
@@ -66,6 +67,7 @@ class Question:
 
 
 # -- protection of the webhook itself -----------------------------------------
+
 
 def _webhook_secret(services):
     secret = services.secrets.get("webhook_secret") or ""
@@ -100,8 +102,11 @@ _accepted = {}
 def _warn_when_closed(state):
     secret = state.app.extensions["authsvc"].secrets.get("webhook_secret") or ""
     if len(secret) < MIN_SECRET_LENGTH:
-        log.warning("no webhook_secret of %d+ characters: the Authorization plugin's "
-                    "webhook (/authz) refuses every call", MIN_SECRET_LENGTH)
+        log.warning(
+            "no webhook_secret of %d+ characters: the Authorization plugin's "
+            "webhook (/authz) refuses every call",
+            MIN_SECRET_LENGTH,
+        )
 
 
 @bp.before_request
@@ -110,6 +115,7 @@ def _check_credentials():
 
 
 # -- reading the plugin's bodies ------------------------------------------------
+
 
 def _json_object(environ):
     try:
@@ -146,8 +152,9 @@ def _check_common_fields(body):
     for name in ("server-id", "identifier"):
         _optional_string(body, name, 256)
     labels = body.get("labels")
-    if labels is not None and not (isinstance(labels, list)
-                                   and all(isinstance(x, str) for x in labels)):
+    if labels is not None and not (
+        isinstance(labels, list) and all(isinstance(x, str) for x in labels)
+    ):
         raise ApiError(400, "bad_field", "'labels' must be a list of strings.")
 
 
@@ -167,11 +174,17 @@ def _question(body):
     orthanc_id = _optional_string(body, "orthanc-id", MAX_ID)
     if not orthanc_id:
         raise ApiError(400, "bad_field", "'orthanc-id' is required below the system level.")
-    return Question(method.upper(), level, orthanc_id=orthanc_id,
-                    dicom_uid=_optional_string(body, "dicom-uid", MAX_ID), token=token)
+    return Question(
+        method.upper(),
+        level,
+        orthanc_id=orthanc_id,
+        dicom_uid=_optional_string(body, "dicom-uid", MAX_ID),
+        token=token,
+    )
 
 
 # -- answers ---------------------------------------------------------------------
+
 
 def _validity(config):
     """Seconds the plugin may reuse an answer: the service's decision cache,
@@ -185,12 +198,16 @@ def _target(question):
     URI (without its query, which the plugin does not send) or one resource."""
     if question.level == "system":
         return routes.parse(question.method, question.uri)
-    return routes.plugin_target(question.method, question.level, question.orthanc_id,
-                                question.dicom_uid)
+    return routes.plugin_target(
+        question.method, question.level, question.orthanc_id, question.dicom_uid
+    )
 
 
-VALIDATE_PATHS = ("/authz", "/authz/",     # legacy "WebService"
-                  "/authz/tokens/validate")   # "WebServiceRootUrl"
+VALIDATE_PATHS = (
+    "/authz",
+    "/authz/",  # legacy "WebService"
+    "/authz/tokens/validate",
+)  # "WebServiceRootUrl"
 
 
 def _validate(environ, endpoints):
@@ -202,9 +219,12 @@ def _validate(environ, endpoints):
 # The plugin's validation request, answered below Flask (authsvc/fastpath.py):
 # every resource Orthanc serves waits for it. A failure is a refusal the
 # plugin does not cache (validity 0); a database down, a 503 it retries.
-VALIDATE = Endpoint("webhook", _validate,
-                    authenticate=_check_basic_auth,
-                    failed=(200, {"granted": False, "validity": 0}, None))
+VALIDATE = Endpoint(
+    "webhook",
+    _validate,
+    authenticate=_check_basic_auth,
+    failed=(200, {"granted": False, "validity": 0}, None),
+)
 
 
 # The plugin's own names for "may do anything" and "may read" (its default
@@ -232,9 +252,11 @@ def _profile(principal):
     if principal is None:
         return {"name": "anonymous", "permissions": [], "authorized-labels": labels}
     if principal.kind == "staff":
-        return {"name": principal.staff.username,
-                "permissions": ADMIN_PERMISSIONS if principal.is_admin else READ_PERMISSIONS,
-                "authorized-labels": labels}
+        return {
+            "name": principal.staff.username,
+            "permissions": ADMIN_PERMISSIONS if principal.is_admin else READ_PERMISSIONS,
+            "authorized-labels": labels,
+        }
     # Patients, rule logins and shares: no permission. The name goes into
     # Orthanc's log: the kind of login only, nobody's identity.
     return {"name": principal.kind, "permissions": [], "authorized-labels": labels}
@@ -262,8 +284,7 @@ def get_profile():
 # 0.11.4 drops the client's connection on any error status here (502 through
 # nginx), so these are 200s that say no: a decoded token that is invalid and
 # names nothing, a created token that is empty.
-DECODED_NOTHING = {"token-type": "", "error-code": "invalid", "redirect-url": "",
-                   "resources": []}
+DECODED_NOTHING = {"token-type": "", "error-code": "invalid", "redirect-url": "", "resources": []}
 CREATED_NOTHING = {"token": "", "url": None}
 
 

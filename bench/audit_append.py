@@ -23,15 +23,22 @@ def main():
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="audit-bench-"))
     secrets = folder / "secrets.json"
-    secrets.write_text(json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40,
-                                   "audit_key": "a" * 40}))
+    secrets.write_text(
+        json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40, "audit_key": "a" * 40})
+    )
     from authsvc import audit, create_app
     from authsvc.db import database
     from authsvc.migrations import migrate
-    create_app({"DATABASE_URL": args.database_url or f"sqlite:///{folder / 'db.sqlite3'}",
-                "DATA_DIR": str(folder), "SECRETS_FILE": str(secrets),
-                "RULES_FILE": str(folder / "rules.json"),
-                "RULE_PASSWORDS_FILE": str(folder / "rule-passwords.json")})
+
+    create_app(
+        {
+            "DATABASE_URL": args.database_url or f"sqlite:///{folder / 'db.sqlite3'}",
+            "DATA_DIR": str(folder),
+            "SECRETS_FILE": str(secrets),
+            "RULES_FILE": str(folder / "rules.json"),
+            "RULE_PASSWORDS_FILE": str(folder / "rule-passwords.json"),
+        }
+    )
     database.connect(reuse_if_open=True)
     migrate()
     times = []
@@ -41,11 +48,14 @@ def main():
         times.append(time.perf_counter() - start)
     times.sort()
     ms = [t * 1000 for t in times]
-    print(f"append x{args.entries}: p50 {ms[len(ms) // 2]:.3f} ms, "
-          f"p99 {ms[int(len(ms) * 0.99)]:.3f} ms, mean {statistics.mean(ms):.3f} ms")
+    print(
+        f"append x{args.entries}: p50 {ms[len(ms) // 2]:.3f} ms, "
+        f"p99 {ms[int(len(ms) * 0.99)]:.3f} ms, mean {statistics.mean(ms):.3f} ms"
+    )
     start = time.perf_counter()
     try:
         from authsvc import auditchain
+
         ok = auditchain.verify().ok
     except ImportError:
         ok = audit.verify() is None

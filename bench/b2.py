@@ -41,21 +41,22 @@ QUESTIONS = 4000
 @dataclass
 class Question:
     token: str
-    study: object          # fill.FakeStudy
-    level: str             # patient | study | series | instance
-    method: str            # GET | DELETE
+    study: object  # fill.FakeStudy
+    level: str  # patient | study | series | instance
+    method: str  # GET | DELETE
     granted: bool
-    pick: int              # which instance / which Lua route variant
+    pick: int  # which instance / which Lua route variant
 
 
 @dataclass
 class World:
     """One database's synthetic studies and the sessions asking about them."""
-    label: str             # sqlite | postgresql
-    filled: object         # fill.Filled
-    tokens: object         # fill.Tokens
-    port: int              # the service answering on this database
-    pid: int               # its gunicorn master
+
+    label: str  # sqlite | postgresql
+    filled: object  # fill.Filled
+    tokens: object  # fill.Tokens
+    port: int  # the service answering on this database
+    pid: int  # its gunicorn master
 
 
 def questions(world, n=QUESTIONS, seed=1):
@@ -72,13 +73,28 @@ def questions(world, n=QUESTIONS, seed=1):
         pick = rng.randrange(1 << 16)
         if x < 0.05:
             study = rng.choice(every_study)
-            out.append(Question(rng.choice(tokens.admins), study,
-                                rng.choice(["study", "series", "instance"]),
-                                rng.choice(["GET", "DELETE"]), True, pick))
+            out.append(
+                Question(
+                    rng.choice(tokens.admins),
+                    study,
+                    rng.choice(["study", "series", "instance"]),
+                    rng.choice(["GET", "DELETE"]),
+                    True,
+                    pick,
+                )
+            )
         elif x < 0.20:
             token, k = rng.choice(rule_tokens)
-            out.append(Question(token, rng.choice(filled.by_physician[k]),
-                                rng.choice(["study", "series", "instance"]), "GET", True, pick))
+            out.append(
+                Question(
+                    token,
+                    rng.choice(filled.by_physician[k]),
+                    rng.choice(["study", "series", "instance"]),
+                    "GET",
+                    True,
+                    pick,
+                )
+            )
         elif x < 0.25:
             token, k = rng.choice(rule_tokens)
             study = rng.choice(every_study)
@@ -88,13 +104,21 @@ def questions(world, n=QUESTIONS, seed=1):
         elif x < 0.35:
             token, pid = rng.choice(tokens.patients)
             other = rng.choice([p for p in rng.sample(list(by_patient), 2) if p != pid])
-            out.append(Question(token, rng.choice(by_patient[other]), "instance", "GET",
-                                False, pick))
+            out.append(
+                Question(token, rng.choice(by_patient[other]), "instance", "GET", False, pick)
+            )
         else:
             token, pid = rng.choice(tokens.patients)
-            out.append(Question(token, rng.choice(by_patient[pid]),
-                                rng.choice(["patient", "study", "series", "instance",
-                                            "instance"]), "GET", True, pick))
+            out.append(
+                Question(
+                    token,
+                    rng.choice(by_patient[pid]),
+                    rng.choice(["patient", "study", "series", "instance", "instance"]),
+                    "GET",
+                    True,
+                    pick,
+                )
+            )
     return out
 
 
@@ -109,8 +133,16 @@ def viewer_questions(world, n=QUESTIONS):
         token, pid = sessions[j % CLIENTS]
         studies = world.filled.by_patient[pid]
         k = j // CLIENTS
-        out.append(Question(token, studies[k % len(studies)],
-                            ("study", "series", "instance", "instance")[k % 4], "GET", True, k))
+        out.append(
+            Question(
+                token,
+                studies[k % len(studies)],
+                ("study", "series", "instance", "instance")[k % 4],
+                "GET",
+                True,
+                k,
+            )
+        )
     return out
 
 
@@ -129,13 +161,30 @@ def webhook_requests(world, qs, webhook_secret):
             patient_id, patient_oid = world.filled.patient_info[s.patient_db_id]
             ids = (patient_oid, patient_id)
         else:
-            ids = {"study": (s.orthanc_id, s.study_uid), "series": s.series,
-                   "instance": s.instances[q.pick % len(s.instances)]}[q.level]
-        body = {"level": q.level, "method": q.method.lower(), "orthanc-id": ids[0],
-                "dicom-uid": ids[1], "server-id": None, "labels": [],
-                "token-key": "token", "token-value": q.token}
-        out.append(("POST", "/authz/tokens/validate", headers, json.dumps(body).encode(),
-                    _expect(q.granted)))
+            ids = {
+                "study": (s.orthanc_id, s.study_uid),
+                "series": s.series,
+                "instance": s.instances[q.pick % len(s.instances)],
+            }[q.level]
+        body = {
+            "level": q.level,
+            "method": q.method.lower(),
+            "orthanc-id": ids[0],
+            "dicom-uid": ids[1],
+            "server-id": None,
+            "labels": [],
+            "token-key": "token",
+            "token-value": q.token,
+        }
+        out.append(
+            (
+                "POST",
+                "/authz/tokens/validate",
+                headers,
+                json.dumps(body).encode(),
+                _expect(q.granted),
+            )
+        )
     return out
 
 
@@ -145,8 +194,11 @@ def lua_uri(world, q):
     if q.level == "patient":
         return f"/patients/{world.filled.patient_info[s.patient_db_id][1]}"
     if q.level == "study":
-        return [f"/studies/{s.orthanc_id}", f"/studies/{s.orthanc_id}/archive",
-                f"/dicom-web/studies/{s.study_uid}/series/{s.series[1]}/metadata"][q.pick % 3]
+        return [
+            f"/studies/{s.orthanc_id}",
+            f"/studies/{s.orthanc_id}/archive",
+            f"/dicom-web/studies/{s.study_uid}/series/{s.series[1]}/metadata",
+        ][q.pick % 3]
     if q.level == "series":
         return f"/series/{s.series[0]}"
     inst = s.instances[q.pick % len(s.instances)][0]
@@ -155,18 +207,38 @@ def lua_uri(world, q):
 
 def lua_requests(world, qs, ingest_secret):
     headers = {"Content-Type": "application/json", "X-Authsvc-Secret": ingest_secret}
-    return [("POST", "/internal/authorize", headers,
-             json.dumps({"method": q.method, "uri": lua_uri(world, q),
-                         "token": q.token}).encode(), _expect(q.granted)) for q in qs]
+    return [
+        (
+            "POST",
+            "/internal/authorize",
+            headers,
+            json.dumps({"method": q.method, "uri": lua_uri(world, q), "token": q.token}).encode(),
+            _expect(q.granted),
+        )
+        for q in qs
+    ]
 
 
 def ct_requests(token, instance_ids, ingest_secret, n=2000, seed=2):
     """Every question about the real CT: its grant lists all its series and instances."""
     rng = random.Random(seed)
     headers = {"Content-Type": "application/json", "X-Authsvc-Secret": ingest_secret}
-    return [("POST", "/internal/authorize", headers,
-             json.dumps({"method": "GET", "uri": f"/instances/{rng.choice(instance_ids)}/file",
-                         "token": token}).encode(), _expect(True)) for _ in range(n)]
+    return [
+        (
+            "POST",
+            "/internal/authorize",
+            headers,
+            json.dumps(
+                {
+                    "method": "GET",
+                    "uri": f"/instances/{rng.choice(instance_ids)}/file",
+                    "token": token,
+                }
+            ).encode(),
+            _expect(True),
+        )
+        for _ in range(n)
+    ]
 
 
 ROUNDS = 3  # each run's figure is the median of this many rounds (issue #18)
@@ -175,16 +247,21 @@ ROUNDS = 3  # each run's figure is the median of this many rounds (issue #18)
 def _round(load, port, chunks, seconds, service_pid):
     with cpu.Meter({"service": cpu.tree(service_pid), "clients": load.pids}) as meter:
         result = load.run([Job(port, c, duration=seconds, lean=True) for c in chunks])
-    return {"requests": result.count, "wall_s": round(result.wall, 4),
-            "rate": round(result.rate, 1),
-            "p50_ms": round(result.p(50) * 1000, 3) if result.latencies else None,
-            "p99_ms": round(result.p(99) * 1000, 3) if result.latencies else None,
-            "errors": result.errors, "first_error": result.first_error,
-            "cpu_ms_per_decision": {k: round(v / max(1, result.count) * 1000, 3)
-                                    for k, v in meter.used.items()},
-            "service_cores": round(meter.used["service"] / max(result.wall, 1e-9), 2),
-            "machine_busy_cores": round(meter.machine_busy_cores, 2),
-            "load_average": round(os.getloadavg()[0], 2)}
+    return {
+        "requests": result.count,
+        "wall_s": round(result.wall, 4),
+        "rate": round(result.rate, 1),
+        "p50_ms": round(result.p(50) * 1000, 3) if result.latencies else None,
+        "p99_ms": round(result.p(99) * 1000, 3) if result.latencies else None,
+        "errors": result.errors,
+        "first_error": result.first_error,
+        "cpu_ms_per_decision": {
+            k: round(v / max(1, result.count) * 1000, 3) for k, v in meter.used.items()
+        },
+        "service_cores": round(meter.used["service"] / max(result.wall, 1e-9), 2),
+        "machine_busy_cores": round(meter.machine_busy_cores, 2),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
 
 
 def spread(rounds, key):
@@ -209,38 +286,54 @@ def measure(load, name, port, requests_, seconds, service_pid, say, rounds=ROUND
     measured = [_round(load, port, chunks, seconds, service_pid) for _ in range(rounds)]
     median_round = sorted(measured, key=lambda r: r["rate"])[len(measured) // 2]
     out = dict(median_round)
-    out["p99_ms"] = spread(measured, "p99_ms")["median"] if median_round["p99_ms"] is not None \
-        else None
+    out["p99_ms"] = (
+        spread(measured, "p99_ms")["median"] if median_round["p99_ms"] is not None else None
+    )
     out["rounds"] = measured
-    out["spread"] = {key: spread(measured, key) for key in
-                     ("rate", "p50_ms", "p99_ms", "machine_busy_cores", "load_average")}
+    out["spread"] = {
+        key: spread(measured, key)
+        for key in ("rate", "p50_ms", "p99_ms", "machine_busy_cores", "load_average")
+    }
     out["spread"]["service_cpu_ms"] = spread(
-        [{"v": r["cpu_ms_per_decision"]["service"]} for r in measured], "v")
+        [{"v": r["cpu_ms_per_decision"]["service"]} for r in measured], "v"
+    )
     out["requests"] = sum(r["requests"] for r in measured)
     out["errors"] = sum(r["errors"] for r in measured)
     out["first_error"] = next((r["first_error"] for r in measured if r["first_error"]), None)
-    out["first_pass"] = {"requests": first.count, "rate": round(first.rate, 1),
-                         "p50_ms": round(first.p(50) * 1000, 3),
-                         "p99_ms": round(first.p(99) * 1000, 3), "errors": first.errors,
-                         "first_error": first.first_error}
-    out["met"] = bool(out["rate"] >= RATE_TARGET and out["p99_ms"] is not None
-                      and out["p99_ms"] <= P99_TARGET_MS and not out["errors"]
-                      and not first.errors)
+    out["first_pass"] = {
+        "requests": first.count,
+        "rate": round(first.rate, 1),
+        "p50_ms": round(first.p(50) * 1000, 3),
+        "p99_ms": round(first.p(99) * 1000, 3),
+        "errors": first.errors,
+        "first_error": first.first_error,
+    }
+    out["met"] = bool(
+        out["rate"] >= RATE_TARGET
+        and out["p99_ms"] is not None
+        and out["p99_ms"] <= P99_TARGET_MS
+        and not out["errors"]
+        and not first.errors
+    )
     rate, p99 = out["spread"]["rate"], out["spread"]["p99_ms"] or {}
-    say(f"B2 {name}: {out['rate']:.0f} decisions/s (min {rate['min']:.0f}, max {rate['max']:.0f} "
+    say(
+        f"B2 {name}: {out['rate']:.0f} decisions/s (min {rate['min']:.0f}, max {rate['max']:.0f} "
         f"of {rounds} rounds), p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms "
         f"(min {p99.get('min')}, max {p99.get('max')}), {out['requests']} requests, "
-        f"{out['errors']} errors" + (f" (first: {out['first_error']})" if out["errors"] else "")
+        f"{out['errors']} errors"
+        + (f" (first: {out['first_error']})" if out["errors"] else "")
         + f"; service CPU {out['cpu_ms_per_decision']['service']} ms/decision, "
-          f"machine busy {out['machine_busy_cores']} of {os.cpu_count()} cores, load "
-          f"{out['spread']['load_average']['min']}-{out['spread']['load_average']['max']}; "
-          f"first pass {first.rate:.0f}/s, p99 {out['first_pass']['p99_ms']} ms, "
-          f"{first.errors} errors")
+        f"machine busy {out['machine_busy_cores']} of {os.cpu_count()} cores, load "
+        f"{out['spread']['load_average']['min']}-{out['spread']['load_average']['max']}; "
+        f"first pass {first.rate:.0f}/s, p99 {out['first_pass']['p99_ms']} ms, "
+        f"{first.errors} errors"
+    )
     return out
 
 
 def _stats_query(url, sql):
     import psycopg2
+
     conn = psycopg2.connect(url)
     try:
         conn.autocommit = True
@@ -267,17 +360,28 @@ def statement_stats(url, top=8):
     [(calls, mean ms, total ms, rows per call, query's first 160 characters)],
     or a sentence saying why there are none."""
     try:
-        rows = _stats_query(url, f"""
+        rows = _stats_query(
+            url,
+            f"""
             SELECT calls, mean_exec_time, total_exec_time, rows, query
             FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database
                                                   WHERE datname = current_database())
-            ORDER BY total_exec_time DESC LIMIT {int(top)}""")
+            ORDER BY total_exec_time DESC LIMIT {int(top)}""",
+        )
     except Exception as exc:
         return f"not read: {type(exc).__name__}: {exc}"
     if rows is None:
         return "pg_stat_statements is not loaded (make bench loads it)"
-    return [[calls, round(mean, 4), round(total, 1), round(n / max(1, calls), 2),
-             " ".join(query.split())[:160]] for calls, mean, total, n, query in rows]
+    return [
+        [
+            calls,
+            round(mean, 4),
+            round(total, 1),
+            round(n / max(1, calls), 2),
+            " ".join(query.split())[:160],
+        ]
+        for calls, mean, total, n, query in rows
+    ]
 
 
 class PostgresService:
@@ -290,27 +394,49 @@ class PostgresService:
         self.url, self.folder = url, Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.env = dict(env, AUTHSVC_DATABASE_URL=url, AUTHSVC_DATA_DIR=str(self.folder),
-                        AUTHSVC_ORTHANC_URL=f"http://127.0.0.1:{free_port()}")
+        self.env = dict(
+            env,
+            AUTHSVC_DATABASE_URL=url,
+            AUTHSVC_DATA_DIR=str(self.folder),
+            AUTHSVC_ORTHANC_URL=f"http://127.0.0.1:{free_port()}",
+        )
         self.workers = workers
         self.proc = None
 
     def prepare(self):
         """Tables and the admin account; refuses a database that holds patients."""
         for command in ("migrate", "ensure-admin"):
-            subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", command],
-                           env=self.env, check=True, capture_output=True, text=True)
+            subprocess.run(
+                [sys.executable, "-m", "flask", "--app", "authsvc", command],
+                env=self.env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
         self.refuse_unless_empty()
 
     def start(self):
         repo = Path(__file__).resolve().parent.parent
         log = open(self.folder / "authsvc.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(repo / "authsvc" / "gunicorn_conf.py"),
-             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-             "authsvc:create_app()"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                str(repo / "authsvc" / "gunicorn_conf.py"),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "authsvc:create_app()",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.folder,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -325,13 +451,16 @@ class PostgresService:
     def refuse_unless_empty(self):
         from authsvc.db import open_database
         from authsvc.models import Patient
+
         db = open_database(self.url)
         with db.connection_context():
             patients = Patient.select().count()
         db.close()
         if patients:
-            raise RuntimeError(f"the PostgreSQL database holds {patients} patients: the bench "
-                               "fills only an empty, throwaway database")
+            raise RuntimeError(
+                f"the PostgreSQL database holds {patients} patients: the bench "
+                "fills only an empty, throwaway database"
+            )
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

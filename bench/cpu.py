@@ -54,8 +54,10 @@ class Meter:
         return self
 
     def __exit__(self, *exc):
-        self.used = {n: sum(process_seconds(p) for p in pids) - self.before[n]
-                     for n, pids in self.groups.items()}
+        self.used = {
+            n: sum(process_seconds(p) for p in pids) - self.before[n]
+            for n, pids in self.groups.items()
+        }
         busy0, total0 = self.machine_before
         busy1, total1 = machine()
         cores = os.cpu_count() or 1

@@ -25,8 +25,8 @@ def main(path):
     spec = json.loads(open(path).read())
     questions = spec["questions"]
     from authsvc import create_app
-    from authsvc.decision import decide_uri
     from authsvc.db import database
+    from authsvc.decision import decide_uri
 
     app = create_app()
     services = app.extensions["authsvc"]
@@ -42,9 +42,13 @@ def main(path):
             out["errors"][name] = f"{type(exc).__name__}: {exc}"
 
     def whole(q):
-        r = client.post("/internal/authorize", headers=headers,
-                        json={"method": q[0], "uri": q[1], "token": q[2]})
+        r = client.post(
+            "/internal/authorize",
+            headers=headers,
+            json={"method": q[0], "uri": q[1], "token": q[2]},
+        )
         assert r.status_code == 200, r.status_code
+
     part("whole request (test client, no HTTP)", whole, questions)
 
     with app.app_context():
@@ -54,11 +58,15 @@ def main(path):
 
             def resolve(q):
                 principals.append(services.sessions.resolve(q[2]))
+
             part("session lookup (sessions.resolve)", resolve, questions)
             if len(principals) >= len(questions):
-                pairs = list(zip(questions, principals[-len(questions):]))
-                part("decision (decision.decide_uri)",
-                     lambda pq: decide_uri(pq[1], pq[0][0], pq[0][1]), pairs)
+                pairs = list(zip(questions, principals[-len(questions) :], strict=False))
+                part(
+                    "decision (decision.decide_uri)",
+                    lambda pq: decide_uri(pq[1], pq[0][0], pq[0][1]),
+                    pairs,
+                )
                 # Statements per decision (session lookup included).
                 counted = []
                 real = database.obj.execute_sql
@@ -66,6 +74,7 @@ def main(path):
                 def counting(sql, params=None, *a, **kw):
                     counted.append(sql)
                     return real(sql, params, *a, **kw)
+
                 database.obj.execute_sql = counting
                 try:
                     sample = questions[:200]
@@ -77,10 +86,15 @@ def main(path):
                 out["sql_statements_per_decision"] = round(len(counted) / len(sample), 2)
                 kinds = {}
                 for sql in counted:
-                    table = sql.split(" FROM ", 1)[1].split()[0].strip('"') if " FROM " in sql else sql[:20]
+                    table = (
+                        sql.split(" FROM ", 1)[1].split()[0].strip('"')
+                        if " FROM " in sql
+                        else sql[:20]
+                    )
                     kinds[table] = kinds.get(table, 0) + 1
-                out["sql_by_table_per_decision"] = {k: round(v / len(sample), 2)
-                                                    for k, v in sorted(kinds.items())}
+                out["sql_by_table_per_decision"] = {
+                    k: round(v / len(sample), 2) for k, v in sorted(kinds.items())
+                }
         finally:
             database.close()
     parts = out["parts_us"]

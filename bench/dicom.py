@@ -61,9 +61,13 @@ def storescu(files, port, aet="ORTHANC"):
     """Send files in one association; returns the seconds it took."""
     env = dict(os.environ, TCP_NODELAY="1")
     start = time.perf_counter()
-    result = subprocess.run(["storescu", "-aet", STORESCU_AET, "-aec", aet, "127.0.0.1",
-                             str(port), *map(str, files)],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["storescu", "-aet", STORESCU_AET, "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"storescu failed ({result.returncode}): {result.stderr[-2000:]}")

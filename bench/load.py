@@ -40,16 +40,17 @@ class Job:
     `duration` seconds have passed. A request is (method, path, headers,
     body, expect) where `expect` is bytes the answer must contain (or None)
     and the status must be 200."""
+
     port: int
     requests: list
     duration: float = 0.0
     start_at: float = 0.0
-    lean: bool = False   # the raw-socket client (small answers with Content-Length)
+    lean: bool = False  # the raw-socket client (small answers with Content-Length)
 
 
 @dataclass
 class Result:
-    latencies: list = field(default_factory=list)   # seconds
+    latencies: list = field(default_factory=list)  # seconds
     wall: float = 0.0
     errors: int = 0
     first_error: str = ""
@@ -117,12 +118,12 @@ class _Lean:
         if at < 0:
             raise ConnectionError(f"no Content-Length in the answer: {head[:200]!r}")
         stop = lower.find("\r\n", at + 2)
-        length = int(lower[at + 17:stop if stop > 0 else None])
+        length = int(lower[at + 17 : stop if stop > 0 else None])
         total = end + 4 + length
         while len(buf) < total:
             buf += self._recv()
         self.buf = buf[total:]
-        return status, buf[end + 4:total], "\r\nconnection: close" in lower
+        return status, buf[end + 4 : total], "\r\nconnection: close" in lower
 
     def _recv(self):
         part = self.sock.recv(65536)
@@ -183,7 +184,7 @@ class Load:
             job.start_at = start_at
         result = Result()
         ends = []
-        for latencies, started, ended, errors, first_error in self.pool.map(run_client, jobs):
+        for latencies, _started, ended, errors, first_error in self.pool.map(run_client, jobs):
             result.latencies.extend(latencies)
             result.errors += errors
             result.first_error = result.first_error or first_error

@@ -19,10 +19,28 @@ def start(pid, out, seconds, rate=250):
     exe = _py_spy()
     if exe is None:
         return None
-    return subprocess.Popen([exe, "record", "--pid", str(pid), "--subprocesses",
-                             "--duration", str(seconds), "--rate", str(rate),
-                             "--format", "raw", "--gil", "--nonblocking", "--output", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--duration",
+            str(seconds),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--gil",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 CATEGORIES = [  # first match wins, tested against each frame of a stack, leaf first
@@ -40,8 +58,11 @@ CATEGORIES = [  # first match wins, tested against each frame of a stack, leaf f
 
 def _frames(stack):
     # A raw line: "process...;thread...;func (file:line);func (file:line) count"
-    return [f for f in stack.split(";") if "(" in f and ":" in f
-            and not f.startswith(("process ", "thread "))]
+    return [
+        f
+        for f in stack.split(";")
+        if "(" in f and ":" in f and not f.startswith(("process ", "thread "))
+    ]
 
 
 def finish(proc, out):
@@ -84,8 +105,13 @@ def summarize(out):
 
     def share(counter, k):
         return [{"where": w, "share": round(c / total, 3)} for w, c in counter.most_common(k)]
-    return {"samples": total, "by_category": share(cats, 12),
-            "inclusive": share(inclusive, 60), "self": share(leaf, 15)}
+
+    return {
+        "samples": total,
+        "by_category": share(cats, 12),
+        "inclusive": share(inclusive, 60),
+        "self": share(leaf, 15),
+    }
 
 
 def _short(frame, line=True):

@@ -21,17 +21,37 @@ def source():
     had changes not committed yet (others work in the same tree)."""
     repo = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
-                                "authsvc", "lua", "orthanc-config"],
-                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "status",
+                "--porcelain",
+                "--",
+                "authsvc",
+                "lua",
+                "orthanc-config",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         head, dirty = "", []
     if not head:
         return "code outside a git checkout"
-    return (f"commit {head}" + (f" plus {len(dirty)} uncommitted changed or new files in "
-                                "authsvc/, lua/, orthanc-config/" if dirty else ""))
+    return f"commit {head}" + (
+        f" plus {len(dirty)} uncommitted changed or new files in authsvc/, lua/, orthanc-config/"
+        if dirty
+        else ""
+    )
 
 
 def _met(flag):
@@ -45,41 +65,78 @@ def figures(results):
     """The five headline figures: (id, name, measured text, met or None)."""
     out = []
     b1 = results.get("B1")
-    out.append(("B1", "viewer load, patient via filter vs no authorization (time ratio)",
-                f"{b1['ratio_1']:.2f} (1 client), {b1['ratio_4']:.2f} (4 clients)" if b1 and "ratio_4" in b1
-                else "not measured", b1.get("met") if b1 else None))
+    out.append(
+        (
+            "B1",
+            "viewer load, patient via filter vs no authorization (time ratio)",
+            f"{b1['ratio_1']:.2f} (1 client), {b1['ratio_4']:.2f} (4 clients)"
+            if b1 and "ratio_4" in b1
+            else "not measured",
+            b1.get("met") if b1 else None,
+        )
+    )
     b2 = results.get("B2") or {}
-    b2_text = "; ".join(
-        f"{RUN_NAMES_SHORT.get(name, name)} {b2['runs'][name]['rate']:.0f}/s, "
-        f"p50 {b2['runs'][name]['p50_ms']:.2f} ms, p99 {b2['runs'][name]['p99_ms']:.2f} ms"
-        for name in b2.get("headline", []) if name in b2.get("runs", {})) or "not measured"
+    b2_text = (
+        "; ".join(
+            f"{RUN_NAMES_SHORT.get(name, name)} {b2['runs'][name]['rate']:.0f}/s, "
+            f"p50 {b2['runs'][name]['p50_ms']:.2f} ms, p99 {b2['runs'][name]['p99_ms']:.2f} ms"
+            for name in b2.get("headline", [])
+            if name in b2.get("runs", {})
+        )
+        or "not measured"
+    )
     if b2.get("runs") and b2.get("postgresql") != "measured":
         b2_text += "; PostgreSQL not measured"
-    out.append(("B2", "webhook decisions, 100k studies and 1k rule logins, 4 clients", b2_text,
-                b2.get("met") if b2 else None))
+    out.append(
+        (
+            "B2",
+            "webhook decisions, 100k studies and 1k rule logins, 4 clients",
+            b2_text,
+            b2.get("met") if b2 else None,
+        )
+    )
     b3 = results.get("B3")
-    out.append(("B3", "C-STORE rate, project's Lua vs plain Orthanc (ratio)",
-                f"{b3['ratio']:.3f} ({b3['project_rate']:.0f} vs {b3['plain_rate']:.0f} slices/s)"
-                if b3 and "ratio" in b3 else "not measured", b3.get("met") if b3 else None))
+    out.append(
+        (
+            "B3",
+            "C-STORE rate, project's Lua vs plain Orthanc (ratio)",
+            f"{b3['ratio']:.3f} ({b3['project_rate']:.0f} vs {b3['plain_rate']:.0f} slices/s)"
+            if b3 and "ratio" in b3
+            else "not measured",
+            b3.get("met") if b3 else None,
+        )
+    )
     b4 = results.get("B4")
-    b4_text = (f"p50 {b4['p50_s'] * 1000:.0f} ms, max {b4['max_s'] * 1000:.0f} ms "
-               f"({len(b4['samples_s'])} studies)" if b4 and "p50_s" in b4 else "not measured")
+    b4_text = (
+        f"p50 {b4['p50_s'] * 1000:.0f} ms, max {b4['max_s'] * 1000:.0f} ms "
+        f"({len(b4['samples_s'])} studies)"
+        if b4 and "p50_s" in b4
+        else "not measured"
+    )
     if b4 and b4.get("failures"):
         b4_text += f"; {len(b4['failures'])} not listed within 60 s"
-    out.append(("B4", "stable -> visible to staff with login", b4_text,
-                b4.get("met") if b4 else None))
+    out.append(
+        ("B4", "stable -> visible to staff with login", b4_text, b4.get("met") if b4 else None)
+    )
     b5 = results.get("B5")
-    out.append(("B5", "password verification (Argon2id)",
-                f"p50 {b5['p50_ms']:.1f} ms, p99 {b5['p99_ms']:.1f} ms (CPU p99 "
-                f"{b5.get('cpu_p99_ms', 0):.1f} ms) at m={b5['params']['m_kib']} KiB, "
-                f"t={b5['params']['t']}, p={b5['params']['p']}" if b5 and "p50_ms" in b5
-                else "not measured", b5.get("met") if b5 else None))
+    out.append(
+        (
+            "B5",
+            "password verification (Argon2id)",
+            f"p50 {b5['p50_ms']:.1f} ms, p99 {b5['p99_ms']:.1f} ms (CPU p99 "
+            f"{b5.get('cpu_p99_ms', 0):.1f} ms) at m={b5['params']['m_kib']} KiB, "
+            f"t={b5['params']['t']}, p={b5['params']['p']}"
+            if b5 and "p50_ms" in b5
+            else "not measured",
+            b5.get("met") if b5 else None,
+        )
+    )
     return out
 
 
 def summary_lines(results, targets):
     lines = [f"{'Figure':<7} {'Measured':<78} {'Target':<41} Result"]
-    for fid, name, measured, met in figures(results):
+    for fid, _name, measured, met in figures(results):
         verdict = "n/a" if met is None else ("MET" if met else "MISSED")
         lines.append(f"{fid:<7} {measured:<78} {targets[fid]:<41} {verdict}")
     for name, error in results.get("errors", {}).items():
@@ -113,12 +170,14 @@ def write(results, targets, out):
     sizes = results["sizes"]
     md = []
     md.append("# Benchmarks: what authorization costs, measured side by side\n")
-    md.append(f"Run {results['started']}, {'`--quick` sizes' if results['quick'] else 'full sizes'}, "
-              f"{results.get('runtime_s', 0):.0f} s in all, on {os.cpu_count()} cores ({_cpu()}), "
-              f"{results.get('source') or source()}. "
-              "Other work shares this machine: absolute times are noisy, the ratios are "
-              "measured back to back, alternating which side goes first, and the median "
-              "of the rounds is kept.\n")
+    md.append(
+        f"Run {results['started']}, {'`--quick` sizes' if results['quick'] else 'full sizes'}, "
+        f"{results.get('runtime_s', 0):.0f} s in all, on {os.cpu_count()} cores ({_cpu()}), "
+        f"{results.get('source') or source()}. "
+        "Other work shares this machine: absolute times are noisy, the ratios are "
+        "measured back to back, alternating which side goes first, and the median "
+        "of the rounds is kept.\n"
+    )
     md.append("| | figure | measured | target | |")
     md.append("| --- | --- | --- | --- | --- |")
     for fid, name, measured, met in figures(results):
@@ -143,7 +202,8 @@ def write(results, targets, out):
         "instead of 60) on both: B4 measures what comes after it. The CT is pydicom's "
         f"`CT_small.dcm` (128×128, 16 bits) rewritten {sizes['slices']} times with new SOP "
         "Instance UIDs: one study, one series, one patient. Orthanc's IDs are hashes of the "
-        "UIDs, so the same study has the same IDs in both Orthancs.\n")
+        "UIDs, so the same study has the same IDs in both Orthancs.\n"
+    )
 
     b1 = results.get("B1")
     if b1 and "variants" in b1:
@@ -153,14 +213,18 @@ def write(results, targets, out):
             f"`/web-viewer/series/{{id}}`, `/web-viewer/is-stable-series/{{id}}`, then for each of "
             f"the {b1['slices']} slices `/web-viewer/instances/jpeg95-{{id}}_0` and "
             f"`/instances/{{id}}/file` ({b1['requests_per_client']} GETs per client"
-            + (f": the series {b1['passes']} times over, to last long enough" if b1.get("passes", 1) > 1 else "")
+            + (
+                f": the series {b1['passes']} times over, to last long enough"
+                if b1.get("passes", 1) > 1
+                else ""
+            )
             + "), on one "
             "keep-alive connection; 1 client, then 4 clients at once (separate processes, each "
             "its own patient session: 4 viewers). The figure is the ratio of wall times, project "
             "÷ plain (1.00 = authorization costs nothing).\n\n"
             "The fair comparison is **nginx → plain Orthanc**: the same path minus the "
             "authorization. Reaching the project's own Orthanc as the trusted service user "
-            "is *not* \"no authorization\": the Lua filter still runs, under Orthanc's single "
+            'is *not* "no authorization": the Lua filter still runs, under Orthanc\'s single '
             "Lua lock, for every request (it returns true at once), so that baseline would "
             "hide whatever running it costs. It is shown below as a breakdown, with the filter "
             "measured without nginx "
@@ -169,41 +233,52 @@ def write(results, targets, out):
             "Besides the time ratio (the figure), two views less sensitive to other work on "
             "the machine: the ratio of median request latencies, and the ratio of server-side "
             "CPU per request (Orthanc + nginx + service, from /proc; on a saturated 2-core "
-            "server, throughput follows it).\n")
-        md.append("| path | clients | time ratio (median of rounds) | rounds | p50 latency ratio "
-                  "| server CPU ratio | project req/s | project p50 / p99 ms "
-                  "| plain req/s | plain p50 / p99 ms | CPU µs/request project: Orthanc + nginx + service "
-                  "| plain: Orthanc + nginx |")
+            "server, throughput follows it).\n"
+        )
+        md.append(
+            "| path | clients | time ratio (median of rounds) | rounds | p50 latency ratio "
+            "| server CPU ratio | project req/s | project p50 / p99 ms "
+            "| plain req/s | plain p50 / p99 ms | CPU µs/request project: Orthanc + nginx + service "
+            "| plain: Orthanc + nginx |"
+        )
         md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        labels = {"nginx": "nginx → Orthanc, patient session (**the figure**)",
-                  "direct-session": "Orthanc directly, nginx's user + patient session (filter without nginx)",
-                  "direct-trusted": "Orthanc directly, trusted service user (Lua filter returns at once)",
-                  "python-filter": "*other design*: plain Orthanc + orthanc-python filter returning True, "
-                                   "directly (vs plain)"}
+        labels = {
+            "nginx": "nginx → Orthanc, patient session (**the figure**)",
+            "direct-session": "Orthanc directly, nginx's user + patient session (filter without nginx)",
+            "direct-trusted": "Orthanc directly, trusted service user (Lua filter returns at once)",
+            "python-filter": "*other design*: plain Orthanc + orthanc-python filter returning True, "
+            "directly (vs plain)",
+        }
         for variant, entries in b1["variants"].items():
             for clients, e in entries.items():
                 p, q = e["project"], e["plain"]
                 pc, qc = p.get("cpu_ms_per_request", {}), q.get("cpu_ms_per_request", {})
-                md.append(f"| {labels[variant]} | {clients} | {e['ratio']:.3f} | "
-                          f"{', '.join(f'{x:.2f}' for x in e['ratios'])} | "
-                          f"{e.get('p50_ratio', float('nan')):.3f} | "
-                          f"{e['cpu_ratio'] if e.get('cpu_ratio') is not None else '–'} | {p['rate']:.0f} | "
-                          f"{_ms(p['p50_ms'])} / {_ms(p['p99_ms'])} | {q['rate']:.0f} | "
-                          f"{_ms(q['p50_ms'])} / {_ms(q['p99_ms'])} | "
-                          f"{_us(pc.get('orthanc'))} + {_us(pc.get('nginx'))} + {_us(pc.get('service'))} | "
-                          f"{_us(qc.get('orthanc'))} + {_us(qc.get('nginx'))} |")
+                md.append(
+                    f"| {labels[variant]} | {clients} | {e['ratio']:.3f} | "
+                    f"{', '.join(f'{x:.2f}' for x in e['ratios'])} | "
+                    f"{e.get('p50_ratio', float('nan')):.3f} | "
+                    f"{e['cpu_ratio'] if e.get('cpu_ratio') is not None else '–'} | {p['rate']:.0f} | "
+                    f"{_ms(p['p50_ms'])} / {_ms(p['p99_ms'])} | {q['rate']:.0f} | "
+                    f"{_ms(q['p50_ms'])} / {_ms(q['p99_ms'])} | "
+                    f"{_us(pc.get('orthanc'))} + {_us(pc.get('nginx'))} + {_us(pc.get('service'))} | "
+                    f"{_us(qc.get('orthanc'))} + {_us(qc.get('nginx'))} |"
+                )
         if b1.get("python_filter"):
             md.append(f"\northanc-python filter: {b1['python_filter']}.")
-        md.append("\nOnly the first two rows are the figure. The others are a breakdown measured "
-                  "the same way; on this shared machine a ratio moves by ±0.1–0.2 from round to "
-                  "round (the rounds column), so a breakdown row within that of 1.00 says "
-                  "\"too small to see here\", not \"faster\".")
+        md.append(
+            "\nOnly the first two rows are the figure. The others are a breakdown measured "
+            "the same way; on this shared machine a ratio moves by ±0.1–0.2 from round to "
+            "round (the rounds column), so a breakdown row within that of 1.00 says "
+            '"too small to see here", not "faster".'
+        )
         c = b1.get("cold_1_client")
         if c:
-            md.append(f"\nFirst (cold) load, 1 client, through nginx — the Web Viewer decodes "
-                      f"every image into its cache: project {c['project']['wall_s']:.2f} s, "
-                      f"plain {c['plain']['wall_s']:.2f} s, ratio {c['ratio']:.3f}. The rounds "
-                      "above are warm (images cached), where authorization weighs most.\n")
+            md.append(
+                f"\nFirst (cold) load, 1 client, through nginx — the Web Viewer decodes "
+                f"every image into its cache: project {c['project']['wall_s']:.2f} s, "
+                f"plain {c['plain']['wall_s']:.2f} s, ratio {c['ratio']:.3f}. The rounds "
+                "above are warm (images cached), where authorization weighs most.\n"
+            )
         md.append("")
 
     b2 = results.get("B2")
@@ -220,59 +295,82 @@ def write(results, targets, out):
             "their rules written with carets, with spaces or with a wildcard in turn. The "
             "rules file was applied by the service's own `rules.sync` (every login's "
             f"studies computed) in {rules.get('apply_s_sqlite', 0)} s on SQLite"
-            + (f" and {rules['apply_s_postgresql']} s on PostgreSQL" if "apply_s_postgresql" in rules
-               else "") + ".\n\n"
+            + (
+                f" and {rules['apply_s_postgresql']} s on PostgreSQL"
+                if "apply_s_postgresql" in rules
+                else ""
+            )
+            + ".\n\n"
             f"{CLIENTS_TEXT} ask gunicorn directly, as the plugin and the Lua filter do. "
             "The questions (the same ones in both protocols): 65 % a patient about their own "
             "study at every level, 10 % a patient about another patient's instance (denied), "
             "15 % a rule login about a study of its physician, 5 % about another's (denied), "
             "5 % an admin. Every answer is checked. "
             f"{b2['seconds']:.0f} s per run after a 1 s warm-up. The figure is the webhook "
-            "(plugin protocol) on SQLite and on PostgreSQL; both must meet the target.\n")
+            "(plugin protocol) on SQLite and on PostgreSQL; both must meet the target.\n"
+        )
         md.append(f"- PostgreSQL: {b2.get('postgresql', 'not measured')}.\n")
-        md.append("| run | decisions/s | p50 ms | p99 ms | requests | errors | service CPU ms/decision "
-                  "| client CPU ms/decision | service cores used | machine busy (cores) "
-                  "| first pass: decisions/s, p99 ms | target |")
+        md.append(
+            "| run | decisions/s | p50 ms | p99 ms | requests | errors | service CPU ms/decision "
+            "| client CPU ms/decision | service cores used | machine busy (cores) "
+            "| first pass: decisions/s, p99 ms | target |"
+        )
         md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        names = {"webhook-sqlite": "plugin webhook, SQLite (**the figure**)",
-                 "webhook-postgresql": "plugin webhook, PostgreSQL (**the figure**)",
-                 "lua-sqlite": "Lua filter's endpoint, SQLite",
-                 "lua-postgresql": "Lua filter's endpoint, PostgreSQL",
-                 "lua-sqlite-ct": f"Lua filter's endpoint, every question about the "
-                                  f"{sizes['slices']}-slice CT",
-                 "webhook-sqlite-viewers": "plugin webhook, SQLite, 4 viewers (one session per client)",
-                 "webhook-postgresql-viewers": "plugin webhook, PostgreSQL, 4 viewers (one session "
-                                               "per client)"}
+        names = {
+            "webhook-sqlite": "plugin webhook, SQLite (**the figure**)",
+            "webhook-postgresql": "plugin webhook, PostgreSQL (**the figure**)",
+            "lua-sqlite": "Lua filter's endpoint, SQLite",
+            "lua-postgresql": "Lua filter's endpoint, PostgreSQL",
+            "lua-sqlite-ct": f"Lua filter's endpoint, every question about the "
+            f"{sizes['slices']}-slice CT",
+            "webhook-sqlite-viewers": "plugin webhook, SQLite, 4 viewers (one session per client)",
+            "webhook-postgresql-viewers": "plugin webhook, PostgreSQL, 4 viewers (one session "
+            "per client)",
+        }
         for name, r in b2["runs"].items():
             c = r.get("cpu_ms_per_decision", {})
-            md.append(f"| {names.get(name, name)} | {_spread(r, 'rate', '{:.0f}')} | "
-                      f"{_ms(r['p50_ms'])} | "
-                      f"{_spread(r, 'p99_ms', '{:.2f}')} | {r['requests']} | {r['errors']} | "
-                      f"{_ms(c.get('service'))} | {_ms(c.get('clients'))} | "
-                      f"{r.get('service_cores', '–')} | {r.get('machine_busy_cores', '–')} | "
-                      + (f"{r['first_pass']['rate']:.0f}, {_ms(r['first_pass']['p99_ms'])} | "
-                         if r.get("first_pass") else "– | ")
-                      + f"{_met(r.get('met')) if name in b2.get('headline', []) else '(not the figure)'} |")
-        md.append("\nEach run is the median of its rounds (by rate; "
-                  "bench/b2.py, ROUNDS), with the rounds' min–max in brackets, and the machine's "
-                  "load average over them: "
-                  + "; ".join(f"{RUN_NAMES_SHORT.get(n, n)} "
-                              f"{r['spread']['load_average']['min']}–{r['spread']['load_average']['max']}"
-                              for n, r in b2["runs"].items()
-                              if (r.get("spread") or {}).get("load_average")) + ".\n")
-        md.append("\nThe first pass asks each question once, before the run: a principal's "
-                  "first question about a study in the hour also appends the audit log's entry "
-                  "(a transaction that takes turns across workers), so it is slower; it happens "
-                  "once per person, study and hour. The \"4 viewers\" rows ask as four patients, "
-                  "one per client, about their own studies: there each process reuses a session "
-                  "it looked up for `SESSION_CACHE_SECONDS`, which the mixed questions, spread "
-                  "over a thousand sessions and four processes, rarely can.\n")
-        md.append(f"\nThe machine has {os.cpu_count()} cores; \"machine busy\" counts every process "
-                  "on it, ours and others'. \"Service CPU\" is gunicorn's processes only (not "
-                  "PostgreSQL's server processes). The clients send pre-encoded requests on raw "
-                  "sockets and read each answer by its Content-Length (`bench/load.py`): the "
-                  "real client is Orthanc's C++ plugin, and a Python `http.client` cost 0.19 ms "
-                  "of CPU per request on the same two cores.\n")
+            md.append(
+                f"| {names.get(name, name)} | {_spread(r, 'rate', '{:.0f}')} | "
+                f"{_ms(r['p50_ms'])} | "
+                f"{_spread(r, 'p99_ms', '{:.2f}')} | {r['requests']} | {r['errors']} | "
+                f"{_ms(c.get('service'))} | {_ms(c.get('clients'))} | "
+                f"{r.get('service_cores', '–')} | {r.get('machine_busy_cores', '–')} | "
+                + (
+                    f"{r['first_pass']['rate']:.0f}, {_ms(r['first_pass']['p99_ms'])} | "
+                    if r.get("first_pass")
+                    else "– | "
+                )
+                + f"{_met(r.get('met')) if name in b2.get('headline', []) else '(not the figure)'} |"
+            )
+        md.append(
+            "\nEach run is the median of its rounds (by rate; "
+            "bench/b2.py, ROUNDS), with the rounds' min–max in brackets, and the machine's "
+            "load average over them: "
+            + "; ".join(
+                f"{RUN_NAMES_SHORT.get(n, n)} "
+                f"{r['spread']['load_average']['min']}–{r['spread']['load_average']['max']}"
+                for n, r in b2["runs"].items()
+                if (r.get("spread") or {}).get("load_average")
+            )
+            + ".\n"
+        )
+        md.append(
+            "\nThe first pass asks each question once, before the run: a principal's "
+            "first question about a study in the hour also appends the audit log's entry "
+            "(a transaction that takes turns across workers), so it is slower; it happens "
+            'once per person, study and hour. The "4 viewers" rows ask as four patients, '
+            "one per client, about their own studies: there each process reuses a session "
+            "it looked up for `SESSION_CACHE_SECONDS`, which the mixed questions, spread "
+            "over a thousand sessions and four processes, rarely can.\n"
+        )
+        md.append(
+            f'\nThe machine has {os.cpu_count()} cores; "machine busy" counts every process '
+            "on it, ours and others'. \"Service CPU\" is gunicorn's processes only (not "
+            "PostgreSQL's server processes). The clients send pre-encoded requests on raw "
+            "sockets and read each answer by its Content-Length (`bench/load.py`): the "
+            "real client is Orthanc's C++ plugin, and a Python `http.client` cost 0.19 ms "
+            "of CPU per request on the same two cores.\n"
+        )
         stats = b2.get("pg_statements")
         if isinstance(stats, list) and stats:
             md.append("\n### PostgreSQL's side (pg_stat_statements, every B2 run on it)\n")
@@ -288,18 +386,22 @@ def write(results, targets, out):
             md.append("### Where the service's time goes (py-spy, same load)\n")
             bd = prof.get("breakdown") or {}
             if bd.get("parts_us"):
-                md.append(f"One decision's parts, timed in-process and single-threaded over "
-                          f"{bd['questions']} of the same questions (`bench/decisions.py`: no HTTP, "
-                          "no gunicorn, no other load):\n")
+                md.append(
+                    f"One decision's parts, timed in-process and single-threaded over "
+                    f"{bd['questions']} of the same questions (`bench/decisions.py`: no HTTP, "
+                    "no gunicorn, no other load):\n"
+                )
                 md.append("| part | µs per decision |")
                 md.append("| --- | --- |")
                 for part, us in bd["parts_us"].items():
                     md.append(f"| {part} | {us:.0f} |")
                 if "sql_statements_per_decision" in bd:
-                    md.append(f"\nSQL statements per decision (session lookup included): "
-                              f"{bd['sql_statements_per_decision']} — by table: "
-                              + ", ".join(f"{t} {n}" for t, n in bd["sql_by_table_per_decision"].items())
-                              + ".\n")
+                    md.append(
+                        f"\nSQL statements per decision (session lookup included): "
+                        f"{bd['sql_statements_per_decision']} — by table: "
+                        + ", ".join(f"{t} {n}" for t, n in bd["sql_by_table_per_decision"].items())
+                        + ".\n"
+                    )
                 for part, err in bd.get("errors", {}).items():
                     md.append(f"- {part}: not measured ({err})")
                 md.append("")
@@ -308,18 +410,22 @@ def write(results, targets, out):
             if "error" in prof:
                 md.append(f"Profile not taken: {prof['error']}\n")
             else:
-                md.append(f"py-spy sampled the gunicorn workers at 250 Hz under the same load, "
-                          f"keeping only threads that held the GIL (that ran Python): "
-                          f"{prof['samples']} samples (raw stacks: `{prof.get('raw', '')}`). "
-                          "Share of samples by the innermost recognised layer:\n")
+                md.append(
+                    f"py-spy sampled the gunicorn workers at 250 Hz under the same load, "
+                    f"keeping only threads that held the GIL (that ran Python): "
+                    f"{prof['samples']} samples (raw stacks: `{prof.get('raw', '')}`). "
+                    "Share of samples by the innermost recognised layer:\n"
+                )
                 md.append("| layer | share |")
                 md.append("| --- | --- |")
                 for row in prof["by_category"]:
                     md.append(f"| {row['where']} | {row['share'] * 100:.1f} % |")
                 own = [r for r in prof["inclusive"] if "authsvc/" in r["where"]][:10]
                 if own:
-                    md.append("\nThe service's own functions by inclusive share (on the stack in "
-                              "that share of samples):\n")
+                    md.append(
+                        "\nThe service's own functions by inclusive share (on the stack in "
+                        "that share of samples):\n"
+                    )
                     md.append("| function | share |")
                     md.append("| --- | --- |")
                     for row in own:
@@ -334,11 +440,13 @@ def write(results, targets, out):
     b3 = results.get("B3")
     if b3 and "rounds" in b3:
         md.append("## B3 ingest\n")
-        md.append(f"dcmtk's `storescu` sends the {b3['slices']} slices in one association "
-                  "(`TCP_NODELAY=1` for storescu and for both Orthancs), a new series each "
-                  "round, alternating which Orthanc goes first; each study is left to become "
-                  "stable (and, on the project's side, recorded) before the next store. Ratio = "
-                  "project's rate ÷ plain's rate.\n")
+        md.append(
+            f"dcmtk's `storescu` sends the {b3['slices']} slices in one association "
+            "(`TCP_NODELAY=1` for storescu and for both Orthancs), a new series each "
+            "round, alternating which Orthanc goes first; each study is left to become "
+            "stable (and, on the project's side, recorded) before the next store. Ratio = "
+            "project's rate ÷ plain's rate.\n"
+        )
         md.append("| round | project s | plain s | ratio |")
         md.append("| --- | --- | --- | --- |")
         for i, r in enumerate(b3["rounds"], 1):
@@ -348,32 +456,41 @@ def write(results, targets, out):
     b4 = results.get("B4")
     if b4 and b4.get("samples_s"):
         md.append("## B4 stable → visible to staff\n")
-        md.append("From the moment Orthanc reports the study stable (`IsStable` of `/studies/{id}`, "
-                  "polled every 10 ms) to the moment `GET /api/studies` as admin (through nginx, "
-                  "polled every 20 ms) lists it with `patient_has_login` — a new patient each time, "
-                  f"so the login is created then. {len(b4['samples_s'])} CT studies of "
-                  f"{sizes['slices']} slices (the B3 rounds), with the B2 database loaded. Samples: "
-                  + ", ".join(f"{s * 1000:.0f} ms" for s in b4["samples_s"]) + ".\n")
+        md.append(
+            "From the moment Orthanc reports the study stable (`IsStable` of `/studies/{id}`, "
+            "polled every 10 ms) to the moment `GET /api/studies` as admin (through nginx, "
+            "polled every 20 ms) lists it with `patient_has_login` — a new patient each time, "
+            f"so the login is created then. {len(b4['samples_s'])} CT studies of "
+            f"{sizes['slices']} slices (the B3 rounds), with the B2 database loaded. Samples: "
+            + ", ".join(f"{s * 1000:.0f} ms" for s in b4["samples_s"])
+            + ".\n"
+        )
 
     b5 = results.get("B5")
     if b5 and "p50_ms" in b5:
         md.append("## B5 password verification\n")
-        md.append(f"`authsvc.passwords.verify` in-process, {b5['runs']} times: wall time p50 "
-                  f"{b5['p50_ms']:.1f} ms, p99 {b5['p99_ms']:.1f} ms; CPU time p50 "
-                  f"{b5.get('cpu_p50_ms', 0):.1f} ms, p99 {b5.get('cpu_p99_ms', 0):.1f} ms (the "
-                  "target is judged on the wall-time median and the CPU-time p99: a spike of "
-                  "the shared machine is not the KDF's cost). Hash "
-                  f"`${'$'.join(b5['hash_prefix'])}$…`. A whole patient login through nginx "
-                  f"(`POST /api/login`) took p50 {b5.get('login_p50_ms', 0):.0f} ms, "
-                  f"max {b5.get('login_max_ms', 0):.0f} ms.\n")
-        md.append("OWASP's Password Storage Cheat Sheet gives five equivalent minimum "
-                  "configurations of Argon2id; each verified here on the same machine:\n")
+        md.append(
+            f"`authsvc.passwords.verify` in-process, {b5['runs']} times: wall time p50 "
+            f"{b5['p50_ms']:.1f} ms, p99 {b5['p99_ms']:.1f} ms; CPU time p50 "
+            f"{b5.get('cpu_p50_ms', 0):.1f} ms, p99 {b5.get('cpu_p99_ms', 0):.1f} ms (the "
+            "target is judged on the wall-time median and the CPU-time p99: a spike of "
+            "the shared machine is not the KDF's cost). Hash "
+            f"`${'$'.join(b5['hash_prefix'])}$…`. A whole patient login through nginx "
+            f"(`POST /api/login`) took p50 {b5.get('login_p50_ms', 0):.0f} ms, "
+            f"max {b5.get('login_max_ms', 0):.0f} ms.\n"
+        )
+        md.append(
+            "OWASP's Password Storage Cheat Sheet gives five equivalent minimum "
+            "configurations of Argon2id; each verified here on the same machine:\n"
+        )
         md.append("| memory | passes | lanes | verify p50 ms | |")
         md.append("| --- | --- | --- | --- | --- |")
         for o in b5["owasp"]:
             mark = "the project's choice" if o["chosen"] else ""
-            md.append(f"| {o['m_kib']} KiB ({o['m_kib'] // 1024} MiB) | {o['t']} | {o['p']} | "
-                      f"{o['p50_ms']:.1f} | {mark} |")
+            md.append(
+                f"| {o['m_kib']} KiB ({o['m_kib'] // 1024} MiB) | {o['t']} | {o['p']} | "
+                f"{o['p50_ms']:.1f} | {mark} |"
+            )
         md.append(f"\nAt or above OWASP's minimum: {'yes' if b5['at_or_above_owasp'] else 'NO'}.\n")
 
     md.append("## What limits the targets missed\n")
@@ -389,45 +506,65 @@ def limits(results):
     b1, b2, b3, b4, b5 = (results.get(k) or {} for k in ("B1", "B2", "B3", "B4", "B5"))
     if b1.get("met") is False:
         v = b1["variants"]
-        text = (f"- **B1** ({b1['ratio_1']:.2f} / {b1['ratio_4']:.2f}): the filter without nginx costs "
-                f"{v['direct-session']['1']['ratio']:.2f} (1 client) and "
-                f"{v['direct-session']['4']['ratio']:.2f} (4 clients); the Lua filter returning at once "
-                f"(trusted user) already {v['direct-trusted']['1']['ratio']:.2f} / "
-                f"{v['direct-trusted']['4']['ratio']:.2f}. The service is asked about once per session "
-                "and 5 s (its CPU per request is a few µs): the cost is Orthanc running a Lua function "
-                "under its single Lua lock for every request.")
+        text = (
+            f"- **B1** ({b1['ratio_1']:.2f} / {b1['ratio_4']:.2f}): the filter without nginx costs "
+            f"{v['direct-session']['1']['ratio']:.2f} (1 client) and "
+            f"{v['direct-session']['4']['ratio']:.2f} (4 clients); the Lua filter returning at once "
+            f"(trusted user) already {v['direct-trusted']['1']['ratio']:.2f} / "
+            f"{v['direct-trusted']['4']['ratio']:.2f}. The service is asked about once per session "
+            "and 5 s (its CPU per request is a few µs): the cost is Orthanc running a Lua function "
+            "under its single Lua lock for every request."
+        )
         if "python-filter" in v:
-            text += (f" An orthanc-python filter returning True costs "
-                     f"{v['python-filter']['1']['ratio']:.2f} / {v['python-filter']['4']['ratio']:.2f} "
-                     "on the same measure.")
+            text += (
+                f" An orthanc-python filter returning True costs "
+                f"{v['python-filter']['1']['ratio']:.2f} / {v['python-filter']['4']['ratio']:.2f} "
+                "on the same measure."
+            )
         notes.append(text)
     if b2.get("met") is False:
         notes.append(_b2_limits(b2))
-    beside = [n for n, r in b2.get("runs", {}).items()
-              if n not in b2.get("headline", []) and not r.get("met")]
+    beside = [
+        n
+        for n, r in b2.get("runs", {}).items()
+        if n not in b2.get("headline", []) and not r.get("met")
+    ]
     if beside:
-        notes.append("- **B2, runs beside the figure** that missed its target: " + "; ".join(
-            f"{n} {b2['runs'][n]['rate']:.0f}/s, p99 {b2['runs'][n]['p99_ms']:.1f} ms, "
-            + (f"with the machine busy only {b2['runs'][n]['machine_busy_cores']} of "
-               f"{os.cpu_count()} cores (waiting, not computing: seen now and then on this "
-               "shared machine, not explained by the run)"
-               if b2["runs"][n].get("machine_busy_cores", 2) < 0.75 * (os.cpu_count() or 2)
-               else f"{b2['runs'][n]['cpu_ms_per_decision']['service']:.2f} ms of service CPU "
-                    "per decision on a saturated machine")
-            for n in beside) + ".")
+        notes.append(
+            "- **B2, runs beside the figure** that missed its target: "
+            + "; ".join(
+                f"{n} {b2['runs'][n]['rate']:.0f}/s, p99 {b2['runs'][n]['p99_ms']:.1f} ms, "
+                + (
+                    f"with the machine busy only {b2['runs'][n]['machine_busy_cores']} of "
+                    f"{os.cpu_count()} cores (waiting, not computing: seen now and then on this "
+                    "shared machine, not explained by the run)"
+                    if b2["runs"][n].get("machine_busy_cores", 2) < 0.75 * (os.cpu_count() or 2)
+                    else f"{b2['runs'][n]['cpu_ms_per_decision']['service']:.2f} ms of service CPU "
+                    "per decision on a saturated machine"
+                )
+                for n in beside
+            )
+            + "."
+        )
     if b3.get("met") is False:
-        notes.append(f"- **B3** ({b3['ratio']:.3f}): see the rounds above; the project's "
-                     "Orthanc runs no Lua per stored instance, so a miss here is noise or the "
-                     "service's ingest overlapping the store.")
+        notes.append(
+            f"- **B3** ({b3['ratio']:.3f}): see the rounds above; the project's "
+            "Orthanc runs no Lua per stored instance, so a miss here is noise or the "
+            "service's ingest overlapping the store."
+        )
     if b4.get("met") is False and b4.get("failures"):
         notes.append("- **B4**: " + "; ".join(b4["failures"]))
     elif b4.get("met") is False:
-        notes.append(f"- **B4** (max {b4['max_s'] * 1000:.0f} ms): the ingest thread reads the "
-                     "study back from Orthanc's REST API (each call passes the Lua filter) and "
-                     "hashes a new password with Argon2id before the row is committed.")
+        notes.append(
+            f"- **B4** (max {b4['max_s'] * 1000:.0f} ms): the ingest thread reads the "
+            "study back from Orthanc's REST API (each call passes the Lua filter) and "
+            "hashes a new password with Argon2id before the row is committed."
+        )
     if b5.get("met") is False:
-        notes.append(f"- **B5** ({b5['p50_ms']:.0f} ms p50, CPU {b5.get('cpu_p99_ms', 0):.0f} ms p99): Argon2id's cost is its memory "
-                     "(19 MiB filled twice); a busy machine stretches it.")
+        notes.append(
+            f"- **B5** ({b5['p50_ms']:.0f} ms p50, CPU {b5.get('cpu_p99_ms', 0):.0f} ms p99): Argon2id's cost is its memory "
+            "(19 MiB filled twice); a busy machine stretches it."
+        )
     if not notes:
         return "Every target measured in this run was met.\n"
     return "\n".join(notes) + "\n"
@@ -439,38 +576,56 @@ def _b2_limits(b2):
     for name in missed:
         r = b2["runs"][name]
         cpu_ms = r.get("cpu_ms_per_decision", {}).get("service")
-        text += (f"{name} {r['rate']:.0f}/s, p99 {r['p99_ms']:.1f} ms, "
-                 f"{r['errors']} errors" + (f", {cpu_ms:.2f} ms of service CPU per decision "
-                                             f"(two cores give at most ~{2000 / cpu_ms:.0f}/s)"
-                                             if cpu_ms else "") + ". ")
+        text += (
+            f"{name} {r['rate']:.0f}/s, p99 {r['p99_ms']:.1f} ms, "
+            f"{r['errors']} errors"
+            + (
+                f", {cpu_ms:.2f} ms of service CPU per decision "
+                f"(two cores give at most ~{2000 / cpu_ms:.0f}/s)"
+                if cpu_ms
+                else ""
+            )
+            + ". "
+        )
     prof = b2.get("profile") or {}
     bd = prof.get("breakdown") or {}
     named = {k.split(" (")[0]: v for k, v in bd.get("parts_us", {}).items()}
     if named:
-        text += ("In-process, single-threaded, one decision takes "
-                 f"{named.get('whole request', 0):.0f} µs through the WSGI stack: the session "
-                 f"lookup {named.get('session lookup', 0):.0f} µs, the decision "
-                 f"{named.get('decision', 0):.0f} µs, over "
-                 f"{bd.get('sql_statements_per_decision', 0)} SQL statements. ")
+        text += (
+            "In-process, single-threaded, one decision takes "
+            f"{named.get('whole request', 0):.0f} µs through the WSGI stack: the session "
+            f"lookup {named.get('session lookup', 0):.0f} µs, the decision "
+            f"{named.get('decision', 0):.0f} µs, over "
+            f"{bd.get('sql_statements_per_decision', 0)} SQL statements. "
+        )
     cats = {r["where"]: r["share"] for r in prof.get("by_category", [])}
     if cats:
-        text += ("py-spy on the workers: " + ", ".join(
-            f"{where} {share * 100:.0f} %" for where, share in list(cats.items())[:5]) + ". ")
-    text += ("p99 on a closed loop is queueing: 4 clients, 4 workers, and the clients "
-             "themselves on the same 2 cores, with others' work besides.")
+        text += (
+            "py-spy on the workers: "
+            + ", ".join(f"{where} {share * 100:.0f} %" for where, share in list(cats.items())[:5])
+            + ". "
+        )
+    text += (
+        "p99 on a closed loop is queueing: 4 clients, 4 workers, and the clients "
+        "themselves on the same 2 cores, with others' work besides."
+    )
     return text
 
 
 def chart(results, targets, path):
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    fig.suptitle("Orthanc patient access: authorization cost, measured side by side"
-                 + (" (--quick)" if results["quick"] else ""), fontsize=13)
+    fig.suptitle(
+        "Orthanc patient access: authorization cost, measured side by side"
+        + (" (--quick)" if results["quick"] else ""),
+        fontsize=13,
+    )
 
     def no_data(ax, title):
         ax.set_title(title)
@@ -484,19 +639,28 @@ def chart(results, targets, path):
     b1 = results.get("B1")
     if b1 and "variants" in b1:
         labels, values = [], []
-        short = {"nginx": "nginx", "direct-session": "no\nnginx", "direct-trusted": "Lua\nreturns",
-                 "python-filter": "Python\nreturns"}
+        short = {
+            "nginx": "nginx",
+            "direct-session": "no\nnginx",
+            "direct-trusted": "Lua\nreturns",
+            "python-filter": "Python\nreturns",
+        }
         for variant, entries in b1["variants"].items():
             for clients, e in entries.items():
                 labels.append(f"{short[variant]}\n{clients} cl.")
                 values.append(e["ratio"])
-        bars = ax.bar(labels, values, color=[color(v <= 1.2) if i < 2 else "#7f8c8d"
-                                             for i, v in enumerate(values)])
+        bars = ax.bar(
+            labels,
+            values,
+            color=[color(v <= 1.2) if i < 2 else "#7f8c8d" for i, v in enumerate(values)],
+        )
         ax.axhline(1.2, color="k", ls="--", lw=1, label="target ≤ 1.2")
         ax.axhline(1.0, color="#999", lw=0.8)
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
         ax.set_ylim(0, max(values + [1.2]) * 1.25)
-        ax.set_title("B1 viewer load: time project ÷ plain\n(green/red: the figure; grey: breakdown)")
+        ax.set_title(
+            "B1 viewer load: time project ÷ plain\n(green/red: the figure; grey: breakdown)"
+        )
         ax.legend(fontsize=8, loc="upper right")
         ax.tick_params(axis="x", labelsize=8)
     else:
@@ -508,17 +672,29 @@ def chart(results, targets, path):
         names = list(b2["runs"])
         rates = [b2["runs"][n]["rate"] for n in names]
         p99 = [b2["runs"][n]["p99_ms"] for n in names]
-        short = {"lua-sqlite": "Lua endpoint\nSQLite", "lua-sqlite-ct": "Lua endpoint\nCT study",
-                 "webhook-sqlite": "webhook\nSQLite", "lua-postgresql": "Lua endpoint\nPostgreSQL",
-                 "webhook-postgresql": "webhook\nPostgreSQL",
-                 "webhook-sqlite-viewers": "webhook\nSQLite\n4 viewers",
-                 "webhook-postgresql-viewers": "webhook\nPostgreSQL\n4 viewers"}
+        short = {
+            "lua-sqlite": "Lua endpoint\nSQLite",
+            "lua-sqlite-ct": "Lua endpoint\nCT study",
+            "webhook-sqlite": "webhook\nSQLite",
+            "lua-postgresql": "Lua endpoint\nPostgreSQL",
+            "webhook-postgresql": "webhook\nPostgreSQL",
+            "webhook-sqlite-viewers": "webhook\nSQLite\n4 viewers",
+            "webhook-postgresql-viewers": "webhook\nPostgreSQL\n4 viewers",
+        }
         headline = set(b2.get("headline", []))
-        bars = ax.bar([short.get(n, n) for n in names], rates,
-                      color=[color(r >= 2000 and q <= 5) if n in headline else "#95a5a6"
-                             for n, r, q in zip(names, rates, p99)])
-        ax.bar_label(bars, labels=[f"{r:.0f}/s\np99 {q:.1f} ms" for r, q in zip(rates, p99)],
-                     fontsize=8)
+        bars = ax.bar(
+            [short.get(n, n) for n in names],
+            rates,
+            color=[
+                color(r >= 2000 and q <= 5) if n in headline else "#95a5a6"
+                for n, r, q in zip(names, rates, p99, strict=True)
+            ],
+        )
+        ax.bar_label(
+            bars,
+            labels=[f"{r:.0f}/s\np99 {q:.1f} ms" for r, q in zip(rates, p99, strict=True)],
+            fontsize=8,
+        )
         ax.axhline(2000, color="k", ls="--", lw=1, label="target ≥ 2,000/s")
         ax.set_ylim(0, max(rates + [2000]) * 1.3)
         ax.set_title("B2 decisions per second, 4 clients\n(green/red: the figure; grey: beside it)")
@@ -545,8 +721,9 @@ def chart(results, targets, path):
     b4 = results.get("B4")
     if b4 and b4.get("samples_s"):
         ms = [s * 1000 for s in b4["samples_s"]]
-        bars = ax.bar([f"study {i}" for i in range(1, len(ms) + 1)], ms,
-                      color=[color(m <= 1000) for m in ms])
+        bars = ax.bar(
+            [f"study {i}" for i in range(1, len(ms) + 1)], ms, color=[color(m <= 1000) for m in ms]
+        )
         ax.bar_label(bars, fmt="%.0f ms", fontsize=8)
         ax.axhline(1000, color="k", ls="--", lw=1, label="target ≤ 1 s")
         ax.set_ylim(0, max(ms + [1000]) * 1.2)
@@ -561,8 +738,9 @@ def chart(results, targets, path):
     if b5 and b5.get("owasp"):
         labels = [f"{o['m_kib'] // 1024} MiB\nt={o['t']}" for o in b5["owasp"]]
         values = [o["p50_ms"] for o in b5["owasp"]]
-        bars = ax.bar(labels, values, color=["#2c6fbb" if o["chosen"] else "#95a5a6"
-                                             for o in b5["owasp"]])
+        bars = ax.bar(
+            labels, values, color=["#2c6fbb" if o["chosen"] else "#95a5a6" for o in b5["owasp"]]
+        )
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
         ax.axhline(100, color="k", ls="--", lw=1, label="target ≤ 100 ms")
         ax.set_ylim(0, max(values + [100]) * 1.2)
@@ -578,12 +756,21 @@ def chart(results, targets, path):
         groups = list(e)
         x = range(len(groups))
         w = 0.2
-        for k, (side, stat, col) in enumerate((("project", "p50_ms", "#2c6fbb"),
-                                               ("plain", "p50_ms", "#95a5a6"),
-                                               ("project", "p99_ms", "#1b3f6b"),
-                                               ("plain", "p99_ms", "#5d6d6e"))):
-            ax.bar([i + (k - 1.5) * w for i in x], [e[g][side][stat] for g in groups], w,
-                   label=f"{side} {stat[:3]}", color=col)
+        for k, (side, stat, col) in enumerate(
+            (
+                ("project", "p50_ms", "#2c6fbb"),
+                ("plain", "p50_ms", "#95a5a6"),
+                ("project", "p99_ms", "#1b3f6b"),
+                ("plain", "p99_ms", "#5d6d6e"),
+            )
+        ):
+            ax.bar(
+                [i + (k - 1.5) * w for i in x],
+                [e[g][side][stat] for g in groups],
+                w,
+                label=f"{side} {stat[:3]}",
+                color=col,
+            )
         ax.set_xticks(list(x), [f"{g} client(s)" for g in groups])
         ax.set_ylabel("ms per request")
         ax.set_title("B1 latency per request through nginx")

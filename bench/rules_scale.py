@@ -19,12 +19,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from authsvc import rules  # noqa: E402
-from authsvc.decision import decide_uri  # noqa: E402
 from authsvc.db import database, open_database  # noqa: E402
+from authsvc.decision import decide_uri  # noqa: E402
 from authsvc.matching import fold_value  # noqa: E402
 from authsvc.migrations import migrate  # noqa: E402
-from authsvc.models import (Patient, Resource, RuleLogin, RuleMatch, Study,  # noqa: E402
-                            StudyTag, utcnow)
+from authsvc.models import (  # noqa: E402
+    Patient,
+    Resource,
+    RuleLogin,
+    RuleMatch,
+    Study,
+    StudyTag,
+    utcnow,
+)
 from authsvc.sessions import Principal  # noqa: E402
 
 REFERRING = "0008,0090"
@@ -32,35 +39,51 @@ REFERRING = "0008,0090"
 
 def oid(rng):
     h = f"{rng.getrandbits(160):040x}"
-    return "-".join(h[i:i + 8] for i in range(0, 40, 8))
+    return "-".join(h[i : i + 8] for i in range(0, 40, 8))
 
 
 def fill(n_studies, n_names, rng):
     names = [f"MEDICO{n:04d}^ANA" for n in range(n_names)]
     now = utcnow()
-    patients = [{"patient_id": f"RS{n}", "orthanc_id": oid(rng), "created_at": now}
-                for n in range(n_studies // 2)]
+    patients = [
+        {"patient_id": f"RS{n}", "orthanc_id": oid(rng), "created_at": now}
+        for n in range(n_studies // 2)
+    ]
     with database.atomic():
         for start in range(0, len(patients), 500):
-            Patient.insert_many(patients[start:start + 500]).execute()
+            Patient.insert_many(patients[start : start + 500]).execute()
     patient_ids = [p.id for p in Patient.select(Patient.id)]
     studies, tags, resources = [], [], []
     for n in range(n_studies):
-        studies.append({"orthanc_id": oid(rng), "study_uid": f"1.2.9.{n}",
-                        "patient": patient_ids[n // 2], "recorded_at": now, "updated_at": now})
+        studies.append(
+            {
+                "orthanc_id": oid(rng),
+                "study_uid": f"1.2.9.{n}",
+                "patient": patient_ids[n // 2],
+                "recorded_at": now,
+                "updated_at": now,
+            }
+        )
     with database.atomic():
         for start in range(0, len(studies), 500):
-            Study.insert_many(studies[start:start + 500]).execute()
+            Study.insert_many(studies[start : start + 500]).execute()
     for study_id in [s.id for s in Study.select(Study.id)]:
         name = rng.choice(names)
-        tags.append({"study": study_id, "tag": REFERRING, "value": name,
-                     "folded": fold_value(name, True)})
-        resources.append({"orthanc_id": oid(rng), "uid": f"1.2.9.{study_id}.1",
-                          "level": "instance", "study": study_id})
+        tags.append(
+            {"study": study_id, "tag": REFERRING, "value": name, "folded": fold_value(name, True)}
+        )
+        resources.append(
+            {
+                "orthanc_id": oid(rng),
+                "uid": f"1.2.9.{study_id}.1",
+                "level": "instance",
+                "study": study_id,
+            }
+        )
     with database.atomic():
         for start in range(0, len(tags), 500):
-            StudyTag.insert_many(tags[start:start + 500]).execute()
-            Resource.insert_many(resources[start:start + 500]).execute()
+            StudyTag.insert_many(tags[start : start + 500]).execute()
+            Resource.insert_many(resources[start : start + 500]).execute()
     return names
 
 
@@ -69,8 +92,9 @@ def write_rules(path, names, n_rules):
     for n, name in enumerate(names[:n_rules]):
         family, given = name.split("^")
         value = [name, f"{family} {given}", f"{family}^AN*"][n % 3]  # three spellings
-        logins.append({"login": f"dr-{n:04d}", "rules": [{"tag": "ReferringPhysicianName",
-                                                          "value": value}]})
+        logins.append(
+            {"login": f"dr-{n:04d}", "rules": [{"tag": "ReferringPhysicianName", "value": value}]}
+        )
     path.write_text(json.dumps({"logins": logins}))
 
 
@@ -84,6 +108,7 @@ def main():
         open_database(f"sqlite:///{tmp}/rules.sqlite3")
         # The audit entries of the sync (create_app configures this otherwise).
         from authsvc import auditchain
+
         auditchain.configure(b"bench audit key, not a secret!!", f"{tmp}/audit-checkpoints.log")
         database.connect()
         migrate()
@@ -107,18 +132,21 @@ def main():
             principal = rng.choice(principals)
             own = matched.get(principal.rule_login.id)
             sid = rng.choice(own) if own and rng.random() < 0.7 else rng.choice(list(study_ids))
-            questions.append((principal, f"/studies/{study_ids[sid]}/archive",
-                              bool(own) and sid in own))
+            questions.append(
+                (principal, f"/studies/{study_ids[sid]}/archive", bool(own) and sid in own)
+            )
         started = time.perf_counter()
         for principal, path, expected in questions:
             assert decide_uri(principal, "GET", path).granted == expected, path
         decide_seconds = time.perf_counter() - started
         database.close()
     rate = len(questions) / decide_seconds
-    print(f"{args.studies} studies ({filled:.1f} s to fill), {args.rules} rule logins: "
-          f"rules file applied in {sync_seconds:.2f} s ({matches} study matches); "
-          f"rule-login decisions {rate:.0f}/s on one thread "
-          f"({1000 / rate:.3f} ms each), every answer checked")
+    print(
+        f"{args.studies} studies ({filled:.1f} s to fill), {args.rules} rule logins: "
+        f"rules file applied in {sync_seconds:.2f} s ({matches} study matches); "
+        f"rule-login decisions {rate:.0f}/s on one thread "
+        f"({1000 / rate:.3f} ms each), every answer checked"
+    )
     return 0
 
 

@@ -33,13 +33,35 @@ import requests  # noqa: E402
 from bench import b2 as b2mod  # noqa: E402
 from bench import cpu, dicom, fill, load, profile, report  # noqa: E402
 from bench.load import Job, Load, median, percentile  # noqa: E402
-from bench.stacks import (PYTHON_PLUGIN, PlainStack, ProjectStack, PythonFilterStack,  # noqa: E402
-                          log_tails, site_overrides)
+from bench.stacks import (  # noqa: E402
+    PYTHON_PLUGIN,
+    PlainStack,
+    ProjectStack,
+    PythonFilterStack,
+    log_tails,
+    site_overrides,
+)
 
-FULL = dict(slices=300, studies=100_000, rounds=4, b1_rounds=5, b2_seconds=8.0,
-            b5_runs=40, b5_owasp_runs=12, logins=10)
-QUICK = dict(slices=30, studies=10_000, rounds=2, b1_rounds=2, b2_seconds=3.0,
-             b5_runs=15, b5_owasp_runs=5, logins=5)
+FULL = dict(
+    slices=300,
+    studies=100_000,
+    rounds=4,
+    b1_rounds=5,
+    b2_seconds=8.0,
+    b5_runs=40,
+    b5_owasp_runs=12,
+    logins=10,
+)
+QUICK = dict(
+    slices=30,
+    studies=10_000,
+    rounds=2,
+    b1_rounds=2,
+    b2_seconds=3.0,
+    b5_runs=15,
+    b5_owasp_runs=5,
+    logins=5,
+)
 STABLE_AGE = 2
 CLIENTS = 4
 
@@ -58,11 +80,15 @@ def say(*args):
 
 def summarize(result):
     """One load run as plain numbers (seconds -> ms)."""
-    return {"requests": result.count, "wall_s": round(result.wall, 4),
-            "rate": round(result.rate, 1),
-            "p50_ms": round(result.p(50) * 1000, 3) if result.latencies else None,
-            "p99_ms": round(result.p(99) * 1000, 3) if result.latencies else None,
-            "errors": result.errors, "first_error": result.first_error}
+    return {
+        "requests": result.count,
+        "wall_s": round(result.wall, 4),
+        "rate": round(result.rate, 1),
+        "p50_ms": round(result.p(50) * 1000, 3) if result.latencies else None,
+        "p99_ms": round(result.p(99) * 1000, 3) if result.latencies else None,
+        "errors": result.errors,
+        "first_error": result.first_error,
+    }
 
 
 class Bench:
@@ -74,29 +100,41 @@ class Bench:
         if args.studies:
             self.sizes["studies"] = args.studies
         self.only = set(args.only.split(",")) if args.only else {"b1", "b2", "b3", "b4", "b5"}
-        self.results = {"quick": args.quick, "sizes": self.sizes, "errors": {},
-                        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                        "source": report.source()}
+        self.results = {
+            "quick": args.quick,
+            "sizes": self.sizes,
+            "errors": {},
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "source": report.source(),
+        }
         self.root = Path(tempfile.mkdtemp(prefix="orthanc-bench-"))
         os.chmod(self.root, 0o755)  # nginx's workers (www-data) pass through
         self.admin_password = secrets.token_urlsafe(18)
         self.load = Load(CLIENTS)
         # The service's processes import this tree's authsvc, like this process.
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                           os.environ.get("PYTHONPATH")]))}
+        env = {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        }
         # The plugin webhook (authsvc/webhook.py) answers only with this secret.
         self.webhook_secret = secrets.token_urlsafe(32)
-        self.project = ProjectStack(self.root / "project", site_overrides(STABLE_AGE),
-                                    env=dict(env, AUTHSVC_ADMIN_PASSWORD=self.admin_password,
-                                             AUTHSVC_WEBHOOK_SECRET=self.webhook_secret))
+        self.project = ProjectStack(
+            self.root / "project",
+            site_overrides(STABLE_AGE),
+            env=dict(
+                env,
+                AUTHSVC_ADMIN_PASSWORD=self.admin_password,
+                AUTHSVC_WEBHOOK_SECRET=self.webhook_secret,
+            ),
+        )
         self.plain = PlainStack(self.root / "plain", site_overrides(STABLE_AGE), env=env)
         # Only for B1's breakdown, when Debian's orthanc-python is installed.
         self.python = None
         if "b1" in self.only and os.path.exists(PYTHON_PLUGIN):
-            self.python = PythonFilterStack(self.root / "python", site_overrides(STABLE_AGE),
-                                            env=env)
+            self.python = PythonFilterStack(
+                self.root / "python", site_overrides(STABLE_AGE), env=env
+            )
         self.cts = []
-        self.ct_ids = {}         # round -> {"study", "series", "instances"} (same in both Orthancs)
+        self.ct_ids = {}  # round -> {"study", "series", "instances"} (same in both Orthancs)
         self.ct_password = None
         self.extra_services = []
 
@@ -113,8 +151,11 @@ class Bench:
 
     def admin(self):
         http = requests.Session()
-        r = http.post(self.project.public_url + "/api/login",
-                      json={"username": "admin", "password": self.admin_password}, timeout=10)
+        r = http.post(
+            self.project.public_url + "/api/login",
+            json={"username": "admin", "password": self.admin_password},
+            timeout=10,
+        )
         r.raise_for_status()
         return http
 
@@ -156,18 +197,23 @@ class Bench:
             except Exception:
                 print(log_tails(stack), file=sys.stderr)
                 raise
-            say(f"started {stack.label} in {time.perf_counter() - t:.1f} s "
+            say(
+                f"started {stack.label} in {time.perf_counter() - t:.1f} s "
                 f"(HTTP {stack.site['http_port']}, Orthanc {stack.site['orthanc_http_port']}, "
-                f"DICOM {stack.site['dicom_port']})")
+                f"DICOM {stack.site['dicom_port']})"
+            )
 
     def make_cts(self):
         n = self.sizes["rounds"]
         t = time.perf_counter()
         for r in range(n):
-            self.cts.append(dicom.write_ct(self.root / "dicom" / f"ct{r}", f"BENCHCT{r}",
-                                           self.sizes["slices"]))
-        say(f"wrote {n} CT series of {self.sizes['slices']} slices in "
-            f"{time.perf_counter() - t:.1f} s")
+            self.cts.append(
+                dicom.write_ct(self.root / "dicom" / f"ct{r}", f"BENCHCT{r}", self.sizes["slices"])
+            )
+        say(
+            f"wrote {n} CT series of {self.sizes['slices']} slices in "
+            f"{time.perf_counter() - t:.1f} s"
+        )
 
     def fill_database(self):
         """B2's database, before B3/B4 so that those run beside it too: the
@@ -178,18 +224,29 @@ class Bench:
         self.filled = fill.fill(url, self.sizes["studies"])
         data = self.project.data_dir
         fill.write_rules(data / "rules.json", data / "rule-passwords.json")
-        seconds, self.rule_logins = fill.apply_rules(url, str(data / "rules.json"),
-                                                     str(data / "rule-passwords.json"),
-                                                     str(data / "rules.lock"))
-        self.rules_info = {"logins": len(self.rule_logins), "physicians": fill.PHYSICIANS,
-                           "apply_s_sqlite": round(seconds, 2)}
-        self.results["fill"] = {"studies": self.filled.studies, "patients": self.filled.patients,
-                                "resources": self.filled.resources,
-                                "seconds": round(self.filled.seconds, 1)}
-        say(f"filled the service's SQLite with {self.filled.studies} studies, "
+        seconds, self.rule_logins = fill.apply_rules(
+            url,
+            str(data / "rules.json"),
+            str(data / "rule-passwords.json"),
+            str(data / "rules.lock"),
+        )
+        self.rules_info = {
+            "logins": len(self.rule_logins),
+            "physicians": fill.PHYSICIANS,
+            "apply_s_sqlite": round(seconds, 2),
+        }
+        self.results["fill"] = {
+            "studies": self.filled.studies,
+            "patients": self.filled.patients,
+            "resources": self.filled.resources,
+            "seconds": round(self.filled.seconds, 1),
+        }
+        say(
+            f"filled the service's SQLite with {self.filled.studies} studies, "
             f"{self.filled.patients} patients, {self.filled.resources} series/instances in "
             f"{self.filled.seconds:.1f} s; {len(self.rule_logins)} rule logins applied in "
-            f"{seconds:.1f} s ({time.perf_counter() - t:.1f} s in all)")
+            f"{seconds:.1f} s ({time.perf_counter() - t:.1f} s in all)"
+        )
 
     # -- B3 ingest and B4 stable -> visible --------------------------------
 
@@ -215,12 +272,18 @@ class Bench:
                 else:
                     self.wait_stable(stack, study)
             ratio = times["plain"] / times["project"]
-            b3["rounds"].append({"project_s": round(times["project"], 3),
-                                 "plain_s": round(times["plain"], 3),
-                                 "ratio": round(ratio, 3)})
-            say(f"B3 round {r + 1}: {slices} slices, project {times['project']:.2f} s, "
+            b3["rounds"].append(
+                {
+                    "project_s": round(times["project"], 3),
+                    "plain_s": round(times["plain"], 3),
+                    "ratio": round(ratio, 3),
+                }
+            )
+            say(
+                f"B3 round {r + 1}: {slices} slices, project {times['project']:.2f} s, "
                 f"plain {times['plain']:.2f} s, rate ratio {ratio:.3f}; B4 stable -> visible "
-                + (f"{seen * 1000:.0f} ms" if seen is not None else "not seen"))
+                + (f"{seen * 1000:.0f} ms" if seen is not None else "not seen")
+            )
             if r == 0:
                 self.record_ct_ids(0)
         ratios = [x["ratio"] for x in b3["rounds"]]
@@ -251,8 +314,11 @@ class Bench:
         series = self.lookup(self.plain, ct.series_uid)
         instances = http.get(f"{http.base}/series/{series}/instances", timeout=30).json()
         instances.sort(key=lambda i: int(i["MainDicomTags"].get("InstanceNumber", 0)))
-        self.ct_ids[r] = {"study": study, "series": series,
-                          "instances": [i["ID"] for i in instances]}
+        self.ct_ids[r] = {
+            "study": study,
+            "series": series,
+            "instances": [i["ID"] for i in instances],
+        }
         # Orthanc's IDs are hashes of the UIDs: the same in both Orthancs.
         assert self.lookup(self.project, ct.study_uid) == study
 
@@ -293,14 +359,16 @@ class Bench:
         for th in threads:
             th.join()
         if not {"stable", "visible"} <= set(marks):
-            raise RuntimeError(f"study {study}: stable/visible not both seen in {timeout} s "
-                               f"({sorted(marks)})")
+            raise RuntimeError(
+                f"study {study}: stable/visible not both seen in {timeout} s ({sorted(marks)})"
+            )
         return marks["visible"] - marks["stable"]
 
     # -- B5 password verification ------------------------------------------
 
     def b5(self):
         from argon2 import PasswordHasher
+
         from authsvc import passwords
 
         chosen = passwords._hasher
@@ -328,29 +396,45 @@ class Bench:
                 t = time.perf_counter()
                 hasher.verify(h, "x" * 12)
                 runs.append(time.perf_counter() - t)
-            owasp.append({"m_kib": m, "t": t_cost, "p": 1,
-                          "p50_ms": round(median(runs) * 1000, 2),
-                          "chosen": (m, t_cost, 1) == (params["m_kib"], params["t"], params["p"])})
-        at_or_above = any(params["m_kib"] >= o["m_kib"] and params["t"] >= o["t"]
-                          and params["p"] >= 1 for o in owasp)
-        b5 = {"params": params, "hash_prefix": stored.split("$")[1:4],
-              "p50_ms": round(median(samples) * 1000, 2),
-              "p99_ms": round(percentile(samples, 99) * 1000, 2), "runs": len(samples),
-              "cpu_p50_ms": round(median(cpu_samples) * 1000, 2),
-              "cpu_p99_ms": round(percentile(cpu_samples, 99) * 1000, 2),
-              "owasp": owasp, "at_or_above_owasp": at_or_above}
+            owasp.append(
+                {
+                    "m_kib": m,
+                    "t": t_cost,
+                    "p": 1,
+                    "p50_ms": round(median(runs) * 1000, 2),
+                    "chosen": (m, t_cost, 1) == (params["m_kib"], params["t"], params["p"]),
+                }
+            )
+        at_or_above = any(
+            params["m_kib"] >= o["m_kib"] and params["t"] >= o["t"] and params["p"] >= 1
+            for o in owasp
+        )
+        b5 = {
+            "params": params,
+            "hash_prefix": stored.split("$")[1:4],
+            "p50_ms": round(median(samples) * 1000, 2),
+            "p99_ms": round(percentile(samples, 99) * 1000, 2),
+            "runs": len(samples),
+            "cpu_p50_ms": round(median(cpu_samples) * 1000, 2),
+            "cpu_p99_ms": round(percentile(cpu_samples, 99) * 1000, 2),
+            "owasp": owasp,
+            "at_or_above_owasp": at_or_above,
+        }
         # The cost is the KDF's own work (CPU time); wall time adds whatever
         # else the shared machine runs meanwhile, so its median is judged.
         b5["met"] = b5["p50_ms"] <= 100 and b5["cpu_p99_ms"] <= 100 and at_or_above
         self.results["B5"] = b5
         self.b5_logins()
-        say(f"B5 verify p50 {b5['p50_ms']} ms, p99 {b5['p99_ms']} ms at m={params['m_kib']} KiB, "
-            f"t={params['t']}, p={params['p']}")
+        say(
+            f"B5 verify p50 {b5['p50_ms']} ms, p99 {b5['p99_ms']} ms at m={params['m_kib']} KiB, "
+            f"t={params['t']}, p={params['p']}"
+        )
 
     def issue_ct_password(self):
         if self.ct_password is None:
-            r = self.admin().post(f"{self.project.public_url}/api/patients/BENCHCT0/credentials",
-                                  json={}, timeout=10)
+            r = self.admin().post(
+                f"{self.project.public_url}/api/patients/BENCHCT0/credentials", json={}, timeout=10
+            )
             r.raise_for_status()
             self.ct_password = r.json()["password"]
         return self.ct_password
@@ -358,9 +442,11 @@ class Bench:
     def patient_login(self):
         http = requests.Session()
         t = time.perf_counter()
-        r = http.post(self.project.public_url + "/api/login",
-                      json={"patient_id": "BENCHCT0", "password": self.issue_ct_password()},
-                      timeout=10)
+        r = http.post(
+            self.project.public_url + "/api/login",
+            json={"patient_id": "BENCHCT0", "password": self.issue_ct_password()},
+            timeout=10,
+        )
         elapsed = time.perf_counter() - t
         r.raise_for_status()
         cookie = self.project.site["authsvc"].get("SESSION_COOKIE_NAME", "authsvc_session")
@@ -378,28 +464,48 @@ class Bench:
     def b2(self):
         """See bench/b2.py: the webhook (the figure) and the Lua filter's
         endpoint, on the project's SQLite, then on PostgreSQL."""
-        b2 = {"clients": b2mod.CLIENTS, "seconds": self.sizes["b2_seconds"],
-              "studies": self.filled.studies, "rules": dict(self.rules_info),
-              "headline": [], "runs": {}}
+        b2 = {
+            "clients": b2mod.CLIENTS,
+            "seconds": self.sizes["b2_seconds"],
+            "studies": self.filled.studies,
+            "rules": dict(self.rules_info),
+            "headline": [],
+            "runs": {},
+        }
         self.results["B2"] = b2
         url = self.sqlite_url()
-        tokens = fill.make_sessions(url, self.project.secrets["secret_key"],
-                                    list(self.filled.by_patient), rule_logins=self.rule_logins)
-        sqlite = b2mod.World("sqlite", self.filled, tokens, self.project.site["service_port"],
-                             self.project.procs["authsvc"].pid)
+        tokens = fill.make_sessions(
+            url,
+            self.project.secrets["secret_key"],
+            list(self.filled.by_patient),
+            rule_logins=self.rule_logins,
+        )
+        sqlite = b2mod.World(
+            "sqlite",
+            self.filled,
+            tokens,
+            self.project.site["service_port"],
+            self.project.procs["authsvc"].pid,
+        )
         self.b2_world(sqlite)
         if self.ct_ids:
             # The real CT: a Lua grant lists every series and instance of the study.
             token = fill.session_for_patient(url, self.project.secrets["secret_key"], "BENCHCT0")
             b2["runs"]["lua-sqlite-ct"] = self.b2_measure(
-                "lua-sqlite-ct", sqlite, b2mod.ct_requests(
-                    token, self.ct_ids[0]["instances"], self.project.secrets["ingest_secret"]),
-                seconds=self.sizes["b2_seconds"] / 2)
+                "lua-sqlite-ct",
+                sqlite,
+                b2mod.ct_requests(
+                    token, self.ct_ids[0]["instances"], self.project.secrets["ingest_secret"]
+                ),
+                seconds=self.sizes["b2_seconds"] / 2,
+            )
 
         pg_url = os.environ.get("AUTHSVC_BENCH_DATABASE_URL")
         if not pg_url:
-            b2["postgresql"] = ("not measured: AUTHSVC_BENCH_DATABASE_URL not given "
-                                "(`make bench` starts a throwaway PostgreSQL for it)")
+            b2["postgresql"] = (
+                "not measured: AUTHSVC_BENCH_DATABASE_URL not given "
+                "(`make bench` starts a throwaway PostgreSQL for it)"
+            )
         else:
             try:
                 self.b2_postgresql(pg_url)
@@ -419,25 +525,37 @@ class Bench:
         qs = b2mod.questions(world)
         name = f"webhook-{world.label}"
         b2["runs"][name] = self.b2_measure(
-            name, world, b2mod.webhook_requests(world, qs, self.webhook_secret))
+            name, world, b2mod.webhook_requests(world, qs, self.webhook_secret)
+        )
         b2["headline"].append(name)
         name = f"lua-{world.label}"
         b2["runs"][name] = self.b2_measure(
-            name, world, b2mod.lua_requests(world, qs, self.project.secrets["ingest_secret"]))
+            name, world, b2mod.lua_requests(world, qs, self.project.secrets["ingest_secret"])
+        )
         name = f"webhook-{world.label}-viewers"
         b2["runs"][name] = self.b2_measure(
-            name, world, b2mod.webhook_requests(world, b2mod.viewer_questions(world),
-                                                self.webhook_secret),
-            seconds=self.sizes["b2_seconds"] / 2)
+            name,
+            world,
+            b2mod.webhook_requests(world, b2mod.viewer_questions(world), self.webhook_secret),
+            seconds=self.sizes["b2_seconds"] / 2,
+        )
 
     def b2_measure(self, name, world, requests_, seconds=None):
-        return b2mod.measure(self.load, name, world.port, requests_,
-                             seconds or self.sizes["b2_seconds"], world.pid, say)
+        return b2mod.measure(
+            self.load,
+            name,
+            world.port,
+            requests_,
+            seconds or self.sizes["b2_seconds"],
+            world.pid,
+            say,
+        )
 
     def b2_postgresql(self, url):
         b2 = self.results["B2"]
-        service = b2mod.PostgresService(url, self.root / "pg-service", self.project.env,
-                                        self.project.site["service_workers"])
+        service = b2mod.PostgresService(
+            url, self.root / "pg-service", self.project.env, self.project.site["service_workers"]
+        )
         self.extra_services.append(service)
         try:
             # Filled before it starts: it then finds the rules files applied.
@@ -445,18 +563,23 @@ class Bench:
             t = time.perf_counter()
             filled = fill.fill(url, self.sizes["studies"], prefix="BQ", seed=11)
             data = self.project.data_dir
-            seconds, logins = fill.apply_rules(url, str(data / "rules.json"),
-                                               str(data / "rule-passwords.json"),
-                                               str(service.folder / "rules.lock"))
+            seconds, logins = fill.apply_rules(
+                url,
+                str(data / "rules.json"),
+                str(data / "rule-passwords.json"),
+                str(service.folder / "rules.lock"),
+            )
             b2["rules"]["apply_s_postgresql"] = round(seconds, 2)
-            say(f"filled PostgreSQL with {filled.studies} studies and applied "
-                f"{len(logins)} rule logins in {time.perf_counter() - t:.1f} s")
-            tokens = fill.make_sessions(url, self.project.secrets["secret_key"],
-                                        list(filled.by_patient), rule_logins=logins)
+            say(
+                f"filled PostgreSQL with {filled.studies} studies and applied "
+                f"{len(logins)} rule logins in {time.perf_counter() - t:.1f} s"
+            )
+            tokens = fill.make_sessions(
+                url, self.project.secrets["secret_key"], list(filled.by_patient), rule_logins=logins
+            )
             service.start()
             b2mod.reset_statement_stats(url)
-            self.b2_world(b2mod.World("postgresql", filled, tokens, service.port,
-                                      service.proc.pid))
+            self.b2_world(b2mod.World("postgresql", filled, tokens, service.port, service.proc.pid))
             b2["postgresql"] = "measured"
             b2["pg_statements"] = b2mod.statement_stats(url)
         finally:
@@ -468,7 +591,7 @@ class Bench:
         then one decision's parts in-process."""
         qs = b2mod.questions(world, seed=5)
         reqs = b2mod.webhook_requests(world, qs, self.webhook_secret)
-        chunks = [reqs[i::b2mod.CLIENTS] for i in range(b2mod.CLIENTS)]
+        chunks = [reqs[i :: b2mod.CLIENTS] for i in range(b2mod.CLIENTS)]
         out = self.root / "b2-profile.txt"
         seconds = max(4, int(self.sizes["b2_seconds"] / 2))
         spy = profile.start(world.pid, out, seconds)
@@ -481,11 +604,13 @@ class Bench:
             if "error" not in summary:
                 keep = Path(self.args.out) / "b2-profile.txt"
                 shutil.copyfile(out, keep)
-                summary["raw"] = (str(keep.relative_to(REPO)) if keep.is_relative_to(REPO)
-                                  else str(keep))
+                summary["raw"] = (
+                    str(keep.relative_to(REPO)) if keep.is_relative_to(REPO) else str(keep)
+                )
         say("B2 profile taken; timing one decision's parts in-process")
         summary["breakdown"] = self.decision_breakdown(
-            b2mod.lua_requests(world, qs, self.project.secrets["ingest_secret"]))
+            b2mod.lua_requests(world, qs, self.project.secrets["ingest_secret"])
+        )
         return summary
 
     def decision_breakdown(self, reqs, n=1500, env=None):
@@ -495,11 +620,17 @@ class Bench:
             q = json.loads(body)
             questions.append([q["method"], q["uri"], q["token"]])
         path = self.root / "questions.json"
-        path.write_text(json.dumps({"secret": self.project.secrets["ingest_secret"],
-                                    "questions": questions}))
-        out = subprocess.run([sys.executable, "-m", "bench.decisions", str(path)],
-                             env=env or self.project.env, cwd=REPO, capture_output=True, text=True,
-                             timeout=300)
+        path.write_text(
+            json.dumps({"secret": self.project.secrets["ingest_secret"], "questions": questions})
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.decisions", str(path)],
+            env=env or self.project.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if out.returncode != 0:
             return {"error": out.stderr.strip()[-500:]}
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -507,8 +638,10 @@ class Bench:
     # -- B1 viewer load -------------------------------------------------------
 
     def cpu_groups(self, stack):
-        groups = {"orthanc": [stack.procs["orthanc"].pid],
-                  "nginx": cpu.tree(stack.procs["nginx"].pid)}
+        groups = {
+            "orthanc": [stack.procs["orthanc"].pid],
+            "nginx": cpu.tree(stack.procs["nginx"].pid),
+        }
         if "authsvc" in stack.procs:
             groups["service"] = cpu.tree(stack.procs["authsvc"].pid)
         groups["clients"] = self.load.pids
@@ -540,30 +673,43 @@ class Bench:
                     port, prefix, headers = stack.site["http_port"], "/orthanc", {"Cookie": session}
                 elif variant == "direct-session":
                     port, prefix = stack.site["orthanc_http_port"], ""
-                    headers = {"Cookie": session,
-                               "Authorization": basic("nginx", stack.secrets["proxy_password"])}
+                    headers = {
+                        "Cookie": session,
+                        "Authorization": basic("nginx", stack.secrets["proxy_password"]),
+                    }
                 else:  # direct-trusted
                     port, prefix = stack.site["orthanc_http_port"], ""
                     headers = {"Authorization": basic("authsvc", stack.secrets["orthanc_password"])}
                 out.append(Job(port, [("GET", prefix + p, headers, None, None) for p in paths]))
             return out
 
-        b1 = {"slices": len(ids["instances"]), "requests_per_client": len(paths),
-              "passes": passes, "variants": {}}
+        b1 = {
+            "slices": len(ids["instances"]),
+            "requests_per_client": len(paths),
+            "passes": passes,
+            "variants": {},
+        }
         self.results["B1"] = b1
         # Cold: the first load decodes every image into the Web Viewer's cache.
         cold = {}
         for name, stack in (("project", self.project), ("plain", self.plain)):
             cold[name] = summarize(self.load.run(jobs(stack, "nginx", 1)))
-        b1["cold_1_client"] = {"project": cold["project"], "plain": cold["plain"],
-                               "ratio": round(cold["project"]["wall_s"] / cold["plain"]["wall_s"], 3)}
-        say(f"B1 cold pass (1 client, nginx): project {cold['project']['wall_s']:.2f} s, "
-            f"plain {cold['plain']['wall_s']:.2f} s")
+        b1["cold_1_client"] = {
+            "project": cold["project"],
+            "plain": cold["plain"],
+            "ratio": round(cold["project"]["wall_s"] / cold["plain"]["wall_s"], 3),
+        }
+        say(
+            f"B1 cold pass (1 client, nginx): project {cold['project']['wall_s']:.2f} s, "
+            f"plain {cold['plain']['wall_s']:.2f} s"
+        )
         if self.python is not None:
             self.load.run(jobs(self.python, "direct-trusted", 1))  # its cache too
-        variants = [("nginx", self.project, "nginx"),
-                    ("direct-session", self.project, "direct-session"),
-                    ("direct-trusted", self.project, "direct-trusted")]
+        variants = [
+            ("nginx", self.project, "nginx"),
+            ("direct-session", self.project, "direct-session"),
+            ("direct-trusted", self.project, "direct-trusted"),
+        ]
         if self.python is not None:
             variants.append(("python-filter", self.python, "direct-trusted"))
         else:
@@ -583,16 +729,20 @@ class Bench:
                         for group, used in meter.used.items():
                             cpu_used[name][group] = cpu_used[name].get(group, 0.0) + used
                         if res.errors:
-                            raise RuntimeError(f"B1 {variant} {name}: {res.errors} errors, "
-                                               f"first: {res.first_error}")
+                            raise RuntimeError(
+                                f"B1 {variant} {name}: {res.errors} errors, "
+                                f"first: {res.first_error}"
+                            )
                         runs[name].append(res)
                         walls[name] = res.wall
                         p50s[name] = res.p(50)
                     runs["ratios"].append(walls["project"] / walls["plain"])
                     runs["p50_ratios"].append(p50s["project"] / p50s["plain"])
-                entry = {"ratio": round(median(runs["ratios"]), 3),
-                         "ratios": [round(x, 3) for x in runs["ratios"]],
-                         "p50_ratio": round(median(runs["p50_ratios"]), 3)}
+                entry = {
+                    "ratio": round(median(runs["ratios"]), 3),
+                    "ratios": [round(x, 3) for x in runs["ratios"]],
+                    "p50_ratio": round(median(runs["p50_ratios"]), 3),
+                }
                 for name in ("project", "plain"):
                     merged = load.Result()
                     for res in runs[name]:
@@ -602,18 +752,24 @@ class Bench:
                     entry[name] = summarize(merged)
                     entry[name]["cpu_ms_per_request"] = {
                         g: round(u / max(1, merged.count) * 1000, 3)
-                        for g, u in cpu_used[name].items()}
+                        for g, u in cpu_used[name].items()
+                    }
                 # Server-side CPU per request (Orthanc + nginx + service, not the
                 # clients): less sensitive than wall time to other work on the machine.
-                server = {n: sum(u for g, u in entry[n]["cpu_ms_per_request"].items()
-                                 if g != "clients") for n in ("project", "plain")}
-                entry["cpu_ratio"] = round(server["project"] / server["plain"], 3) \
-                    if server["plain"] else None
+                server = {
+                    n: sum(u for g, u in entry[n]["cpu_ms_per_request"].items() if g != "clients")
+                    for n in ("project", "plain")
+                }
+                entry["cpu_ratio"] = (
+                    round(server["project"] / server["plain"], 3) if server["plain"] else None
+                )
                 v[str(clients)] = entry
-                say(f"B1 {variant}, {clients} client(s): ratio {entry['ratio']:.3f} "
+                say(
+                    f"B1 {variant}, {clients} client(s): ratio {entry['ratio']:.3f} "
                     f"(p50 latency {entry['p50_ratio']:.3f}, server CPU {entry['cpu_ratio']}) "
                     f"(project {entry['project']['rate']:.0f} req/s p99 {entry['project']['p99_ms']} ms, "
-                    f"plain {entry['plain']['rate']:.0f} req/s p99 {entry['plain']['p99_ms']} ms)")
+                    f"plain {entry['plain']['rate']:.0f} req/s p99 {entry['plain']['p99_ms']} ms)"
+                )
         b1["ratio_1"] = b1["variants"]["nginx"]["1"]["ratio"]
         b1["ratio_4"] = b1["variants"]["nginx"][str(CLIENTS)]["ratio"]
         b1["met"] = max(b1["ratio_1"], b1["ratio_4"]) <= 1.2
@@ -654,14 +810,19 @@ class Bench:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes (30 slices, 10k studies, fewer rounds): under 2 minutes")
-    parser.add_argument("--only", default="",
-                        help="comma-separated subset of b1,b2,b3,b4,b5 (default: all)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes (30 slices, 10k studies, fewer rounds): under 2 minutes",
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset of b1,b2,b3,b4,b5 (default: all)"
+    )
     parser.add_argument("--slices", type=int, default=0, help="override the CT's slice count")
     parser.add_argument("--studies", type=int, default=0, help="override B2's study count")
-    parser.add_argument("--no-profile", action="store_true",
-                        help="do not run py-spy when B2 misses its target")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="do not run py-spy when B2 misses its target"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args(argv)
@@ -673,8 +834,10 @@ def main(argv=None):
     report.write(results, TARGETS, out)
     print()
     print(report.summary_lines(results, TARGETS))
-    print(f"\nreport: {out / 'report.md'}   chart: {out / 'chart.png'}   "
-          f"({results['runtime_s']:.0f} s)")
+    print(
+        f"\nreport: {out / 'report.md'}   chart: {out / 'chart.png'}   "
+        f"({results['runtime_s']:.0f} s)"
+    )
     return 1 if results["errors"] else 0
 
 

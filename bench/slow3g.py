@@ -30,14 +30,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-SLOW_3G = {"offline": False, "latency": 400, "downloadThroughput": 400 * 1000 / 8,
-           "uploadThroughput": 400 * 1000 / 8, "connectionType": "cellular3g"}
+SLOW_3G = {
+    "offline": False,
+    "latency": 400,
+    "downloadThroughput": 400 * 1000 / 8,
+    "uploadThroughput": 400 * 1000 / 8,
+    "connectionType": "cellular3g",
+}
 TARGETS = {"first_image_s": 5.0, "slice_kb": 40.0, "thumbnail_kb": 8.0}
 ADMIN_PASSWORD = "bench-admin-Passw0rd-long-enough"
 
 
 def _free_port():
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -48,10 +54,19 @@ def prepare(tmp, slices):
     from authsvc.stack import Stack
     from conftest import Browser, wait_for
     from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-    ports = {k: _free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")}
-    stack = Stack(tmp / "stack", dict(ports, stable_age_seconds=2), env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PASSWORD})
+
+    ports = {
+        k: _free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
+    }
+    stack = Stack(
+        tmp / "stack",
+        dict(ports, stable_age_seconds=2),
+        env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
     stack.start()
-    spec = StudySpec("SLOW-3G", "TELEFONO^LENTO", description="TORAX", series=[SeriesSpec("CT512", slices)])
+    spec = StudySpec(
+        "SLOW-3G", "TELEFONO^LENTO", description="TORAX", series=[SeriesSpec("CT512", slices)]
+    )
     started = time.monotonic()
     written = write_study(spec, tmp / "dicom")
     result = storescu(written.files, stack.site["dicom_port"])
@@ -61,17 +76,25 @@ def prepare(tmp, slices):
     admin = Browser(stack.public_url)
     assert admin.login(username="admin", password=ADMIN_PASSWORD).status_code == 200
     import requests
+
     orthanc = requests.Session()
     orthanc.auth = ("authsvc", stack.secrets["orthanc_password"])
     orthanc.base = stack.orthanc_url
     study = lookup(orthanc, written.study_uid)
     wait_for(lambda: recorded(admin, study), 120, what="the study recorded")
-    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
+    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()[
+        "password"
+    ]
     patient = Browser(stack.public_url)
     assert patient.login(patient_id=spec.patient_id, password=password).status_code == 200
     series = patient.get(f"/portal/api/studies/{study}/series", timeout=30).json()["series"]
-    return stack, {"base": stack.public_url, "study": study, "pid": spec.patient_id, "password": password,
-                   "instances": series[0]["instances"]}
+    return stack, {
+        "base": stack.public_url,
+        "study": study,
+        "pid": spec.patient_id,
+        "password": password,
+        "instances": series[0]["instances"],
+    }
 
 
 def _wait(driver, predicate, timeout=120, what="condition"):
@@ -91,22 +114,28 @@ def _rendered(driver):
     """(URL, bytes, ms) of every /rendered fetch of the page so far."""
     return driver.execute_script(
         "return performance.getEntriesByType('resource').filter(e => e.name.includes('/rendered'))"
-        ".map(e => [e.name, e.encodedBodySize, e.duration])")
+        ".map(e => [e.name, e.encodedBodySize, e.duration])"
+    )
 
 
 def _png(driver, instance):
     """A PNG preview fetched cold by the page itself: [bytes, ms]."""
-    return driver.execute_async_script("""
+    return driver.execute_async_script(
+        """
         const done = arguments[arguments.length - 1], t = performance.now();
         fetch('/orthanc/instances/' + arguments[0] + '/preview?bench=' + Math.random(),
               {credentials: 'same-origin'})
           .then(r => r.arrayBuffer()).then(b => done([b.byteLength, performance.now() - t]))
-          .catch(() => done([-1, 0]));""", instance)
+          .catch(() => done([-1, 0]));""",
+        instance,
+    )
 
 
 def measure(world):
-    import chromium
     from selenium.webdriver.common.by import By
+
+    import chromium
+
     driver = chromium.start("es", phone=True)
     driver.set_script_timeout(120)
     try:
@@ -117,13 +146,21 @@ def measure(world):
         started = time.monotonic()
         driver.get(qr)
         driver.find_element(By.ID, "login-button").click()
-        _wait(driver, lambda d: d.current_url.endswith("/portal")
-              and d.execute_script("return document.readyState") == "complete", what="the list")
+        _wait(
+            driver,
+            lambda d: d.current_url.endswith("/portal")
+            and d.execute_script("return document.readyState") == "complete",
+            what="the list",
+        )
         out["qr_to_list_s"] = time.monotonic() - started
         out["viewport"] = driver.execute_script("return [innerWidth, innerHeight]")
-        _wait(driver, lambda d: d.execute_script(
-            "const i = document.querySelector('img.thumb'); return i && i.complete && i.naturalWidth > 0"),
-            what="the thumbnail")
+        _wait(
+            driver,
+            lambda d: d.execute_script(
+                "const i = document.querySelector('img.thumb'); return i && i.complete && i.naturalWidth > 0"
+            ),
+            what="the thumbnail",
+        )
         out["qr_to_thumbnail_s"] = time.monotonic() - started
         thumbs = _rendered(driver)
         out["thumbnail_kb"] = statistics.median(b for _, b, _ in thumbs) / 1000
@@ -135,20 +172,33 @@ def measure(world):
         started = time.monotonic()
         driver.find_element(By.CSS_SELECTOR, "a.view").click()
         stage = lambda d: d.find_element(By.ID, "stage")  # noqa: E731
-        first = _wait(driver, lambda d: stage(d).get_attribute("data-loaded"), what="the first image")
+        first = _wait(
+            driver, lambda d: stage(d).get_attribute("data-loaded"), what="the first image"
+        )
         out["list_to_first_image_s"] = time.monotonic() - started
         started = time.monotonic()
         driver.find_element(By.ID, "next").click()
-        _wait(driver, lambda d: stage(d).get_attribute("data-index") == "1"
-              and stage(d).get_attribute("data-loaded") not in (None, "", first), what="the next slice")
+        _wait(
+            driver,
+            lambda d: stage(d).get_attribute("data-index") == "1"
+            and stage(d).get_attribute("data-loaded") not in (None, "", first),
+            what="the next slice",
+        )
         out["next_slice_s"] = time.monotonic() - started
         middle = len(world["instances"]) // 2
         before = stage(driver).get_attribute("data-loaded")
         started = time.monotonic()
-        driver.execute_script("const s = document.getElementById('slice'); s.value = arguments[0];"
-                              "s.dispatchEvent(new Event('input'));", middle + 1)
-        _wait(driver, lambda d: stage(d).get_attribute("data-index") == str(middle)
-              and stage(d).get_attribute("data-loaded") not in (None, "", before), what="a slice not fetched")
+        driver.execute_script(
+            "const s = document.getElementById('slice'); s.value = arguments[0];"
+            "s.dispatchEvent(new Event('input'));",
+            middle + 1,
+        )
+        _wait(
+            driver,
+            lambda d: stage(d).get_attribute("data-index") == str(middle)
+            and stage(d).get_attribute("data-loaded") not in (None, "", before),
+            what="a slice not fetched",
+        )
         out["unfetched_slice_s"] = time.monotonic() - started
         slices = _rendered(driver)
         out["slice_kb"] = statistics.median(b for _, b, _ in slices) / 1000
@@ -157,31 +207,49 @@ def measure(world):
         jpeg_slice_ms = statistics.median(ms for _, _, ms in slices)
         pngs = [_png(driver, world["instances"][i]) for i in (0, 1, middle)]
         out["png_slice_kb"] = statistics.median(b for b, _ in pngs) / 1000
-        out["png_list_to_first_image_s"] = out["list_to_first_image_s"] + (pngs[0][1] - jpeg_first_ms) / 1000
+        out["png_list_to_first_image_s"] = (
+            out["list_to_first_image_s"] + (pngs[0][1] - jpeg_first_ms) / 1000
+        )
         out["png_next_slice_s"] = out["next_slice_s"] + (pngs[1][1] - jpeg_slice_ms) / 1000
-        out["png_unfetched_slice_s"] = out["unfetched_slice_s"] + (pngs[2][1] - jpeg_slice_ms) / 1000
+        out["png_unfetched_slice_s"] = (
+            out["unfetched_slice_s"] + (pngs[2][1] - jpeg_slice_ms) / 1000
+        )
         return out
     finally:
         driver.quit()
 
 
 def report(r):
-    rows = [("QR link -> list", "qr_to_list_s", "qr_to_list_s", "s", None),
-            ("QR link -> thumbnail shown", "qr_to_thumbnail_s", "png_qr_to_thumbnail_s", "s", None),
-            ("list -> first image", "list_to_first_image_s", "png_list_to_first_image_s", "s", "first_image_s"),
-            ("next slice", "next_slice_s", "png_next_slice_s", "s", None),
-            ("a slice not fetched yet", "unfetched_slice_s", "png_unfetched_slice_s", "s", None),
-            ("bytes per browsing slice", "slice_kb", "png_slice_kb", "KB", "slice_kb"),
-            ("bytes per thumbnail", "thumbnail_kb", "png_thumbnail_kb", "KB", "thumbnail_kb")]
-    lines = [f"Slow 3G (400 kbit/s, 400 ms RTT), Chromium {r['viewport'][0]}x{r['viewport'][1]}, "
-             f"{r['slices']}-slice 512x512 CT",
-             f"{'':28} {'JPEG (now)':>12} {'PNG (before)':>13} {'PNG/JPEG':>9}  target"]
+    rows = [
+        ("QR link -> list", "qr_to_list_s", "qr_to_list_s", "s", None),
+        ("QR link -> thumbnail shown", "qr_to_thumbnail_s", "png_qr_to_thumbnail_s", "s", None),
+        (
+            "list -> first image",
+            "list_to_first_image_s",
+            "png_list_to_first_image_s",
+            "s",
+            "first_image_s",
+        ),
+        ("next slice", "next_slice_s", "png_next_slice_s", "s", None),
+        ("a slice not fetched yet", "unfetched_slice_s", "png_unfetched_slice_s", "s", None),
+        ("bytes per browsing slice", "slice_kb", "png_slice_kb", "KB", "slice_kb"),
+        ("bytes per thumbnail", "thumbnail_kb", "png_thumbnail_kb", "KB", "thumbnail_kb"),
+    ]
+    lines = [
+        f"Slow 3G (400 kbit/s, 400 ms RTT), Chromium {r['viewport'][0]}x{r['viewport'][1]}, "
+        f"{r['slices']}-slice 512x512 CT",
+        f"{'':28} {'JPEG (now)':>12} {'PNG (before)':>13} {'PNG/JPEG':>9}  target",
+    ]
     for label, now, before, unit, target in rows:
         ratio = r[before] / r[now] if r[now] else float("nan")
         goal = ""
         if target:
-            goal = f"<= {TARGETS[target]:g} {unit}: " + ("met" if r[now] <= TARGETS[target] else "MISSED")
-        lines.append(f"{label:28} {r[now]:>10.1f} {unit:<2}{r[before]:>11.1f} {unit:<2}{ratio:>8.1f}x  {goal}")
+            goal = f"<= {TARGETS[target]:g} {unit}: " + (
+                "met" if r[now] <= TARGETS[target] else "MISSED"
+            )
+        lines.append(
+            f"{label:28} {r[now]:>10.1f} {unit:<2}{r[before]:>11.1f} {unit:<2}{ratio:>8.1f}x  {goal}"
+        )
     return "\n".join(lines)
 
 
@@ -191,6 +259,7 @@ def main():
     parser.add_argument("--json", help="write the raw figures here too")
     args = parser.parse_args()
     import chromium
+
     if chromium.missing():
         print(f"Chromium is needed: {chromium.missing()}", file=sys.stderr)
         return 2

@@ -23,8 +23,9 @@ def free_port():
 
 
 def site_overrides(stable_age):
-    ports = {k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port",
-                                      "service_port")}
+    ports = {
+        k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
+    }
     # The service keeps its production defaults (DECISION_CACHE_SECONDS 5,
     # four gunicorn workers of one thread); only StableAge is shortened,
     # since B4 measures what comes after it.
@@ -61,8 +62,18 @@ class PlainStack(Stack):
         self.configure()
         self.start_orthanc()
         conf = self.data_dir / "nginx" / "nginx.conf"
-        self._spawn("nginx", ["nginx", "-e", str(self.logs / "nginx-error.log"),
-                              "-c", str(conf), "-g", "daemon off;"])
+        self._spawn(
+            "nginx",
+            [
+                "nginx",
+                "-e",
+                str(self.logs / "nginx-error.log"),
+                "-c",
+                str(conf),
+                "-g",
+                "daemon off;",
+            ],
+        )
         # No service behind "/" here: wait on Orthanc through nginx instead.
         self._wait_http(self.public_url + "/orthanc/system", "nginx")
         return ""
@@ -81,7 +92,7 @@ PYTHON_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPython.so"
 # The least an HTTP filter of the orthanc-python plugin can do: look at one
 # header and allow. Compared with the Lua filter's fast path (a trusted user:
 # one table lookup, then true), it prices the mechanism itself.
-PYTHON_FILTER = '''\
+PYTHON_FILTER = """\
 import orthanc
 
 
@@ -90,7 +101,7 @@ def _filter(uri, **request):
 
 
 orthanc.RegisterIncomingHttpRequestFilter(_filter)
-'''
+"""
 
 
 class PythonFilterStack(PlainStack):

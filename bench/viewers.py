@@ -66,9 +66,19 @@ def run_viewers(base_url, sessions, clients, seconds):
     latencies.sort()
 
     def pct(p):
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0
-    return {"requests": done[0], "errors": dict(errors), "error_count": sum(errors.values()),
-            "seconds": elapsed, "rate": done[0] / elapsed, "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
+        return (
+            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0
+        )
+
+    return {
+        "requests": done[0],
+        "errors": dict(errors),
+        "error_count": sum(errors.values()),
+        "seconds": elapsed,
+        "rate": done[0] / elapsed,
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+    }
 
 
 def main():
@@ -76,18 +86,22 @@ def main():
     import sys
     import tempfile
     from pathlib import Path
+
     root = Path(__file__).resolve().parent.parent
     sys.path[:0] = [str(root), str(root / "tests")]
     from load_world import prepared_world  # noqa: E402  (the tests' helper)
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, prepared_world(Path(tmp)) as world:
         result = run_viewers(world["base"], world["sessions"], args.clients, args.seconds)
-    print(f"{args.clients} viewers, {result['seconds']:.0f} s: {result['requests']} requests, "
-          f"{result['rate']:.0f}/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-          f"errors {result['error_count']} {result['errors'] or ''}")
+    print(
+        f"{args.clients} viewers, {result['seconds']:.0f} s: {result['requests']} requests, "
+        f"{result['rate']:.0f}/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+        f"errors {result['error_count']} {result['errors'] or ''}"
+    )
     return 1 if result["error_count"] else 0
 
 

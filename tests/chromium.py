@@ -14,12 +14,23 @@ from selenium.webdriver.chrome.service import Service
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 PHONE = {"width": 390, "height": 844}
-PHONE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
-            "(KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36")
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36"
+)
 
 
 def missing():
@@ -37,20 +48,23 @@ def start(language, phone=False, downloads=None):
     options.add_argument("--lang=" + language)
     prefs = {"intl.accept_languages": language}
     if downloads:
-        prefs.update({"download.default_directory": str(downloads),
-                      "download.prompt_for_download": False})
+        prefs.update(
+            {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        )
     options.add_experimental_option("prefs", prefs)
     if phone:
-        options.add_experimental_option("mobileEmulation", {
-            "deviceMetrics": {**PHONE, "pixelRatio": 2.0, "touch": True},
-            "userAgent": PHONE_UA})
+        options.add_experimental_option(
+            "mobileEmulation",
+            {"deviceMetrics": {**PHONE, "pixelRatio": 2.0, "touch": True}, "userAgent": PHONE_UA},
+        )
     else:
         options.add_argument("--window-size=1280,1000")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     if downloads:
-        driver.execute_cdp_cmd("Browser.setDownloadBehavior",
-                               {"behavior": "allow", "downloadPath": str(downloads)})
+        driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+        )
     return driver
 
 
@@ -65,8 +79,10 @@ def wait(driver, predicate, timeout=20, what="condition", interval=0.1):
         except Exception as exc:  # element not there yet, page changing
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}"
-                         + (f" (last error: {last_error!r})" if last_error else ""))
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what}"
+        + (f" (last error: {last_error!r})" if last_error else "")
+    )
 
 
 def fetch_status(driver, url):
@@ -74,12 +90,15 @@ def fetch_status(driver, url):
     return driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(arguments[0], {credentials: 'same-origin'})"
-        ".then(r => done(r.status)).catch(e => done(-1));", url)
+        ".then(r => done(r.status)).catch(e => done(-1));",
+        url,
+    )
 
 
 def image_spread(driver, element_id):
     """Max - min grey level of an <img> drawn on a canvas (0: blank image)."""
-    return driver.execute_script("""
+    return driver.execute_script(
+        """
         const img = document.getElementById(arguments[0]);
         if (!img.complete || !img.naturalWidth) return -1;
         const c = document.createElement('canvas');
@@ -92,14 +111,17 @@ def image_spread(driver, element_id):
           const v = (d[i] + d[i + 1] + d[i + 2]) / 3;
           if (v < lo) lo = v; if (v > hi) hi = v;
         }
-        return hi - lo;""", element_id)
+        return hi - lo;""",
+        element_id,
+    )
 
 
 def pdf_page_size_mm(driver):
     """Width and height (mm) of the first page Chromium prints, honouring the
     page's CSS @page size, and the PDF itself."""
-    pdf = driver.execute_cdp_cmd("Page.printToPDF", {"preferCSSPageSize": True,
-                                                     "printBackground": True})
+    pdf = driver.execute_cdp_cmd(
+        "Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True}
+    )
     raw = base64.b64decode(pdf["data"])
     box = re.search(rb"/MediaBox\s*\[\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*\]", raw)
     x0, y0, x1, y1 = (float(v) for v in box.groups())
@@ -113,5 +135,6 @@ def pdf_pages(raw):
 def decode_qr(png_bytes):
     import zxingcpp
     from PIL import Image
+
     image = Image.open(io.BytesIO(png_bytes)).convert("L")
     return [r.text for r in zxingcpp.read_barcodes(image)]

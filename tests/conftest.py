@@ -20,8 +20,11 @@ DECISION_CACHE_SECONDS = 2
 
 
 def pytest_addoption(parser):
-    parser.addoption("--stack-only", action="store_true",
-                     help="run only the tests that start the real stack (the `stack` fixture)")
+    parser.addoption(
+        "--stack-only",
+        action="store_true",
+        help="run only the tests that start the real stack (the `stack` fixture)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -85,25 +88,35 @@ def print_log_tails(stack, lines=40):
 @pytest.fixture(scope="session")
 def stack(request, tmp_path_factory):
     data = tmp_path_factory.mktemp("stack")
-    ports = {k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")}
-    site = dict(ports, stable_age_seconds=1,
-                # STORESCU may store; SPOOFED is a known AE title expected from
-                # another host; QUERIER may also query (allow_query).
-                modalities={"STORESCU": {"host": "127.0.0.1", "port": 104},
-                            "SPOOFED": {"host": "127.0.0.2", "port": 104},
-                            "QUERIER": {"host": "127.0.0.1", "port": 104, "allow_query": True}},
-                authsvc={"DECISION_CACHE_SECONDS": DECISION_CACHE_SECONDS,
-                         "CHANGES_POLL_SECONDS": 2})
+    ports = {
+        k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
+    }
+    site = dict(
+        ports,
+        stable_age_seconds=1,
+        # STORESCU may store; SPOOFED is a known AE title expected from
+        # another host; QUERIER may also query (allow_query).
+        modalities={
+            "STORESCU": {"host": "127.0.0.1", "port": 104},
+            "SPOOFED": {"host": "127.0.0.2", "port": 104},
+            "QUERIER": {"host": "127.0.0.1", "port": 104, "allow_query": True},
+        },
+        authsvc={"DECISION_CACHE_SECONDS": DECISION_CACHE_SECONDS, "CHANGES_POLL_SECONDS": 2},
+    )
     with ExitStack() as databases:
         if ON_POSTGRES:
             # The whole system on PostgreSQL: the service's database, and
             # Orthanc's index through Debian's orthanc-postgresql plugin.
             from urllib.parse import urlsplit
+
             site["database_url"] = databases.enter_context(postgres_database("stack_"))
             index = urlsplit(databases.enter_context(postgres_database("orthanc_")))
-            site["orthanc_postgresql"] = {"host": index.hostname, "port": index.port,
-                                          "database": index.path.lstrip("/"),
-                                          "username": index.username}
+            site["orthanc_postgresql"] = {
+                "host": index.hostname,
+                "port": index.port,
+                "database": index.path.lstrip("/"),
+                "username": index.username,
+            }
         yield from _run_stack(request, data, site)
 
 
@@ -153,6 +166,7 @@ def admin(stack):
 
 
 # -- the service alone, in-process, on a fresh database (no Orthanc) ---------
+
 
 @contextmanager
 def postgres_database(prefix):
@@ -209,18 +223,32 @@ def service_app(folder, database_url):
     from authsvc.migrations import migrate
 
     secrets_file = folder / "secrets.json"
-    secrets_file.write_text(json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40,
-                                        "audit_key": "a" * 40, "orthanc_password": "unused"}))
-    application = create_app({"DATABASE_URL": database_url,
-                              "DATA_DIR": str(folder), "SECRETS_FILE": str(secrets_file),
-                              "RULES_FILE": str(folder / "rules.json"),
-                              "RULE_PASSWORDS_FILE": str(folder / "rule-passwords.json"),
-                              "ORTHANC_URL": "http://127.0.0.1:9"})
+    secrets_file.write_text(
+        json.dumps(
+            {
+                "secret_key": "k" * 40,
+                "ingest_secret": "i" * 40,
+                "audit_key": "a" * 40,
+                "orthanc_password": "unused",
+            }
+        )
+    )
+    application = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(folder),
+            "SECRETS_FILE": str(secrets_file),
+            "RULES_FILE": str(folder / "rules.json"),
+            "RULE_PASSWORDS_FILE": str(folder / "rule-passwords.json"),
+            "ORTHANC_URL": "http://127.0.0.1:9",
+        }
+    )
     with database.connection_context():
         migrate()
     # A fresh database: forget which study accesses this process already
     # audited (the same fake IDs come back in every test).
     from authsvc import audit
+
     audit._seen.clear()
     # No app context stays pushed: each test-client request gets its own, as
     # in production (a shared one would share flask.g between requests).
@@ -248,6 +276,7 @@ def admin_test_client(app, password=ADMIN_PASSWORD):
     """A test client of the in-process service logged in as the admin
     account (made if missing)."""
     from authsvc.cli import ensure_admin
+
     ensure_admin("admin", password)
     c = app.test_client()
     r = c.post("/api/login", json={"username": "admin", "password": password})
@@ -264,22 +293,34 @@ def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOH
 
     def oid(kind, n=0):
         return f"{kind:0>8}-{pid}-{sid}-{n:08x}-00000000"
+
     return {
         "patient": {"PatientID": patient_id, "PatientName": name, "PatientBirthDate": "19800101"},
         "patient_orthanc_id": f"000000ba-{pid}-00000000-00000000-00000000",
-        "tags": {"StudyInstanceUID": f"1.2.{study}", "StudyDate": "20260101",
-                 "StudyDescription": "CT"},
+        "tags": {
+            "StudyInstanceUID": f"1.2.{study}",
+            "StudyDate": "20260101",
+            "StudyDescription": "CT",
+        },
         "modalities": ["CT"],
         "values": values if values is not None else {"0008,0080": ["H"]},
         "series": [(oid("5e", i), f"1.2.{study}.{i}") for i in range(series)],
-        "instances": [(oid("1a", i * 100 + j), f"1.2.{study}.{i}.{j}")
-                      for i in range(series) for j in range(per_series)],
+        "instances": [
+            (oid("1a", i * 100 + j), f"1.2.{study}.{i}.{j}")
+            for i in range(series)
+            for j in range(per_series)
+        ],
         "study_orthanc_id": oid("57"),
         # The PatientID element's bytes in the first instance of each series,
         # as Orthanc serves them (/instances/{id}/content/0010-0020), padded.
-        "patient_id_raw": [{"series": oid("5e", i), "charset": "ISO_IR 192",
-                            "raw": (patient_id + " " * (len(patient_id.encode()) % 2))
-                            .encode().hex()} for i in range(series)],
+        "patient_id_raw": [
+            {
+                "series": oid("5e", i),
+                "charset": "ISO_IR 192",
+                "raw": (patient_id + " " * (len(patient_id.encode()) % 2)).encode().hex(),
+            }
+            for i in range(series)
+        ],
     }
 
 
@@ -291,6 +332,7 @@ def stack_sql(stack, sql, *params):
     """Run SQL on the stack service's own database (SQLite or PostgreSQL), as
     a test that makes time pass or a disk fail must. `{p}` marks a parameter."""
     from playhouse.db_url import connect
+
     db = connect(stack_db_url(stack))
     try:
         with db.atomic():

@@ -92,6 +92,7 @@ def ct_512(seed=0):
     with lungs, a spine and vessels, and the scanner's noise (sigma 15 HU)
     over everything, air included. pydicom's CT with its pixels replaced."""
     import numpy
+
     ds = pydicom.dcmread(get_testdata_file(SOURCES["CT"]))
     rng = numpy.random.default_rng(seed)
     y, x = numpy.mgrid[0:512, 0:512]
@@ -101,7 +102,7 @@ def ct_512(seed=0):
         hu[((x - cx) / 70) ** 2 + ((y - 240) / 100) ** 2 < 1] = -850.0
     hu[((x - 256) / 28) ** 2 + ((y - 360) / 28) ** 2 < 1] = 700.0  # spine
     hu[((x - 256) / 30) ** 2 + ((y - 250) / 30) ** 2 < 1] = 180.0  # aorta, contrast
-    hu += 40 * numpy.sin(x / 23.0 + seed) * numpy.cos(y / 31.0)   # texture
+    hu += 40 * numpy.sin(x / 23.0 + seed) * numpy.cos(y / 31.0)  # texture
     hu += rng.normal(0, 15, hu.shape)
     stored = numpy.clip(hu + 1024, 0, 4095).astype(numpy.uint16)
     ds.Rows, ds.Columns = 512, 512
@@ -119,12 +120,14 @@ def minimal_pdf(text):
     """A small valid PDF (one page, one line of text), its xref offsets exact."""
     text = text.replace("\\", "").replace("(", "").replace(")", "")
     stream = f"BT /F1 18 Tf 40 760 Td ({text}) Tj ET".encode("latin-1")
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-               b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for n, body in enumerate(objects, 1):
@@ -133,7 +136,10 @@ def minimal_pdf(text):
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 
@@ -162,9 +168,14 @@ def report_dataset(title):
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 # (concept name, text) of a Basic Text SR's TEXT items, under one heading;
 # the findings longer than Orthanc's 256-character JSON limit.
-SR_FINDINGS = [("Hallazgos", "Rodilla derecha: menisco interno con rotura horizontal del cuerno "
-                "posterior. Ligamentos cruzados íntegros. " + "Sin derrame articular significativo. " * 6),
-               ("Impresión", "Rotura meniscal interna. Correlacionar con la clínica.")]
+SR_FINDINGS = [
+    (
+        "Hallazgos",
+        "Rodilla derecha: menisco interno con rotura horizontal del cuerno "
+        "posterior. Ligamentos cruzados íntegros. " + "Sin derrame articular significativo. " * 6,
+    ),
+    ("Impresión", "Rotura meniscal interna. Correlacionar con la clínica."),
+]
 
 
 def _code(value, meaning, scheme="DCM"):
@@ -206,9 +217,13 @@ def text_report_dataset(findings):
 def storescu(files, port, aet="ORTHANC", host="127.0.0.1", calling=STORESCU_AET):
     """Send files with dcmtk's storescu, Nagle off (else ~90 ms per instance)."""
     env = dict(os.environ, TCP_NODELAY="1")
-    result = subprocess.run(["storescu", "-aet", calling, "-aec", aet, host, str(port),
-                             *map(str, files)],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["storescu", "-aet", calling, "-aec", aet, host, str(port), *map(str, files)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result
 
 
@@ -222,20 +237,28 @@ def send_recorded(stack, orthanc, admin, spec, folder):
     """Send a study with storescu, wait until the service has recorded it,
     and issue its patient's password: (written, Orthanc study ID, password)."""
     from conftest import wait_for
+
     written = write_study(spec, folder)
     assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
     study = lookup(orthanc, written.study_uid)
     wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
+    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()[
+        "password"
+    ]
     return written, study, password
 
 
 def send_patient(stack, orthanc, tmp_path, patient_id, name, charset):
-    spec = StudySpec(patient_id=patient_id, patient_name=name, charset=charset,
-                     series=[SeriesSpec("CT", 2, {"PerformingPhysicianName": "NÚÑEZ^JOSÉ"}),
-                             SeriesSpec("MR", 2, {"PerformingPhysicianName": "PEREZ^JUAN"})],
-                     tags={"ReferringPhysicianName": "GÓMEZ^MARÍA",
-                           "InstitutionName": "Hospital Universitario"})
+    spec = StudySpec(
+        patient_id=patient_id,
+        patient_name=name,
+        charset=charset,
+        series=[
+            SeriesSpec("CT", 2, {"PerformingPhysicianName": "NÚÑEZ^JOSÉ"}),
+            SeriesSpec("MR", 2, {"PerformingPhysicianName": "PEREZ^JUAN"}),
+        ],
+        tags={"ReferringPhysicianName": "GÓMEZ^MARÍA", "InstitutionName": "Hospital Universitario"},
+    )
     written = write_study(spec, tmp_path / patient_id)
     result = storescu(written.files, stack.site["dicom_port"])
     assert result.returncode == 0, result.stderr
@@ -243,16 +266,25 @@ def send_patient(stack, orthanc, tmp_path, patient_id, name, charset):
     series = [lookup(orthanc, uid) for uid in written.series_uids]
     instances = [lookup(orthanc, uid) for uid in written.sop_uids]
     patient = orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"]
-    return {"pid": patient_id, "study": study, "series": series[0], "instance": instances[0],
-            "patient": patient, "study_uid": written.study_uid,
-            "series_uid": written.series_uids[0], "sop_uid": written.sop_uids[0],
-            "all_series": series, "all_instances": instances}
+    return {
+        "pid": patient_id,
+        "study": study,
+        "series": series[0],
+        "instance": instances[0],
+        "patient": patient,
+        "study_uid": written.study_uid,
+        "series_uid": written.series_uids[0],
+        "sop_uid": written.sop_uids[0],
+        "all_series": series,
+        "all_instances": instances,
+    }
 
 
 def send(stack, orthanc, tmp_path, spec, extra=None):
     """Write a study (each file passed through `extra(ds)` first, if given),
     send it with storescu; its Orthanc study ID."""
     import uuid
+
     written = write_study(spec, tmp_path / uuid.uuid4().hex[:8])
     if extra:
         for path in written.files:

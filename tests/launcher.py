@@ -42,20 +42,33 @@ def children(pid):
 class Launcher:
     def __init__(self, data, **site):
         self.data = data
-        self.site = {"http_port": free_port(), "orthanc_http_port": free_port(),
-                     "dicom_port": free_port(), "service_port": free_port(),
-                     "service_workers": 2, "stable_age_seconds": 1,
-                     "authsvc": {"CHANGES_POLL_SECONDS": 2}, **site}
+        self.site = {
+            "http_port": free_port(),
+            "orthanc_http_port": free_port(),
+            "dicom_port": free_port(),
+            "service_port": free_port(),
+            "service_workers": 2,
+            "stable_age_seconds": 1,
+            "authsvc": {"CHANGES_POLL_SECONDS": 2},
+            **site,
+        }
         data.mkdir(parents=True, exist_ok=True)
         (data / "site.json").write_text(json.dumps(self.site))
         self.output = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "authsvc.stack", "run", "--data-dir", str(data)],
-            cwd=ROOT, env=dict(os.environ, AUTHSVC_ADMIN_PASSWORD=ADMIN_PASSWORD),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=ROOT,
+            env=dict(os.environ, AUTHSVC_ADMIN_PASSWORD=ADMIN_PASSWORD),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
-        wait_for(lambda: "Press Ctrl-C to stop." in self.text or self.proc.poll() is not None,
-                 120, what="make run started")
+        wait_for(
+            lambda: "Press Ctrl-C to stop." in self.text or self.proc.poll() is not None,
+            120,
+            what="make run started",
+        )
         assert self.proc.poll() is None, self.text
         self.secrets = json.loads((data / "secrets.json").read_text())
 
@@ -68,19 +81,38 @@ class Launcher:
         return "".join(self.output)
 
     def answers(self, name):
-        urls = {"orthanc": f"http://127.0.0.1:{self.site['orthanc_http_port']}/system",
-                "authsvc": f"http://127.0.0.1:{self.site['service_port']}/api/health",
-                "nginx": f"http://127.0.0.1:{self.site['http_port']}/api/health"}
+        urls = {
+            "orthanc": f"http://127.0.0.1:{self.site['orthanc_http_port']}/system",
+            "authsvc": f"http://127.0.0.1:{self.site['service_port']}/api/health",
+            "nginx": f"http://127.0.0.1:{self.site['http_port']}/api/health",
+        }
         try:
-            return requests.get(urls[name], timeout=2,
-                                auth=("authsvc", self.secrets["orthanc_password"])).status_code == 200
+            return (
+                requests.get(
+                    urls[name], timeout=2, auth=("authsvc", self.secrets["orthanc_password"])
+                ).status_code
+                == 200
+            )
         except requests.RequestException:
             return False
 
     def echo(self):
-        return subprocess.run(["echoscu", "-aet", "STORESCU", "-aec", "ORTHANC", "127.0.0.1",
-                               str(self.site["dicom_port"])], capture_output=True,
-                              timeout=30).returncode == 0
+        return (
+            subprocess.run(
+                [
+                    "echoscu",
+                    "-aet",
+                    "STORESCU",
+                    "-aec",
+                    "ORTHANC",
+                    "127.0.0.1",
+                    str(self.site["dicom_port"]),
+                ],
+                capture_output=True,
+                timeout=30,
+            ).returncode
+            == 0
+        )
 
     def stop(self):
         left = children(self.proc.pid)

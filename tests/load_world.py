@@ -24,15 +24,21 @@ def make_world(stack, orthanc_auth, tmp, patients=5, slices=10):
     """Patients with one CT series each, logged in: [(cookie, viewer URLs of
     their own study)]."""
     from bench.viewers import viewer_urls
+
     base = stack.public_url
     admin = requests.Session()
-    assert admin.post(base + "/api/login", json={"username": "admin",
-                                                 "password": ADMIN_PASSWORD}).status_code == 200
+    assert (
+        admin.post(
+            base + "/api/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        ).status_code
+        == 200
+    )
     sessions = []
     for n in range(patients):
         pid = f"LOAD-{uuid.uuid4().hex[:6]}"
-        written = write_study(StudySpec(pid, f"LOAD^P{n}", series=[SeriesSpec("CT", slices, {})]),
-                              tmp / pid)
+        written = write_study(
+            StudySpec(pid, f"LOAD^P{n}", series=[SeriesSpec("CT", slices, {})]), tmp / pid
+        )
         assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
         ortho = requests.Session()
         ortho.auth = orthanc_auth
@@ -54,9 +60,14 @@ def make_world(stack, orthanc_auth, tmp, patients=5, slices=10):
 
 @contextmanager
 def prepared_world(tmp):
-    ports = {k: _free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")}
-    stack = Stack(tmp / "stack", dict(ports, stable_age_seconds=1),
-                  env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    ports = {
+        k: _free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
+    }
+    stack = Stack(
+        tmp / "stack",
+        dict(ports, stable_age_seconds=1),
+        env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
     try:
         stack.start()
         yield make_world(stack, ("authsvc", stack.secrets["orthanc_password"]), tmp)

@@ -18,22 +18,34 @@ def db(app):
     pb = Patient.get(Patient.patient_id == "PB")
     admin = StaffUser.create(username="admin", role="admin", password_hash="x")
     radiologist = StaffUser.create(username="rad", role="radiologist", password_hash="x")
-    return {"A": a, "B": b,
-            "pa": Principal("patient", 1, patient=pa), "pb": Principal("patient", 2, patient=pb),
-            "admin": Principal("staff", 3, staff=admin),
-            "rad": Principal("staff", 4, staff=radiologist)}
+    return {
+        "A": a,
+        "B": b,
+        "pa": Principal("patient", 1, patient=pa),
+        "pb": Principal("patient", 2, patient=pb),
+        "admin": Principal("staff", 3, staff=admin),
+        "rad": Principal("staff", 4, staff=radiologist),
+    }
 
 
 def own_paths(s):
     study, series, inst = s["study_orthanc_id"], s["series"][1][0], s["instances"][3][0]
     su, seu, sop = s["tags"]["StudyInstanceUID"], s["series"][1][1], s["instances"][3][1]
-    return [f"/studies/{study}", f"/studies/{study}/archive", f"/series/{series}/media",
-            f"/instances/{inst}/file", f"/instances/{inst}/frames/0/rendered",
-            f"/web-viewer/series/{series}", f"/web-viewer/is-stable-series/{series}",
-            f"/web-viewer/instances/jpeg95-{inst}_0", f"/dicom-web/studies/{su}",
-            f"/dicom-web/studies/{su}/metadata", f"/dicom-web/studies/{su}/series/{seu}/rendered",
-            f"/dicom-web/studies/{su}/series/{seu}/instances/{sop}/frames/1",
-            f"/patients/{s['patient_orthanc_id']}"]
+    return [
+        f"/studies/{study}",
+        f"/studies/{study}/archive",
+        f"/series/{series}/media",
+        f"/instances/{inst}/file",
+        f"/instances/{inst}/frames/0/rendered",
+        f"/web-viewer/series/{series}",
+        f"/web-viewer/is-stable-series/{series}",
+        f"/web-viewer/instances/jpeg95-{inst}_0",
+        f"/dicom-web/studies/{su}",
+        f"/dicom-web/studies/{su}/metadata",
+        f"/dicom-web/studies/{su}/series/{seu}/rendered",
+        f"/dicom-web/studies/{su}/series/{seu}/instances/{sop}/frames/1",
+        f"/patients/{s['patient_orthanc_id']}",
+    ]
 
 
 def test_patient_reads_own_study_everywhere_and_no_other(db):
@@ -59,13 +71,36 @@ def test_patient_never_writes(db, method):
         assert not decide_uri(db["pa"], method, path).granted
 
 
-@pytest.mark.parametrize("path", [
-    "/patients", "/studies", "/series", "/instances", "/tools/find", "/changes", "/system",
-    "/statistics", "/modalities", "/peers", "/jobs", "/app/explorer.html", "/",
-    "/dicom-web/studies", "/dicom-web/series", "/wado", "/webdav/", "/plugins",
-    "/studies/{A}/../../studies/{B}", "/studies/{A}//archive", "/studies/{A}/%2e%2e/x",
-    "/studies/{A}x", "/studies/{A}/", "/web-viewer/series/{A}", "/studies/{A}\n",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/patients",
+        "/studies",
+        "/series",
+        "/instances",
+        "/tools/find",
+        "/changes",
+        "/system",
+        "/statistics",
+        "/modalities",
+        "/peers",
+        "/jobs",
+        "/app/explorer.html",
+        "/",
+        "/dicom-web/studies",
+        "/dicom-web/series",
+        "/wado",
+        "/webdav/",
+        "/plugins",
+        "/studies/{A}/../../studies/{B}",
+        "/studies/{A}//archive",
+        "/studies/{A}/%2e%2e/x",
+        "/studies/{A}x",
+        "/studies/{A}/",
+        "/web-viewer/series/{A}",
+        "/studies/{A}\n",
+    ],
+)
 def test_patient_refused_outside_own_studies(db, path):
     path = path.format(A=db["A"]["study_orthanc_id"], B=db["B"]["study_orthanc_id"])
     assert not decide_uri(db["pa"], "GET", path).granted
@@ -78,12 +113,14 @@ def test_dicomweb_uids_must_all_belong_to_the_study(db):
     assert not decide_uri(db["pa"], "GET", f"/dicom-web/studies/{su}/series/{other_series}").granted
     own_series = db["A"]["series"][0][1]
     assert not decide_uri(
-        db["pa"], "GET", f"/dicom-web/studies/{su}/series/{own_series}/instances/{other_sop}").granted
+        db["pa"], "GET", f"/dicom-web/studies/{su}/series/{own_series}/instances/{other_sop}"
+    ).granted
 
 
 def test_study_uid_shared_between_patients_is_refused_to_both(db):
     Study.update(study_uid=db["A"]["tags"]["StudyInstanceUID"]).where(
-        Study.orthanc_id == db["B"]["study_orthanc_id"]).execute()
+        Study.orthanc_id == db["B"]["study_orthanc_id"]
+    ).execute()
     path = f"/dicom-web/studies/{db['A']['tags']['StudyInstanceUID']}/metadata"
     assert not decide_uri(db["pa"], "GET", path).granted
     assert not decide_uri(db["pb"], "GET", path).granted

@@ -13,8 +13,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import chromium
-from chromium import wait
 from authsvc.cli import set_rule_password
+from chromium import wait
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, send_recorded
 from test_pages_browser import add_rule_login
@@ -32,26 +32,54 @@ def opened(stack, orthanc, admin, tmp_path_factory):
     suffix = uuid.uuid4().hex[:6]
     tmp = tmp_path_factory.mktemp("access-dicom")
     doctor = f"PAZ^ELENA^{suffix.upper()}"
-    specs = {"A": StudySpec(f"AL-{suffix}", "ROJAS^INES", description=f"RODILLA-{suffix}",
-                            tags={"ReferringPhysicianName": doctor}, series=[SeriesSpec("CT", 1)]),
-             "B": StudySpec(f"BL-{suffix}", "MORA^LUIS", description=f"HOMBRO-{suffix}",
-                            tags={"ReferringPhysicianName": doctor}, series=[SeriesSpec("CT", 1)])}
+    specs = {
+        "A": StudySpec(
+            f"AL-{suffix}",
+            "ROJAS^INES",
+            description=f"RODILLA-{suffix}",
+            tags={"ReferringPhysicianName": doctor},
+            series=[SeriesSpec("CT", 1)],
+        ),
+        "B": StudySpec(
+            f"BL-{suffix}",
+            "MORA^LUIS",
+            description=f"HOMBRO-{suffix}",
+            tags={"ReferringPhysicianName": doctor},
+            series=[SeriesSpec("CT", 1)],
+        ),
+    }
     found = {}
     for key, spec in specs.items():
         written, study, password = send_recorded(stack, orthanc, admin, spec, tmp / key)
         patient = Browser(stack.public_url)
         assert patient.login(patient_id=spec.patient_id, password=password).status_code == 200
         share = patient.post("/api/shares", json={"study": study, "days": 2}).json()
-        found[key] = {"pid": spec.patient_id, "password": password, "study": study,
-                      "description": spec.description, "share": share,
-                      "instance": lookup(orthanc, written.sop_uids[0])}
+        found[key] = {
+            "pid": spec.patient_id,
+            "password": password,
+            "study": study,
+            "description": spec.description,
+            "share": share,
+            "instance": lookup(orthanc, written.sop_uids[0]),
+        }
     login = f"dra-paz-{suffix}"
-    rules_path = add_rule_login(stack, {"login": login, "description": f"Dra. Elena Paz {suffix}",
-                                        "rules": [{"tag": "ReferringPhysicianName", "value": doctor}]})
-    password = set_rule_password(str(stack.data_dir / "rule-passwords.json"), str(rules_path), login)
+    rules_path = add_rule_login(
+        stack,
+        {
+            "login": login,
+            "description": f"Dra. Elena Paz {suffix}",
+            "rules": [{"tag": "ReferringPhysicianName", "value": doctor}],
+        },
+    )
+    password = set_rule_password(
+        str(stack.data_dir / "rule-passwords.json"), str(rules_path), login
+    )
     physician = Browser(stack.public_url)
-    wait_for(lambda: physician.login(login=login, password=password).status_code == 200, 30,
-             what="the rule login")
+    wait_for(
+        lambda: physician.login(login=login, password=password).status_code == 200,
+        30,
+        what="the rule login",
+    )
 
     def opens(who, key):
         path = f"/orthanc/instances/{found[key]['instance']}/preview"
@@ -84,15 +112,30 @@ def test_the_patient_sees_who_opened_their_study(opened, language):
         assert phone.execute_script("return [innerWidth, innerHeight]") == [360, 640]
         assert phone.find_element(By.TAG_NAME, "h1").text == TITLE[language]
         rows = phone.find_elements(By.CSS_SELECTOR, "#access-log li")
-        seen = {(r.get_attribute("class").split()[-1], r.find_element(By.CLASS_NAME, "who").text,
-                 r.find_element(By.CLASS_NAME, "what").text.split(" · ")[0]) for r in rows}
+        seen = {
+            (
+                r.get_attribute("class").split()[-1],
+                r.find_element(By.CLASS_NAME, "who").text,
+                r.find_element(By.CLASS_NAME, "what").text.split(" · ")[0],
+            )
+            for r in rows
+        }
         share_n = a["share"]["id"]
-        assert any(kind == "share" and who.startswith(SHARE[language].format(n=share_n))
-                   and what == a["description"] for kind, who, what in seen), seen
-        assert ("rule", f"Dra. Elena Paz {opened['login'].split('-')[-1]} ({opened['login']})",
-                a["description"]) in seen, seen
+        assert any(
+            kind == "share"
+            and who.startswith(SHARE[language].format(n=share_n))
+            and what == a["description"]
+            for kind, who, what in seen
+        ), seen
+        assert (
+            "rule",
+            f"Dra. Elena Paz {opened['login'].split('-')[-1]} ({opened['login']})",
+            a["description"],
+        ) in seen, seen
         staff = [who for kind, who, _ in seen if kind == "staff"]
-        assert staff and all(w.startswith(STAFF[language]) and "admin" not in w for w in staff), seen
+        assert staff and all(w.startswith(STAFF[language]) and "admin" not in w for w in staff), (
+            seen
+        )
         # Never an entry of B's study, nor B's link.
         page = phone.find_element(By.ID, "main").text
         assert b["description"] not in page and f"#{b['share']['id']}" not in page
@@ -108,7 +151,9 @@ def test_only_the_patient_has_the_page(opened):
     assert opened["physician"].get("/portal/access").status_code == 404
     assert opened["holders"]["A"].get("/portal/access").status_code == 404
     b = Browser(opened["base"])
-    assert b.login(patient_id=opened["B"]["pid"], password=opened["B"]["password"]).status_code == 200
+    assert (
+        b.login(patient_id=opened["B"]["pid"], password=opened["B"]["password"]).status_code == 200
+    )
     text = b.get("/portal/access").text
     assert opened["B"]["description"] in text and opened["A"]["description"] not in text
 
@@ -117,16 +162,19 @@ def test_the_log_is_read_by_its_index(app):
     """In-process (SQLite, or PostgreSQL's planner): the page's query finds a study's openings by the
     (event, subject) index, not by reading the whole audit log."""
     from peewee import SqliteDatabase
+
     from authsvc import ingest
     from authsvc.access_log import entries
     from authsvc.db import database
     from authsvc.models import AuditEvent, Patient
     from conftest import fake_study
+
     data = fake_study("IX-1", "1")
     ingest.store_study(data["study_orthanc_id"], data)
     patient = Patient.get(Patient.patient_id == "IX-1")
-    query = (AuditEvent.select().where((AuditEvent.event == "study_access")
-                                       & AuditEvent.subject.in_([data["study_orthanc_id"]])))
+    query = AuditEvent.select().where(
+        (AuditEvent.event == "study_access") & AuditEvent.subject.in_([data["study_orthanc_id"]])
+    )
     sql, params = query.sql()
     explain = "EXPLAIN QUERY PLAN " if isinstance(database.obj, SqliteDatabase) else "EXPLAIN "
     if not isinstance(database.obj, SqliteDatabase):

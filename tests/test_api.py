@@ -20,15 +20,22 @@ def patient(app):
     password = ingest.store_study(data["study_orthanc_id"], data)
     other = fake_study("P-2", "2")
     ingest.store_study(other["study_orthanc_id"], other)
-    return {"id": "P-1", "password": password, "study": data["study_orthanc_id"],
-            "other_study": other["study_orthanc_id"]}
+    return {
+        "id": "P-1",
+        "password": password,
+        "study": data["study_orthanc_id"],
+        "other_study": other["study_orthanc_id"],
+    }
 
 
 @pytest.fixture
 def staff(app):
     ensure_admin("admin", STAFF_PASSWORD)
-    StaffUser.create(username="rad", role="radiologist",
-                     password_hash=passwords.hash_password(STAFF_PASSWORD, generated=False))
+    StaffUser.create(
+        username="rad",
+        role="radiologist",
+        password_hash=passwords.hash_password(STAFF_PASSWORD, generated=False),
+    )
 
 
 def login(client, **body):
@@ -50,17 +57,23 @@ def test_patient_login_sets_a_safe_cookie(client, patient):
 
 
 def test_secure_cookie_over_https(client, patient):
-    r = client.post("/api/login", json={"patient_id": "P-1", "password": patient["password"]},
-                    headers={"X-Forwarded-Proto": "https"})
+    r = client.post(
+        "/api/login",
+        json={"patient_id": "P-1", "password": patient["password"]},
+        headers={"X-Forwarded-Proto": "https"},
+    )
     assert "Secure" in r.headers["Set-Cookie"]
 
 
-@pytest.mark.parametrize("body", [
-    {"patient_id": "P-1", "password": "wrong-word-here"},
-    {"patient_id": "NOPE", "password": "wrong-word-here"},
-    {"username": "admin", "password": "wrong"},
-    {"username": "nobody", "password": STAFF_PASSWORD},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"patient_id": "P-1", "password": "wrong-word-here"},
+        {"patient_id": "NOPE", "password": "wrong-word-here"},
+        {"username": "admin", "password": "wrong"},
+        {"username": "nobody", "password": STAFF_PASSWORD},
+    ],
+)
 def test_bad_logins_are_401_with_one_message(client, patient, staff, body):
     r = login(client, **body)
     assert r.status_code == 401
@@ -68,15 +81,24 @@ def test_bad_logins_are_401_with_one_message(client, patient, staff, body):
     assert "Set-Cookie" not in r.headers
 
 
-@pytest.mark.parametrize("kwargs,status", [
-    ({"data": "patient_id=P-1&password=x", "content_type": "application/x-www-form-urlencoded"}, 415),
-    ({"data": "[1]", "content_type": "application/json"}, 400),
-    ({"data": "{", "content_type": "application/json"}, 400),
-    ({"json": {"password": "x"}}, 400),
-    ({"json": {"patient_id": 5, "password": "x"}}, 400),
-    ({"json": {"patient_id": "P-1", "password": "x" * 300}}, 400),
-    ({"json": {"patient_id": "P-1"}}, 400),
-])
+@pytest.mark.parametrize(
+    "kwargs,status",
+    [
+        (
+            {
+                "data": "patient_id=P-1&password=x",
+                "content_type": "application/x-www-form-urlencoded",
+            },
+            415,
+        ),
+        ({"data": "[1]", "content_type": "application/json"}, 400),
+        ({"data": "{", "content_type": "application/json"}, 400),
+        ({"json": {"password": "x"}}, 400),
+        ({"json": {"patient_id": 5, "password": "x"}}, 400),
+        ({"json": {"patient_id": "P-1", "password": "x" * 300}}, 400),
+        ({"json": {"patient_id": "P-1"}}, 400),
+    ],
+)
 def test_malformed_logins_are_4xx(client, patient, kwargs, status):
     r = client.post("/api/login", **kwargs)
     assert r.status_code == status
@@ -107,14 +129,19 @@ def test_logout_ends_the_session_on_the_server(client, patient):
     replay = client.application.test_client()
     replay.set_cookie("authsvc_session", token)
     assert replay.get("/api/session").status_code == 401
-    assert replay.get("/api/session", headers={"Authorization": "Bearer " + token}).status_code == 401
+    assert (
+        replay.get("/api/session", headers={"Authorization": "Bearer " + token}).status_code == 401
+    )
 
 
 def test_bearer_token_for_scripts(client, patient):
     r = login(client, patient_id="P-1", password=patient["password"])
     token = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
     script = client.application.test_client()
-    assert script.get("/api/session", headers={"Authorization": "Bearer " + token}).json["kind"] == "patient"
+    assert (
+        script.get("/api/session", headers={"Authorization": "Bearer " + token}).json["kind"]
+        == "patient"
+    )
 
 
 def test_idle_and_absolute_expiry(client, patient):
@@ -142,7 +169,9 @@ def test_reissue_replaces_password_and_ends_sessions(app, client, patient, staff
     assert r.status_code == 200
     new = r.json["password"]
     assert holder.get("/api/session").status_code == 401
-    assert login(app.test_client(), patient_id="P-1", password=patient["password"]).status_code == 401
+    assert (
+        login(app.test_client(), patient_id="P-1", password=patient["password"]).status_code == 401
+    )
     assert login(app.test_client(), patient_id="P-1", password=new).status_code == 200
     assert client.post("/api/patients/NOPE/credentials", json={}).status_code == 404
     assert client.post("/api/patients/P-1/credentials").status_code == 415
@@ -151,17 +180,26 @@ def test_reissue_replaces_password_and_ends_sessions(app, client, patient, staff
 def test_internal_routes_need_the_secret(client, patient):
     body = {"method": "GET", "uri": "/system", "token": "x" * 43}
     assert client.post("/internal/authorize", json=body).status_code == 403
-    assert client.post("/internal/authorize", json=body,
-                       headers={"X-Authsvc-Secret": "i" * 39}).status_code == 403
+    assert (
+        client.post(
+            "/internal/authorize", json=body, headers={"X-Authsvc-Secret": "i" * 39}
+        ).status_code
+        == 403
+    )
     assert client.post("/internal/stable-study", json={"id": patient["study"]}).status_code == 403
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"method": "GET"}, {"method": "GET", "uri": 5, "token": "x"},
-    {"method": "BREW", "uri": "/system", "token": "x" * 43},
-    {"method": "GET", "uri": "/system", "token": ["x"]},
-    {"method": "GET", "uri": "/" + "a" * 5000, "token": "x" * 43},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"method": "GET"},
+        {"method": "GET", "uri": 5, "token": "x"},
+        {"method": "BREW", "uri": "/system", "token": "x" * 43},
+        {"method": "GET", "uri": "/system", "token": ["x"]},
+        {"method": "GET", "uri": "/" + "a" * 5000, "token": "x" * 43},
+    ],
+)
 def test_authorize_denies_anything_odd(client, body):
     r = client.post("/internal/authorize", json=body, headers={"X-Authsvc-Secret": "i" * 40})
     assert r.status_code == 200
@@ -181,11 +219,15 @@ def test_authorize_grants_a_patient_their_study(client, patient):
 
 
 def test_stable_study_notification_is_queued(client, patient):
-    r = client.post("/internal/stable-study", json={"id": "not-an-id"},
-                    headers={"X-Authsvc-Secret": "i" * 40})
+    r = client.post(
+        "/internal/stable-study", json={"id": "not-an-id"}, headers={"X-Authsvc-Secret": "i" * 40}
+    )
     assert r.status_code == 400
-    r = client.post("/internal/stable-study", json={"id": patient["study"]},
-                    headers={"X-Authsvc-Secret": "i" * 40})
+    r = client.post(
+        "/internal/stable-study",
+        json={"id": patient["study"]},
+        headers={"X-Authsvc-Secret": "i" * 40},
+    )
     assert r.status_code == 202
 
 
@@ -212,13 +254,16 @@ def test_first_admin_once(app):
     assert ensure_admin("admin") is None
 
 
-@pytest.mark.parametrize("method,path,body", [
-    ("POST", "/api/login", {"patient_id": "P\x00", "password": "x" * 12}),
-    ("POST", "/api/patients/P-1%00/credentials", {}),
-    ("GET", "/api/studies?q=%00", None),
-    ("GET", "/staff/slips/%00", None),
-    ("POST", "/staff/api/patients/%00/printed", {}),
-])
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("POST", "/api/login", {"patient_id": "P\x00", "password": "x" * 12}),
+        ("POST", "/api/patients/P-1%00/credentials", {}),
+        ("GET", "/api/studies?q=%00", None),
+        ("GET", "/staff/slips/%00", None),
+        ("POST", "/staff/api/patients/%00/printed", {}),
+    ],
+)
 def test_nul_characters_are_bad_input_not_a_crash(client, patient, method, path, body):
     # PostgreSQL refuses NUL in text: found by fuzzing on PostgreSQL, where
     # it used to end in a 500.

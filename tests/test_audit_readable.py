@@ -20,8 +20,18 @@ ADMIN_PW = "admin password long enough"
 REF = "0008,0090"
 # Words of the entries as stored (English, for logs and scripts) that must
 # not reach a Spanish page.
-ENGLISH = ("patient ", "share #", "rule login", "reissued", "staff ", "studies match",
-           "study ", "Patient", "Physician", "Link shared")
+ENGLISH = (
+    "patient ",
+    "share #",
+    "rule login",
+    "reissued",
+    "staff ",
+    "studies match",
+    "study ",
+    "Patient",
+    "Physician",
+    "Link shared",
+)
 
 
 @pytest.fixture
@@ -29,10 +39,20 @@ def world(app):
     nunez = fake_study("P-77", "1", name="NÚÑEZ^JOSÉ", values={REF: ["GÓMEZ^MARÍA"]})
     nunez["tags"].update(StudyDate="20261201", StudyDescription="TC DE CRÁNEO")
     other = fake_study("P-88", "2", name="PEREZ^ANA", values={REF: ["GÓMEZ^MARÍA"]})
-    pw = {"P-77": ingest.store_study(nunez["study_orthanc_id"], nunez),
-          "P-88": ingest.store_study(other["study_orthanc_id"], other)}
-    rule_pw = write_rules(app, [{"login": "dra-gomez", "rules": [
-        {"tag": "ReferringPhysicianName", "value": "GOMEZ^MARIA"}]}], ["dra-gomez"])
+    pw = {
+        "P-77": ingest.store_study(nunez["study_orthanc_id"], nunez),
+        "P-88": ingest.store_study(other["study_orthanc_id"], other),
+    }
+    rule_pw = write_rules(
+        app,
+        [
+            {
+                "login": "dra-gomez",
+                "rules": [{"tag": "ReferringPhysicianName", "value": "GOMEZ^MARIA"}],
+            }
+        ],
+        ["dra-gomez"],
+    )
     ensure_admin("admin", ADMIN_PW)
 
     def login(**body):
@@ -42,8 +62,11 @@ def world(app):
         return c, r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
 
     def opens(token, study):
-        r = app.test_client().post("/internal/authorize", headers={"X-Authsvc-Secret": "i" * 40},
-                                   json={"method": "GET", "uri": f"/studies/{study}", "token": token})
+        r = app.test_client().post(
+            "/internal/authorize",
+            headers={"X-Authsvc-Secret": "i" * 40},
+            json={"method": "GET", "uri": f"/studies/{study}", "token": token},
+        )
         assert r.json["granted"]
 
     patient, token = login(patient_id="P-77", password=pw["P-77"])
@@ -62,7 +85,8 @@ def world(app):
 def local_clock(at, twelve_hours):
     """The entry's time of day in the site's TIMEZONE (America/Caracas)."""
     local = at.replace(tzinfo=zoneinfo.ZoneInfo("UTC")).astimezone(
-        zoneinfo.ZoneInfo("America/Caracas"))
+        zoneinfo.ZoneInfo("America/Caracas")
+    )
     hour = (local.hour % 12 or 12) if twelve_hours else local.hour
     return f"{hour}:{local.minute:02d}"
 
@@ -73,7 +97,8 @@ def test_who_opened_this_patients_studies_in_spanish(app, world):
     assert {r["who"] for r in opened} == {
         "Paciente P-77 (NÚÑEZ, JOSÉ)",
         "Enlace compartido por el paciente P-77 (NÚÑEZ, JOSÉ)",
-        "Médico o institución dra-gomez"}
+        "Médico o institución dra-gomez",
+    }
     for r in opened:
         assert r["patient_id"] == "P-77" and r["patient_name"] == "NÚÑEZ, JOSÉ"
         assert "1 dic 2026" in r["study"] and "TC DE CRÁNEO" in r["study"]
@@ -95,20 +120,39 @@ def test_who_opened_this_patients_studies_in_spanish(app, world):
 def test_the_same_in_english_and_the_csv(app, world):
     admin = world["admin"]
     rows = admin.get("/staff/api/audit?lang=en&patient=NÚÑEZ&event=study_access").json["events"]
-    assert {r["who"] for r in rows} == {"Patient P-77 (NÚÑEZ, JOSÉ)",
-                                        "Link shared by the patient P-77 (NÚÑEZ, JOSÉ)",
-                                        "Physician or institution dra-gomez"}
+    assert {r["who"] for r in rows} == {
+        "Patient P-77 (NÚÑEZ, JOSÉ)",
+        "Link shared by the patient P-77 (NÚÑEZ, JOSÉ)",
+        "Physician or institution dra-gomez",
+    }
     assert all("Dec 1, 2026" in r["study"] for r in rows)
     entry = AuditEvent.get_by_id(rows[0]["id"])
     assert local_clock(entry.at, twelve_hours=True) in rows[0]["at"]
-    reissue = admin.get("/staff/api/audit?lang=es&event=password_issued&patient=P-77").json["events"]
-    assert reissue[0]["detail"] == "Reemitida por el personal" and reissue[0]["who"] == "Personal admin"
+    reissue = admin.get("/staff/api/audit?lang=es&event=password_issued&patient=P-77").json[
+        "events"
+    ]
+    assert (
+        reissue[0]["detail"] == "Reemitida por el personal"
+        and reissue[0]["who"] == "Personal admin"
+    )
     text = admin.get("/staff/api/audit?lang=es&patient=nunez&event=study_access&format=csv")
     assert text.headers["Content-Type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(text.get_data(as_text=True))))
-    assert table[0] == ["#", "Cuándo", "Evento", "Quién", "ID del paciente", "Nombre del paciente",
-                        "Estudio", "Sobre qué", "Desde", "Detalle"]
-    assert len(table) == 4 and all(row[4] == "P-77" and "TC DE CRÁNEO" in row[6] for row in table[1:])
+    assert table[0] == [
+        "#",
+        "Cuándo",
+        "Evento",
+        "Quién",
+        "ID del paciente",
+        "Nombre del paciente",
+        "Estudio",
+        "Sobre qué",
+        "Desde",
+        "Detalle",
+    ]
+    assert len(table) == 4 and all(
+        row[4] == "P-77" and "TC DE CRÁNEO" in row[6] for row in table[1:]
+    )
     assert {row[3] for row in table[1:]} >= {"Médico o institución dra-gomez"}
     assert admin.get("/staff/api/audit?since=yesterday&lang=es").status_code == 400
 
@@ -120,7 +164,11 @@ def test_the_page_offers_the_patient_search_and_local_times(app, world):
     rad = app.test_client()
     from authsvc import passwords
     from authsvc.models import StaffUser
-    StaffUser.create(username="rad", role="radiologist",
-                     password_hash=passwords.hash_password(ADMIN_PW, generated=False))
+
+    StaffUser.create(
+        username="rad",
+        role="radiologist",
+        password_hash=passwords.hash_password(ADMIN_PW, generated=False),
+    )
     rad.post("/api/login", json={"username": "rad", "password": ADMIN_PW})
     assert rad.get("/staff/api/audit").status_code == 403

@@ -11,7 +11,6 @@ import json
 import os
 import stat
 
-
 from authsvc import audit
 from authsvc.db import database
 from authsvc.models import AuditEvent, KeyValue
@@ -46,8 +45,10 @@ def attacker_digest(prev, row):
     """What someone without the key can compute for an entry: the plain
     SHA-256 of its content and of the previous entry's chain, exactly as the
     entries were chained before they were keyed."""
-    text = json.dumps([prev, row.at.isoformat(), row.event, row.actor, row.subject,
-                       row.address, row.detail], ensure_ascii=False)
+    text = json.dumps(
+        [prev, row.at.isoformat(), row.event, row.actor, row.subject, row.address, row.detail],
+        ensure_ascii=False,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -55,7 +56,9 @@ def rewrite_and_recompute(victim_id, **changes):
     """Change one entry and recompute the chain of it and of every following
     entry, as an attacker without the key would."""
     AuditEvent.update(**changes).where(AuditEvent.id == victim_id).execute()
-    before = AuditEvent.select().where(AuditEvent.id < victim_id).order_by(AuditEvent.id.desc()).first()
+    before = (
+        AuditEvent.select().where(AuditEvent.id < victim_id).order_by(AuditEvent.id.desc()).first()
+    )
     prev = before.chain if before else ""
     for row in AuditEvent.select().where(AuditEvent.id >= victim_id).order_by(AuditEvent.id):
         prev = attacker_digest(prev, row)
@@ -85,7 +88,9 @@ def test_deleting_the_newest_500_entries_is_reported(app):
     admin = admin_client(app)
     fill(1200)
     assert cli(app, "audit-checkpoint")[0] == 0  # what the schedule / a shutdown writes
-    newest = [e.id for e in AuditEvent.select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(500)]
+    newest = [
+        e.id for e in AuditEvent.select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(500)
+    ]
     AuditEvent.delete().where(AuditEvent.id.in_(newest)).execute()
     api, page = report_of(app, admin)
     assert api["chain_ok"] is False
@@ -142,12 +147,19 @@ def test_a_legacy_chain_keeps_verifying_and_cannot_absorb_keyed_entries(app):
     without the key) is reported."""
     from authsvc import migrations
     from authsvc.models import SchemaVersion, set_value
+
     # The database as version 7 left it: unkeyed entries, no switch point.
     AuditEvent.delete().execute()
     prev = ""
     for i in range(40):
-        row = AuditEvent(at=AuditEvent.at.default(), event="login", actor=f"staff u{i}",
-                         subject="", address="10.0.0.1", detail="")
+        row = AuditEvent(
+            at=AuditEvent.at.default(),
+            event="login",
+            actor=f"staff u{i}",
+            subject="",
+            address="10.0.0.1",
+            detail="",
+        )
         prev = row.chain = attacker_digest(prev, row)
         row.save()
     KeyValue.delete().where(KeyValue.key == "audit_legacy_last").execute()
@@ -175,7 +187,9 @@ def test_a_legacy_chain_keeps_verifying_and_cannot_absorb_keyed_entries(app):
 def test_the_service_checkpoints_on_schedule_and_at_shutdown(app, caplog):
     """The workers' thread (gunicorn_conf starts it) and worker_exit."""
     import logging
+
     from authsvc import gunicorn_conf
+
     services = app.extensions["authsvc"]
     fill(5)
     with caplog.at_level(logging.INFO, logger="authsvc.auditchain"):
@@ -186,6 +200,7 @@ def test_the_service_checkpoints_on_schedule_and_at_shutdown(app, caplog):
 
         class Worker:
             wsgi = app
+
         gunicorn_conf.worker_exit(None, Worker)  # the shutdown writes the newest head
     path = os.path.join(app.config["DATA_DIR"], "audit-checkpoints.log")
     lines = [json.loads(line) for line in open(path).read().splitlines()]
@@ -210,22 +225,35 @@ def test_the_real_service_checkpoints_when_it_stops(tmp_path):
     stack stopped, and the newest head is in the checkpoint file and the
     service log. A stack of its own (SQLite), stopped by the test."""
     import requests
+
     from authsvc.stack import Stack
     from conftest import free_port
-    ports = {k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")}
-    s = Stack(tmp_path / "data", dict(ports, stable_age_seconds=1),
-              env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PW})
+
+    ports = {
+        k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
+    }
+    s = Stack(
+        tmp_path / "data",
+        dict(ports, stable_age_seconds=1),
+        env={"AUTHSVC_ADMIN_PASSWORD": ADMIN_PW},
+    )
     s.start()
     try:
-        r = requests.post(s.public_url + "/api/login", timeout=10,
-                          json={"username": "admin", "password": ADMIN_PW})
+        r = requests.post(
+            s.public_url + "/api/login",
+            timeout=10,
+            json={"username": "admin", "password": ADMIN_PW},
+        )
         assert r.status_code == 200
     finally:
         s.stop_all()
-    lines = [json.loads(line) for line in
-             (s.data_dir / "audit-checkpoints.log").read_text().splitlines()]
+    lines = [
+        json.loads(line) for line in (s.data_dir / "audit-checkpoints.log").read_text().splitlines()
+    ]
     assert [line["reason"] for line in lines] == ["migration", "shutdown"]
     assert lines[-1]["entries"] == 1 and lines[-1]["last_mac"].startswith("k1:")
     log = (s.logs / "authsvc.log").read_text()
-    assert f"audit checkpoint (shutdown): 1 entries, last #{lines[-1]['last_id']} " \
-           f"{lines[-1]['last_mac']}" in log
+    assert (
+        f"audit checkpoint (shutdown): 1 entries, last #{lines[-1]['last_id']} "
+        f"{lines[-1]['last_mac']}" in log
+    )

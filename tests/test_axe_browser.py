@@ -50,18 +50,35 @@ def pages(stack, orthanc, admin, tmp_path_factory):
         assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
         studies.append(lookup(orthanc, written.study_uid))
     for study in studies:
-        wait_for(lambda: recorded(admin, study), 60, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 60, what="study recorded")
     # A share made by patient 0 (the shares page then has a row to revoke).
     pending = admin.get("/staff/api/studies", params={"q": f"{tag}-0"}).json()["studies"][0]
     owner = Browser(stack.public_url)
-    assert owner.login(patient_id=f"{tag}-0", password="-".join(pending["password"])).status_code == 200
-    assert owner.post("/api/shares", json={"study": studies[0], "days": 1}).status_code in (200, 201)
+    assert (
+        owner.login(patient_id=f"{tag}-0", password="-".join(pending["password"])).status_code
+        == 200
+    )
+    assert owner.post("/api/shares", json={"study": studies[0], "days": 1}).status_code in (
+        200,
+        201,
+    )
     row = admin.get("/staff/api/studies", params={"q": f"{tag}-1"}).json()["studies"][0]
-    assert admin.post(f"/staff/api/patients/{tag}-1/printed",
-                      json={"password_set_at": row["password_set_at"]}).status_code == 200
-    return ["/staff", "/staff/shares", "/staff/rules", "/staff/users", "/staff/audit",
-            f"/staff/slips/{tag}-0?study={studies[0]}", f"/staff/slips/{tag}-1",
-            f"/staff/batch-slips?q={tag}"]
+    assert (
+        admin.post(
+            f"/staff/api/patients/{tag}-1/printed", json={"password_set_at": row["password_set_at"]}
+        ).status_code
+        == 200
+    )
+    return [
+        "/staff",
+        "/staff/shares",
+        "/staff/rules",
+        "/staff/users",
+        "/staff/audit",
+        f"/staff/slips/{tag}-0?study={studies[0]}",
+        f"/staff/slips/{tag}-1",
+        f"/staff/batch-slips?q={tag}",
+    ]
 
 
 @pytest.mark.parametrize("size", [DESKTOP, TABLET], ids=["1366x768", "800x1280"])
@@ -74,7 +91,9 @@ def test_no_axe_violation_on_any_staff_page(stack, pages, axe_source, size, lang
         for path in pages:
             driver.get(stack.public_url + path)
             if path == "/staff":
-                wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr"), what="the rows")
+                wait(
+                    driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr"), what="the rows"
+                )
             driver.execute_script(axe_source)
             result = driver.execute_async_script(RUN)
             assert "error" not in result, result

@@ -13,11 +13,11 @@ import uuid
 import pytest
 import requests
 
+from authsvc.cli import set_rule_password
+from authsvc.stack import PROXY_USER
 from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, recorded, storescu, write_study
 from route_matrix import matrix_cases
-from authsvc.cli import set_rule_password
-from authsvc.stack import PROXY_USER
 
 RULE_LOGIN = "dr-confine"
 
@@ -38,9 +38,16 @@ def _send(stack, orthanc, folder, spec, study_uid=None):
     instance = _ids(orthanc, written.sop_uids[0], "Instance")[0]
     study = orthanc.get(f"{orthanc.base}/series/{series}").json()["ParentStudy"]
     patient = orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"]
-    return {"pid": spec.patient_id, "study": study, "series": series, "instance": instance,
-            "patient": patient, "study_uid": uid, "series_uid": written.series_uids[0],
-            "sop_uid": written.sop_uids[0]}
+    return {
+        "pid": spec.patient_id,
+        "study": study,
+        "series": series,
+        "instance": instance,
+        "patient": patient,
+        "study_uid": uid,
+        "series_uid": written.series_uids[0],
+        "sop_uid": written.sop_uids[0],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +57,51 @@ def world(stack, orthanc, admin, tmp_path_factory):
     shared_uid = f"1.2.826.0.1.3680043.10.{int(suffix, 16)}"
     referring = f"CONFINE^RULE{suffix.upper()}"
     # A: two studies; the first has the UID that B's study has too.
-    a1 = _send(stack, orthanc, tmp / "a1", StudySpec(
-        f"CA-{suffix}", "NÚÑEZ^JOSÉ", [SeriesSpec("CT", 2)],
-        tags={"ReferringPhysicianName": referring}), shared_uid)
-    a2 = _send(stack, orthanc, tmp / "a2", StudySpec(
-        f"CA-{suffix}", "NÚÑEZ^JOSÉ", [SeriesSpec("MR", 1)], description="CONTROL"))
-    b = _send(stack, orthanc, tmp / "b", StudySpec(
-        f"CB-{suffix}", "PEÑA^ÁNGELA", [SeriesSpec("MR", 1)], charset="ISO_IR 100"), shared_uid)
+    a1 = _send(
+        stack,
+        orthanc,
+        tmp / "a1",
+        StudySpec(
+            f"CA-{suffix}",
+            "NÚÑEZ^JOSÉ",
+            [SeriesSpec("CT", 2)],
+            tags={"ReferringPhysicianName": referring},
+        ),
+        shared_uid,
+    )
+    a2 = _send(
+        stack,
+        orthanc,
+        tmp / "a2",
+        StudySpec(f"CA-{suffix}", "NÚÑEZ^JOSÉ", [SeriesSpec("MR", 1)], description="CONTROL"),
+    )
+    b = _send(
+        stack,
+        orthanc,
+        tmp / "b",
+        StudySpec(f"CB-{suffix}", "PEÑA^ÁNGELA", [SeriesSpec("MR", 1)], charset="ISO_IR 100"),
+        shared_uid,
+    )
     for s in (a1, a2, b):
-        wait_for(lambda: recorded(admin, s["study"]), 30, what="study recorded")
+        wait_for(lambda s=s: recorded(admin, s["study"]), 30, what="study recorded")
 
     rules_path = stack.data_dir / "rules.json"
     saved_rules = rules_path.read_text()
-    rules_path.write_text(json.dumps({"logins": [
-        {"login": RULE_LOGIN, "rules": [{"tag": "ReferringPhysicianName", "value": referring}]}]}))
-    rule_password = set_rule_password(str(stack.data_dir / "rule-passwords.json"),
-                                      str(rules_path), RULE_LOGIN)
+    rules_path.write_text(
+        json.dumps(
+            {
+                "logins": [
+                    {
+                        "login": RULE_LOGIN,
+                        "rules": [{"tag": "ReferringPhysicianName", "value": referring}],
+                    }
+                ]
+            }
+        )
+    )
+    rule_password = set_rule_password(
+        str(stack.data_dir / "rule-passwords.json"), str(rules_path), RULE_LOGIN
+    )
 
     def login(**fields):
         browser = Browser(stack.public_url)
@@ -79,8 +115,9 @@ def world(stack, orthanc, admin, tmp_path_factory):
         principals[key] = login(patient_id=pid, password=password)
     share = principals["patient"].post("/api/shares", json={"study": a1["study"]}).json()
     principals["share"] = login(share=share["url"].split("#share=")[1])
-    principals["rule"] = wait_for(lambda: _try_login(stack, RULE_LOGIN, rule_password), 10,
-                                  what="rule login")
+    principals["rule"] = wait_for(
+        lambda: _try_login(stack, RULE_LOGIN, rule_password), 10, what="rule login"
+    )
     name = f"rad-{suffix}"
     r = admin.post("/staff/api/users", json={"username": name, "role": "radiologist"})
     assert r.status_code == 201, r.text
@@ -109,19 +146,29 @@ def direct(stack, browser, method, route):
     path, _, query = route.partition("?")
     if query:
         headers["X-Authsvc-Query"] = query
-    return requests.request(method, stack.orthanc_url + route, headers=headers, data="{}",
-                            auth=(PROXY_USER, stack.secrets["proxy_password"]), timeout=10)
+    return requests.request(
+        method,
+        stack.orthanc_url + route,
+        headers=headers,
+        data="{}",
+        auth=(PROXY_USER, stack.secrets["proxy_password"]),
+        timeout=10,
+    )
 
 
 # -- the findings, each on its own --------------------------------------------
+
 
 def test_shared_study_uid_is_refused_cold_and_warm(stack, world):
     """A StudyInstanceUID two patients' studies share opens neither through
     DICOMweb, even after the patient opened their own study (a warm cache)."""
     a = world["p"]["patient"]
     uid = world["shared_uid"]
-    routes = [f"/dicom-web/studies/{uid}/series", f"/dicom-web/studies/{uid}/instances",
-              f"/dicom-web/studies/{uid}/metadata"]
+    routes = [
+        f"/dicom-web/studies/{uid}/series",
+        f"/dicom-web/studies/{uid}/instances",
+        f"/dicom-web/studies/{uid}/metadata",
+    ]
     for route in routes:
         assert a.get("/orthanc" + route).status_code == 403, route
     assert a.get(f"/orthanc/studies/{world['A1']['study']}").status_code == 200  # warms the cache
@@ -131,8 +178,11 @@ def test_shared_study_uid_is_refused_cold_and_warm(stack, world):
             assert world["B"]["series_uid"] not in r.text
 
 
-CLIMBS = ["/studies/{A1[study]}/patient", "/series/{A1[series]}/patient",
-          "/instances/{A1[instance]}/patient"]
+CLIMBS = [
+    "/studies/{A1[study]}/patient",
+    "/series/{A1[series]}/patient",
+    "/instances/{A1[instance]}/patient",
+]
 
 
 @pytest.mark.parametrize("who", ["rule", "share"])
@@ -154,15 +204,18 @@ def test_qido_for_own_study_uid_answers_that_study_only(world):
     r = a.get("/orthanc/dicom-web/studies", params={"StudyInstanceUID": uid})
     assert r.status_code == 200, r.status_code
     assert [s["0020000D"]["Value"][0] for s in r.json()] == [uid]
-    for query in ({"StudyInstanceUID": world["B"]["study_uid"]},
-                  {"PatientID": world["B"]["pid"]},
-                  {"0020000D": uid, "StudyInstanceUID": world["B"]["study_uid"]},
-                  {"StudyInstanceUID": f"{uid},{world['B']['study_uid']}"},
-                  {"StudyInstanceUID": uid + "*"}):
+    for query in (
+        {"StudyInstanceUID": world["B"]["study_uid"]},
+        {"PatientID": world["B"]["pid"]},
+        {"0020000D": uid, "StudyInstanceUID": world["B"]["study_uid"]},
+        {"StudyInstanceUID": f"{uid},{world['B']['study_uid']}"},
+        {"StudyInstanceUID": uid + "*"},
+    ):
         assert a.get("/orthanc/dicom-web/studies", params=query).status_code == 403, query
     # The rule login sees A1 only, whose UID B's study shares: refused.
-    r = world["p"]["rule"].get("/orthanc/dicom-web/studies",
-                               params={"StudyInstanceUID": world["shared_uid"]})
+    r = world["p"]["rule"].get(
+        "/orthanc/dicom-web/studies", params={"StudyInstanceUID": world["shared_uid"]}
+    )
     assert r.status_code == 403
 
 
@@ -184,14 +237,19 @@ def test_archive_of_resources_named_in_the_query(stack, world):
     for who in ("patient", "share", "rule"):
         browser = world["p"][who]
         for tool in ("create-archive", "create-media", "create-media-extended"):
-            for resources in (f"{own['study']},{other['patient']}", f"{own['study']},{other['study']}",
-                              f"{own['study']},{world['A2']['patient']}" if who != "patient"
-                              else f"{own['study']},{other['series']}"):
+            for resources in (
+                f"{own['study']},{other['patient']}",
+                f"{own['study']},{other['study']}",
+                f"{own['study']},{world['A2']['patient']}"
+                if who != "patient"
+                else f"{own['study']},{other['series']}",
+            ):
                 r = browser.get(f"/orthanc/tools/{tool}", params={"resources": resources})
                 assert r.status_code == 403, (who, tool, resources, r.status_code)
 
 
 # -- the route matrix: every principal, the same cases, every layer -------------
+
 
 @pytest.mark.parametrize("method,route,granted,who", list(matrix_cases()))
 def test_route_matrix(stack, world, method, route, granted, who):
@@ -210,22 +268,41 @@ def test_route_matrix(stack, world, method, route, granted, who):
 
 # -- a real DICOMweb client -----------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def dicomweb_world(stack, orthanc, admin, world, tmp_path_factory):
     """A third study of patient A, with a UID of its own, that the rule login
     sees (its referring physician) and a share of its own opens."""
     tmp = tmp_path_factory.mktemp("dicomweb")
     referring = json.loads((stack.data_dir / "rules.json").read_text())["logins"][0]["rules"][0]
-    a3 = _send(stack, orthanc, tmp / "a3", StudySpec(
-        world["A1"]["pid"], "NÚÑEZ^JOSÉ", [SeriesSpec("CT", 2)],
-        tags={"ReferringPhysicianName": referring["value"]}, description="ABDOMEN"))
-    wait_for(lambda: (recorded(admin, a3["study"]) or {}).get("rule_logins") == [RULE_LOGIN],
-             30, what="study recorded and matched")
+    a3 = _send(
+        stack,
+        orthanc,
+        tmp / "a3",
+        StudySpec(
+            world["A1"]["pid"],
+            "NÚÑEZ^JOSÉ",
+            [SeriesSpec("CT", 2)],
+            tags={"ReferringPhysicianName": referring["value"]},
+            description="ABDOMEN",
+        ),
+    )
+    wait_for(
+        lambda: (recorded(admin, a3["study"]) or {}).get("rule_logins") == [RULE_LOGIN],
+        30,
+        what="study recorded and matched",
+    )
     share = world["p"]["patient"].post("/api/shares", json={"study": a3["study"]}).json()
     holder = Browser(stack.public_url)
     assert holder.login(share=share["url"].split("#share=")[1]).status_code == 200
-    return {"A3": a3, "tokens": {"patient": token_of(world["p"]["patient"]),
-                                 "rule": token_of(world["p"]["rule"]), "share": token_of(holder)}}
+    return {
+        "A3": a3,
+        "tokens": {
+            "patient": token_of(world["p"]["patient"]),
+            "rule": token_of(world["p"]["rule"]),
+            "share": token_of(holder),
+        },
+    }
 
 
 @pytest.mark.parametrize("who", ["patient", "rule", "share"])
@@ -233,8 +310,10 @@ def test_a_dicomweb_client_reads_what_its_login_may_see(stack, world, dicomweb_w
     from dicomweb_client.api import DICOMwebClient
     from requests import HTTPError
 
-    client = DICOMwebClient(url=stack.public_url + "/orthanc/dicom-web",
-                            headers={"Authorization": "Bearer " + dicomweb_world["tokens"][who]})
+    client = DICOMwebClient(
+        url=stack.public_url + "/orthanc/dicom-web",
+        headers={"Authorization": "Bearer " + dicomweb_world["tokens"][who]},
+    )
     a3 = dicomweb_world["A3"]
     found = client.search_for_studies(search_filters={"StudyInstanceUID": a3["study_uid"]})
     assert [s["0020000D"]["Value"][0] for s in found] == [a3["study_uid"]]
@@ -244,20 +323,25 @@ def test_a_dicomweb_client_reads_what_its_login_may_see(stack, world, dicomweb_w
     assert {m["00100020"]["Value"][0] for m in metadata} == {a3["pid"]}
     instance = client.retrieve_instance(a3["study_uid"], a3["series_uid"], a3["sop_uid"])
     assert instance.SOPInstanceUID == a3["sop_uid"]
-    frames = client.retrieve_instance_rendered(a3["study_uid"], a3["series_uid"], a3["sop_uid"],
-                                               media_types=("image/png",))
+    frames = client.retrieve_instance_rendered(
+        a3["study_uid"], a3["series_uid"], a3["sop_uid"], media_types=("image/png",)
+    )
     assert frames[:4] == b"\x89PNG"
-    for refused in (lambda: client.search_for_studies(
-                        search_filters={"StudyInstanceUID": world["B"]["study_uid"]}),
-                    lambda: client.search_for_studies(),
-                    lambda: client.search_for_series(study_instance_uid=world["shared_uid"]),
-                    lambda: client.retrieve_study_metadata(world["B"]["study_uid"])):
+    for refused in (
+        lambda: client.search_for_studies(
+            search_filters={"StudyInstanceUID": world["B"]["study_uid"]}
+        ),
+        lambda: client.search_for_studies(),
+        lambda: client.search_for_series(study_instance_uid=world["shared_uid"]),
+        lambda: client.retrieve_study_metadata(world["B"]["study_uid"]),
+    ):
         with pytest.raises(HTTPError) as raised:
             refused()
         assert raised.value.response.status_code == 403
 
 
 # -- the docker deployment's nginx, with its check, in front of a stand-in Orthanc --
+
 
 class RecordingOrthanc:
     """Stands in for the docker image's Orthanc with the Authorization plugin,
@@ -269,6 +353,7 @@ class RecordingOrthanc:
     def __init__(self):
         import http.server
         import threading
+
         seen = self.seen = {}
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -279,6 +364,7 @@ class RecordingOrthanc:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
 
             def log_message(self, *args):
@@ -316,8 +402,19 @@ def docker_nginx(stack, tmp_path_factory):
     conf = conf.replace("error_log /dev/stderr warn;", f"error_log {tmp}/error.log warn;")
     conf = conf.replace("access_log /dev/stdout noquery;", f"access_log {tmp}/access.log noquery;")
     (tmp / "nginx.conf").write_text(("user www-data;\n" if os_is_root() else "") + conf)
-    proc = subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp),
-                             "-e", str(tmp / "error.log"), "-g", "daemon off;"])
+    proc = subprocess.Popen(
+        [
+            "nginx",
+            "-c",
+            str(tmp / "nginx.conf"),
+            "-p",
+            str(tmp),
+            "-e",
+            str(tmp / "error.log"),
+            "-g",
+            "daemon off;",
+        ]
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url), 10, what="docker nginx")
     yield url, orthanc
@@ -328,6 +425,7 @@ def docker_nginx(stack, tmp_path_factory):
 
 def os_is_root():
     import os
+
     return os.geteuid() == 0
 
 
@@ -353,11 +451,12 @@ def test_route_matrix_docker_nginx(docker_nginx, world, method, route, granted, 
     token = token_of(world["p"][who])
     cookies = {"authsvc_session": token} if token else {}
     path = "/orthanc" + route.format(**world)
-    r = requests.request(method, url + path, data="{}", cookies=cookies, timeout=10,
-                         allow_redirects=False)
+    r = requests.request(
+        method, url + path, data="{}", cookies=cookies, timeout=10, allow_redirects=False
+    )
     if method == "GET" and "?" not in path and re.match(hot_reads_regex(), path):
         assert (r.status_code, r.text) == (200, "reached Orthanc"), (who, method, route)
-        headers = {k.lower(): v for k, v in orthanc.seen[path[len("/orthanc"):]].items()}
+        headers = {k.lower(): v for k, v in orthanc.seen[path[len("/orthanc") :]].items()}
         assert headers.get("token") == token and "authorization" not in headers, headers
     elif granted:
         assert (r.status_code, r.text) == (200, "reached Orthanc"), (who, method, route)
@@ -365,23 +464,34 @@ def test_route_matrix_docker_nginx(docker_nginx, world, method, route, granted, 
         assert r.status_code == 403 and "reached Orthanc" not in r.text, (who, method, route)
 
 
-def test_a_study_the_service_never_recorded_closes_the_uid_it_shares(stack, orthanc, admin,
-                                                                    world, tmp_path_factory):
+def test_a_study_the_service_never_recorded_closes_the_uid_it_shares(
+    stack, orthanc, admin, world, tmp_path_factory
+):
     """A study Orthanc holds but the service did not record (here: no
     PatientID, refused at ingest; likewise one not stable yet, or held in an
     identity conflict) with the UID of a patient's study: DICOMweb would
     answer for both, so nginx's check, which asks Orthanc, refuses."""
     tmp = tmp_path_factory.mktemp("stray")
     a = world["p"]["patient"]
-    own = _send(stack, orthanc, tmp / "own", StudySpec(
-        world["A1"]["pid"], "NÚÑEZ^JOSÉ", [SeriesSpec("CT", 1)], description="CONTROL 2"))
+    own = _send(
+        stack,
+        orthanc,
+        tmp / "own",
+        StudySpec(world["A1"]["pid"], "NÚÑEZ^JOSÉ", [SeriesSpec("CT", 1)], description="CONTROL 2"),
+    )
     wait_for(lambda: recorded(admin, own["study"]), 30, what="study recorded")
-    routes = [f"/orthanc/dicom-web/studies/{own['study_uid']}/series",
-              f"/orthanc/dicom-web/studies?StudyInstanceUID={own['study_uid']}"]
+    routes = [
+        f"/orthanc/dicom-web/studies/{own['study_uid']}/series",
+        f"/orthanc/dicom-web/studies?StudyInstanceUID={own['study_uid']}",
+    ]
     for route in routes:
         assert a.get(route).status_code == 200, route
-    stray = write_study(StudySpec("", "STRAY^PERSON", [SeriesSpec("MR", 1)],
-                                  tags={"StudyInstanceUID": own["study_uid"]}), tmp / "stray")
+    stray = write_study(
+        StudySpec(
+            "", "STRAY^PERSON", [SeriesSpec("MR", 1)], tags={"StudyInstanceUID": own["study_uid"]}
+        ),
+        tmp / "stray",
+    )
     assert storescu(stray.files, stack.site["dicom_port"]).returncode == 0
     wait_for(lambda: len(_ids(orthanc, own["study_uid"], "Study")) == 2, 10, what="stray stored")
     for route in routes:

@@ -18,7 +18,7 @@ def world(stack, orthanc, admin, tmp_path_factory):
     a = send_patient(stack, orthanc, tmp, f"PA-{suffix}", "NÚÑEZ^JOSÉ", "ISO_IR 192")
     b = send_patient(stack, orthanc, tmp, f"PB-{suffix}", "PEÑA^ÁNGELA", "ISO_IR 100")
     for p in (a, b):
-        row = wait_for(lambda: recorded(admin, p["study"]), 30, what="study recorded")
+        row = wait_for(lambda p=p: recorded(admin, p["study"]), 30, what="study recorded")
         assert row["patient_has_login"] is True
         r = admin.post(f"/api/patients/{p['pid']}/credentials", json={})
         assert r.status_code == 200, r.text
@@ -116,29 +116,65 @@ def test_patient_reads_own_resources(patient_a, world, route):
 # Orthanc when the data does not fit (no PDF, no attachment) but never the
 # filter's 403, and never another patient's data (the denial list below).
 OTHER_OWN_GETS = [
-    "/patients/{patient}/studies", "/patients/{patient}/series", "/patients/{patient}/instances",
-    "/patients/{patient}/shared-tags", "/patients/{patient}/statistics", "/patients/{patient}/metadata",
-    "/patients/{patient}/attachments", "/patients/{patient}/archive", "/patients/{patient}/media",
-    "/patients/{patient}/module", "/patients/{patient}/protected",
-    "/studies/{study}/instances", "/studies/{study}/patient", "/studies/{study}/shared-tags",
-    "/studies/{study}/statistics", "/studies/{study}/metadata", "/studies/{study}/attachments",
-    "/studies/{study}/media", "/studies/{study}/module", "/studies/{study}/module-patient",
-    "/series/{series}/instances", "/series/{series}/study", "/series/{series}/patient",
-    "/series/{series}/shared-tags", "/series/{series}/statistics", "/series/{series}/ordered-slices",
-    "/series/{series}/archive", "/series/{series}/media", "/series/{series}/module",
-    "/series/{series}/metadata", "/series/{series}/attachments", "/series/{series}/numpy",
-    "/instances/{instance}", "/instances/{instance}/tags", "/instances/{instance}/header",
-    "/instances/{instance}/content", "/instances/{instance}/content/0010-0010",
-    "/instances/{instance}/frames", "/instances/{instance}/frames/0/preview",
-    "/instances/{instance}/frames/0/rendered", "/instances/{instance}/frames/0/image-uint8",
-    "/instances/{instance}/frames/0/image-uint16", "/instances/{instance}/frames/0/raw",
-    "/instances/{instance}/image-int16", "/instances/{instance}/rendered",
-    "/instances/{instance}/matlab", "/instances/{instance}/numpy", "/instances/{instance}/pdf",
-    "/instances/{instance}/statistics", "/instances/{instance}/study", "/instances/{instance}/series",
-    "/instances/{instance}/patient", "/instances/{instance}/metadata",
-    "/instances/{instance}/metadata/TransferSyntax", "/instances/{instance}/attachments",
-    "/instances/{instance}/module", "/dicom-web/studies/{study_uid}",
-    "/dicom-web/studies/{study_uid}/series", "/dicom-web/studies/{study_uid}/instances",
+    "/patients/{patient}/studies",
+    "/patients/{patient}/series",
+    "/patients/{patient}/instances",
+    "/patients/{patient}/shared-tags",
+    "/patients/{patient}/statistics",
+    "/patients/{patient}/metadata",
+    "/patients/{patient}/attachments",
+    "/patients/{patient}/archive",
+    "/patients/{patient}/media",
+    "/patients/{patient}/module",
+    "/patients/{patient}/protected",
+    "/studies/{study}/instances",
+    "/studies/{study}/patient",
+    "/studies/{study}/shared-tags",
+    "/studies/{study}/statistics",
+    "/studies/{study}/metadata",
+    "/studies/{study}/attachments",
+    "/studies/{study}/media",
+    "/studies/{study}/module",
+    "/studies/{study}/module-patient",
+    "/series/{series}/instances",
+    "/series/{series}/study",
+    "/series/{series}/patient",
+    "/series/{series}/shared-tags",
+    "/series/{series}/statistics",
+    "/series/{series}/ordered-slices",
+    "/series/{series}/archive",
+    "/series/{series}/media",
+    "/series/{series}/module",
+    "/series/{series}/metadata",
+    "/series/{series}/attachments",
+    "/series/{series}/numpy",
+    "/instances/{instance}",
+    "/instances/{instance}/tags",
+    "/instances/{instance}/header",
+    "/instances/{instance}/content",
+    "/instances/{instance}/content/0010-0010",
+    "/instances/{instance}/frames",
+    "/instances/{instance}/frames/0/preview",
+    "/instances/{instance}/frames/0/rendered",
+    "/instances/{instance}/frames/0/image-uint8",
+    "/instances/{instance}/frames/0/image-uint16",
+    "/instances/{instance}/frames/0/raw",
+    "/instances/{instance}/image-int16",
+    "/instances/{instance}/rendered",
+    "/instances/{instance}/matlab",
+    "/instances/{instance}/numpy",
+    "/instances/{instance}/pdf",
+    "/instances/{instance}/statistics",
+    "/instances/{instance}/study",
+    "/instances/{instance}/series",
+    "/instances/{instance}/patient",
+    "/instances/{instance}/metadata",
+    "/instances/{instance}/metadata/TransferSyntax",
+    "/instances/{instance}/attachments",
+    "/instances/{instance}/module",
+    "/dicom-web/studies/{study_uid}",
+    "/dicom-web/studies/{study_uid}/series",
+    "/dicom-web/studies/{study_uid}/instances",
     "/dicom-web/studies/{study_uid}/series/{series_uid}",
     "/dicom-web/studies/{study_uid}/series/{series_uid}/instances",
     "/dicom-web/studies/{study_uid}/series/{series_uid}/rendered",
@@ -280,7 +316,9 @@ NEWER_DENIED = [
 ]
 
 
-@pytest.mark.parametrize("method,route,since", NEWER_DENIED, ids=[f"{m} {r}" for m, r, _ in NEWER_DENIED])
+@pytest.mark.parametrize(
+    "method,route,since", NEWER_DENIED, ids=[f"{m} {r}" for m, r, _ in NEWER_DENIED]
+)
 def test_patient_refused_routes_newer_than_1_10(patient_a, world, method, route, since):
     r = patient_a.request(method, "/orthanc" + route.format(**world), data="{}")
     assert r.status_code == 403, (method, route, r.status_code)
@@ -293,7 +331,9 @@ NEWER_GETS = [(m, r, since) for m, r, since in NEWER_DENIED if m == "GET" and si
 def test_newer_routes_are_real_on_this_orthanc(admin, world, orthanc_version, method, route, since):
     """The refusals above are the filter's, of a route that exists (admins get it)."""
     if orthanc_version < since:
-        pytest.skip(f"Orthanc {'.'.join(map(str, orthanc_version))} has no {method} {route.split('?')[0]} "
-                    f"(added in {'.'.join(map(str, since))})")
+        pytest.skip(
+            f"Orthanc {'.'.join(map(str, orthanc_version))} has no {method} {route.split('?')[0]} "
+            f"(added in {'.'.join(map(str, since))})"
+        )
     r = admin.request(method, "/orthanc" + route.format(**world))
     assert r.status_code == 200, (route, r.status_code)

@@ -11,8 +11,10 @@ from authsvc.models import Patient, Study
 from test_pages_app import site, staff_client, world  # noqa: F401 (fixtures)
 
 # Spanish: "2 dic 2026, 1:16"; English: "Dec 2, 2026, 1:16 AM".
-ONE_FORMAT = {"es": re.compile(r"^\d{1,2} [a-z]{3,4}\.? \d{4}, \d{1,2}:\d{2}$"),
-              "en": re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s[AP]M$")}
+ONE_FORMAT = {
+    "es": re.compile(r"^\d{1,2} [a-z]{3,4}\.? \d{4}, \d{1,2}:\d{2}$"),
+    "en": re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s[AP]M$"),
+}
 OTHER_STYLES = re.compile(r"\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}")
 WHEN = datetime.datetime(2026, 12, 2, 3, 16)  # UTC: 1 Dec, 23:16 in Caracas (UTC-4)
 
@@ -31,8 +33,9 @@ def dates_in(value, keys=("recorded", "created", "expires", "detected")):
     if isinstance(value, list):
         return [d for v in value for d in dates_in(v, keys)]
     if isinstance(value, dict):
-        return [v for k, v in value.items() if k in keys and v] + \
-            [d for v in value.values() if isinstance(v, (list, dict)) for d in dates_in(v, keys)]
+        return [v for k, v in value.items() if k in keys and v] + [
+            d for v in value.values() if isinstance(v, (list, dict)) for d in dates_in(v, keys)
+        ]
     return []
 
 
@@ -40,22 +43,35 @@ def test_every_staff_json_uses_the_one_format(site, world):
     for lang in ("es", "en"):
         c = staff_client(site, lang=lang)
         # A printed slip, a share: each page's dates are there to be seen.
-        row = next(r for r in c.get("/staff/api/studies").json["studies"] if r["orthanc_id"] == world["a"])
-        assert c.post("/staff/api/patients/P-1/printed",
-                      json={"password_set_at": row["password_set_at"]}).status_code in (200, 409)
+        row = next(
+            r for r in c.get("/staff/api/studies").json["studies"] if r["orthanc_id"] == world["a"]
+        )
+        assert c.post(
+            "/staff/api/patients/P-1/printed", json={"password_set_at": row["password_set_at"]}
+        ).status_code in (200, 409)
         patient = c.application.test_client()
-        assert patient.post("/api/login", json={"patient_id": "P-2",
-                                                "password": world["pw_b"]}).status_code == 200
+        assert (
+            patient.post(
+                "/api/login", json={"patient_id": "P-2", "password": world["pw_b"]}
+            ).status_code
+            == 200
+        )
         assert patient.post("/api/shares", json={"days": 3}).status_code in (200, 201)
         found = []
-        for url in ("/staff/api/studies", "/staff/api/users", "/staff/api/shares?all=1",
-                    "/staff/api/conflicts"):
+        for url in (
+            "/staff/api/studies",
+            "/staff/api/users",
+            "/staff/api/shares?all=1",
+            "/staff/api/conflicts",
+        ):
             answer = c.get(url, headers={"Accept-Language": lang}).json
             found += dates_in(answer)
             # Machine values (ISO, sent back by the page) are not shown.
             shown = re.sub(r"'password_set_at': '[^']*'", "", str(answer))
             assert not OTHER_STYLES.search(shown), (url, answer)
-        printed = next(r for r in c.get("/staff/api/studies").json["studies"] if r["orthanc_id"] == world["a"])
+        printed = next(
+            r for r in c.get("/staff/api/studies").json["studies"] if r["orthanc_id"] == world["a"]
+        )
         assert printed["login"] == "printed"
         found.append(re.sub(r"^(Impresa el|Printed) ", "", printed["login_text"]))
         assert len(found) >= 5, found
@@ -67,6 +83,8 @@ def test_the_dashboard_time_is_the_site_time(site, world):
     """Recorded at 03:16 UTC is 23:16 the day before in Caracas."""
     Study.update(recorded_at=WHEN).where(Study.orthanc_id == world["a"]).execute()
     c = staff_client(site, lang="es")
-    row = next(r for r in c.get("/staff/api/studies").json["studies"] if r["orthanc_id"] == world["a"])
+    row = next(
+        r for r in c.get("/staff/api/studies").json["studies"] if r["orthanc_id"] == world["a"]
+    )
     assert row["recorded"] == "1 dic 2026, 23:16"
     assert Patient.select().count() == 2

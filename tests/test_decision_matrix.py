@@ -26,9 +26,14 @@ from route_matrix import matrix_cases
 
 
 def _shaped(data):
-    return {"study": data["study_orthanc_id"], "series": data["series"][0][0],
-            "instance": data["instances"][0][0], "patient": data["patient_orthanc_id"],
-            "pid": data["patient"]["PatientID"], "study_uid": data["tags"]["StudyInstanceUID"]}
+    return {
+        "study": data["study_orthanc_id"],
+        "series": data["series"][0][0],
+        "instance": data["instances"][0][0],
+        "patient": data["patient_orthanc_id"],
+        "pid": data["patient"]["PatientID"],
+        "study_uid": data["tags"]["StudyInstanceUID"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +53,29 @@ def _build_world():
     s1 = Study.get(Study.orthanc_id == a1["study_orthanc_id"])
     login = RuleLogin.create(name="dr", password_hash="x")
     RuleMatch.create(login=login, study=s1)
-    share = Share.create(secret_hash="h", patient=pa, study=s1,
-                         expires_at=datetime.datetime(2999, 1, 1))
-    staff = {role: StaffUser.create(username=role, role=role, password_hash="x")
-             for role in ("admin", "radiologist")}
-    principals = {"patient": Principal("patient", 1, patient=pa),
-                  "other": Principal("patient", 2, patient=pb),
-                  "rule": Principal("rule", 3, rule_login=login),
-                  "share": Principal("share", 4, share=share),
-                  "radiologist": Principal("staff", 5, staff=staff["radiologist"]),
-                  "admin": Principal("staff", 6, staff=staff["admin"]), "none": None}
-    return {"A1": _shaped(a1), "A2": _shaped(a2), "B": _shaped(b),
-            "shared_uid": a1["tags"]["StudyInstanceUID"], "p": principals}
+    share = Share.create(
+        secret_hash="h", patient=pa, study=s1, expires_at=datetime.datetime(2999, 1, 1)
+    )
+    staff = {
+        role: StaffUser.create(username=role, role=role, password_hash="x")
+        for role in ("admin", "radiologist")
+    }
+    principals = {
+        "patient": Principal("patient", 1, patient=pa),
+        "other": Principal("patient", 2, patient=pb),
+        "rule": Principal("rule", 3, rule_login=login),
+        "share": Principal("share", 4, share=share),
+        "radiologist": Principal("staff", 5, staff=staff["radiologist"]),
+        "admin": Principal("staff", 6, staff=staff["admin"]),
+        "none": None,
+    }
+    return {
+        "A1": _shaped(a1),
+        "A2": _shaped(a2),
+        "B": _shaped(b),
+        "shared_uid": a1["tags"]["StudyInstanceUID"],
+        "p": principals,
+    }
 
 
 def plugin_questions(method, uri):
@@ -67,10 +83,17 @@ def plugin_questions(method, uri):
     level, or the system level with the path alone."""
     path = uri.partition("?")[0]
     target = routes.parse(method, path)
-    if target.kind in (routes.Kind.RESOURCE, routes.Kind.PATIENT) \
-            and target.level and not path.endswith("/patient"):
-        level = {"patients": "patient", "studies": "study", "series": "series",
-                 "instances": "instance"}[target.level]
+    if (
+        target.kind in (routes.Kind.RESOURCE, routes.Kind.PATIENT)
+        and target.level
+        and not path.endswith("/patient")
+    ):
+        level = {
+            "patients": "patient",
+            "studies": "study",
+            "series": "series",
+            "instances": "instance",
+        }[target.level]
         return [{"level": level, "method": method.lower(), "orthanc-id": target.orthanc_id}]
     return [{"level": "system", "method": method.lower(), "uri": path}]
 
@@ -86,6 +109,9 @@ def test_every_adapter_decides_as_the_table(world, method, route, granted, who):
             # (A query the plugin is not sent is nginx's check's alone:
             # test_confinement.py's docker nginx matrix.)
             assert not plugin, (who, method, uri, body)
-        elif "?" not in uri and not uri.endswith("/patient") and uri.startswith(
-                ("/studies/", "/series/", "/instances/", "/patients/")):
+        elif (
+            "?" not in uri
+            and not uri.endswith("/patient")
+            and uri.startswith(("/studies/", "/series/", "/instances/", "/patients/"))
+        ):
             assert plugin, (who, method, uri, body)

@@ -38,17 +38,27 @@ def desk(stack, orthanc, admin, tmp_path_factory):
     files, studies = [], []
     for n in range(STUDIES):
         modality = "CT" if n % 2 == 0 else "MR"
-        spec = StudySpec(f"PD-{suffix}-{n}", f"MESA^PACIENTE {n}", description=f"ESTUDIO {n} {modality}",
-                         series=[SeriesSpec(modality, 1)])
+        spec = StudySpec(
+            f"PD-{suffix}-{n}",
+            f"MESA^PACIENTE {n}",
+            description=f"ESTUDIO {n} {modality}",
+            series=[SeriesSpec(modality, 1)],
+        )
         written = write_study(spec, tmp / str(n))
         files += written.files
-        studies.append({"pid": spec.patient_id, "uid": written.study_uid, "modality": modality,
-                        "description": spec.description})
+        studies.append(
+            {
+                "pid": spec.patient_id,
+                "uid": written.study_uid,
+                "modality": modality,
+                "description": spec.description,
+            }
+        )
     result = storescu(files, stack.site["dicom_port"])
     assert result.returncode == 0, result.stderr
     for s in studies:
         s["study"] = lookup(orthanc, s["uid"])
-        wait_for(lambda: recorded(admin, s["study"]), 60, what="study recorded")
+        wait_for(lambda s=s: recorded(admin, s["study"]), 60, what="study recorded")
     return {"base": stack.public_url, "studies": studies, "suffix": suffix}
 
 
@@ -57,8 +67,10 @@ def open_browser(size, language="es"):
     touch tablet."""
     driver = chromium.start(language)
     width, height = size
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 1000})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 1000},
+    )
     if width < 1000:
         driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True})
     return driver
@@ -73,9 +85,12 @@ def log_in_staff(driver, base):
 
 def wait_rows(driver, desk):
     ours = {s["study"] for s in desk["studies"]}
-    wait(driver, lambda d: ours <= {r.get_attribute("data-study")
-                                    for r in d.find_elements(By.CSS_SELECTOR, "#rows tr")},
-         what="our studies on the dashboard")
+    wait(
+        driver,
+        lambda d: ours
+        <= {r.get_attribute("data-study") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr")},
+        what="our studies on the dashboard",
+    )
 
 
 ROWS_ON_SCREEN = """
@@ -104,7 +119,9 @@ def test_one_line_per_study_at_1366(desk, language, tmp_path):
         rows = driver.execute_script(ROWS_ON_SCREEN)
         visible = [r for r in rows if r["visible"]]
         heights = sorted(round(r["height"]) for r in rows)
-        assert len(visible) >= 8, f"{len(visible)} studies on the first screen; row heights {heights}"
+        assert len(visible) >= 8, (
+            f"{len(visible)} studies on the first screen; row heights {heights}"
+        )
         for r in rows:
             # One line: no cell wraps, and the actions share one row.
             assert r["height"] <= 48, heights
@@ -139,7 +156,9 @@ def test_every_action_reachable_at_800(desk, language, tmp_path):
         wait_rows(driver, desk)
         assert driver.execute_script("return innerWidth") == TABLET[0]
         assert driver.execute_script("return document.documentElement.scrollWidth") <= TABLET[0]
-        count = driver.execute_script("return document.querySelectorAll('#rows .row-actions > *').length")
+        count = driver.execute_script(
+            "return document.querySelectorAll('#rows .row-actions > *').length"
+        )
         assert count >= 4 * STUDIES  # language, print, reissue, view on each of ours
         driver.save_screenshot(str(tmp_path / f"desk-800-{language}.png"))
         unreachable = driver.execute_script(REACHABLE)
@@ -149,15 +168,19 @@ def test_every_action_reachable_at_800(desk, language, tmp_path):
 
 
 def row_ids(driver):
-    return [r.get_attribute("data-study") for r in driver.find_elements(By.CSS_SELECTOR, "#rows tr")]
+    return [
+        r.get_attribute("data-study") for r in driver.find_elements(By.CSS_SELECTOR, "#rows tr")
+    ]
 
 
 def in_row(driver, study, css, what="text"):
     """An element of a study's row, read in one go: the dashboard redraws its
     rows when the data changes, and an element found earlier may be gone."""
+
     def read(d):
         e = d.find_element(By.CSS_SELECTOR, f'#rows tr[data-study="{study}"] {css}'.strip())
         return e.text if what == "text" else (e.click() or True)
+
     return wait(driver, read, what=f"{css} of {study}")
 
 
@@ -170,8 +193,11 @@ def test_filters_and_the_reprint_path(desk, stack):
         ct = {s["study"] for s in desk["studies"] if s["modality"] == "CT"}
         # Modality: the choices are the codes of the studies there are.
         modality = Select(driver.find_element(By.ID, "f-modality"))
-        wait(driver, lambda d: {"CT", "MR"} <= {o.get_attribute("value") for o in modality.options},
-             what="the modality choices")
+        wait(
+            driver,
+            lambda d: {"CT", "MR"} <= {o.get_attribute("value") for o in modality.options},
+            what="the modality choices",
+        )
         modality.select_by_value("MR")
         wait(driver, lambda d: mr <= set(row_ids(d)) and not ct & set(row_ids(d)), what="MR only")
         modality.select_by_value("")
@@ -188,27 +214,46 @@ def test_filters_and_the_reprint_path(desk, stack):
         in_row(driver, first["study"], "a.print", "click")
         wait(driver, lambda d: len(d.window_handles) == 2, what="the slip's tab")
         driver.switch_to.window([h for h in driver.window_handles if h != dashboard][0])
-        wait(driver, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question")
+        wait(
+            driver,
+            lambda d: d.find_element(By.ID, "confirm").is_displayed(),
+            what="the print question",
+        )
         driver.find_element(By.ID, "printed").click()
         wait(driver, lambda d: d.find_element(By.ID, "done").is_displayed(), what="done")
         driver.close()
         driver.switch_to.window(dashboard)
         # Pending only: the printed one leaves the list.
         driver.find_element(By.ID, "f-pending").click()
-        wait(driver, lambda d: first["study"] not in row_ids(d)
-             and {s["study"] for s in desk["studies"][1:]} <= set(row_ids(d)), what="pending slips only")
+        wait(
+            driver,
+            lambda d: first["study"] not in row_ids(d)
+            and {s["study"] for s in desk["studies"][1:]} <= set(row_ids(d)),
+            what="pending slips only",
+        )
         driver.find_element(By.ID, "f-pending").click()
-        assert in_row(driver, first["study"], "button.reprint").startswith("Reimprimir (contraseña nueva)")
+        assert in_row(driver, first["study"], "button.reprint").startswith(
+            "Reimprimir (contraseña nueva)"
+        )
         assert "Impresa el" in in_row(driver, first["study"], "")
-        assert not driver.find_elements(By.CSS_SELECTOR, f'#rows tr[data-study="{first["study"]}"] a.print')
+        assert not driver.find_elements(
+            By.CSS_SELECTOR, f'#rows tr[data-study="{first["study"]}"] a.print'
+        )
         in_row(driver, first["study"], "button.reprint", "click")
         alert = wait(driver, lambda d: d.switch_to.alert, what="the reprint warning")
         assert "contraseña nueva" in alert.text
         alert.accept()
         # A new password, and its slip printing at once.
-        wait(driver, lambda d: "/staff/slips/" in d.current_url and d.find_elements(By.ID, "slip"),
-             what="the new slip")
-        wait(driver, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question")
+        wait(
+            driver,
+            lambda d: "/staff/slips/" in d.current_url and d.find_elements(By.ID, "slip"),
+            what="the new slip",
+        )
+        wait(
+            driver,
+            lambda d: d.find_element(By.ID, "confirm").is_displayed(),
+            what="the print question",
+        )
     finally:
         driver.quit()
 
@@ -219,35 +264,54 @@ def batch(stack, orthanc, admin, tmp_path_factory):
     tag = "LOTE" + uuid.uuid4().hex[:6].upper()
     tmp = tmp_path_factory.mktemp("batch")
     files, patients = [], []
-    for n, studies in enumerate([[("CT", "TORAX"), ("MR", "RODILLA")], [("MR", "CRANEO")], [("CT", "ABDOMEN")]]):
+    for n, studies in enumerate(
+        [[("CT", "TORAX"), ("MR", "RODILLA")], [("MR", "CRANEO")], [("CT", "ABDOMEN")]]
+    ):
         pid = f"{tag}-{n}"
         for k, (modality, description) in enumerate(studies):
-            spec = StudySpec(pid, f"LOTE^PACIENTE {n}", description=f"{description} {tag}",
-                             study_date=f"2026112{k + 1}", series=[SeriesSpec(modality, 1)])
+            spec = StudySpec(
+                pid,
+                f"LOTE^PACIENTE {n}",
+                description=f"{description} {tag}",
+                study_date=f"2026112{k + 1}",
+                series=[SeriesSpec(modality, 1)],
+            )
             written = write_study(spec, tmp / f"{n}-{k}")
             files += written.files
             patients.append((pid, written.study_uid, modality, spec.description))
     result = storescu(files, stack.site["dicom_port"])
     assert result.returncode == 0, result.stderr
-    for pid, uid, _, _ in patients:
+    for _pid, uid, _, _ in patients:
         study = lookup(orthanc, uid)
-        wait_for(lambda: recorded(admin, study), 60, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 60, what="study recorded")
     return {"tag": tag, "studies": patients, "base": stack.public_url}
 
 
 def test_a_batch_of_three_pending_slips(batch, admin):
     from pypdf import PdfReader
+
     driver = open_browser(DESKTOP, "es")
     try:
         log_in_staff(driver, batch["base"])
         # The dashboard's filters choose the batch: here a search for the three.
         driver.find_element(By.ID, "q").send_keys(batch["tag"])
-        wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rows tr")) == 4, what="the 4 studies")
-        href = wait(driver, lambda d: (lambda h: batch["tag"] in h and h)(
-            d.find_element(By.ID, "batch-print").get_attribute("href")), what="the batch link")
+        wait(
+            driver,
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rows tr")) == 4,
+            what="the 4 studies",
+        )
+        href = wait(
+            driver,
+            lambda d: (lambda h: batch["tag"] in h and h)(
+                d.find_element(By.ID, "batch-print").get_attribute("href")
+            ),
+            what="the batch link",
+        )
         driver.get(href.replace("print=1", "print=0"))
         assert driver.find_element(By.TAG_NAME, "h1").text == "Hojas pendientes: 3"
-        pdf = driver.execute_cdp_cmd("Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True})
+        pdf = driver.execute_cdp_cmd(
+            "Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True}
+        )
         reader = PdfReader(io.BytesIO(base64.b64decode(pdf["data"])))
         pages = [page.extract_text() for page in reader.pages]
         assert len(pages) == 3, [p[:80] for p in pages]
@@ -263,10 +327,17 @@ def test_a_batch_of_three_pending_slips(batch, admin):
             # No other patient's study on this slip.
             assert not [s for s in batch["studies"] if s[0] != pid and s[3] in text]
             box = reader.pages[n].mediabox
-            assert (round(float(box.width) * 25.4 / 72), round(float(box.height) * 25.4 / 72)) == (105, 148)
+            assert (round(float(box.width) * 25.4 / 72), round(float(box.height) * 25.4 / 72)) == (
+                105,
+                148,
+            )
         # Printed as one job: confirming marks all three printed.
         driver.execute_script("document.getElementById('print').click()")
-        wait(driver, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question")
+        wait(
+            driver,
+            lambda d: d.find_element(By.ID, "confirm").is_displayed(),
+            what="the print question",
+        )
         driver.find_element(By.ID, "printed").click()
         wait(driver, lambda d: d.find_element(By.ID, "done").is_displayed(), what="done")
         assert not driver.find_elements(By.CSS_SELECTOR, ".slip")
@@ -290,6 +361,10 @@ def test_the_block_for_the_report(batch, admin):
     assert decode_qr(r.content) == [f"{batch['base']}/#id={pid}&pw={password}"]
     slip = admin.get(f"/staff/slips/{pid}").text
     assert "/staff/report-block?patient=" in slip
-    assert admin.post(f"/staff/api/patients/{pid}/printed",
-                      json={"password_set_at": row["password_set_at"]}).status_code == 200
+    assert (
+        admin.post(
+            f"/staff/api/patients/{pid}/printed", json={"password_set_at": row["password_set_at"]}
+        ).status_code
+        == 200
+    )
     assert admin.get("/staff/report-block", params={"patient": pid}).status_code == 409

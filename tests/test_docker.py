@@ -25,8 +25,14 @@ COMPOSE = shutil.which("docker-compose")
 
 def compose_config(profile):
     env = dict(os.environ, COMPOSE_PROFILES=profile)
-    out = subprocess.run([COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return yaml.safe_load(out.stdout)
 
@@ -39,19 +45,21 @@ def test_compose_file_is_valid_and_keeps_secrets_out(profile):
     text = (ROOT / "docker-compose.yml").read_text()
     for name, service in services.items():
         env = service.get("environment") or {}
-        for key, value in env.items():
+        for key in env:
             if re.search(r"SECRET|PASSWORD|TOKEN|_KEY", key) and not key.endswith("_FILE"):
                 pytest.fail(f"{name}: {key} holds a secret in the compose file")
-        published = [str(p.get("published", p) if isinstance(p, dict) else p)
-                     for p in service.get("ports", [])]
+        published = [
+            str(p.get("published", p) if isinstance(p, dict) else p)
+            for p in service.get("ports", [])
+        ]
         if name.startswith("orthanc"):
             assert all("8042" not in p for p in published), "Orthanc's HTTP port is published"
         if name.startswith(("authsvc", "postgres")):
             assert not published, f"{name} publishes a port"
     assert "PASSWORD:" not in text.replace("_PASSWORD:", "")
     assert {s["file"] for s in config["secrets"].values()} <= {
-        str(ROOT / "secrets" / n) for n in config["secrets"]} | {
-        f"./secrets/{n}" for n in config["secrets"]}
+        str(ROOT / "secrets" / n) for n in config["secrets"]
+    } | {f"./secrets/{n}" for n in config["secrets"]}
 
 
 def load_commented_json(path):
@@ -72,9 +80,15 @@ def test_orthanc_config_uses_the_plugin_safely():
     # nor the legacy "WebService".
     assert auth["WebServiceTokenValidationUrl"] == "http://nginx:8099/authz/tokens/validate"
     assert auth["WebServiceUserProfileUrl"] == "http://nginx:8099/authz/user/get-profile"
-    for other in ("WebServiceRootUrl", "WebService", "WebServiceTokenDecoderUrl",
-                  "WebServiceTokenCreationBaseUrl", "WebServiceSettingsRolesUrl",
-                  "ExtraPermissions", "EnableAuditLogs"):
+    for other in (
+        "WebServiceRootUrl",
+        "WebService",
+        "WebServiceTokenDecoderUrl",
+        "WebServiceTokenCreationBaseUrl",
+        "WebServiceSettingsRolesUrl",
+        "ExtraPermissions",
+        "EnableAuditLogs",
+    ):
         assert other not in auth, other
     # The project's own list (tests/test_docker_permissions.py reads it).
     assert isinstance(auth["Permissions"], list) and auth["Permissions"]
@@ -98,15 +112,20 @@ def test_only_staff_profiles_carry_permissions():
     from authsvc.models import StaffUser
     from authsvc.sessions import Principal
     from authsvc.webhook import _profile
+
     for kind in ("patient", "rule", "share"):
         profile = _profile(Principal(kind, 1))
         assert profile["permissions"] == [] and profile["authorized-labels"] == ["*"], kind
     assert _profile(None)["permissions"] == [] and _profile(None)["authorized-labels"] == ["*"]
     for role, permissions in (("admin", ["all"]), ("radiologist", ["view"])):
-        staff = Principal("staff", 1, staff=StaffUser(username="u", role=role, active=True,
-                                                      password_hash=""))
-        assert _profile(staff) == {"name": "u", "permissions": permissions,
-                                   "authorized-labels": ["*"]}
+        staff = Principal(
+            "staff", 1, staff=StaffUser(username="u", role=role, active=True, password_hash="")
+        )
+        assert _profile(staff) == {
+            "name": "u",
+            "permissions": permissions,
+            "authorized-labels": ["*"],
+        }
 
 
 OID = "0473d9ec-1971156a-8a763313-b599e788-fe57b70d"
@@ -116,16 +135,25 @@ def test_unchecked_folders_hold_viewer_files_only():
     """GET paths under these are never asked about: the viewers' own HTML,
     JS and CSS, no route that names a patient's data."""
     from authsvc.decision.routes import Kind, parse
+
     folders = plugin_config()["UncheckedFolders"]
     assert set(folders) == {"/web-viewer/app/", "/web-viewer/libs/", "/stone-webviewer/"}
-    data_routes = [f"/web-viewer/series/{OID}", f"/web-viewer/is-stable-series/{OID}",
-                   f"/web-viewer/instances/jpeg95-{OID}_0", f"/studies/{OID}",
-                   "/dicom-web/studies/1.2.3", "/stone-webviewer-data/x"]
+    data_routes = [
+        f"/web-viewer/series/{OID}",
+        f"/web-viewer/is-stable-series/{OID}",
+        f"/web-viewer/instances/jpeg95-{OID}_0",
+        f"/studies/{OID}",
+        "/dicom-web/studies/1.2.3",
+        "/stone-webviewer-data/x",
+    ]
     for folder in folders:
         assert folder.endswith("/")
         assert not any(route.startswith(folder) for route in data_routes), folder
-    for asset in ("/web-viewer/app/viewer.html", "/web-viewer/libs/jquery.min.js",
-                  "/stone-webviewer/index.html"):
+    for asset in (
+        "/web-viewer/app/viewer.html",
+        "/web-viewer/libs/jquery.min.js",
+        "/stone-webviewer/index.html",
+    ):
         assert parse("GET", asset).kind is Kind.ASSET, asset
 
 
@@ -136,12 +164,25 @@ def test_nginx_config_is_valid(tmp_path):
     conf = conf.replace("/etc/nginx/locations.inc", str(ROOT / "deploy/docker/locations.inc"))
     conf = conf.replace("/etc/nginx/site/*.conf", str(tmp_path / "site/*.conf"))
     (tmp_path / "nginx.conf").write_text(conf)
-    out = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
-                          "-e", str(tmp_path / "error.log")], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            "nginx",
+            "-t",
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-p",
+            str(tmp_path),
+            "-e",
+            str(tmp_path / "error.log"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
 
 
 # -- the gate nginx asks (authsvc/gate.py), in-process --------------------------
+
 
 @pytest.fixture
 def gate(app):
@@ -157,16 +198,25 @@ def gate(app):
     # No Orthanc here: the check's questions to it (which studies Orthanc
     # files under a patient or a UID) answered from what was stored, as the
     # real one does on the stack (tests/test_confinement.py, test_identity_stack.py).
-    held = {a["patient_orthanc_id"]: {a["study_orthanc_id"]},
-            b["patient_orthanc_id"]: {b["study_orthanc_id"]}}
+    held = {
+        a["patient_orthanc_id"]: {a["study_orthanc_id"]},
+        b["patient_orthanc_id"]: {b["study_orthanc_id"]},
+    }
     orthanc = app.extensions["authsvc"].orthanc
     orthanc.studies_of_patient = lambda oid, timeout: held[oid]
     orthanc.studies_with_uid = lambda uid, timeout: {
-        d["study_orthanc_id"] for d in (a, b) if d["tags"]["StudyInstanceUID"] == uid}
-    return {"patient": patient, "admin": admin, "anonymous": app.test_client(),
-            "own": a["patient_orthanc_id"], "other": b["patient_orthanc_id"],
-            "study_uid": a["tags"]["StudyInstanceUID"], "held": held,
-            "own_study": a["study_orthanc_id"]}
+        d["study_orthanc_id"] for d in (a, b) if d["tags"]["StudyInstanceUID"] == uid
+    }
+    return {
+        "patient": patient,
+        "admin": admin,
+        "anonymous": app.test_client(),
+        "own": a["patient_orthanc_id"],
+        "other": b["patient_orthanc_id"],
+        "study_uid": a["tags"]["StudyInstanceUID"],
+        "held": held,
+        "own_study": a["study_orthanc_id"],
+    }
 
 
 def ask(client, uri, method="GET"):
@@ -189,15 +239,22 @@ def test_gate_refuses_what_orthanc_holds_beyond_the_recorded_studies(gate):
     gate["held"][gate["own"]].add("57000000-ffffffff-00000000-00000000-00000000")
     assert ask(gate["patient"], own) == 403
     assert ask(gate["patient"], own + "/archive") == 403
-    assert ask(gate["patient"], f"/orthanc/dicom-web/studies?PatientID=P-1") == 403
+    assert ask(gate["patient"], "/orthanc/dicom-web/studies?PatientID=P-1") == 403
     assert ask(gate["admin"], own) == 204  # staff see everything anyway
 
 
 def test_gate_refuses_unfiltered_searches_and_other_patients(gate):
-    for uri in ["/orthanc/dicom-web/studies", "/orthanc/dicom-web/studies?PatientID=P-2",
-                "/orthanc/dicom-web/series", "/orthanc/dicom-web/instances/",
-                f"/orthanc/patients/{gate['other']}", "/orthanc/patients",
-                f"/orthanc/patients/{gate['other']}/archive", "/dicom-web/studies", ""]:
+    for uri in [
+        "/orthanc/dicom-web/studies",
+        "/orthanc/dicom-web/studies?PatientID=P-2",
+        "/orthanc/dicom-web/series",
+        "/orthanc/dicom-web/instances/",
+        f"/orthanc/patients/{gate['other']}",
+        "/orthanc/patients",
+        f"/orthanc/patients/{gate['other']}/archive",
+        "/dicom-web/studies",
+        "",
+    ]:
         assert ask(gate["patient"], uri) == 403, uri
         assert ask(gate["anonymous"], uri) == 403, uri
     assert ask(gate["patient"], f"/orthanc/patients/{gate['own']}") == 204
@@ -228,13 +285,26 @@ def test_the_plugins_webhook_listener_gives_up_on_a_hung_service(tmp_path):
     conf = conf.replace("resolver 127.0.0.11 valid=10s ipv6=off;", "")
     conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{free_port()};")
     conf = conf.replace("listen 8099;", f"listen 127.0.0.1:{port};")
-    conf = conf.replace("set $authsvc http://authsvc:8000;",
-                        f"set $authsvc http://127.0.0.1:{hung.getsockname()[1]};")
+    conf = conf.replace(
+        "set $authsvc http://authsvc:8000;",
+        f"set $authsvc http://127.0.0.1:{hung.getsockname()[1]};",
+    )
     conf = conf.replace("error_log /dev/stderr warn;", f"error_log {tmp_path}/error.log warn;")
     conf = conf.replace("access_log /dev/stdout noquery;", "access_log off;")
     (tmp_path / "nginx.conf").write_text(conf)
-    proc = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
-                             "-e", str(tmp_path / "error.log"), "-g", "daemon off;"])
+    proc = subprocess.Popen(
+        [
+            "nginx",
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-p",
+            str(tmp_path),
+            "-e",
+            str(tmp_path / "error.log"),
+            "-g",
+            "daemon off;",
+        ]
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 10
@@ -250,8 +320,9 @@ def test_the_plugins_webhook_listener_gives_up_on_a_hung_service(tmp_path):
         spent = 0.0
         for path in ("/authz/user/get-profile", "/authz/tokens/validate"):
             start = time.monotonic()
-            r = requests.post(base + path, json={"level": "study"}, auth=("orthanc", "x"),
-                              timeout=15)
+            r = requests.post(
+                base + path, json={"level": "study"}, auth=("orthanc", "x"), timeout=15
+            )
             took = time.monotonic() - start
             assert r.status_code == 504, path
             assert 0.8 < took < 1.5, (path, took)

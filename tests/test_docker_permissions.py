@@ -31,19 +31,54 @@ PLUGIN_METHODS = ("get", "post", "put", "delete")
 # Viewer, Stone) and the Authorization plugin's own (it registers them when a
 # profile URL is set).
 MORE_ROUTES = [
-    "/", "/system", "/statistics", "/jobs", f"/jobs/{OID}", "/exports", "/peers",
-    "/modalities", "/modalities/X/store", "/queries", "/tools/reset", "/tools/shutdown",
-    "/tools/create-archive", "/tools/create-media", "/tools/create-media-extended",
-    "/tools/create-dicom", "/tools/execute-script", "/tools/generate-uid", "/tools/labels",
-    "/tools/count-resources", "/tools/bulk-delete", "/tools/bulk-modify", "/tools/find/",
-    "/tools/lookup/x", "/tools/finder", "/instances", f"/patients/{OID}",
-    f"/patients/{OID}/studies", f"/patients/{OID}/archive", f"/patients/{OID}/protected",
-    f"/studies/{OID}/modify", f"/studies/{OID}/anonymize", f"/studies/{OID}/labels/x",
-    f"/studies/{OID}/metadata/1024", f"/instances/{OID}/file", "/app/explorer.html",
-    "/app/explorer.js", "/ui/app/", "/web-viewer/app/viewer.html",
-    "/stone-webviewer/index.html", "/dicom-web/studies", "/dicom-web/servers",
-    "/auth/user/profile", "/auth/settings/roles", "/auth/settings/permissions",
-    "/auth/tokens/decode", "/auth/tokens/viewer-instant-link", "/auth/audit-logs",
+    "/",
+    "/system",
+    "/statistics",
+    "/jobs",
+    f"/jobs/{OID}",
+    "/exports",
+    "/peers",
+    "/modalities",
+    "/modalities/X/store",
+    "/queries",
+    "/tools/reset",
+    "/tools/shutdown",
+    "/tools/create-archive",
+    "/tools/create-media",
+    "/tools/create-media-extended",
+    "/tools/create-dicom",
+    "/tools/execute-script",
+    "/tools/generate-uid",
+    "/tools/labels",
+    "/tools/count-resources",
+    "/tools/bulk-delete",
+    "/tools/bulk-modify",
+    "/tools/find/",
+    "/tools/lookup/x",
+    "/tools/finder",
+    "/instances",
+    f"/patients/{OID}",
+    f"/patients/{OID}/studies",
+    f"/patients/{OID}/archive",
+    f"/patients/{OID}/protected",
+    f"/studies/{OID}/modify",
+    f"/studies/{OID}/anonymize",
+    f"/studies/{OID}/labels/x",
+    f"/studies/{OID}/metadata/1024",
+    f"/instances/{OID}/file",
+    "/app/explorer.html",
+    "/app/explorer.js",
+    "/ui/app/",
+    "/web-viewer/app/viewer.html",
+    "/stone-webviewer/index.html",
+    "/dicom-web/studies",
+    "/dicom-web/servers",
+    "/auth/user/profile",
+    "/auth/settings/roles",
+    "/auth/settings/permissions",
+    "/auth/tokens/decode",
+    "/auth/tokens/viewer-instant-link",
+    "/auth/audit-logs",
 ]
 
 
@@ -70,13 +105,17 @@ def granted_by_permission(profile, method, path):
 def all_requests():
     paths = {re.sub(r"\{[^}]*\}", OID, route).split("?")[0] for _, route, _ in MATRIX}
     paths.update(MORE_ROUTES)
-    return [(method, path) for path in sorted(paths)
-            for method in ("GET", "HEAD", "POST", "PUT", "DELETE")]
+    return [
+        (method, path)
+        for path in sorted(paths)
+        for method in ("GET", "HEAD", "POST", "PUT", "DELETE")
+    ]
 
 
 def staff(role):
-    return Principal("staff", 1, staff=StaffUser(username="u", role=role, active=True,
-                                                 password_hash=""))
+    return Principal(
+        "staff", 1, staff=StaffUser(username="u", role=role, active=True, password_hash="")
+    )
 
 
 def test_the_list_names_only_staff_permissions_and_every_request():

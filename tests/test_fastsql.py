@@ -15,13 +15,21 @@ from authsvc.sessions import SESSION, _fetch_session
 from conftest import fake_study
 
 # Each statement with parameters of its columns' types.
-STATEMENTS = [(SESSION, ("x",)), (policy.STUDY, ("x",)), (policy.STUDY_OF_RESOURCE, ("x", "series")),
-              (policy.STUDY_OF_ANY_RESOURCE, ("x",)), (policy.STUDIES_OF_PATIENT, (1,)),
-              (policy.STUDIES_WITH_UID, ("x",)), (policy.RESOURCE_IN_STUDY, (1, "x", "series")),
-              (policy.KEYS_OF_STUDY, (1,)), (policy.PATIENT_EXISTS, ("x",)),
-              (policy._FOR_RULE_LOGIN["study"], (1, "x")),
-              (policy._FOR_RULE_LOGIN["study-of-resource"], (1, "x", "series")),
-              (visibility.RULE_MATCH, (1, 1)), (conflicts.BLOCKING, ("x",))]
+STATEMENTS = [
+    (SESSION, ("x",)),
+    (policy.STUDY, ("x",)),
+    (policy.STUDY_OF_RESOURCE, ("x", "series")),
+    (policy.STUDY_OF_ANY_RESOURCE, ("x",)),
+    (policy.STUDIES_OF_PATIENT, (1,)),
+    (policy.STUDIES_WITH_UID, ("x",)),
+    (policy.RESOURCE_IN_STUDY, (1, "x", "series")),
+    (policy.KEYS_OF_STUDY, (1,)),
+    (policy.PATIENT_EXISTS, ("x",)),
+    (policy._FOR_RULE_LOGIN["study"], (1, "x")),
+    (policy._FOR_RULE_LOGIN["study-of-resource"], (1, "x", "series")),
+    (visibility.RULE_MATCH, (1, 1)),
+    (conflicts.BLOCKING, ("x",)),
+]
 
 
 @pytest.fixture
@@ -32,11 +40,18 @@ def world(app):
     patient = Patient.get(Patient.patient_id == "PF")
     login = RuleLogin.create(name="dr", password_hash="x")
     RuleMatch.create(login=login, study=study)
-    share = Share.create(secret_hash="s", patient=patient, study=study,
-                         expires_at=datetime.datetime(2999, 1, 1))
+    share = Share.create(
+        secret_hash="s", patient=patient, study=study, expires_at=datetime.datetime(2999, 1, 1)
+    )
     now = datetime.datetime(2026, 12, 1, 12, 0, 0)
-    session = Session.create(token_hash="h" * 64, kind="share", share=share, created_at=now,
-                             last_seen=now, expires_at=datetime.datetime(2999, 1, 1))
+    session = Session.create(
+        token_hash="h" * 64,
+        kind="share",
+        share=share,
+        created_at=now,
+        last_seen=now,
+        expires_at=datetime.datetime(2999, 1, 1),
+    )
     return {"data": data, "study": study, "login": login, "session": session}
 
 
@@ -59,17 +74,24 @@ def test_the_study_statements_read_what_peewee_reads(world):
     study, data = world["study"], world["data"]
     row = fastsql.fetch_one(policy.STUDY, study.orthanc_id)
     built = policy.study_ref(row)
-    assert (built.id, built.orthanc_id, built.study_uid, built.patient_id) == \
-        (study.id, study.orthanc_id, study.study_uid, study.patient_id)
+    assert (built.id, built.orthanc_id, built.study_uid, built.patient_id) == (
+        study.id,
+        study.orthanc_id,
+        study.study_uid,
+        study.patient_id,
+    )
     # The version is updated_at as stored: the same value peewee converts.
     assert Study.updated_at.python_value(built.version) == study.updated_at
-    assert [policy.study_ref(r) for r in fastsql.fetch_all(policy.STUDIES_OF_PATIENT,
-                                                           study.patient_id)] == [built]
-    assert [policy.study_ref(r) for r in fastsql.fetch_all(policy.STUDIES_WITH_UID,
-                                                           study.study_uid)] == [built]
+    assert [
+        policy.study_ref(r) for r in fastsql.fetch_all(policy.STUDIES_OF_PATIENT, study.patient_id)
+    ] == [built]
+    assert [
+        policy.study_ref(r) for r in fastsql.fetch_all(policy.STUDIES_WITH_UID, study.study_uid)
+    ] == [built]
     assert fastsql.fetch_all(policy.STUDIES_WITH_UID, "1.2.3.nothing") == []
-    assert sorted(oid for (oid,) in fastsql.fetch_all(policy.KEYS_OF_STUDY, study.id)) == \
-        sorted(r.orthanc_id for r in Resource.select().where(Resource.study == study))
+    assert sorted(oid for (oid,) in fastsql.fetch_all(policy.KEYS_OF_STUDY, study.id)) == sorted(
+        r.orthanc_id for r in Resource.select().where(Resource.study == study)
+    )
     assert fastsql.fetch_one(policy.PATIENT_EXISTS, study.patient.orthanc_id) is not None
     assert fastsql.fetch_one(policy.PATIENT_EXISTS, "0" * 44) is None
     series_id, series_uid = data["series"][1]
@@ -84,9 +106,15 @@ def test_the_study_statements_read_what_peewee_reads(world):
 
 def test_prefetch_answers_each_lookup_as_it_would_alone(world):
     study = world["study"]
-    alone = [fastsql.fetch_one(SESSION, "h" * 64), fastsql.fetch_one(policy.STUDY, study.orthanc_id)]
+    alone = [
+        fastsql.fetch_one(SESSION, "h" * 64),
+        fastsql.fetch_one(policy.STUDY, study.orthanc_id),
+    ]
     fastsql.prefetch([(SESSION, ("h" * 64,)), (policy.STUDY, (study.orthanc_id,))])
-    together = [fastsql.fetch_one(SESSION, "h" * 64), fastsql.fetch_one(policy.STUDY, study.orthanc_id)]
+    together = [
+        fastsql.fetch_one(SESSION, "h" * 64),
+        fastsql.fetch_one(policy.STUDY, study.orthanc_id),
+    ]
     assert [tuple(r) for r in together] == [tuple(r) for r in alone]
     fastsql.prefetch([(SESSION, ("n" * 64,)), (policy.STUDY, ("none",))])
     assert fastsql.fetch_one(SESSION, "n" * 64) is None

@@ -18,17 +18,26 @@ from authsvc.cli import ensure_admin
 from authsvc.db import database
 from authsvc.stack import SITE_DEFAULTS, startup_warnings
 from conftest import fake_study
-from test_pages_app import STAFF_PAGES, make_app, staff_client, STAFF_PASSWORD
+from test_pages_app import STAFF_PAGES, STAFF_PASSWORD, make_app, staff_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("url, bad", [
-    ("http://127.0.0.1:8080", True), ("http://localhost:8080/", True),
-    ("http://127.1.2.3", True), ("http://[::1]:8080", True), ("http://0.0.0.0:8080", True),
-    ("", True), ("not a url", True),
-    ("http://10.0.0.5:8080", False), ("https://pacs.hospital.ve", False),
-    ("https://192.168.1.20", False)])
+@pytest.mark.parametrize(
+    "url, bad",
+    [
+        ("http://127.0.0.1:8080", True),
+        ("http://localhost:8080/", True),
+        ("http://127.1.2.3", True),
+        ("http://[::1]:8080", True),
+        ("http://0.0.0.0:8080", True),
+        ("", True),
+        ("not a url", True),
+        ("http://10.0.0.5:8080", False),
+        ("https://pacs.hospital.ve", False),
+        ("https://192.168.1.20", False),
+    ],
+)
 def test_unusable_public_urls(url, bad):
     assert publicurl.unusable(url) is bad
 
@@ -57,8 +66,9 @@ def lan_site(tmp_path):
         database.close()
 
 
-@pytest.mark.parametrize("lang, text", [("es", "funciona solo en este servidor"),
-                                        ("en", "works on this server only")])
+@pytest.mark.parametrize(
+    "lang, text", [("es", "funciona solo en este servidor"), ("en", "works on this server only")]
+)
 def test_every_staff_page_warns_of_a_loopback_public_url(loopback_site, lang, text):
     c = staff_client(loopback_site, lang=lang)
     for page in STAFF_PAGES:
@@ -66,7 +76,9 @@ def test_every_staff_page_warns_of_a_loopback_public_url(loopback_site, lang, te
         assert 'id="public-url-warning"' in body, page
         assert "http://127.0.0.1:8080" in body and text in body and "public_url" in body, page
     # The patients' side does not carry the staff's warning.
-    assert 'id="public-url-warning"' not in loopback_site.test_client().get("/").get_data(as_text=True)
+    assert 'id="public-url-warning"' not in loopback_site.test_client().get("/").get_data(
+        as_text=True
+    )
 
 
 def test_no_banner_with_a_real_public_url(lan_site):
@@ -79,7 +91,9 @@ def test_no_banner_with_a_real_public_url(lan_site):
 
 @pytest.mark.parametrize("lang, text", [("es", "NO VÁLIDA"), ("en", "NOT VALID")])
 def test_a_slip_with_a_loopback_address_is_marked_void(loopback_site, lang, text):
-    slip = staff_client(loopback_site).get(f"/staff/slips/P-1?slip_lang={lang}").get_data(as_text=True)
+    slip = (
+        staff_client(loopback_site).get(f"/staff/slips/P-1?slip_lang={lang}").get_data(as_text=True)
+    )
     assert 'class="slip layout-a6 slip-void"' in slip
     assert 'id="slip-void"' in slip and text in slip
     css = (ROOT / "authsvc" / "static" / "style.css").read_text()
@@ -103,8 +117,13 @@ def _write_site(data, **site):
 
 
 def _doctor(data):
-    out = subprocess.run([sys.executable, "-m", "authsvc.stack", "doctor", "--data-dir", str(data)],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "authsvc.stack", "doctor", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     lines = {line.split(":")[0]: line for line in out.stdout.splitlines() if ":" in line}
     return out.returncode, lines, out.stdout
 
@@ -140,12 +159,21 @@ def test_doctor_on_a_configured_site(tmp_path, monkeypatch):
     # A name that is not loopback yet reaches this machine: the host's own
     # name is not known here, so the check of reachability is given the URL.
     data = tmp_path / "data"
-    _write_site(data, http_address="0.0.0.0", public_url="http://pacs.hospital.ve",
-                modalities={"CT1": {"host": "10.0.0.7", "port": 104}},
-                authsvc={"HOSPITAL_NAME": "Hospital Universitario de Caracas"})
+    _write_site(
+        data,
+        http_address="0.0.0.0",
+        public_url="http://pacs.hospital.ve",
+        modalities={"CT1": {"host": "10.0.0.7", "port": 104}},
+        authsvc={"HOSPITAL_NAME": "Hospital Universitario de Caracas"},
+    )
     real_get = doctor.requests.get
-    monkeypatch.setattr(doctor.requests, "get", lambda url, **kw: real_get(
-        url.replace("http://pacs.hospital.ve", f"http://127.0.0.1:{server.server_port}"), **kw))
+    monkeypatch.setattr(
+        doctor.requests,
+        "get",
+        lambda url, **kw: real_get(
+            url.replace("http://pacs.hospital.ve", f"http://127.0.0.1:{server.server_port}"), **kw
+        ),
+    )
     try:
         results = {what: (level, text) for level, what, text in doctor.checks(data)}
     finally:
@@ -157,8 +185,11 @@ def test_doctor_on_a_configured_site(tmp_path, monkeypatch):
     assert results["https"][0] == "WARN"  # still HTTP only
     # Unreachable, and a disk nearly full.
     monkeypatch.setattr(doctor.requests, "get", real_get)
-    monkeypatch.setattr(doctor.shutil, "disk_usage",
-                        lambda path: type("U", (), {"total": 100 * 1024 ** 3, "free": 2 * 1024 ** 3})())
+    monkeypatch.setattr(
+        doctor.shutil,
+        "disk_usage",
+        lambda path: type("U", (), {"total": 100 * 1024**3, "free": 2 * 1024**3})(),
+    )
     _write_site(data, public_url="http://pacs.invalid")  # a name that never resolves
     results = {what: (level, text) for level, what, text in doctor.checks(data)}
     assert results["disk"][0] == "WARN" and "2.0 GiB" in results["disk"][1]
@@ -167,6 +198,7 @@ def test_doctor_on_a_configured_site(tmp_path, monkeypatch):
 
 def test_doctor_warns_of_a_certificate_about_to_expire(tmp_path):
     from authsvc.stack import self_signed
+
     data = tmp_path / "data"
     _write_site(data)
     self_signed(data, "10.0.0.5", days=10)

@@ -19,13 +19,26 @@ def proxied_app(tmp_path, database_url):
     from authsvc.migrations import migrate
 
     secrets_file = tmp_path / "secrets.json"
-    secrets_file.write_text(json.dumps({"secret_key": "k" * 40, "ingest_secret": "i" * 40,
-                                        "orthanc_password": "unused", "forwarded_secret": SECRET}))
-    application = create_app({"DATABASE_URL": database_url, "DATA_DIR": str(tmp_path),
-                              "SECRETS_FILE": str(secrets_file),
-                              "RULES_FILE": str(tmp_path / "rules.json"),
-                              "RULE_PASSWORDS_FILE": str(tmp_path / "rule-passwords.json"),
-                              "ORTHANC_URL": "http://127.0.0.1:9"})
+    secrets_file.write_text(
+        json.dumps(
+            {
+                "secret_key": "k" * 40,
+                "ingest_secret": "i" * 40,
+                "orthanc_password": "unused",
+                "forwarded_secret": SECRET,
+            }
+        )
+    )
+    application = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(tmp_path),
+            "SECRETS_FILE": str(secrets_file),
+            "RULES_FILE": str(tmp_path / "rules.json"),
+            "RULE_PASSWORDS_FILE": str(tmp_path / "rule-passwords.json"),
+            "ORTHANC_URL": "http://127.0.0.1:9",
+        }
+    )
     with database.connection_context():
         migrate()
     audit._seen.clear()
@@ -36,8 +49,9 @@ def proxied_app(tmp_path, database_url):
 
 
 def guess(client, n, headers):
-    return client.post("/api/login", json={"patient_id": f"X{n}", "password": "wrong-guess"},
-                       headers=headers)
+    return client.post(
+        "/api/login", json={"patient_id": f"X{n}", "password": "wrong-guess"}, headers=headers
+    )
 
 
 def failed_addresses():
@@ -48,8 +62,9 @@ def test_a_local_process_forging_x_forwarded_for_is_limited_as_itself(proxied_ap
     """From 127.0.0.1 (TRUSTED_PROXIES) but without nginx's secret: each
     guess claims another address, and all count on 127.0.0.1."""
     client = proxied_app.test_client()
-    codes = [guess(client, n, {"X-Forwarded-For": f"198.51.100.{n}"}).status_code
-             for n in range(25)]
+    codes = [
+        guess(client, n, {"X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(25)
+    ]
     assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
     assert set(failed_addresses()) == {"127.0.0.1"}
 
@@ -70,9 +85,12 @@ def test_nginx_with_its_secret_is_believed(proxied_app):
 def test_the_secret_is_no_proof_from_a_peer_outside_trusted_proxies(proxied_app):
     client = proxied_app.test_client()
     guess(client, 1, {"X-Forwarded-For": "198.51.100.1", "X-Authsvc-Proxy": SECRET})
-    client.post("/api/login", json={"patient_id": "X2", "password": "wrong-guess"},
-                headers={"X-Forwarded-For": "198.51.100.2", "X-Authsvc-Proxy": SECRET},
-                environ_base={"REMOTE_ADDR": "203.0.113.5"})
+    client.post(
+        "/api/login",
+        json={"patient_id": "X2", "password": "wrong-guess"},
+        headers={"X-Forwarded-For": "198.51.100.2", "X-Authsvc-Proxy": SECRET},
+        environ_base={"REMOTE_ADDR": "203.0.113.5"},
+    )
     assert failed_addresses() == ["198.51.100.1", "203.0.113.5"]
 
 
@@ -82,9 +100,11 @@ def test_routes_never_see_the_secret_header(proxied_app):
     @proxied_app.get("/api/_echo_headers_for_test")
     def _echo():
         from flask import request
+
         seen.update(request.headers)
         return "{}"
 
-    proxied_app.test_client().get("/api/_echo_headers_for_test",
-                                  headers={"X-Authsvc-Proxy": SECRET})
+    proxied_app.test_client().get(
+        "/api/_echo_headers_for_test", headers={"X-Authsvc-Proxy": SECRET}
+    )
     assert "X-Authsvc-Proxy" not in seen and seen

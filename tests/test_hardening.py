@@ -15,20 +15,26 @@ ADMIN_PW = "admin password long enough"
 @pytest.fixture
 def patient(app):
     data = fake_study("P-1", "1")
-    return {"password": ingest.store_study(data["study_orthanc_id"], data),
-            "study": data["study_orthanc_id"]}
+    return {
+        "password": ingest.store_study(data["study_orthanc_id"], data),
+        "study": data["study_orthanc_id"],
+    }
 
 
 def attempt(client, password, pid="P-1", address="10.0.0.1"):
-    return client.post("/api/login", json={"patient_id": pid, "password": password},
-                       headers={"X-Forwarded-For": address})
+    return client.post(
+        "/api/login",
+        json={"patient_id": pid, "password": password},
+        headers={"X-Forwarded-For": address},
+    )
 
 
 def age_failures(seconds):
     """Time passes: every recorded failure moves `seconds` into the past."""
     for row in LoginFailure.select():
         LoginFailure.update(at=row.at - datetime.timedelta(seconds=seconds)).where(
-            LoginFailure.id == row.id).execute()
+            LoginFailure.id == row.id
+        ).execute()
 
 
 def test_delays_grow_after_five_failures_and_refuse_unevaluated(client, patient):
@@ -49,8 +55,9 @@ def test_delays_grow_after_five_failures_and_refuse_unevaluated(client, patient)
 
 def test_hundred_failures_an_hour_stop_all_evaluation_until_the_hour_passes(client, patient):
     now = datetime.datetime.utcnow()
-    LoginFailure.insert_many([{"key": "patient:p-1", "at": now - datetime.timedelta(minutes=50)}]
-                             * 100).execute()
+    LoginFailure.insert_many(
+        [{"key": "patient:p-1", "at": now - datetime.timedelta(minutes=50)}] * 100
+    ).execute()
     r = attempt(client, patient["password"], address="10.0.0.9")
     assert r.status_code == 429
     assert 500 < int(r.headers["Retry-After"]) <= 600
@@ -78,7 +85,10 @@ def test_staff_and_rule_logins_are_limited_too(client, app):
     ensure_admin("admin", ADMIN_PW)
     for _ in range(6):
         client.post("/api/login", json={"username": "admin", "password": "nope"})
-    assert client.post("/api/login", json={"username": "admin", "password": ADMIN_PW}).status_code == 429
+    assert (
+        client.post("/api/login", json={"username": "admin", "password": ADMIN_PW}).status_code
+        == 429
+    )
     for _ in range(6):
         client.post("/api/login", json={"login": "dr-x", "password": "nope"})
     assert client.post("/api/login", json={"login": "dr-x", "password": "nope"}).status_code == 429
@@ -86,17 +96,28 @@ def test_staff_and_rule_logins_are_limited_too(client, app):
 
 def test_forwarded_address_believed_only_from_the_proxy(app, patient):
     client = app.test_client()
-    client.post("/api/login", json={"patient_id": "P-1", "password": "nope-nope-no"},
-                headers={"X-Forwarded-For": "192.0.2.7"},
-                environ_base={"REMOTE_ADDR": "203.0.113.5"})
-    client.post("/api/login", json={"patient_id": "P-1", "password": "nope-nope-no"},
-                headers={"X-Forwarded-For": "192.0.2.8"})  # from 127.0.0.1: the proxy
-    addresses = [e.address for e in AuditEvent.select().where(AuditEvent.event == "login_failed")
-                 .order_by(AuditEvent.id)]
+    client.post(
+        "/api/login",
+        json={"patient_id": "P-1", "password": "nope-nope-no"},
+        headers={"X-Forwarded-For": "192.0.2.7"},
+        environ_base={"REMOTE_ADDR": "203.0.113.5"},
+    )
+    client.post(
+        "/api/login",
+        json={"patient_id": "P-1", "password": "nope-nope-no"},
+        headers={"X-Forwarded-For": "192.0.2.8"},
+    )  # from 127.0.0.1: the proxy
+    addresses = [
+        e.address
+        for e in AuditEvent.select()
+        .where(AuditEvent.event == "login_failed")
+        .order_by(AuditEvent.id)
+    ]
     assert addresses == ["203.0.113.5", "192.0.2.8"]
 
 
 # -- audit ----------------------------------------------------------------------
+
 
 def admin_client(app):
     return admin_test_client(app, ADMIN_PW)
@@ -117,8 +138,17 @@ def test_audit_records_logins_issues_shares_and_study_access(app, patient):
     admin.post("/api/patients/P-1/credentials", json={})
     events = admin.get("/api/audit").json
     kinds = [e["event"] for e in reversed(events["events"])]
-    assert kinds == ["password_issued", "login_failed", "login", "share_created", "share_revoked",
-                     "study_access", "logout", "login", "password_issued"]
+    assert kinds == [
+        "password_issued",
+        "login_failed",
+        "login",
+        "share_created",
+        "share_revoked",
+        "study_access",
+        "logout",
+        "login",
+        "password_issued",
+    ]
     assert events["chain_ok"] is True
     failed = next(e for e in events["events"] if e["event"] == "login_failed")
     assert failed["address"] == "10.0.0.1" and failed["actor"] == "patient P-1"
@@ -138,8 +168,11 @@ def test_audit_filters_csv_and_admin_only(app, patient):
     csv = admin.get("/api/audit?format=csv")
     assert csv.headers["Content-Type"].startswith("text/csv")
     assert csv.get_data(as_text=True).splitlines()[0] == "id,at,event,actor,subject,address,detail"
-    StaffUser.create(username="rad", role="radiologist",
-                     password_hash=passwords.hash_password(ADMIN_PW, generated=False))
+    StaffUser.create(
+        username="rad",
+        role="radiologist",
+        password_hash=passwords.hash_password(ADMIN_PW, generated=False),
+    )
     rad = app.test_client()
     rad.post("/api/login", json={"username": "rad", "password": ADMIN_PW})
     assert rad.get("/api/audit").status_code == 403
@@ -149,7 +182,7 @@ def test_audit_filters_csv_and_admin_only(app, patient):
 
 
 def test_csv_cells_cannot_be_formulas(app):
-    audit.record("login_failed", actor="patient =HYPERLINK(\"http://x\")", address="1.2.3.4")
+    audit.record("login_failed", actor='patient =HYPERLINK("http://x")', address="1.2.3.4")
     csv = admin_client(app).get("/api/audit?format=csv&event=login_failed").get_data(as_text=True)
     assert "'=HYPERLINK" in csv or "patient =HYPERLINK" in csv
     assert ",=HYPERLINK" not in csv
@@ -194,6 +227,7 @@ def test_concurrent_appends_lose_nothing_and_keep_one_chain(app):
 
 # -- sessions -------------------------------------------------------------------
 
+
 def test_admin_lists_and_ends_any_session(app, patient):
     p = app.test_client()
     r = attempt(p, patient["password"])
@@ -210,14 +244,19 @@ def test_admin_lists_and_ends_any_session(app, patient):
     assert admin.post(f"/api/sessions/{older}/end", json={}).status_code == 200
     assert p.get("/api/session").status_code == 401
     assert first.get("/api/session").status_code == 200
-    assert [s["id"] for s in admin.get("/api/sessions").json["sessions"] if s["kind"] == "patient"] == [newest]
+    assert [
+        s["id"] for s in admin.get("/api/sessions").json["sessions"] if s["kind"] == "patient"
+    ] == [newest]
     assert admin.post("/api/sessions/999999/end", json={}).status_code == 404
     assert AuditEvent.select().where(AuditEvent.detail == "ended by an admin").count() == 1
 
 
 def test_only_admins_manage_sessions(app, patient):
-    StaffUser.create(username="rad", role="radiologist",
-                     password_hash=passwords.hash_password(ADMIN_PW, generated=False))
+    StaffUser.create(
+        username="rad",
+        role="radiologist",
+        password_hash=passwords.hash_password(ADMIN_PW, generated=False),
+    )
     rad = app.test_client()
     rad.post("/api/login", json={"username": "rad", "password": ADMIN_PW})
     assert rad.get("/api/sessions").status_code == 403
@@ -240,8 +279,11 @@ def test_audit_page_is_for_admins_only(app, patient):
     assert page.status_code == 200
     assert "Registro de auditoría" in page.get_data(as_text=True)
     assert page.headers["Cache-Control"] == "no-store"
-    StaffUser.create(username="rad2", role="radiologist",
-                     password_hash=passwords.hash_password(ADMIN_PW, generated=False))
+    StaffUser.create(
+        username="rad2",
+        role="radiologist",
+        password_hash=passwords.hash_password(ADMIN_PW, generated=False),
+    )
     rad = app.test_client()
     rad.post("/api/login", json={"username": "rad2", "password": ADMIN_PW})
     assert rad.get("/staff/audit").status_code in (302, 303, 403)

@@ -44,18 +44,27 @@ def clean_failures(stack):
 def service_routes():
     """(method, path) of every route of the service, its placeholders filled
     with an ordinary value and with one too large for any database column."""
-    from authsvc import create_app
     import json
     import tempfile
+
+    from authsvc import create_app
+
     with tempfile.TemporaryDirectory() as tmp:
         secrets = f"{tmp}/s.json"
         with open(secrets, "w") as fh:
             json.dump({"secret_key": "k" * 40, "ingest_secret": "i" * 40}, fh)
-        app = create_app({"DATABASE_URL": "sqlite:///:memory:", "SECRETS_FILE": secrets,
-                          "DATA_DIR": tmp, "RULES_FILE": f"{tmp}/r.json",
-                          "RULE_PASSWORDS_FILE": f"{tmp}/p.json"})
+        app = create_app(
+            {
+                "DATABASE_URL": "sqlite:///:memory:",
+                "SECRETS_FILE": secrets,
+                "DATA_DIR": tmp,
+                "RULES_FILE": f"{tmp}/r.json",
+                "RULE_PASSWORDS_FILE": f"{tmp}/p.json",
+            }
+        )
         rules = list(app.url_map.iter_rules())
     from authsvc import gate, internal, webhook
+
     extra = [gate.GATE_PATH, internal.AUTHORIZE_PATH] + list(webhook.VALIDATE_PATHS)
     routes = set()
     for rule in rules:
@@ -71,9 +80,29 @@ def service_routes():
 
 def fuzz_cases(rng, n):
     """A bounded generator of odd bodies: bytes, broken and odd JSON."""
-    pieces = [b"[", b"{", b"]", b"}", b'"', b"\\", b"\\u", b"d800", b":", b",", b"1e999999",
-              b"-", b"null", b"\xff", b"\x00", b'"patient_id"', b'"password"', b'"share"',
-              b'"username"', b'"days"', HUGE.encode()]
+    pieces = [
+        b"[",
+        b"{",
+        b"]",
+        b"}",
+        b'"',
+        b"\\",
+        b"\\u",
+        b"d800",
+        b":",
+        b",",
+        b"1e999999",
+        b"-",
+        b"null",
+        b"\xff",
+        b"\x00",
+        b'"patient_id"',
+        b'"password"',
+        b'"share"',
+        b'"username"',
+        b'"days"',
+        HUGE.encode(),
+    ]
     for _ in range(n):
         yield b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
 
@@ -92,16 +121,36 @@ def test_no_5xx_on_any_route_through_nginx_or_directly(stack, clean_failures):
         staff.cookies.update(admin.http.cookies)
         for method, path in routes:
             # Staff only what no route may act on (a valid 20 KB body could log out).
-            for client, bodies in ((staff, [(k, v) for k, v in BAD_BODIES.items() if k != "20 KB"]),
-                                   (anonymous, list(BAD_BODIES.items())
-                                    + [(f"fuzz {i}", b) for i, b in enumerate(fuzz_cases(rng, 6))])):
+            for client, bodies in (
+                (staff, [(k, v) for k, v in BAD_BODIES.items() if k != "20 KB"]),
+                (
+                    anonymous,
+                    list(BAD_BODIES.items())
+                    + [(f"fuzz {i}", b) for i, b in enumerate(fuzz_cases(rng, 6))],
+                ),
+            ):
                 for name, body in bodies if method == "POST" else [("query", None)]:
-                    query = {"offset": HUGE, "limit": HUGE, "page": HUGE, "since": HUGE,
-                             "q": "\ud800".encode("utf-8", "surrogatepass")} if method == "GET" else None
+                    query = (
+                        {
+                            "offset": HUGE,
+                            "limit": HUGE,
+                            "page": HUGE,
+                            "since": HUGE,
+                            "q": "\ud800".encode("utf-8", "surrogatepass"),
+                        }
+                        if method == "GET"
+                        else None
+                    )
                     try:
-                        r = client.request(method, base + path, data=body, params=query, timeout=20,
-                                           allow_redirects=False,
-                                           headers={"Content-Type": "application/json"})
+                        r = client.request(
+                            method,
+                            base + path,
+                            data=body,
+                            params=query,
+                            timeout=20,
+                            allow_redirects=False,
+                            headers={"Content-Type": "application/json"},
+                        )
                     except requests.ConnectionError as exc:
                         fives.append((base, method, path, name, repr(exc)[:80]))
                         continue
@@ -118,10 +167,17 @@ def test_an_early_refusal_of_a_large_body_is_the_services_4xx(stack):
     used to answer 502 (a broken pipe) for a body over ~16 KB."""
     for size in (40_000, 900_000):
         body = b'{"x": "' + b"y" * size + b'"}'
-        for path in (f"/api/sessions/{HUGE}/end", "/api/sessions/999999999/end",
-                     "/staff/api/users"):
-            r = requests.post(stack.public_url + path, data=body, timeout=10,
-                              headers={"Content-Type": "application/json"})
+        for path in (
+            f"/api/sessions/{HUGE}/end",
+            "/api/sessions/999999999/end",
+            "/staff/api/users",
+        ):
+            r = requests.post(
+                stack.public_url + path,
+                data=body,
+                timeout=10,
+                headers={"Content-Type": "application/json"},
+            )
             assert r.status_code in (401, 404, 413), (size, path, r.status_code, r.text[:100])
             assert r.json()["error"] in ("not_logged_in", "not_found", "too_large")
 
@@ -133,7 +189,7 @@ def most_evaluated(free, seconds):
     the password checks of those let through, and may outlast a delay.)"""
     evaluated, elapsed, step = free, 0, 1
     while True:
-        elapsed += min(2 ** step, 60)
+        elapsed += min(2**step, 60)
         if elapsed > seconds:
             return evaluated
         evaluated, step = evaluated + 1, step + 1
@@ -158,37 +214,56 @@ def burst(url, bodies, headers=None):
 
 
 def test_sixteen_parallel_guesses_across_workers_stay_within_the_limits(stack, clean_failures):
-    codes, seconds = burst(stack.public_url + "/api/login",
-                           [{"patient_id": "BURST-1", "password": f"guess-{n}"} for n in range(16)])
+    codes, seconds = burst(
+        stack.public_url + "/api/login",
+        [{"patient_id": "BURST-1", "password": f"guess-{n}"} for n in range(16)],
+    )
     assert set(codes) <= {401, 429}, codes
     assert 5 <= codes.count(401) <= most_evaluated(5, seconds), (codes, seconds)
     clear_login_failures(stack)
     # One address (every client here is 127.0.0.1), 16 accounts at once, 8
     # left of its 20.
     for n in range(12):
-        assert requests.post(stack.public_url + "/api/login", timeout=10,
-                             json={"patient_id": f"SPRAY-{n}", "password": "guess"}).status_code == 401
-    codes, seconds = burst(stack.public_url + "/api/login",
-                           [{"patient_id": f"SPRAY-B{n}", "password": "guess"} for n in range(16)])
+        assert (
+            requests.post(
+                stack.public_url + "/api/login",
+                timeout=10,
+                json={"patient_id": f"SPRAY-{n}", "password": "guess"},
+            ).status_code
+            == 401
+        )
+    codes, seconds = burst(
+        stack.public_url + "/api/login",
+        [{"patient_id": f"SPRAY-B{n}", "password": "guess"} for n in range(16)],
+    )
     assert set(codes) <= {401, 429}, codes
     assert 8 <= codes.count(401) <= most_evaluated(8, seconds), (codes, seconds)
 
 
 def test_a_forged_x_forwarded_for_on_the_services_port_is_the_connections_address(
-        stack, admin, clean_failures):
+    stack, admin, clean_failures
+):
     """A local process on the service's port, claiming a new address each
     guess: limited as 127.0.0.1 (20 accounts), and recorded so."""
-    codes = [requests.post(stack.service_url + "/api/login", timeout=10,
-                           json={"patient_id": f"FORGED-{n}", "password": "guess"},
-                           headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code
-             for n in range(25)]
+    codes = [
+        requests.post(
+            stack.service_url + "/api/login",
+            timeout=10,
+            json={"patient_id": f"FORGED-{n}", "password": "guess"},
+            headers={"X-Forwarded-For": f"198.51.100.{n}"},
+        ).status_code
+        for n in range(25)
+    ]
     assert codes == [401] * 20 + [429] * 5, codes
     events = admin.get("/api/audit?event=login_failed&actor=FORGED-&limit=100").json()["events"]
     assert len(events) == 20 and {e["address"] for e in events} == {"127.0.0.1"}
     # nginx is still believed: its address for a client is the client's.
-    r = requests.post(stack.public_url + "/api/login", timeout=10,
-                      json={"patient_id": "FORGED-X", "password": "guess"},
-                      headers={"X-Forwarded-For": "198.51.100.99"})
+    r = requests.post(
+        stack.public_url + "/api/login",
+        timeout=10,
+        json={"patient_id": "FORGED-X", "password": "guess"},
+        headers={"X-Forwarded-For": "198.51.100.99"},
+    )
     assert r.status_code == 429  # nginx replaced the header with 127.0.0.1: same address
 
 
@@ -201,10 +276,14 @@ def test_both_nginx_configs_refuse_a_failed_check_after_the_hot_read_redirect():
     from pathlib import Path
 
     from authsvc.stack import SITE_DEFAULTS, nginx_config
+
     docker = (Path(__file__).resolve().parent.parent / "deploy/docker/locations.inc").read_text()
-    packaged = nginx_config(dict(SITE_DEFAULTS, authsvc={}),
-                            {"proxy_password": "p", "forwarded_secret": "f"}, Path("/x"))
+    packaged = nginx_config(
+        dict(SITE_DEFAULTS, authsvc={}),
+        {"proxy_password": "p", "forwarded_secret": "f"},
+        Path("/x"),
+    )
     for conf in (docker, packaged):
-        hot = conf[conf.index("location ~ "):]
-        hot = hot[:hot.index("location ", 1)]  # up to the next location
+        hot = conf[conf.index("location ~ ") :]
+        hot = hot[: hot.index("location ", 1)]  # up to the next location
         assert "error_page 418 = @orthanc_checked;" in hot and "recursive_error_pages on;" in hot

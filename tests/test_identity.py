@@ -19,12 +19,15 @@ from conftest import fake_study
 
 def conflicts_module():
     from authsvc import conflicts
+
     return conflicts
 
 
 def conflict_rows():
     from authsvc.models import IdentityConflict
+
     return IdentityConflict
+
 
 STAFF_PASSWORD = "a staff password, long enough"
 INST = "0008,0080"
@@ -33,8 +36,11 @@ INST = "0008,0080"
 @pytest.fixture
 def staff(app):
     ensure_admin("admin", STAFF_PASSWORD)
-    StaffUser.create(username="rad", role="radiologist",
-                     password_hash=passwords.hash_password(STAFF_PASSWORD, generated=False))
+    StaffUser.create(
+        username="rad",
+        role="radiologist",
+        password_hash=passwords.hash_password(STAFF_PASSWORD, generated=False),
+    )
 
 
 def logged_in(app, **body):
@@ -67,8 +73,12 @@ def stripped(patient_id, study, raw, charset="ISO_IR 999", **kw):
 
 # -- 1. PatientIDs as sent ----------------------------------------------------
 
+
 def test_patient_ids_differing_in_inner_spaces_are_two_logins(app):
-    a, b = fake_study("SP 77", "1", name="ONE^PERSON"), fake_study("SP  77", "2", name="OTHER^PERSON")
+    a, b = (
+        fake_study("SP 77", "1", name="ONE^PERSON"),
+        fake_study("SP  77", "2", name="OTHER^PERSON"),
+    )
     pw_a, pw_b = record(a), record(b)
     assert pw_a and pw_b, "each PatientID gets its own login"
     assert {p.patient_id for p in Patient.select()} == {"SP 77", "SP  77"}
@@ -77,13 +87,23 @@ def test_patient_ids_differing_in_inner_spaces_are_two_logins(app):
     assert own_studies(ca) == {a["study_orthanc_id"]}
     assert own_studies(cb) == {b["study_orthanc_id"]}
     # The other's password does not open a login by typing the ID differently.
-    assert app.test_client().post("/api/login", json={"patient_id": "SP 77",
-                                                      "password": pw_b}).status_code == 401
+    assert (
+        app.test_client()
+        .post("/api/login", json={"patient_id": "SP 77", "password": pw_b})
+        .status_code
+        == 401
+    )
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("  HC 0042 ", "HC 0042"), ("HC 0042\x00", "HC 0042"), ("A  B", "A  B"), ("\x00 X \x00", "X"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("  HC 0042 ", "HC 0042"),
+        ("HC 0042\x00", "HC 0042"),
+        ("A  B", "A  B"),
+        ("\x00 X \x00", "X"),
+    ],
+)
 def test_only_dicom_padding_is_removed(raw, expected):
     assert ingest.usable_patient_id(raw) == expected
 
@@ -99,25 +119,37 @@ def test_credentials_route_names_the_exact_patient(app, staff):
 
 # -- 2. what Orthanc could not decode ---------------------------------------------
 
-@pytest.mark.parametrize("raw,charset,recorded,code", [
-    (b"COLLIDE\xe9", "ISO_IR 999", "COLLIDE", "charset_unknown"),   # unknown term, non-ASCII
-    (b"BADU\xe9 ", "ISO_IR 192", "BADU", "patient_id_undecodable"),  # not UTF-8
-    (b"MIS\xe9", "ISO IR 100", "MIS", "patient_id_differs"),         # pydicom fixes the term, Orthanc not
-    (b"\x1b$B;3ED", "\\ISO 2022 IR 87", "", "patient_id_differs"),   # Orthanc decoded nothing
-])
+
+@pytest.mark.parametrize(
+    "raw,charset,recorded,code",
+    [
+        (b"COLLIDE\xe9", "ISO_IR 999", "COLLIDE", "charset_unknown"),  # unknown term, non-ASCII
+        (b"BADU\xe9 ", "ISO_IR 192", "BADU", "patient_id_undecodable"),  # not UTF-8
+        (
+            b"MIS\xe9",
+            "ISO IR 100",
+            "MIS",
+            "patient_id_differs",
+        ),  # pydicom fixes the term, Orthanc not
+        (b"\x1b$B;3ED", "\\ISO 2022 IR 87", "", "patient_id_differs"),  # Orthanc decoded nothing
+    ],
+)
 def test_patient_id_bytes_orthanc_could_not_record_are_a_problem(raw, charset, recorded, code):
     problem = conflicts_module().patient_id_problem(raw, charset, recorded)
     assert problem is not None and problem[0] == code
 
 
-@pytest.mark.parametrize("raw,charset,recorded", [
-    (b"LAT\xe9", "ISO_IR 100", "LATé"),
-    (b"\xc3\x91U\xc3\x91EZ-1 ", "ISO_IR 192", "ÑUÑEZ-1"),
-    (b"PLAIN-1 ", "ISO_IR 999", "PLAIN-1"),         # unknown term but only ASCII
-    (b"NOCS\xe9 ", "", "NOCSé"),                     # no term: Latin-1, like Orthanc's default
-    (b" LEAD 1 ", "ISO_IR 192", " LEAD 1"),          # padding on both sides
-    (b"\x1b$B;3ED\x1b(B", "\\ISO 2022 IR 87", "山田"),
-])
+@pytest.mark.parametrize(
+    "raw,charset,recorded",
+    [
+        (b"LAT\xe9", "ISO_IR 100", "LATé"),
+        (b"\xc3\x91U\xc3\x91EZ-1 ", "ISO_IR 192", "ÑUÑEZ-1"),
+        (b"PLAIN-1 ", "ISO_IR 999", "PLAIN-1"),  # unknown term but only ASCII
+        (b"NOCS\xe9 ", "", "NOCSé"),  # no term: Latin-1, like Orthanc's default
+        (b" LEAD 1 ", "ISO_IR 192", " LEAD 1"),  # padding on both sides
+        (b"\x1b$B;3ED\x1b(B", "\\ISO 2022 IR 87", "山田"),
+    ],
+)
 def test_patient_id_bytes_orthanc_recorded_faithfully_are_fine(raw, charset, recorded):
     assert conflicts_module().patient_id_problem(raw, charset, recorded) is None
 
@@ -133,7 +165,9 @@ def test_stripped_patient_id_is_attached_to_no_login(app, staff):
     assert own_studies(owner) == {mine["study_orthanc_id"]}
     assert not Study.select().where(Study.orthanc_id == stranger["study_orthanc_id"]).exists()
     assert conflicts_module().orthanc_patient_in_conflict(mine["patient_orthanc_id"])
-    assert not conflicts_module().orthanc_patient_in_conflict("000000ba-00000000-00000000-00000000-00000000")
+    assert not conflicts_module().orthanc_patient_in_conflict(
+        "000000ba-00000000-00000000-00000000-00000000"
+    )
     problems = as_admin(app).get("/api/ingest/problems").json["problems"]
     problem = next(p for p in problems if p["orthanc_id"] == stranger["study_orthanc_id"])
     assert problem["conflict"]["code"] == "charset_unknown"
@@ -150,7 +184,9 @@ def test_conflict_without_any_login_yet(app, staff):
     # still attached to no one.
     real = fake_study("ALONE", "2")
     pw = record(real)
-    assert own_studies(logged_in(app, patient_id="ALONE", password=pw)) == {real["study_orthanc_id"]}
+    assert own_studies(logged_in(app, patient_id="ALONE", password=pw)) == {
+        real["study_orthanc_id"]
+    }
 
 
 def test_a_conflicting_restable_study_loses_its_login(app):
@@ -164,24 +200,29 @@ def test_a_conflicting_restable_study_loses_its_login(app):
 
 # -- 3. another birth date or name ---------------------------------------------------
 
+
 def test_other_birth_date_is_a_conflict(app):
     pw = record(fake_study("BD-1", "1"))
     other = fake_study("BD-1", "2")
     other["patient"]["PatientBirthDate"] = "19990202"
     record(other)
     assert own_studies(logged_in(app, patient_id="BD-1", password=pw)) == {
-        fake_study("BD-1", "1")["study_orthanc_id"]}
+        fake_study("BD-1", "1")["study_orthanc_id"]
+    }
     row = conflict_rows().get(conflict_rows().study_orthanc_id == other["study_orthanc_id"])
     assert row.state == "open" and json.loads(row.problems)[0]["code"] == "birth_date"
 
 
-@pytest.mark.parametrize("first,later,conflict", [
-    ("NÚÑEZ^JOSÉ", "nunez^jose^^^", False),
-    ("NÚÑEZ^JOSÉ", "  Nuñez ^ José ", False),
-    ("DOE^JOHN", "", False),
-    ("DOE^JOHN", "DOE^JANE", True),
-    ("DOE^JOHN=ドウ^ジョン", "DOE^JOHN", False),
-])
+@pytest.mark.parametrize(
+    "first,later,conflict",
+    [
+        ("NÚÑEZ^JOSÉ", "nunez^jose^^^", False),
+        ("NÚÑEZ^JOSÉ", "  Nuñez ^ José ", False),
+        ("DOE^JOHN", "", False),
+        ("DOE^JOHN", "DOE^JANE", True),
+        ("DOE^JOHN=ドウ^ジョン", "DOE^JOHN", False),
+    ],
+)
 def test_other_name_is_a_conflict_after_folding(app, first, later, conflict):
     record(fake_study("NM-1", "1", name=first))
     record(fake_study("NM-1", "2", name=later))
@@ -198,27 +239,34 @@ def test_missing_birth_dates_are_no_conflict(app):
 
 def test_rule_logins_never_see_a_conflicting_study(app, staff):
     from test_rules import write_rules
+
     record(fake_study("RL-1", "1", values={INST: ["HOSPITAL CENTRAL"]}))
     other = fake_study("RL-1", "2", values={INST: ["HOSPITAL CENTRAL"]})
     other["patient"]["PatientBirthDate"] = "19990202"
-    pw = write_rules(app, [{"login": "central", "rules": [
-        {"tag": "InstitutionName", "value": "HOSPITAL CENTRAL"}]}], ["central"])["central"]
+    pw = write_rules(
+        app,
+        [{"login": "central", "rules": [{"tag": "InstitutionName", "value": "HOSPITAL CENTRAL"}]}],
+        ["central"],
+    )["central"]
     rule = logged_in(app, login="central", password=pw)
     record(other)
     first = fake_study("RL-1", "1")["study_orthanc_id"]
     assert own_studies(rule) == {first}
     # A rules change recomputes every match: still not the conflicting study.
-    write_rules(app, [{"login": "central", "rules": [
-        {"tag": "InstitutionName", "value": "HOSPITAL*"}]}])
+    write_rules(
+        app, [{"login": "central", "rules": [{"tag": "InstitutionName", "value": "HOSPITAL*"}]}]
+    )
     assert own_studies(rule) == {first}
     assert {m.study.orthanc_id for m in RuleMatch.select()} == {first}
     # Once resolved, it is matched like any study.
-    as_admin(app).post(f"/api/ingest/conflicts/{other['study_orthanc_id']}/resolve",
-                       json={"action": "attach"})
+    as_admin(app).post(
+        f"/api/ingest/conflicts/{other['study_orthanc_id']}/resolve", json={"action": "attach"}
+    )
     assert own_studies(rule) == {first, other["study_orthanc_id"]}
 
 
 # -- resolving ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def conflict(app, staff):
@@ -226,8 +274,12 @@ def conflict(app, staff):
     pw = record(mine)
     stranger = stripped("COLLIDE", "2", b"COLLIDE\xe9", name="STRANGER^ONE")
     record(stranger)
-    return {"pw": pw, "mine": mine["study_orthanc_id"], "stranger": stranger["study_orthanc_id"],
-            "orthanc_patient": mine["patient_orthanc_id"]}
+    return {
+        "pw": pw,
+        "mine": mine["study_orthanc_id"],
+        "stranger": stranger["study_orthanc_id"],
+        "orthanc_patient": mine["patient_orthanc_id"],
+    }
 
 
 def resolve(client, study, **body):
@@ -284,8 +336,10 @@ def test_a_dicom_patient_id_equal_to_a_separate_login_is_a_conflict(app, conflic
 
 def test_separate_login_ids_are_unique(app, conflict):
     record(fake_study("COLLIDE-2", "7"))  # a real patient already holds COLLIDE-2
-    assert resolve(as_admin(app), conflict["stranger"], action="separate").json[
-        "patient_id"] == "COLLIDE-3"
+    assert (
+        resolve(as_admin(app), conflict["stranger"], action="separate").json["patient_id"]
+        == "COLLIDE-3"
+    )
 
 
 def test_only_admins_resolve_and_attach_only_to_related_logins(app, conflict):
@@ -295,8 +349,10 @@ def test_only_admins_resolve_and_attach_only_to_related_logins(app, conflict):
     patient = logged_in(app, patient_id="COLLIDE", password=conflict["pw"])
     assert resolve(patient, conflict["stranger"], action="attach").status_code == 403
     admin = as_admin(app)
-    assert resolve(admin, conflict["stranger"], action="attach",
-                   patient_id="SOMEONE").status_code == 400
+    assert (
+        resolve(admin, conflict["stranger"], action="attach", patient_id="SOMEONE").status_code
+        == 400
+    )
     assert resolve(admin, conflict["stranger"], action="merge").status_code == 400
     assert conflict_rows().get().state == "open"
 
@@ -326,10 +382,11 @@ def test_staff_dashboard_lists_conflicts_in_their_language(app, conflict):
 
 # -- 4. each study's own patient name -------------------------------------------------------
 
+
 def test_each_study_shows_its_own_patient_name(app, staff):
     names = [f"PERSON^N{n}" for n in range(7)]
     made = [fake_study("SEVEN", str(n), name=names[0]) for n in range(7)]
-    for data, name in zip(made, names):
+    for data, name in zip(made, names, strict=True):
         data["patient"]["PatientName"] = name
     # Only the first is the login's name; the others would be conflicts:
     # record them as staff attached them (what the login of 7 names had).
@@ -340,8 +397,7 @@ def test_each_study_shows_its_own_patient_name(app, staff):
     rows = as_admin(app).get("/api/studies").json["studies"]
     assert sorted(r["patient_name"] for r in rows) == names
     dashboard = as_admin(app).get("/staff/api/studies").json["studies"]
-    assert sorted(r["patient_name"] for r in dashboard) == sorted(
-        f"PERSON, N{n}" for n in range(7))
+    assert sorted(r["patient_name"] for r in dashboard) == sorted(f"PERSON, N{n}" for n in range(7))
 
 
 def test_viewer_shows_each_study_s_name(app, staff):
@@ -351,25 +407,34 @@ def test_viewer_shows_each_study_s_name(app, staff):
     record(second)
     assert pw
     client = as_admin(app)
-    shown = [client.get(f"/portal/studies/{d['study_orthanc_id']}").get_data(as_text=True)
-             .split('id="viewer-patient">')[1].split("</span>")[0] for d in (first, second)]
+    shown = [
+        client.get(f"/portal/studies/{d['study_orthanc_id']}")
+        .get_data(as_text=True)
+        .split('id="viewer-patient">')[1]
+        .split("</span>")[0]
+        for d in (first, second)
+    ]
     assert "FIRST, NAME" in shown[0] and "first, name" in shown[1]
 
 
 def test_migration_0005_adds_each_study_s_name_to_an_older_database(app):
-    from playhouse.migrate import SchemaMigrator, migrate as run_operations
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run_operations
+
     from authsvc.db import database
+
     record(fake_study("OLD-1", "1", name="OLD^NAME"))
     db = database.obj
     run_operations(SchemaMigrator.from_database(db).drop_column("study", "patient_name"))
     SchemaVersion.delete().where(SchemaVersion.version == 5).execute()
     assert migrate() == [5]
-    assert Study.get().patient_name == "OLD^NAME"   # filled from the login's name
+    assert Study.get().patient_name == "OLD^NAME"  # filled from the login's name
     assert migrate() == []
 
 
 def test_migration_0006_adds_the_conflicts_table(app):
     from authsvc.db import database
+
     db = database.obj
     db.drop_tables([conflict_rows()])
     SchemaVersion.delete().where(SchemaVersion.version == 6).execute()

@@ -35,8 +35,13 @@ def test_admin_resolves_a_conflict_on_the_dashboard(stack, orthanc, admin, tmp_p
     pid = f"BROWSER{uuid.uuid4().hex[:4].upper()}"
     mine = send(stack, orthanc, tmp_path, StudySpec(pid, "DUEÑO^REAL", series=one_series()))
     wait_for(lambda: recorded(admin, mine), 30, what="the owner's study")
-    stranger = send(stack, orthanc, tmp_path, StudySpec(pid, "OTRA^PERSONA", series=one_series()),
-                    raw_patient_id(pid.encode() + b"\xe9", "ISO_IR 999"))
+    stranger = send(
+        stack,
+        orthanc,
+        tmp_path,
+        StudySpec(pid, "OTRA^PERSONA", series=one_series()),
+        raw_patient_id(pid.encode() + b"\xe9", "ISO_IR 999"),
+    )
     wait_for(lambda: conflict_of(admin, stranger), 30, what="the conflict")
 
     staff_login(driver, stack.public_url)
@@ -44,7 +49,9 @@ def test_admin_resolves_a_conflict_on_the_dashboard(stack, orthanc, admin, tmp_p
     text = tr.text
     assert "juego de caracteres ISO_IR 999" in text and "desconocido" in text
     assert "OTRA, PERSONA" in text and "DUEÑO, REAL" in text and pid in text
-    assert driver.find_element(By.ID, "conflicts-title").text == "Conflictos de identidad por resolver"
+    assert (
+        driver.find_element(By.ID, "conflicts-title").text == "Conflictos de identidad por resolver"
+    )
     assert_no_english(driver)
     # Not among the recorded studies, whose logins would see it.
     assert not driver.find_elements(By.CSS_SELECTOR, f'#rows tr[data-study="{stranger}"]')
@@ -58,8 +65,11 @@ def test_admin_resolves_a_conflict_on_the_dashboard(stack, orthanc, admin, tmp_p
     assert f"{pid}-2" in alert.text
     alert.accept()
     wait(driver, lambda d: conflict_row(d, stranger) is None, what="the conflict resolved")
-    study_row = wait(driver, lambda d: d.find_element(
-        By.CSS_SELECTOR, f'#rows tr[data-study="{stranger}"]'), what="the study's row")
+    study_row = wait(
+        driver,
+        lambda d: d.find_element(By.CSS_SELECTOR, f'#rows tr[data-study="{stranger}"]'),
+        what="the study's row",
+    )
     assert f"{pid}-2" in study_row.text and "OTRA, PERSONA" in study_row.text
     assert study_row.find_elements(By.CSS_SELECTOR, ".pw"), "the new login's password to print"
     assert conflict_of(admin, stranger) is None

@@ -14,13 +14,14 @@ from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, recorded, send
 
 
-
 def raw_patient_id(raw, charset):
     """Write the PatientID's bytes as they are, under a SpecificCharacterSet
     Orthanc may not know (pydicom writes bytes values unchanged)."""
+
     def edit(ds):
         ds.SpecificCharacterSet = charset
         ds["PatientID"] = pydicom.DataElement(0x00100020, "LO", raw)
+
     return edit
 
 
@@ -57,7 +58,7 @@ def test_patient_ids_differing_in_inner_spaces_are_two_logins(stack, orthanc, ad
     a = send(stack, orthanc, tmp_path, StudySpec(one, "ONE^PERSON", series=one_series()))
     b = send(stack, orthanc, tmp_path, StudySpec(two, "OTHER^PERSON", series=one_series()))
     for study in (a, b):
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 30, what="study recorded")
     assert recorded(admin, a)["patient_id"] == one
     assert recorded(admin, b)["patient_id"] == two
     first, second = patient_login(stack, admin, one), patient_login(stack, admin, two)
@@ -74,8 +75,13 @@ def test_patient_id_stripped_by_orthanc_is_attached_to_no_login(stack, orthanc, 
     wait_for(lambda: recorded(admin, mine), 30, what="the owner's study")
     # Another person: PatientID pid + "é" in a character set Orthanc does not
     # know. Orthanc drops the byte it cannot decode and files it under pid.
-    stranger = send(stack, orthanc, tmp_path, StudySpec(pid, "REAL^OWNER", series=one_series(2)),
-                    raw_patient_id(pid.encode() + b"\xe9", "ISO_IR 999"))
+    stranger = send(
+        stack,
+        orthanc,
+        tmp_path,
+        StudySpec(pid, "REAL^OWNER", series=one_series(2)),
+        raw_patient_id(pid.encode() + b"\xe9", "ISO_IR 999"),
+    )
     info = orthanc.get(f"{orthanc.base}/studies/{stranger}").json()
     assert info["PatientMainDicomTags"]["PatientID"] == pid  # what Orthanc made of it
     owner = patient_login(stack, admin, pid)
@@ -84,12 +90,14 @@ def test_patient_id_stripped_by_orthanc_is_attached_to_no_login(stack, orthanc, 
     assert owner.get(f"/orthanc/studies/{stranger}").status_code == 403
     # Orthanc files both under one Orthanc patient: its patient level would
     # hand the owner the stranger's study, by every route that names it.
-    patient_level = [f"/orthanc/patients/{info['ParentPatient']}",
-                     f"/orthanc/patients/{info['ParentPatient']}/archive",
-                     f"/orthanc/patients/{info['ParentPatient']}/studies",
-                     f"/orthanc/studies/{mine}/patient",
-                     f"/orthanc/dicom-web/studies?PatientID={pid}",
-                     f"/orthanc/tools/create-archive?resources={info['ParentPatient']}"]
+    patient_level = [
+        f"/orthanc/patients/{info['ParentPatient']}",
+        f"/orthanc/patients/{info['ParentPatient']}/archive",
+        f"/orthanc/patients/{info['ParentPatient']}/studies",
+        f"/orthanc/studies/{mine}/patient",
+        f"/orthanc/dicom-web/studies?PatientID={pid}",
+        f"/orthanc/tools/create-archive?resources={info['ParentPatient']}",
+    ]
     for route in patient_level:
         assert owner.get(route).status_code == 403, route
     problem = conflict_of(admin, stranger)
@@ -102,11 +110,16 @@ def test_patient_id_stripped_by_orthanc_is_attached_to_no_login(stack, orthanc, 
     r = admin.post(f"/api/ingest/conflicts/{stranger}/resolve", json={"action": "separate"})
     assert r.status_code == 200, r.text
     separate = Browser(stack.public_url)
-    assert separate.login(patient_id=r.json()["patient_id"],
-                          password=r.json()["password"]).status_code == 200
+    assert (
+        separate.login(patient_id=r.json()["patient_id"], password=r.json()["password"]).status_code
+        == 200
+    )
     assert studies_of(separate) == {stranger}
-    wait_for(lambda: separate.get(f"/orthanc/studies/{stranger}").status_code == 200, 10,
-             what="the separate login opens its study")
+    wait_for(
+        lambda: separate.get(f"/orthanc/studies/{stranger}").status_code == 200,
+        10,
+        what="the separate login opens its study",
+    )
     assert separate.get(f"/orthanc/studies/{mine}").status_code == 403
     assert owner.get(f"/orthanc/studies/{stranger}").status_code == 403
     for route in patient_level:  # still one Orthanc patient holding two people
@@ -121,8 +134,14 @@ def test_other_birth_date_under_the_same_patient_id_is_a_conflict(stack, orthanc
 
     def born_later(ds):
         ds.PatientBirthDate = "20010203"
-    other = send(stack, orthanc, tmp_path, StudySpec(pid, "SAME^NAME", series=one_series(),
-                                                     description="OTHER"), born_later)
+
+    other = send(
+        stack,
+        orthanc,
+        tmp_path,
+        StudySpec(pid, "SAME^NAME", series=one_series(), description="OTHER"),
+        born_later,
+    )
     owner = patient_login(stack, admin, pid)
     wait_for(lambda: recorded_or_conflict(admin, other), 30, what="the second study handled")
     assert studies_of(owner) == {mine}
@@ -132,16 +151,22 @@ def test_other_birth_date_under_the_same_patient_id_is_a_conflict(stack, orthanc
     r = admin.post(f"/api/ingest/conflicts/{other}/resolve", json={"action": "attach"})
     assert r.status_code == 200, r.text
     assert studies_of(owner) == {mine, other}
-    wait_for(lambda: owner.get(f"/orthanc/studies/{other}").status_code == 200, 10,
-             what="the attached study opens")
+    wait_for(
+        lambda: owner.get(f"/orthanc/studies/{other}").status_code == 200,
+        10,
+        what="the attached study opens",
+    )
 
 
 @pytest.mark.parametrize("names", [["SEVEN^ONE", "SEVEN^ONE^^", "seven^one"]])
 def test_each_study_shows_its_own_patient_name(stack, orthanc, admin, tmp_path, names):
     pid = f"NAMES{uuid.uuid4().hex[:4].upper()}"
-    sent = [send(stack, orthanc, tmp_path, StudySpec(pid, name, series=one_series(),
-                                                      description=f"S{n}"))
-            for n, name in enumerate(names)]
+    sent = [
+        send(
+            stack, orthanc, tmp_path, StudySpec(pid, name, series=one_series(), description=f"S{n}")
+        )
+        for n, name in enumerate(names)
+    ]
     for study in sent:
-        wait_for(lambda: recorded(admin, study), 30, what="study recorded")
+        wait_for(lambda study=study: recorded(admin, study), 30, what="study recorded")
     assert [recorded(admin, s)["patient_name"] for s in sent] == names

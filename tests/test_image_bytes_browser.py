@@ -28,19 +28,30 @@ SLICES = 8
 def noisy(stack, orthanc, admin, tmp_path_factory):
     if chromium.missing():
         pytest.fail(f"headless Chromium is needed (missing: {chromium.missing()})")
-    spec = StudySpec(f"PN-{uuid.uuid4().hex[:6]}", "RUIDO^ANA", description="TORAX",
-                     series=[SeriesSpec("CT512", SLICES)])
+    spec = StudySpec(
+        f"PN-{uuid.uuid4().hex[:6]}",
+        "RUIDO^ANA",
+        description="TORAX",
+        series=[SeriesSpec("CT512", SLICES)],
+    )
     written = write_study(spec, tmp_path_factory.mktemp("noisy"))
     result = storescu(written.files, stack.site["dicom_port"])
     assert result.returncode == 0, result.stderr
     study = lookup(orthanc, written.study_uid)
     wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
+    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()[
+        "password"
+    ]
     # What the issue measured: the PNG the viewer asked for, through Orthanc.
     first = lookup(orthanc, written.sop_uids[0])
     png = orthanc.get(f"{orthanc.base}/instances/{first}/preview").content
-    return {"pid": spec.patient_id, "password": password, "study": study, "base": stack.public_url,
-            "png_bytes": len(png)}
+    return {
+        "pid": spec.patient_id,
+        "password": password,
+        "study": study,
+        "base": stack.public_url,
+        "png_bytes": len(png),
+    }
 
 
 def image_entries(driver):
@@ -58,11 +69,16 @@ def log_in(phone, noisy):
 
 
 def shown(phone, index):
-    wait(phone, lambda d: d.find_element(By.ID, "stage").get_attribute("data-index") == str(index)
-         and d.execute_script("const i = document.getElementById('frame');"
-                              "return i.complete && i.naturalWidth > 0 && "
-                              "document.getElementById('stage').dataset.loaded === i.dataset.source"),
-         what=f"slice {index + 1}")
+    wait(
+        phone,
+        lambda d: d.find_element(By.ID, "stage").get_attribute("data-index") == str(index)
+        and d.execute_script(
+            "const i = document.getElementById('frame');"
+            "return i.complete && i.naturalWidth > 0 && "
+            "document.getElementById('stage').dataset.loaded === i.dataset.source"
+        ),
+        what=f"slice {index + 1}",
+    )
     assert image_spread(phone, "frame") > 30, "the image is blank"
 
 
@@ -71,9 +87,13 @@ def test_thumbnail_and_browsing_slices_are_small(noisy, capsys):
     phone = small_phone("es")
     try:
         log_in(phone, noisy)
-        wait(phone, lambda d: d.execute_script(
-            "const i = document.querySelector('img.thumb'); return i && i.complete && i.naturalWidth > 0"),
-            what="the thumbnail")
+        wait(
+            phone,
+            lambda d: d.execute_script(
+                "const i = document.querySelector('img.thumb'); return i && i.complete && i.naturalWidth > 0"
+            ),
+            what="the thumbnail",
+        )
         thumbs = image_entries(phone)
         assert len(thumbs) == 1, thumbs
         assert 0 < thumbs[0][1] <= THUMB_LIMIT, thumbs
@@ -93,8 +113,12 @@ def test_thumbnail_and_browsing_slices_are_small(noisy, capsys):
 
         # A contrast preset is still Orthanc's rendering, as small.
         Select(phone.find_element(By.ID, "preset")).select_by_value("-600,1500")
-        wait(phone, lambda d: "window-center=-600" in (d.find_element(By.ID, "stage").get_attribute("data-loaded") or ""),
-             what="the lung window")
+        wait(
+            phone,
+            lambda d: "window-center=-600"
+            in (d.find_element(By.ID, "stage").get_attribute("data-loaded") or ""),
+            what="the lung window",
+        )
         shown(phone, 3)
         lung = [e for e in image_entries(phone) if "window-center=-600" in e[0]]
         assert lung and all(0 < size <= SLICE_LIMIT for _, size in lung), lung
@@ -105,20 +129,24 @@ def test_thumbnail_and_browsing_slices_are_small(noisy, capsys):
         before = len(image_entries(phone))
         full.click()
         assert full.get_attribute("aria-pressed") == "true"
+
         # Slices fetched ahead at browsing quality may still arrive after the
         # click (a busy machine): the full-quality one is the new entry
         # without a JPEG quality.
         def lossless_entries(d):
             return [e for e in image_entries(d)[before:] if "quality=" not in e[0]]
+
         wait(phone, lossless_entries, what="the full-quality image")
         shown(phone, 3)
         lossless = lossless_entries(phone)[0]
         assert "window-center=-600" in lossless[0]
         assert lossless[1] > max(size for _, size in lung)
         with capsys.disabled():
-            print(f"\nbytes: PNG preview {noisy['png_bytes']}, thumbnail {thumbs[0][1]}, "
-                  f"browsing slices {[s for _, s in browsing]}, lung window {[s for _, s in lung]}, "
-                  f"full quality {lossless[1]}")
+            print(
+                f"\nbytes: PNG preview {noisy['png_bytes']}, thumbnail {thumbs[0][1]}, "
+                f"browsing slices {[s for _, s in browsing]}, lung window {[s for _, s in lung]}, "
+                f"full quality {lossless[1]}"
+            )
     finally:
         phone.quit()
 
@@ -135,16 +163,29 @@ def test_fetching_ahead_follows_the_connection(noisy, network, most):
         if network == "slow":
             # Chromium's "Slow 3G": navigator.connection then says "2g"/"3g".
             phone.execute_cdp_cmd("Network.enable", {})
-            phone.execute_cdp_cmd("Network.emulateNetworkConditions", {
-                "offline": False, "latency": 400, "downloadThroughput": 50 * 1024,
-                "uploadThroughput": 50 * 1024, "connectionType": "cellular3g"})
+            phone.execute_cdp_cmd(
+                "Network.emulateNetworkConditions",
+                {
+                    "offline": False,
+                    "latency": 400,
+                    "downloadThroughput": 50 * 1024,
+                    "uploadThroughput": 50 * 1024,
+                    "connectionType": "cellular3g",
+                },
+            )
         phone.get(f"{noisy['base']}/portal/studies/{noisy['study']}")
         shown(phone, 0)
         # The viewer says how many slices it fetched ahead once done.
-        wait(phone, lambda d: d.find_element(By.ID, "stage").get_attribute("data-ahead"), timeout=30,
-             what="fetching ahead")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "stage").get_attribute("data-ahead"),
+            timeout=30,
+            what="fetching ahead",
+        )
         ahead = len(fetched_slices(phone)) - 1
-        kind = phone.execute_script("return navigator.connection && navigator.connection.effectiveType")
+        kind = phone.execute_script(
+            "return navigator.connection && navigator.connection.effectiveType"
+        )
         if most is not None:
             assert kind in ("slow-2g", "2g", "3g"), kind
             assert ahead <= most, (kind, ahead)

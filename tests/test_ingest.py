@@ -56,11 +56,21 @@ def test_enqueue_accepts_only_orthanc_ids_and_is_idempotent(app):
 
 
 def test_text_values_split_multivalued_and_skip_non_text():
-    tags = {"0008,1060": "A^B\\C^D\\ ", "0008,0080": "H", "0008,0020": "20260101",
-            "0020,000d": "1.2.3", "7fe0,0010": None, "0008,1032": [{"0008,0100": "X"}],
-            "0009,0010": "PRIVATE CREATOR", "0008,1030": "x" * 2000}
-    assert ingest._text_values(tags) == {"0008,1060": {"A^B", "C^D"}, "0008,0080": {"H"},
-                                         "0009,0010": {"PRIVATE CREATOR"}}
+    tags = {
+        "0008,1060": "A^B\\C^D\\ ",
+        "0008,0080": "H",
+        "0008,0020": "20260101",
+        "0020,000d": "1.2.3",
+        "7fe0,0010": None,
+        "0008,1032": [{"0008,0100": "X"}],
+        "0009,0010": "PRIVATE CREATOR",
+        "0008,1030": "x" * 2000,
+    }
+    assert ingest._text_values(tags) == {
+        "0008,1060": {"A^B", "C^D"},
+        "0008,0080": {"H"},
+        "0009,0010": {"PRIVATE CREATOR"},
+    }
 
 
 class _ChangesOrthanc:
@@ -72,6 +82,7 @@ class _ChangesOrthanc:
 
     def get(self, path, **params):
         from authsvc.orthanc import OrthancNotFound
+
         if path == "/changes":
             if params.get("last") == "":
                 return {"Last": len(self.changes)}
@@ -94,8 +105,8 @@ def test_a_new_study_stable_without_its_event_is_queued(app):
     assert {r.orthanc_id for r in IngestQueue.select()} == {d}
     assert ingest.check_pending(orthanc) == 0  # none stable yet: all still pending
     assert ingest._pending() == {a, b, c}
-    orthanc.stable = {a}   # "restarted": stable, with no event
-    orthanc.gone = {c}     # deleted meanwhile
+    orthanc.stable = {a}  # "restarted": stable, with no event
+    orthanc.gone = {c}  # deleted meanwhile
     assert ingest.check_pending(orthanc) == 1
     assert {r.orthanc_id for r in IngestQueue.select()} == {a, d}
     assert ingest._pending() == {b}

@@ -29,6 +29,7 @@ def test_ingest_waits_for_a_locked_database(app, tmp_path):
         conn.close()
 
     from authsvc.models import KeyValue  # noqa: F401 (the table written above)
+
     t = threading.Thread(target=other_writer)
     data = fake_study("P-7", "7")
     t.start()
@@ -36,6 +37,7 @@ def test_ingest_waits_for_a_locked_database(app, tmp_path):
     ingest.store_study(data["study_orthanc_id"], data)
     t.join()
     from authsvc.models import Study
+
     assert Study.select().where(Study.orthanc_id == data["study_orthanc_id"]).count() == 1
 
 
@@ -48,10 +50,12 @@ def test_ingest_keeps_a_study_queued_while_the_database_is_busy(app, caplog, mon
 
     def locked(orthanc, orthanc_id):
         raise peewee.OperationalError("database is locked")
+
     monkeypatch.setattr(ingest, "record_study", locked)
     with caplog.at_level("INFO"):
         assert ingest.process_queue(None) == 0
     from authsvc.models import IngestQueue
+
     row = IngestQueue.get()
     assert row.attempts == 0
     assert "unexpected" not in caplog.text and "busy" in caplog.text

@@ -11,7 +11,6 @@ from conftest import Browser, wait_for
 from dicom_samples import SeriesSpec, StudySpec, recorded, send
 
 
-
 def problems(admin):
     return {p["orthanc_id"]: p for p in admin.get("/api/ingest/problems").json()["problems"]}
 
@@ -27,22 +26,27 @@ def one_series():
     return [SeriesSpec("CT", 1, {})]
 
 
-@pytest.mark.parametrize("pid,charset,name", [
-    ("X" * 64, "ISO_IR 192", "LONG^ID"),
-    ("HC 0042 7", "ISO_IR 192", "SPACES^IN ID"),
-    ("ÑÚÑEZ-0042", "ISO_IR 192", "NÚÑEZ^JOSÉ"),
-    ("PÉREZ-77", "ISO_IR 100", "PÉREZ^MARÍA"),
-    ("NONAME-1", "ISO_IR 192", None),
-    ("CYR-1", "ISO_IR 144", "Иванов^Иван"),
-])
-def test_odd_but_usable_patient_ids_get_a_working_login(stack, orthanc, admin, tmp_path,
-                                                        pid, charset, name):
+@pytest.mark.parametrize(
+    "pid,charset,name",
+    [
+        ("X" * 64, "ISO_IR 192", "LONG^ID"),
+        ("HC 0042 7", "ISO_IR 192", "SPACES^IN ID"),
+        ("ÑÚÑEZ-0042", "ISO_IR 192", "NÚÑEZ^JOSÉ"),
+        ("PÉREZ-77", "ISO_IR 100", "PÉREZ^MARÍA"),
+        ("NONAME-1", "ISO_IR 192", None),
+        ("CYR-1", "ISO_IR 144", "Иванов^Иван"),
+    ],
+)
+def test_odd_but_usable_patient_ids_get_a_working_login(
+    stack, orthanc, admin, tmp_path, pid, charset, name
+):
     pid = pid if len(pid) == 64 else f"{pid}-{uuid.uuid4().hex[:4]}"[:64]
     spec = StudySpec(pid, name or "", charset=charset, series=one_series())
 
     def drop_name(ds):
         if name is None:
             del ds.PatientName
+
     study = send(stack, orthanc, tmp_path, spec, drop_name)
     row = wait_for(lambda: recorded(admin, study), 30, what="odd study recorded")
     assert row["patient_id"] == pid.strip()
@@ -52,17 +56,23 @@ def test_odd_but_usable_patient_ids_get_a_working_login(stack, orthanc, admin, t
     assert logs_in(stack, admin, pid)
 
 
-@pytest.mark.parametrize("pid,reason", [
-    ("", "no PatientID"),
-    ("A\\B", "several values"),
-])
-def test_unusable_patient_ids_get_no_login_and_staff_see_why(stack, orthanc, admin, tmp_path,
-                                                              pid, reason):
-    spec = StudySpec("placeholder", "NO^LOGIN", series=one_series(),
-                     description=f"ODD {uuid.uuid4().hex[:6]}")
+@pytest.mark.parametrize(
+    "pid,reason",
+    [
+        ("", "no PatientID"),
+        ("A\\B", "several values"),
+    ],
+)
+def test_unusable_patient_ids_get_no_login_and_staff_see_why(
+    stack, orthanc, admin, tmp_path, pid, reason
+):
+    spec = StudySpec(
+        "placeholder", "NO^LOGIN", series=one_series(), description=f"ODD {uuid.uuid4().hex[:6]}"
+    )
 
     def set_pid(ds):
         ds.PatientID = pid
+
     study = send(stack, orthanc, tmp_path, spec, set_pid)
     problem = wait_for(lambda: problems(admin).get(study), 30, what="problem reported")
     assert reason in problem["error"]
@@ -77,11 +87,17 @@ def test_huge_private_tag_does_not_stop_ingest(stack, orthanc, admin, tmp_path):
         block = ds.private_block(0x0019, "ODD MODALITY", create=True)
         block.add_new(0x10, "UT", "x" * 500_000)
         block.add_new(0x11, "LO", "short private value")
-    study = send(stack, orthanc, tmp_path, StudySpec(pid, "BIG^TAG", series=one_series()),
-                 add_private)
+
+    study = send(
+        stack, orthanc, tmp_path, StudySpec(pid, "BIG^TAG", series=one_series()), add_private
+    )
     row = wait_for(lambda: recorded(admin, study), 30, what="study with a huge tag recorded")
     assert row["patient_has_login"]
     # Ingest went on: a normal study sent after it is recorded too.
-    later = send(stack, orthanc, tmp_path, StudySpec(f"AFTER-{uuid.uuid4().hex[:6]}", "A^B",
-                                                     series=one_series()))
+    later = send(
+        stack,
+        orthanc,
+        tmp_path,
+        StudySpec(f"AFTER-{uuid.uuid4().hex[:6]}", "A^B", series=one_series()),
+    )
     wait_for(lambda: recorded(admin, later), 30, what="the next study")

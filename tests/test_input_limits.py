@@ -14,12 +14,24 @@ LONE_SURROGATE = b'{"patient_id": "\\ud800", "password": "x"}'
 HUGE = "99999999999999999999"
 
 # Every route of the service that reads a JSON body.
-JSON_WRITES = ["/api/login", "/api/logout", "/api/shares", "/api/shares/1/revoke",
-               "/api/patients/P-1/credentials", "/api/sessions/1/end",
-               "/api/ingest/conflicts/x/resolve", "/staff/api/users", "/staff/api/users/1",
-               "/staff/api/patients/P-1/printed", "/staff/api/patients/P-1/reissue",
-               "/staff/api/conflicts/x/resolve", "/internal/stable-study", "/internal/authorize",
-               "/authz/tokens/validate", "/authz/user/get-profile"]
+JSON_WRITES = [
+    "/api/login",
+    "/api/logout",
+    "/api/shares",
+    "/api/shares/1/revoke",
+    "/api/patients/P-1/credentials",
+    "/api/sessions/1/end",
+    "/api/ingest/conflicts/x/resolve",
+    "/staff/api/users",
+    "/staff/api/users/1",
+    "/staff/api/patients/P-1/printed",
+    "/staff/api/patients/P-1/reissue",
+    "/staff/api/conflicts/x/resolve",
+    "/internal/stable-study",
+    "/internal/authorize",
+    "/authz/tokens/validate",
+    "/authz/user/get-profile",
+]
 
 
 @pytest.fixture
@@ -35,7 +47,9 @@ def check_4xx(r, lang=None):
     return r.json
 
 
-@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, LONE_SURROGATE], ids=["array", "object", "surrogate"])
+@pytest.mark.parametrize(
+    "body", [DEEP, DEEP_OBJECT, LONE_SURROGATE], ids=["array", "object", "surrogate"]
+)
 def test_deep_json_and_lone_surrogates_are_refused_on_every_json_route(app, admin, body):
     headers = {"X-Authsvc-Secret": "i" * 40}
     for client in (admin, app.test_client()):
@@ -50,24 +64,39 @@ def test_deep_json_and_lone_surrogates_are_refused_on_every_json_route(app, admi
 def test_bad_input_is_answered_in_the_pages_language(app):
     c = app.test_client()
     es = check_4xx(c.post("/api/login?lang=es", data=DEEP, content_type="application/json"))
-    en = check_4xx(c.post("/api/login", data=DEEP, content_type="application/json",
-                          headers={"Accept-Language": "en"}))
+    en = check_4xx(
+        c.post(
+            "/api/login",
+            data=DEEP,
+            content_type="application/json",
+            headers={"Accept-Language": "en"},
+        )
+    )
     assert es["error"] == en["error"] == "bad_json"
     assert es["message"] != en["message"]
-    es = check_4xx(c.post("/api/login?lang=es", data=LONE_SURROGATE, content_type="application/json"))
+    es = check_4xx(
+        c.post("/api/login?lang=es", data=LONE_SURROGATE, content_type="application/json")
+    )
     assert "texto" in es["message"]
 
 
 def test_huge_integers_in_queries_and_paths(app, admin):
-    for path in (f"/api/studies?offset={HUGE}", f"/api/studies?limit={HUGE}",
-                 f"/api/studies?offset=-{HUGE}", f"/api/audit?limit={HUGE}",
-                 f"/portal?page={HUGE}"):
+    for path in (
+        f"/api/studies?offset={HUGE}",
+        f"/api/studies?limit={HUGE}",
+        f"/api/studies?offset=-{HUGE}",
+        f"/api/audit?limit={HUGE}",
+        f"/portal?page={HUGE}",
+    ):
         r = admin.get(path)
         assert r.status_code < 500, (path, r.status_code)
     assert check_4xx(admin.get(f"/api/studies?offset={HUGE}"))["error"] == "bad_field"
     assert admin.get("/api/studies?offset=0&limit=5").status_code == 200
-    for path in (f"/api/sessions/{HUGE}/end", f"/api/shares/{HUGE}/revoke",
-                 f"/staff/api/users/{HUGE}"):
+    for path in (
+        f"/api/sessions/{HUGE}/end",
+        f"/api/shares/{HUGE}/revoke",
+        f"/staff/api/users/{HUGE}",
+    ):
         r = admin.post(path, json={})
         assert r.status_code == 404, (path, r.status_code)
 
@@ -86,7 +115,7 @@ def test_bodies_over_the_limit_are_refused_after_being_read(app):
 
         def read(self, n=-1):
             n = len(self.data) - self.pos if n is None or n < 0 else n
-            part = self.data[self.pos:self.pos + n]
+            part = self.data[self.pos : self.pos + n]
             self.pos += len(part)
             return part
 
@@ -100,7 +129,11 @@ def test_bodies_over_the_limit_are_refused_after_being_read(app):
             return self.pos
 
     stream = Counting(b"y" * 300_000)
-    r = c.post("/api/sessions/1/end", input_stream=stream, content_length=300_000,
-               content_type="application/json")
+    r = c.post(
+        "/api/sessions/1/end",
+        input_stream=stream,
+        content_length=300_000,
+        content_type="application/json",
+    )
     assert r.status_code in (401, 413)
     assert stream.pos == 300_000  # drained

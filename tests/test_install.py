@@ -50,9 +50,13 @@ DEBIAN_ORTHANC_UNIT = Path("/lib/systemd/system/orthanc.service")
 
 def run_installer(root, *args, **env):
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "authsvc.install", *args, "--root", str(root)],
-                            env=dict(os.environ, **env), capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "authsvc.install", *args, "--root", str(root)],
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     print(f"authsvc.install {args[0]}: {time.monotonic() - started:.1f} s")
     return result.stdout
@@ -76,11 +80,17 @@ def installed():
     (root / "run").mkdir()
     layout = Layout(root)
     # IT's site.json (the install keeps it): free loopback ports.
-    site = {"http_address": "127.0.0.1", "http_port": free_port(), "service_port": free_port(),
-            "orthanc_http_port": free_port(), "dicom_port": free_port(),
-            "stable_age_seconds": 1, "service_workers": 2,
-            "modalities": {"STORESCU": {"host": "127.0.0.1", "port": 104}},
-            "authsvc": {"CHANGES_POLL_SECONDS": 2, "HOSPITAL_NAME": "Hospital de prueba"}}
+    site = {
+        "http_address": "127.0.0.1",
+        "http_port": free_port(),
+        "service_port": free_port(),
+        "orthanc_http_port": free_port(),
+        "dicom_port": free_port(),
+        "stable_age_seconds": 1,
+        "service_workers": 2,
+        "modalities": {"STORESCU": {"host": "127.0.0.1", "port": 104}},
+        "authsvc": {"CHANGES_POLL_SECONDS": 2, "HOSPITAL_NAME": "Hospital de prueba"},
+    }
     layout.etc.mkdir(parents=True)
     (layout.etc / "site.json").write_text(json.dumps(site))
     out = run_installer(root, "install", AUTHSVC_ADMIN_PASSWORD=ADMIN_PASSWORD)
@@ -95,21 +105,32 @@ def owner(path):
 
 def test_units_pass_systemd_analyze_verify(installed):
     layout = installed["layout"]
-    result = subprocess.run(["systemd-analyze", "verify", str(layout.unit)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(layout.unit)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     # Debian's orthanc.service with the drop-in, as systemd would find both.
     env = dict(os.environ, SYSTEMD_UNIT_PATH=f"{layout.at('/etc/systemd/system')}:")
-    result = subprocess.run(["systemd-analyze", "verify", "orthanc.service"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "orthanc.service"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
 def exposure(unit, env=None):
     """systemd-analyze security's overall exposure (0 safest .. 10), offline."""
-    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", unit],
-                            env=env, capture_output=True, text=True, timeout=60)
-    line = next(l for l in result.stdout.splitlines() if "Overall exposure level" in l)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", unit],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    line = next(s for s in result.stdout.splitlines() if "Overall exposure level" in s)
     print(line)
     return float(line.split(":")[1].split()[0])
 
@@ -131,8 +152,9 @@ def test_units_say_what_a_server_needs(installed):
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
     assert service["ReadWritePaths"] == [str(layout.service_data)]
     assert "WantedBy=multi-user.target" in layout.unit.read_text()
-    orthanc = unitfile.read_service(installed["root"] / "lib/systemd/system/orthanc.service",
-                                    layout.orthanc_dropin)
+    orthanc = unitfile.read_service(
+        installed["root"] / "lib/systemd/system/orthanc.service", layout.orthanc_dropin
+    )
     # Debian's unit and user, one Orthanc, the project's configuration folder.
     assert orthanc["User"] == "orthanc" and orthanc["Restart"] == "on-failure"
     assert orthanc["ExecStart"] == [f"/usr/sbin/Orthanc {layout.etc / 'orthanc'}"]
@@ -164,6 +186,7 @@ def test_user_paths_and_modes(installed):
     assert config["DISPLAY_KEY_FILE"] == str(key)
     assert config["DATABASE_URL"] == f"sqlite:///{layout.service_data / 'authsvc.sqlite3'}"
     from authsvc.migrations import MIGRATIONS
+
     every = sorted(version for version, _ in MIGRATIONS)
     assert f"migrations applied: {every}" in installed["out"]
 
@@ -172,7 +195,11 @@ class System:
     """The three services of an installed root, started as their units say."""
 
     def __init__(self, installed):
-        self.root, self.layout, self.site = installed["root"], installed["layout"], installed["site"]
+        self.root, self.layout, self.site = (
+            installed["root"],
+            installed["layout"],
+            installed["site"],
+        )
         self.logs = self.root / "test-logs"
         self.logs.mkdir(exist_ok=True)
         self.procs = {}
@@ -180,9 +207,15 @@ class System:
     def nginx_conf(self):
         """Debian's own nginx.conf, its paths moved into the root."""
         conf = Path("/etc/nginx/nginx.conf").read_text()
-        for path in ("/etc/nginx/sites-enabled/", "/etc/nginx/conf.d/", "/var/log/nginx/",
-                     "/run/nginx.pid"):
-            conf = conf.replace(path, str(self.layout.at(path)) + ("/" if path.endswith("/") else ""))
+        for path in (
+            "/etc/nginx/sites-enabled/",
+            "/etc/nginx/conf.d/",
+            "/var/log/nginx/",
+            "/run/nginx.pid",
+        ):
+            conf = conf.replace(
+                path, str(self.layout.at(path)) + ("/" if path.endswith("/") else "")
+            )
         target = self.root / "test-nginx.conf"
         target.write_text(conf)
         return target
@@ -190,22 +223,34 @@ class System:
     def start(self):
         secrets = json.loads((self.layout.etc / "secrets.json").read_text())
         self.orthanc_auth = ("authsvc", secrets["orthanc_password"])
-        orthanc = unitfile.read_service(self.root / "lib/systemd/system/orthanc.service",
-                                        self.layout.orthanc_dropin)
+        orthanc = unitfile.read_service(
+            self.root / "lib/systemd/system/orthanc.service", self.layout.orthanc_dropin
+        )
         self.procs["orthanc"] = unitfile.start(orthanc, self.root, self.logs / "orthanc.log")
-        self.wait(f"http://127.0.0.1:{self.site['orthanc_http_port']}/system", "orthanc",
-                  auth=self.orthanc_auth)
+        self.wait(
+            f"http://127.0.0.1:{self.site['orthanc_http_port']}/system",
+            "orthanc",
+            auth=self.orthanc_auth,
+        )
         service = unitfile.read_service(self.layout.unit)
         self.procs["authsvc"] = unitfile.start(service, self.root, self.logs / "authsvc.log")
         self.wait(f"http://127.0.0.1:{self.site['service_port']}/api/health", "authsvc")
         # Debian's nginx.service: nginx as root, its workers www-data (nginx.conf).
-        nginx = ["/usr/sbin/nginx", "-e", str(self.layout.nginx_logs / "error.log"),
-                 "-c", str(self.nginx_conf()), "-g", "daemon off; master_process on;"]
+        nginx = [
+            "/usr/sbin/nginx",
+            "-e",
+            str(self.layout.nginx_logs / "error.log"),
+            "-c",
+            str(self.nginx_conf()),
+            "-g",
+            "daemon off; master_process on;",
+        ]
         check = subprocess.run(nginx[:-2] + ["-t", "-q"], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
         with open(self.logs / "nginx.log", "ab") as log:
-            self.procs["nginx"] = subprocess.Popen(nginx, stdout=log, stderr=subprocess.STDOUT,
-                                                   start_new_session=True)
+            self.procs["nginx"] = subprocess.Popen(
+                nginx, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.wait(self.public_url + "/api/health", "nginx")
 
     @property
@@ -229,7 +274,10 @@ class System:
 
     def print_logs(self):
         for log in sorted(self.logs.glob("*.log")):
-            print(f"===== {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+            print(
+                f"===== {log.name}\n"
+                + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            )
 
     def stop(self):
         for name in ("nginx", "authsvc", "orthanc"):
@@ -252,21 +300,35 @@ def system(installed):
 def received(system, tmp_path_factory):
     """A study sent by storescu to the installed Orthanc, and its patient's login."""
     started = time.monotonic()
-    spec = StudySpec(f"PI-{uuid.uuid4().hex[:6]}", "INSTALADO^PACIENTE",
-                     series=[SeriesSpec("CT", 2, {})])
+    spec = StudySpec(
+        f"PI-{uuid.uuid4().hex[:6]}", "INSTALADO^PACIENTE", series=[SeriesSpec("CT", 2, {})]
+    )
     written = write_study(spec, tmp_path_factory.mktemp("dicom"))
     sent = storescu(written.files, system.site["dicom_port"])
     assert sent.returncode == 0, sent.stderr
     admin = Browser(system.public_url)
     assert admin.login(username="admin", password=ADMIN_PASSWORD).status_code == 200
-    row = wait_for(lambda: next((s for s in admin.get("/api/studies").json()["studies"]
-                                 if s["patient_id"] == spec.patient_id), None),
-                   60, what="the study recorded by the installed service")
+    row = wait_for(
+        lambda: next(
+            (
+                s
+                for s in admin.get("/api/studies").json()["studies"]
+                if s["patient_id"] == spec.patient_id
+            ),
+            None,
+        ),
+        60,
+        what="the study recorded by the installed service",
+    )
     print(f"study stored to login: {time.monotonic() - started:.1f} s")
     r = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={})
     assert r.status_code == 200, r.text
-    return {"row": row, "pid": spec.patient_id, "password": r.json()["password"],
-            "study_uid": written.study_uid}
+    return {
+        "row": row,
+        "pid": spec.patient_id,
+        "password": r.json()["password"],
+        "study_uid": written.study_uid,
+    }
 
 
 def test_installed_system_gives_a_received_study_its_login_through_nginx(system, received):
@@ -286,8 +348,13 @@ def test_installed_system_gives_a_received_study_its_login_through_nginx(system,
 
 def test_the_installed_command_backs_up_as_the_service_user(system, received):
     """/usr/local/sbin/orthanc-patient-access backup: `make backup` of a server."""
-    done = subprocess.run([str(system.layout.command), "backup"], capture_output=True, text=True,
-                          timeout=60, env={"PATH": unitfile.SYSTEMD_PATH})
+    done = subprocess.run(
+        [str(system.layout.command), "backup"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": unitfile.SYSTEMD_PATH},
+    )
     assert done.returncode == 0, done.stderr
     backup = Path(done.stdout.strip().rsplit(" ", 1)[-1])
     assert backup.parent == system.layout.service_data / "backups"
@@ -295,8 +362,9 @@ def test_the_installed_command_backs_up_as_the_service_user(system, received):
     assert owner(backup)[0] == uid and owner(backup)[2] == 0o600
     assert owner(backup.parent)[2] == 0o700
     with sqlite3.connect(f"file:{backup}?mode=ro", uri=True) as conn:
-        assert conn.execute("SELECT count(*) FROM patient WHERE patient_id = ?",
-                            (received["pid"],)).fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM patient WHERE patient_id = ?", (received["pid"],)
+        ).fetchone() == (1,)
 
 
 def test_after_a_run_nothing_under_the_data_folder_is_readable_by_others(system, received):
@@ -319,10 +387,15 @@ def test_after_a_run_nothing_under_the_data_folder_is_readable_by_others(system,
 
 def test_doctor_checks_the_installed_server(system, received):
     """`make doctor-server`: site.json from /etc, the data folder's files."""
+
     def doctor():
-        return subprocess.run([sys.executable, "-m", "authsvc.install", "doctor",
-                               "--root", str(system.root)], capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "authsvc.install", "doctor", "--root", str(system.root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     result = doctor()
     assert f"ok    permissions: no file under {system.layout.data}" in result.stdout, result.stdout
     assert "ok    HOSPITAL_NAME: Hospital de prueba" in result.stdout
@@ -354,7 +427,9 @@ def sha(path):
 def test_upgrade_keeps_the_data_and_applies_migrations(installed, system, received):
     system.stop()
     layout = installed["layout"]
-    kept = {p: sha(p) for p in (layout.key_file, layout.etc / "secrets.json", layout.etc / "site.json")}
+    kept = {
+        p: sha(p) for p in (layout.key_file, layout.etc / "secrets.json", layout.etc / "site.json")
+    }
     db = layout.service_data / "authsvc.sqlite3"
     # A database from before migration 7 (a Resource's content column).
     with sqlite3.connect(db) as conn:
@@ -371,11 +446,14 @@ def test_upgrade_keeps_the_data_and_applies_migrations(installed, system, receiv
     assert world_readable(layout.data) == []
     system.start()
     patient = Browser(system.public_url)
-    assert patient.login(patient_id=received["pid"],
-                         password=received["password"]).status_code == 200
+    assert (
+        patient.login(patient_id=received["pid"], password=received["password"]).status_code == 200
+    )
     admin = Browser(system.public_url)
     assert admin.login(username="admin", password=ADMIN_PASSWORD).status_code == 200
-    assert any(s["patient_id"] == received["pid"] for s in admin.get("/api/studies").json()["studies"])
+    assert any(
+        s["patient_id"] == received["pid"] for s in admin.get("/api/studies").json()["studies"]
+    )
     system.stop()
 
 
@@ -383,10 +461,20 @@ def test_uninstall_removes_the_programs_and_leaves_the_data(installed, system):
     system.stop()
     layout = installed["layout"]
     run_installer(installed["root"], "uninstall")
-    for path in (layout.unit, layout.orthanc_dropin, layout.nginx_site, layout.nginx_link,
-                 layout.opt, layout.command):
+    for path in (
+        layout.unit,
+        layout.orthanc_dropin,
+        layout.nginx_site,
+        layout.nginx_link,
+        layout.opt,
+        layout.command,
+    ):
         assert not path.exists() and not path.is_symlink(), path
-    for path in (layout.key_file, layout.etc / "secrets.json", layout.etc / "site.json",
-                 layout.service_data / "authsvc.sqlite3"):
+    for path in (
+        layout.key_file,
+        layout.etc / "secrets.json",
+        layout.etc / "site.json",
+        layout.service_data / "authsvc.sqlite3",
+    ):
         assert path.exists(), path
     assert any(p.is_file() for p in (layout.data / "orthanc" / "storage").rglob("*"))

@@ -20,6 +20,7 @@ def writes_during(fn):
         if sql.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")):
             seen.append(sql)
         return real(sql, params, *args, **kwargs)
+
     database.obj.execute_sql = counting
     try:
         result = fn()
@@ -36,7 +37,7 @@ def age_sessions(minutes):
 
 
 def test_a_decision_due_for_a_touch_writes_nothing(app, patient):  # noqa: F811
-    assert granted(app, patient)          # the study's audit entry is written now, once
+    assert granted(app, patient)  # the study's audit entry is written now, once
     age_sessions(5)
     result, writes = writes_during(lambda: granted(app, patient))
     assert result and writes == [], writes
@@ -46,24 +47,24 @@ def test_the_note_reaches_the_database_at_the_next_flush(app, patient):  # noqa:
     then = age_sessions(5)
     before = utcnow()
     assert granted(app, patient)
-    assert Session.get(Session.kind == "patient").last_seen == then   # not yet
+    assert Session.get(Session.kind == "patient").last_seen == then  # not yet
     assert lastseen.notes.flush() >= 1
     seen = Session.get(Session.kind == "patient").last_seen
     assert before <= seen <= utcnow()
-    assert lastseen.notes.flush() == 0                                # nothing twice
+    assert lastseen.notes.flush() == 0  # nothing twice
 
 
 def test_a_flush_never_moves_last_seen_back(app, patient):  # noqa: F811
     age_sessions(5)
     assert granted(app, patient)
-    later = utcnow() + datetime.timedelta(seconds=30)   # another worker wrote a later use
+    later = utcnow() + datetime.timedelta(seconds=30)  # another worker wrote a later use
     Session.update(last_seen=later).execute()
     lastseen.notes.flush()
     assert Session.get(Session.kind == "patient").last_seen == later
 
 
 def test_idle_sessions_still_end(app, patient):  # noqa: F811
-    age_sessions(31)                      # past the 30 minutes' idle limit
+    age_sessions(31)  # past the 30 minutes' idle limit
     assert not granted(app, patient)
     lastseen.notes.flush()
     assert not granted(app, patient)
@@ -72,12 +73,13 @@ def test_idle_sessions_still_end(app, patient):  # noqa: F811
 def test_notes_of_another_database_are_not_written(app, patient):  # noqa: F811
     age_sessions(5)
     assert granted(app, patient)
-    lastseen.notes._database = object()   # as if taken under a previous app
+    lastseen.notes._database = object()  # as if taken under a previous app
     assert lastseen.notes.flush() == 0
 
 
 def test_the_flush_thread_writes_on_its_own(app, patient):  # noqa: F811
     import time
+
     notes = lastseen.LastSeen(flush_seconds=0.1)
     session = Session.get(Session.kind == "patient")
     when = utcnow()

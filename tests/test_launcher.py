@@ -37,21 +37,30 @@ def test_a_killed_child_comes_back_alone(launcher, victim):
     killed_at = time.monotonic()
     if victim != "orthanc":
         assert launcher.echo()  # DICOM is still accepted meanwhile
-    back = wait_for(lambda: children(launcher.proc.pid).get(victim) not in (None, before[victim])
-                    and launcher.answers(victim), 10, interval=0.1,
-                    what=f"{victim} started again")
+    back = wait_for(
+        lambda: children(launcher.proc.pid).get(victim) not in (None, before[victim])
+        and launcher.answers(victim),
+        10,
+        interval=0.1,
+        what=f"{victim} started again",
+    )
     elapsed = time.monotonic() - killed_at
     after = children(launcher.proc.pid)
     assert back and after[victim] != before[victim]
-    assert {n: p for n, p in after.items() if n != victim} == \
-        {n: p for n, p in before.items() if n != victim}, "the others kept running"
+    assert {n: p for n, p in after.items() if n != victim} == {
+        n: p for n, p in before.items() if n != victim
+    }, "the others kept running"
     assert launcher.proc.poll() is None
     assert all(launcher.answers(name) for name in before)
     assert launcher.echo()
     # The launcher says so once its own check of the child passed, which may
     # come a moment after the test's own did.
-    wait_for(lambda: f"{victim} is running again" in launcher.text, 10, interval=0.1,
-             what=f"the launcher saying {victim} is running again")
+    wait_for(
+        lambda: f"{victim} is running again" in launcher.text,
+        10,
+        interval=0.1,
+        what=f"the launcher saying {victim} is running again",
+    )
     assert f"{victim} stopped" in launcher.text
     print(f"{victim} back after {elapsed:.1f} s")
 
@@ -62,8 +71,9 @@ def test_sigterm_stops_every_child(tmp_path):
     run.proc.send_signal(signal.SIGTERM)
     assert run.proc.wait(timeout=60) == 0
     for pid in pids.values():
-        assert not Path(f"/proc/{pid}").exists() or \
-            (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+        assert not Path(f"/proc/{pid}").exists() or (
+            Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        )
 
 
 class _Proc:
@@ -76,6 +86,7 @@ class _Proc:
 
 class _FakeStack:
     """Stack's interface to Supervisor, with children that die on demand."""
+
     logs = Path("/nonexistent")
 
     def __init__(self):
@@ -92,6 +103,7 @@ class _FakeStack:
             if self.fail:
                 raise RuntimeError("port in use")
             self.procs[name] = _Proc(name)
+
         return start
 
 
@@ -99,6 +111,7 @@ def test_restarts_back_off_and_start_over_after_a_long_run():
     from io import StringIO
 
     from authsvc.stack import Supervisor
+
     now = [0.0]
     stack = _FakeStack()
     sup = Supervisor(stack, clock=lambda: now[0], out=StringIO())

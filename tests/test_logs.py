@@ -9,7 +9,9 @@ from dicom_samples import recorded, send_patient
 
 
 def test_logs_hold_no_secrets(stack, orthanc, admin, tmp_path):
-    p = send_patient(stack, orthanc, tmp_path, f"PL-{uuid.uuid4().hex[:6]}", "LOG^TEST", "ISO_IR 192")
+    p = send_patient(
+        stack, orthanc, tmp_path, f"PL-{uuid.uuid4().hex[:6]}", "LOG^TEST", "ISO_IR 192"
+    )
     wait_for(lambda: recorded(admin, p["study"]), 30, what="study recorded")
     password = admin.post(f"/api/patients/{p['pid']}/credentials", json={}).json()["password"]
     b = Browser(stack.public_url)
@@ -21,8 +23,12 @@ def test_logs_hold_no_secrets(stack, orthanc, admin, tmp_path):
     Browser(stack.public_url).get("/orthanc/studies/" + p["study"] + "?token=" + token)
     b.logout()
 
-    secrets = [v for v in stack.secrets.values()] + [password, password.replace("-", ""),
-                                                     token, ADMIN_PASSWORD]
+    secrets = [v for v in stack.secrets.values()] + [
+        password,
+        password.replace("-", ""),
+        token,
+        ADMIN_PASSWORD,
+    ]
     logs = {log.name: log.read_text(errors="replace") for log in stack.logs.glob("*.log")}
     assert {"orthanc.log", "authsvc.log", "nginx-access.log"} <= set(logs)
     assert p["study"] in logs["nginx-access.log"]  # the logs were really written

@@ -42,7 +42,8 @@ class FakeOrthanc:
         lua = lua54.LuaRuntime(unpack_returned_tuples=True)
         g = lua.globals()
         g.GetOrthancConfiguration = lambda: lua.table_from(
-            json.loads(json.dumps(config)), recursive=True)
+            json.loads(json.dumps(config)), recursive=True
+        )
         g.DumpJson = lambda value, compact=True: json.dumps(_plain(value))
         g.ParseJson = lambda text: lua.table_from(json.loads(text), recursive=True)
         g.HttpPost = self._post
@@ -82,20 +83,43 @@ def orthanc(tmp_path):
 
 # Every shape the grammar knows, and shapes close to them.
 URIS = [
-    f"/studies/{STUDY}", f"/studies/{STUDY}/series", f"/studies/{STUDY}/archive",
-    f"/studies/{STUDY}/metadata/1024", f"/studies/{STUDY}/patient", f"/studies/{STUDY}/patient/x",
-    f"/studies/{STUDY}/module-patient", f"/studies/{STUDY}/series/extra", f"/studies/{STUDY}/",
-    f"/studies/{STUDY}/unknown-tail", f"/series/{SERIES}/patient", f"/series/{SERIES}/study",
-    f"/series/{SERIES}/ordered-slices", f"/instances/{INSTANCE}/file",
-    f"/instances/{INSTANCE}/frames/0/preview", f"/instances/{INSTANCE}/frames/0/",
-    f"/instances/{INSTANCE}/patient", f"/instances/{INSTANCE}/content/0010-0010",
-    f"/instances/{OTHER}/file", f"/patients/{PATIENT}", f"/patients/{STUDY}",
-    f"/patients/{STUDY}/archive", f"/web-viewer/series/{SERIES}",
-    f"/web-viewer/is-stable-series/{SERIES}", f"/web-viewer/instances/jpeg95-{INSTANCE}_0",
-    f"/web-viewer/instances/jpeg95-{OTHER}_0", "/web-viewer/app/viewer.html",
-    f"/dicom-web/studies/{UID}", f"/dicom-web/studies/{UID}/series",
-    f"/dicom-web/studies/{UID}/metadata", "/dicom-web/studies", f"/studies/{STUDY}/../x",
-    f"/studies/{STUDY}%2fpatient", "/studies", "/patients", "/tools/create-archive", "/system",
+    f"/studies/{STUDY}",
+    f"/studies/{STUDY}/series",
+    f"/studies/{STUDY}/archive",
+    f"/studies/{STUDY}/metadata/1024",
+    f"/studies/{STUDY}/patient",
+    f"/studies/{STUDY}/patient/x",
+    f"/studies/{STUDY}/module-patient",
+    f"/studies/{STUDY}/series/extra",
+    f"/studies/{STUDY}/",
+    f"/studies/{STUDY}/unknown-tail",
+    f"/series/{SERIES}/patient",
+    f"/series/{SERIES}/study",
+    f"/series/{SERIES}/ordered-slices",
+    f"/instances/{INSTANCE}/file",
+    f"/instances/{INSTANCE}/frames/0/preview",
+    f"/instances/{INSTANCE}/frames/0/",
+    f"/instances/{INSTANCE}/patient",
+    f"/instances/{INSTANCE}/content/0010-0010",
+    f"/instances/{OTHER}/file",
+    f"/patients/{PATIENT}",
+    f"/patients/{STUDY}",
+    f"/patients/{STUDY}/archive",
+    f"/web-viewer/series/{SERIES}",
+    f"/web-viewer/is-stable-series/{SERIES}",
+    f"/web-viewer/instances/jpeg95-{INSTANCE}_0",
+    f"/web-viewer/instances/jpeg95-{OTHER}_0",
+    "/web-viewer/app/viewer.html",
+    f"/dicom-web/studies/{UID}",
+    f"/dicom-web/studies/{UID}/series",
+    f"/dicom-web/studies/{UID}/metadata",
+    "/dicom-web/studies",
+    f"/studies/{STUDY}/../x",
+    f"/studies/{STUDY}%2fpatient",
+    "/studies",
+    "/patients",
+    "/tools/create-archive",
+    "/system",
 ]
 
 
@@ -111,8 +135,15 @@ def test_a_cached_answer_is_a_read_the_grammar_grants_the_study(orthanc, uri):
         assert target.orthanc_id in orthanc.keys, uri
 
 
-@pytest.mark.parametrize("uri", [u for u in URIS if routes.parse("GET", u).kind is routes.Kind.RESOURCE
-                                 and routes.parse("GET", u).orthanc_id in (STUDY, SERIES, INSTANCE)])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        u
+        for u in URIS
+        if routes.parse("GET", u).kind is routes.Kind.RESOURCE
+        and routes.parse("GET", u).orthanc_id in (STUDY, SERIES, INSTANCE)
+    ],
+)
 def test_reads_of_the_granted_study_are_cached(orthanc, uri):
     """The cache does its work: a viewer's hundreds of requests cost one question."""
     assert orthanc.request(uri) == (True, True)

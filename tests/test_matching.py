@@ -6,12 +6,20 @@ import pytest
 from authsvc.matching import Matcher, TagError, is_recorded_tag, tag_id, tag_vr
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("ReferringPhysicianName", "0008,0090"), ("(0008,0090)", "0008,0090"),
-    ("0008,0090", "0008,0090"), ("00080090", "0008,0090"), ("(0009,10AB)", "0009,10ab"),
-    ("InstitutionName", "0008,0080"), ("ResponsibleOrganization", "0010,2299"),
-    ("PerformingPhysicianName", "0008,1050"), ("NameOfPhysiciansReadingStudy", "0008,1060"),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("ReferringPhysicianName", "0008,0090"),
+        ("(0008,0090)", "0008,0090"),
+        ("0008,0090", "0008,0090"),
+        ("00080090", "0008,0090"),
+        ("(0009,10AB)", "0009,10ab"),
+        ("InstitutionName", "0008,0080"),
+        ("ResponsibleOrganization", "0010,2299"),
+        ("PerformingPhysicianName", "0008,1050"),
+        ("NameOfPhysiciansReadingStudy", "0008,1060"),
+    ],
+)
 def test_tags_by_keyword_or_number(name, expected):
     assert tag_id(name) == expected
 
@@ -97,6 +105,7 @@ def test_index_candidates_agree_with_matching(tag, rule, value):
     the candidates, and (a person's name with parts) the values of its family
     name, each then tested (authsvc/rules.py studies_matching)."""
     from authsvc.matching import fold_value, tag_vr
+
     matcher = Matcher.compile(tag, rule)
     candidates = matcher.candidates()
     if candidates is None:
@@ -107,5 +116,8 @@ def test_index_candidates_agree_with_matching(tag, rule, value):
         assert (folded in candidates) == matcher.matches(value), (rule, value)
     else:
         looked_up = folded in candidates or folded.startswith(prefix)
-        assert (looked_up and matcher.matches_folded(folded)) == matcher.matches(value), (rule, value)
+        assert (looked_up and matcher.matches_folded(folded)) == matcher.matches(value), (
+            rule,
+            value,
+        )
         assert all(matcher.matches_folded(c) for c in candidates)

@@ -16,8 +16,14 @@ from dicom_samples import recorded, send_patient
 
 @pytest.fixture(scope="module")
 def patient(stack, orthanc, admin, tmp_path_factory):
-    p = send_patient(stack, orthanc, tmp_path_factory.mktemp("outage"),
-                     f"PO-{uuid.uuid4().hex[:6]}", "OUTAGE^TEST", "ISO_IR 192")
+    p = send_patient(
+        stack,
+        orthanc,
+        tmp_path_factory.mktemp("outage"),
+        f"PO-{uuid.uuid4().hex[:6]}",
+        "OUTAGE^TEST",
+        "ISO_IR 192",
+    )
     wait_for(lambda: recorded(admin, p["study"]), 30, what="study recorded")
     p["password"] = admin.post(f"/api/patients/{p['pid']}/credentials", json={}).json()["password"]
     b = Browser(stack.public_url)
@@ -97,13 +103,16 @@ def test_service_hung_means_403_within_3s_and_orthanc_stays_responsive(stack, pa
         timed_direct = []
         for _ in range(4):
             start = time.monotonic()
-            status = direct.get(stack.orthanc_url + path[len("/orthanc"):], timeout=10).status_code
+            status = direct.get(stack.orthanc_url + path[len("/orthanc") :], timeout=10).status_code
             timed_direct.append((status, time.monotonic() - start))
         assert all(status == 403 for status, _ in timed_direct), timed_direct
         assert all(elapsed < 1 for _, elapsed in timed_direct[1:]), timed_direct
         start = time.monotonic()
-        r = requests.get(stack.orthanc_url + "/system", timeout=10,
-                         auth=("authsvc", stack.secrets["orthanc_password"]))
+        r = requests.get(
+            stack.orthanc_url + "/system",
+            timeout=10,
+            auth=("authsvc", stack.secrets["orthanc_password"]),
+        )
         assert r.status_code == 200 and time.monotonic() - start < 1
     finally:
         os.killpg(pgid, signal.SIGCONT)
@@ -111,15 +120,25 @@ def test_service_hung_means_403_within_3s_and_orthanc_stays_responsive(stack, pa
 
 
 def test_study_stable_while_service_down_is_recorded_after_restart(
-        stack, orthanc, admin, tmp_path_factory):
+    stack, orthanc, admin, tmp_path_factory
+):
     stack.stop("authsvc")
     try:
-        p = send_patient(stack, orthanc, tmp_path_factory.mktemp("down"),
-                         f"PD-{uuid.uuid4().hex[:6]}", "DOWN^WHILE", "ISO_IR 192")
+        p = send_patient(
+            stack,
+            orthanc,
+            tmp_path_factory.mktemp("down"),
+            f"PD-{uuid.uuid4().hex[:6]}",
+            "DOWN^WHILE",
+            "ISO_IR 192",
+        )
         # Let Orthanc declare it stable (StableAge 1 s) while nobody listens:
         # the Lua notification fails and is never sent again.
-        wait_for(lambda: orthanc.get(f"{orthanc.base}/studies/{p['study']}").json()["IsStable"],
-                 30, what="study stable in Orthanc")
+        wait_for(
+            lambda: orthanc.get(f"{orthanc.base}/studies/{p['study']}").json()["IsStable"],
+            30,
+            what="study stable in Orthanc",
+        )
     finally:
         stack.start_service()
     start = time.monotonic()
@@ -132,25 +151,32 @@ def test_study_stable_while_service_down_is_recorded_after_restart(
 def send_many(stack, tmp, prefix, count):
     """`count` single-instance studies of `count` patients, in one storescu call."""
     from dicom_samples import SeriesSpec, StudySpec, write_study
-    written = [write_study(StudySpec(f"{prefix}-{n:02d}", f"MANY^N{n}",
-                                     series=[SeriesSpec("CT", 1, {})]), tmp / f"{prefix}{n}")
-               for n in range(count)]
+
+    written = [
+        write_study(
+            StudySpec(f"{prefix}-{n:02d}", f"MANY^N{n}", series=[SeriesSpec("CT", 1, {})]),
+            tmp / f"{prefix}{n}",
+        )
+        for n in range(count)
+    ]
     return written
 
 
 def all_recorded_with_logins(admin, orthanc, written):
-    from dicom_samples import lookup
-    rows = {s["study_instance_uid"]: s for s in
-            admin.get("/api/studies", params={"limit": 1000}).json()["studies"]}
+    rows = {
+        s["study_instance_uid"]: s
+        for s in admin.get("/api/studies", params={"limit": 1000}).json()["studies"]
+    }
     return all(w.study_uid in rows and rows[w.study_uid]["patient_has_login"] for w in written)
 
 
-def test_service_killed_during_an_ingest_of_20_studies_loses_none(
-        stack, orthanc, admin, tmp_path):
+def test_service_killed_during_an_ingest_of_20_studies_loses_none(stack, orthanc, admin, tmp_path):
     written = send_many(stack, tmp_path, f"K{uuid.uuid4().hex[:4]}", 20)
     files = [f for w in written for f in w.files]
     import threading
+
     from dicom_samples import storescu
+
     sender = threading.Thread(target=lambda: storescu(files[:10], stack.site["dicom_port"]))
     sender.start()
     time.sleep(1.5)  # some studies stable and notified, some not yet
@@ -161,17 +187,24 @@ def test_service_killed_during_an_ingest_of_20_studies_loses_none(
         time.sleep(3)  # the last ones become stable while nobody listens
     finally:
         stack.start_service()
-    wait_for(lambda: all_recorded_with_logins(admin, orthanc, written), 30,
-             what="all 20 studies recorded with logins after the restart")
+    wait_for(
+        lambda: all_recorded_with_logins(admin, orthanc, written),
+        30,
+        what="all 20 studies recorded with logins after the restart",
+    )
 
 
 def test_orthanc_restarted_mid_ingest_is_caught_up(stack, orthanc, admin, tmp_path):
     written = send_many(stack, tmp_path, f"R{uuid.uuid4().hex[:4]}", 8)
     from dicom_samples import storescu
+
     assert storescu([f for w in written for f in w.files], stack.site["dicom_port"]).returncode == 0
     # Stopped before the studies are stable (StableAge 1 s): their StableStudy
     # events will never come, Orthanc keeps that state in memory only.
     stack.stop("orthanc")
     stack.start_orthanc()
-    wait_for(lambda: all_recorded_with_logins(admin, orthanc, written), 45,
-             what="studies of the interrupted ingest recorded")
+    wait_for(
+        lambda: all_recorded_with_logins(admin, orthanc, written),
+        45,
+        what="studies of the interrupted ingest recorded",
+    )

@@ -25,11 +25,19 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 import chromium
-from chromium import decode_qr, fetch_status, image_spread, pdf_page_size_mm, pdf_pages, wait
 from authsvc.cli import set_rule_password
 from authsvc.rules import strip_comments
+from chromium import decode_qr, fetch_status, image_spread, pdf_page_size_mm, pdf_pages, wait
 from conftest import ADMIN_PASSWORD, DECISION_CACHE_SECONDS, Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, send_patient, storescu, write_study
+from dicom_samples import (
+    SeriesSpec,
+    StudySpec,
+    lookup,
+    recorded,
+    send_patient,
+    storescu,
+    write_study,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "authsvc" / "translations" / "es" / "LC_MESSAGES" / "messages.po"
@@ -51,8 +59,10 @@ def shots(request, tmp_path_factory):
 def world(stack, orthanc, admin, tmp_path_factory):
     """Patient B exists before the tests start (A is sent during a test)."""
     if chromium.missing():
-        pytest.fail("headless Chromium is needed: install Debian's chromium and "
-                    f"chromium-driver (missing: {chromium.missing()})")
+        pytest.fail(
+            "headless Chromium is needed: install Debian's chromium and "
+            f"chromium-driver (missing: {chromium.missing()})"
+        )
     suffix = uuid.uuid4().hex[:6]
     tmp = tmp_path_factory.mktemp("pages-dicom")
     b = send_patient(stack, orthanc, tmp, f"PB-{suffix}", "PEÑA^ÁNGELA", "ISO_IR 100")
@@ -84,15 +94,21 @@ def english_strings():
 
 def visible_text(driver):
     """The text of the page and of its screen-reader labels and titles."""
-    return "\n".join([driver.title, driver.find_element(By.TAG_NAME, "body").text] + driver.execute_script(
-        "return [...document.querySelectorAll('[aria-label],[alt],[title],[placeholder]')]"
-        ".map(e => [e.getAttribute('aria-label'), e.getAttribute('alt'), e.getAttribute('title'),"
-        " e.getAttribute('placeholder')].filter(Boolean).join(' '))"))
+    return "\n".join(
+        [driver.title, driver.find_element(By.TAG_NAME, "body").text]
+        + driver.execute_script(
+            "return [...document.querySelectorAll('[aria-label],[alt],[title],[placeholder]')]"
+            ".map(e => [e.getAttribute('aria-label'), e.getAttribute('alt'), e.getAttribute('title'),"
+            " e.getAttribute('placeholder')].filter(Boolean).join(' '))"
+        )
+    )
 
 
 def assert_no_english(driver):
     text = visible_text(driver)
-    leaked = [s for s in english_strings() if re.search(r"(?<!\w)" + re.escape(s) + r"(?!\w)", text)]
+    leaked = [
+        s for s in english_strings() if re.search(r"(?<!\w)" + re.escape(s) + r"(?!\w)", text)
+    ]
     assert not leaked, f"English on a Spanish page {driver.current_url}: {leaked}"
 
 
@@ -131,19 +147,29 @@ def test_staff_sees_a_new_study_appear_without_reloading(stack, orthanc, world, 
 def test_search_by_name_and_id(world, staff):
     search = staff.find_element(By.ID, "q")
     search.send_keys("pena angela")
+
     # Other tests of the session may have sent patients of the same name: B
     # must be found, and every row shown must be one of the same name.
     def only_pena(d):
         rows = d.find_elements(By.CSS_SELECTOR, "#rows tr")
         patients = {r.get_attribute("data-patient") for r in rows}
-        return world["B"]["study"] in [r.get_attribute("data-study") for r in rows] \
-            and world["A"]["pid"] not in patients \
+        return (
+            world["B"]["study"] in [r.get_attribute("data-study") for r in rows]
+            and world["A"]["pid"] not in patients
             and all("ÁNGELA" in r.text.upper() or "ANGELA" in r.text.upper() for r in rows)
+        )
+
     wait(staff, only_pena, what="B's study, and only patients named Peña Ángela")
     search.clear()
     search.send_keys(world["A"]["pid"])
-    wait(staff, lambda d: [r.get_attribute("data-study") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr")]
-         == [world["A"]["study"]], what="only A's study")
+    wait(
+        staff,
+        lambda d: [
+            r.get_attribute("data-study") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr")
+        ]
+        == [world["A"]["study"]],
+        what="only A's study",
+    )
     search.clear()
     staff.find_element(By.CSS_SELECTOR, "#search-form button[type=submit]").click()
     wait(staff, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rows tr")) >= 2, what="all rows")
@@ -157,12 +183,22 @@ def test_print_slip_with_qr_code(world, staff, shots):
     staff.switch_to.window([h for h in staff.window_handles if h != dashboard][0])
     slip = wait(staff, lambda d: d.find_element(By.ID, "slip"), what="the slip")
     # Opened with one click, it printed at once and asks whether it printed well.
-    wait(staff, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question")
+    wait(
+        staff, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question"
+    )
     text = slip.text
     assert slip.get_attribute("lang") == "es"
-    for expected in ("Hospital", "NÚÑEZ, JOSÉ", a["pid"], "28 nov 2026", world["base"],
-                     "ID del paciente", "Contraseña", "Sin esta contraseña",
-                     "¿Perdió su hoja?"):  # what to do when it is lost (issue 14), on the sheet too
+    for expected in (
+        "Hospital",
+        "NÚÑEZ, JOSÉ",
+        a["pid"],
+        "28 nov 2026",
+        world["base"],
+        "ID del paciente",
+        "Contraseña",
+        "Sin esta contraseña",
+        "¿Perdió su hoja?",
+    ):  # what to do when it is lost (issue 14), on the sheet too
         assert expected in text, expected
     groups = [s.text for s in slip.find_elements(By.CSS_SELECTOR, "#slip-pw span")]
     assert "-".join(groups) == a["password"]
@@ -201,15 +237,21 @@ def test_print_slip_with_qr_code(world, staff, shots):
     staff.save_screenshot(str(shots / "03-slip-thermal-en.png"))
     # Printed: the password is wiped, here and on the dashboard.
     staff.find_element(By.ID, "print").click()
-    wait(staff, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question")
+    wait(
+        staff, lambda d: d.find_element(By.ID, "confirm").is_displayed(), what="the print question"
+    )
     staff.find_element(By.ID, "printed").click()
     wait(staff, lambda d: d.find_element(By.ID, "done").is_displayed(), what="done")
     assert not staff.find_elements(By.ID, "slip")
     staff.close()
     staff.switch_to.window(dashboard)
-    wait(staff, lambda d: "Impresa el" in row(d, a["study"]).text
-         and not row(d, a["study"]).find_elements(By.CSS_SELECTOR, ".pw"),
-         timeout=20, what="slip printed on the dashboard, password gone")
+    wait(
+        staff,
+        lambda d: "Impresa el" in row(d, a["study"]).text
+        and not row(d, a["study"]).find_elements(By.CSS_SELECTOR, ".pw"),
+        timeout=20,
+        what="slip printed on the dashboard, password gone",
+    )
     staff.get(slip_url)
     assert not staff.find_elements(By.ID, "slip")
     assert staff.find_element(By.ID, "reissue")
@@ -237,27 +279,43 @@ def test_patient_phone_flow_in_spanish(world, shots, tmp_path):
         assert [c.get_attribute("data-study") for c in cards] == [a["study"]]
         assert "28 nov 2026" in cards[0].text and "CT, MR" in cards[0].text
         assert "PEÑA" not in phone.page_source and b["study"] not in phone.page_source
-        wait(phone, lambda d: d.execute_script(
-            "const i = document.querySelector('img.thumb'); return i.complete && i.naturalWidth > 0"),
-            what="the thumbnail")
+        wait(
+            phone,
+            lambda d: d.execute_script(
+                "const i = document.querySelector('img.thumb'); return i.complete && i.naturalWidth > 0"
+            ),
+            what="the thumbnail",
+        )
         assert_no_english(phone)
         phone.save_screenshot(str(shots / "05-phone-portal-es.png"))
 
         # The viewer: an image is drawn, the next slice too, zoom works.
         cards[0].find_element(By.CSS_SELECTOR, "a.view").click()
-        stage = wait(phone, lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded")
-                     and d.find_element(By.ID, "stage"), what="the first image")
+        stage = wait(
+            phone,
+            lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded")
+            and d.find_element(By.ID, "stage"),
+            what="the first image",
+        )
         assert image_spread(phone, "frame") > 30, "the image is blank"
         assert phone.find_element(By.ID, "slice").get_attribute("max") == "2"
         first = phone.find_element(By.ID, "frame").get_attribute("src")
         phone.find_element(By.ID, "next").click()
-        wait(phone, lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded") not in ("", first)
-             and d.find_element(By.ID, "stage").get_attribute("data-index") == "1", what="the next image")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded") not in ("", first)
+            and d.find_element(By.ID, "stage").get_attribute("data-index") == "1",
+            what="the next image",
+        )
         assert image_spread(phone, "frame") > 30
         # A contrast preset (CT): Orthanc renders the slice with that window.
         Select(phone.find_element(By.ID, "preset")).select_by_value("-600,1500")
-        wait(phone, lambda d: "window-center=-600" in (d.find_element(By.ID, "stage").get_attribute("data-loaded") or ""),
-             what="the slice with the lung window")
+        wait(
+            phone,
+            lambda d: "window-center=-600"
+            in (d.find_element(By.ID, "stage").get_attribute("data-loaded") or ""),
+            what="the slice with the lung window",
+        )
         assert image_spread(phone, "frame") > 30
         phone.find_element(By.ID, "zoom-in").click()
         assert float(stage.get_attribute("data-zoom")) > 1
@@ -266,9 +324,12 @@ def test_patient_phone_flow_in_spanish(world, shots, tmp_path):
         series_buttons = phone.find_elements(By.CSS_SELECTOR, "#series button")
         assert len(series_buttons) == 2
         series_buttons[1].click()
-        wait(phone, lambda d: d.find_element(By.ID, "stage").get_attribute("data-index") == "0"
-             and "MR" in d.find_element(By.CSS_SELECTOR, "#series button[aria-pressed=true]").text,
-             what="the second series")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "stage").get_attribute("data-index") == "0"
+            and "MR" in d.find_element(By.CSS_SELECTOR, "#series button[aria-pressed=true]").text,
+            what="the second series",
+        )
         wait(phone, lambda d: image_spread(d, "frame") > 30, what="an MR image drawn")
         assert not phone.find_element(By.ID, "preset").is_displayed()  # CT windows only
         # Orthanc's English-only viewer is not offered to patients (issue 14).
@@ -277,8 +338,12 @@ def test_patient_phone_flow_in_spanish(world, shots, tmp_path):
 
         # Download: a ZIP of the study's DICOM files.
         phone.find_element(By.ID, "download").click()
-        zips = wait(phone, lambda d: [p for p in tmp_path.iterdir() if p.suffix == ".zip"],
-                    timeout=60, what="the downloaded ZIP")
+        zips = wait(
+            phone,
+            lambda d: [p for p in tmp_path.iterdir() if p.suffix == ".zip"],
+            timeout=60,
+            what="the downloaded ZIP",
+        )
         with zipfile.ZipFile(zips[0]) as archive:
             files = [archive.read(n) for n in archive.namelist() if not n.endswith("/")]
         dicom = [f for f in files if f[128:132] == b"DICM"]
@@ -293,15 +358,25 @@ def test_patient_phone_flow_in_spanish(world, shots, tmp_path):
 
         # Logout; then neither back nor reload shows patient data.
         phone.get(world["base"] + "/portal/studies/" + a["study"])
-        wait(phone, lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"), what="viewer")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"),
+            what="viewer",
+        )
         phone.find_element(By.ID, "logout").click()
         wait(phone, lambda d: d.current_url.rstrip("/") == world["base"], what="back at the splash")
         assert phone.find_element(By.ID, "login-button")
         for step in (phone.back, phone.refresh):
             step()
-            wait(phone, lambda d: d.execute_script("return document.readyState") == "complete", what="page")
+            wait(
+                phone,
+                lambda d: d.execute_script("return document.readyState") == "complete",
+                what="page",
+            )
             source = phone.page_source
-            assert "NÚÑEZ" not in source and a["study"] not in source and "TORAX" not in source, step
+            assert "NÚÑEZ" not in source and a["study"] not in source and "TORAX" not in source, (
+                step
+            )
         assert fetch_status(phone, "/api/session") == 401
         phone.save_screenshot(str(shots / "07-phone-after-logout-back.png"))
     finally:
@@ -312,8 +387,11 @@ def test_reissue_after_warning_then_english_phone_flow(world, staff, shots):
     b = world["B"]
     staff.get(world["base"] + "/staff")
     # B's first password, shown since ingest (its slip was never printed).
-    old = wait(staff, lambda d: row(d, b["study"]).find_element(By.CSS_SELECTOR, ".pw").text,
-               what="B's row").replace(" ", "-")
+    old = wait(
+        staff,
+        lambda d: row(d, b["study"]).find_element(By.CSS_SELECTOR, ".pw").text,
+        what="B's row",
+    ).replace(" ", "-")
     holder = Browser(world["base"])
     assert holder.login(patient_id=b["pid"], password=old).status_code == 200
     # Dismissing the warning changes nothing.
@@ -324,8 +402,13 @@ def test_reissue_after_warning_then_english_phone_flow(world, staff, shots):
     alert = wait(staff, lambda d: d.switch_to.alert, what="the warning")
     assert "dejan de funcionar" in alert.text and "PEÑA, ÁNGELA" in alert.text
     alert.accept()
-    password = wait(staff, lambda d: (lambda t: t != old.replace("-", " ") and t)(
-        row(d, b["study"]).find_element(By.CSS_SELECTOR, ".pw").text), what="B's new password")
+    password = wait(
+        staff,
+        lambda d: (lambda t: t != old.replace("-", " ") and t)(
+            row(d, b["study"]).find_element(By.CSS_SELECTOR, ".pw").text
+        ),
+        what="B's new password",
+    )
     password = password.replace(" ", "-")
     # The old slip stops working, and so do its sessions.
     assert holder.get("/api/session").status_code == 401
@@ -346,11 +429,19 @@ def test_reissue_after_warning_then_english_phone_flow(world, staff, shots):
         phone.save_screenshot(str(shots / "08-phone-portal-en.png"))
         # The switch on every page: to Spanish and back.
         phone.find_element(By.CSS_SELECTOR, 'a.lang-link[lang="es"]').click()
-        wait(phone, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Sus estudios", what="Spanish")
+        wait(
+            phone,
+            lambda d: d.find_element(By.TAG_NAME, "h1").text == "Sus estudios",
+            what="Spanish",
+        )
         assert "28 nov 2026" in phone.find_element(By.ID, "studies").text
         assert phone.find_element(By.TAG_NAME, "html").get_attribute("lang") == "es"
         phone.find_element(By.CSS_SELECTOR, 'a.lang-link[lang="en"]').click()
-        wait(phone, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Your studies", what="English")
+        wait(
+            phone,
+            lambda d: d.find_element(By.TAG_NAME, "h1").text == "Your studies",
+            what="English",
+        )
         phone.find_element(By.ID, "logout").click()
         wait(phone, lambda d: d.current_url.rstrip("/") == world["base"], what="the splash")
     finally:
@@ -358,12 +449,19 @@ def test_reissue_after_warning_then_english_phone_flow(world, staff, shots):
 
 
 def test_wrong_password_message_in_both_languages(world):
-    for language, expected in (("es", "ID o contraseña incorrectos."), ("en", "Wrong ID or password.")):
+    for language, expected in (
+        ("es", "ID o contraseña incorrectos."),
+        ("en", "Wrong ID or password."),
+    ):
         phone = patient_phone(language)
         try:
             phone.get(f"{world['base']}/#id={world['B']['pid']}&pw=zzzz-zzzz-zzzz")
             phone.find_element(By.ID, "login-button").click()
-            wait(phone, lambda d: d.find_element(By.ID, "message").text == expected, what=expected)
+            wait(
+                phone,
+                lambda d, expected=expected: d.find_element(By.ID, "message").text == expected,
+                what=expected,
+            )
             assert phone.current_url.split("#")[0].rstrip("/") == world["base"]
         finally:
             phone.quit()
@@ -382,6 +480,7 @@ def test_staff_logout_is_real(world, staff):
 
 # -- issue 4: physicians and institutions, shares ------------------------------
 
+
 def add_rule_login(stack, entry):
     """Add one login to the stack's rules file, keeping the others (other test
     modules share the stack and may have theirs there)."""
@@ -391,9 +490,11 @@ def add_rule_login(stack, entry):
         logins = [e for e in data.get("logins", []) if e.get("login") != entry["login"]]
     except (OSError, ValueError, AttributeError):
         logins = []
-    path.write_text("// written by tests/test_pages_browser.py\n"
-                    + json.dumps({"logins": logins + [entry]}, ensure_ascii=False, indent=1),
-                    encoding="utf-8")
+    path.write_text(
+        "// written by tests/test_pages_browser.py\n"
+        + json.dumps({"logins": logins + [entry]}, ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -406,13 +507,29 @@ def tagged(stack, orthanc, admin, world):
     suffix = world["suffix"]
     doctor = f"RÍOS^CARMEN^{suffix.upper()}"
     specs = {
-        "S1": StudySpec(f"PM-{suffix}", "MÁRQUEZ^LUCÍA", description="RODILLA",
-                        tags={"ReferringPhysicianName": doctor}, series=[SeriesSpec("CT", 2)]),
-        "S2": StudySpec(f"PM-{suffix}", "MÁRQUEZ^LUCÍA", description="CONTROL", study_date="20261001",
-                        tags={"ReferringPhysicianName": "OTRO^MEDICO"}, series=[SeriesSpec("MR", 2)]),
-        "S3": StudySpec(f"PT-{suffix}", "TORRES^PEDRO", charset="ISO_IR 100", description="ABDOMEN",
-                        tags={"NameOfPhysiciansReadingStudy": ["PEREZ^JUAN", doctor]},
-                        series=[SeriesSpec("CT", 2)]),
+        "S1": StudySpec(
+            f"PM-{suffix}",
+            "MÁRQUEZ^LUCÍA",
+            description="RODILLA",
+            tags={"ReferringPhysicianName": doctor},
+            series=[SeriesSpec("CT", 2)],
+        ),
+        "S2": StudySpec(
+            f"PM-{suffix}",
+            "MÁRQUEZ^LUCÍA",
+            description="CONTROL",
+            study_date="20261001",
+            tags={"ReferringPhysicianName": "OTRO^MEDICO"},
+            series=[SeriesSpec("MR", 2)],
+        ),
+        "S3": StudySpec(
+            f"PT-{suffix}",
+            "TORRES^PEDRO",
+            charset="ISO_IR 100",
+            description="ABDOMEN",
+            tags={"NameOfPhysiciansReadingStudy": ["PEREZ^JUAN", doctor]},
+            series=[SeriesSpec("CT", 2)],
+        ),
     }
     studies = {}
     for key, spec in specs.items():
@@ -420,27 +537,46 @@ def tagged(stack, orthanc, admin, world):
         result = storescu(written.files, stack.site["dicom_port"])
         assert result.returncode == 0, result.stderr
         study = lookup(orthanc, written.study_uid)
-        studies[key] = {"study": study, "pid": spec.patient_id,
-                        "instance": lookup(orthanc, written.sop_uids[0]),
-                        "patient": orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"]}
+        studies[key] = {
+            "study": study,
+            "pid": spec.patient_id,
+            "instance": lookup(orthanc, written.sop_uids[0]),
+            "patient": orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"],
+        }
     for s in studies.values():
-        wait_for(lambda: recorded(admin, s["study"]), 30, what="study recorded")
+        wait_for(lambda s=s: recorded(admin, s["study"]), 30, what="study recorded")
     login = f"dra-rios-{suffix}"
     value = f"Rios^Carmen^{suffix}"  # no accents, another case: still her
-    rules_path = add_rule_login(stack, {
-        "login": login, "description": "Dra. Carmen Ríos",
-        "rules": [{"tag": "ReferringPhysicianName", "value": value},
-                  {"tag": "NameOfPhysiciansReadingStudy", "value": value}]})
-    password = set_rule_password(str(stack.data_dir / "rule-passwords.json"), str(rules_path), login)
+    rules_path = add_rule_login(
+        stack,
+        {
+            "login": login,
+            "description": "Dra. Carmen Ríos",
+            "rules": [
+                {"tag": "ReferringPhysicianName", "value": value},
+                {"tag": "NameOfPhysiciansReadingStudy", "value": value},
+            ],
+        },
+    )
+    password = set_rule_password(
+        str(stack.data_dir / "rule-passwords.json"), str(rules_path), login
+    )
     return dict(studies, login=login, password=password, rules_path=rules_path)
 
 
 def cards(driver):
-    return [c.get_attribute("data-study") for c in driver.find_elements(By.CSS_SELECTOR, "#studies li.study")]
+    return [
+        c.get_attribute("data-study")
+        for c in driver.find_elements(By.CSS_SELECTOR, "#studies li.study")
+    ]
 
 
 def wait_image(driver):
-    wait(driver, lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"), what="an image")
+    wait(
+        driver,
+        lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"),
+        what="an image",
+    )
     assert image_spread(driver, "frame") > 30, "the image is blank"
 
 
@@ -453,14 +589,22 @@ def test_physician_logs_in_and_sees_exactly_their_studies(world, tagged, shots):
         toggle = phone.find_element(By.ID, "physician-toggle")
         assert toggle.text == "¿Es médico o institución?"
         toggle.click()
-        wait(phone, lambda d: d.find_element(By.ID, "rule-name").is_displayed(), what="the physician's form")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "rule-name").is_displayed(),
+            what="the physician's form",
+        )
         assert_no_english(phone)
         phone.save_screenshot(str(shots / "09-physician-login-es.png"))
         # A capital typed on a phone is forgiven (logins are lower case).
         phone.find_element(By.ID, "rule-name").send_keys(tagged["login"].capitalize())
         phone.find_element(By.ID, "rule-password").send_keys("wrong-wrong-wrong" + Keys.ENTER)
-        wait(phone, lambda d: d.find_element(By.ID, "rule-message").text == "Nombre de usuario o contraseña incorrectos.",
-             what="the wrong-password message")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "rule-message").text
+            == "Nombre de usuario o contraseña incorrectos.",
+            what="the wrong-password message",
+        )
         phone.find_element(By.ID, "rule-password").clear()
         phone.find_element(By.ID, "rule-password").send_keys(tagged["password"] + Keys.ENTER)
         wait(phone, lambda d: d.current_url.endswith("/portal"), what="the portal")
@@ -471,17 +615,25 @@ def test_physician_logs_in_and_sees_exactly_their_studies(world, tagged, shots):
         text = phone.find_element(By.ID, "studies").text
         assert "MÁRQUEZ, LUCÍA" in text and s1["pid"] in text  # whose study it is
         assert "TORRES, PEDRO" in text and s3["pid"] in text
-        assert not phone.find_elements(By.ID, "sharing") and not phone.find_elements(By.CSS_SELECTOR, ".share-study")
-        wait(phone, lambda d: d.execute_script(
-            "return [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
-            what="the thumbnails")
+        assert not phone.find_elements(By.ID, "sharing") and not phone.find_elements(
+            By.CSS_SELECTOR, ".share-study"
+        )
+        wait(
+            phone,
+            lambda d: d.execute_script(
+                "return [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"
+            ),
+            what="the thumbnails",
+        )
         assert_no_english(phone)
         phone.save_screenshot(str(shots / "10-physician-portal-es.png"))
         assert fetch_status(phone, f"/orthanc/studies/{s1['study']}") == 200
-        for status, url in ((403, f"/orthanc/studies/{s2['study']}"),
-                            (403, f"/orthanc/instances/{s2['instance']}/preview"),
-                            (403, f"/orthanc/patients/{s1['patient']}"),
-                            (404, f"/portal/api/studies/{s2['study']}/series")):
+        for status, url in (
+            (403, f"/orthanc/studies/{s2['study']}"),
+            (403, f"/orthanc/instances/{s2['instance']}/preview"),
+            (403, f"/orthanc/patients/{s1['patient']}"),
+            (404, f"/portal/api/studies/{s2['study']}/series"),
+        ):
             assert fetch_status(phone, url) == status, url
         phone.get(world["base"] + "/portal/studies/" + s2["study"])
         assert "no es uno de los suyos" in phone.page_source and "CONTROL" not in phone.page_source
@@ -508,8 +660,15 @@ def test_patient_shares_a_study_then_revokes_it(world, tagged, admin, shots):
         wait(phone, lambda d: d.current_url.endswith("/portal"), what="the portal")
         assert sorted(cards(phone)) == sorted([s1["study"], s2["study"]])
         # "Share" on RODILLA's card picks it in the form; three days.
-        phone.find_element(By.CSS_SELECTOR, f'li.study[data-study="{s1["study"]}"] button.share-study').click()
-        assert Select(phone.find_element(By.ID, "share-study")).first_selected_option.get_attribute("value") == s1["study"]
+        phone.find_element(
+            By.CSS_SELECTOR, f'li.study[data-study="{s1["study"]}"] button.share-study'
+        ).click()
+        assert (
+            Select(phone.find_element(By.ID, "share-study")).first_selected_option.get_attribute(
+                "value"
+            )
+            == s1["study"]
+        )
         days = phone.find_element(By.ID, "share-days")
         assert days.get_attribute("value") == "7" and days.get_attribute("max") == "30"
         days.clear()
@@ -517,20 +676,32 @@ def test_patient_shares_a_study_then_revokes_it(world, tagged, admin, shots):
         assert_no_english(phone)
         phone.save_screenshot(str(shots / "11-phone-share-form-es.png"))
         phone.find_element(By.ID, "share-create").click()
-        result = wait(phone, lambda d: d.find_element(By.ID, "share-result").is_displayed()
-                      and d.find_element(By.ID, "share-result"), what="the new link")
+        result = wait(
+            phone,
+            lambda d: d.find_element(By.ID, "share-result").is_displayed()
+            and d.find_element(By.ID, "share-result"),
+            what="the new link",
+        )
         link = phone.find_element(By.ID, "share-url").get_attribute("value")
         assert link.startswith(world["base"] + "/#share=") and len(link.split("#share=")[1]) >= 32
         assert "RODILLA" in result.text and "hasta el" in result.text
         qr = phone.find_element(By.ID, "share-qr")
-        wait(phone, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", qr),
-             what="the QR code")
+        wait(
+            phone,
+            lambda d: d.execute_script(
+                "return arguments[0].complete && arguments[0].naturalWidth > 0", qr
+            ),
+            what="the QR code",
+        )
         phone.execute_script("arguments[0].scrollIntoView({block: 'center'})", qr)
         assert decode_qr(qr.screenshot_as_png) == [link]
         phone.find_element(By.ID, "share-copy").click()
-        wait(phone, lambda d: d.find_element(By.ID, "share-copied").text in ("Enlace copiado.",
-                                                                              "Seleccione el enlace y cópielo."),
-             what="the copy's result")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "share-copied").text
+            in ("Enlace copiado.", "Seleccione el enlace y cópielo."),
+            what="the copy's result",
+        )
         items = phone.find_elements(By.CSS_SELECTOR, "#share-list li.share")
         assert [i.get_attribute("data-study") for i in items] == [s1["study"]]
         assert "RODILLA" in items[0].text and "Hasta el" in items[0].text
@@ -547,19 +718,27 @@ def test_patient_shares_a_study_then_revokes_it(world, tagged, admin, shots):
         assert holder.find_element(By.TAG_NAME, "h1").text == "Estudios compartidos con usted"
         assert "MÁRQUEZ, LUCÍA" in holder.find_element(By.ID, "shared-by").text
         assert "CONTROL" not in holder.page_source and s2["study"] not in holder.page_source
-        assert not holder.find_elements(By.ID, "sharing") and not holder.find_elements(By.CSS_SELECTOR, ".share-study")
+        assert not holder.find_elements(By.ID, "sharing") and not holder.find_elements(
+            By.CSS_SELECTOR, ".share-study"
+        )
         assert "#share=" not in holder.current_url  # the secret left the address bar
         assert_no_english(holder)
         holder.save_screenshot(str(shots / "13-share-holder-es.png"))
         # The patient's list now says when the link was last used (issue 15).
         phone.refresh()
-        used = wait(phone, lambda d: d.find_elements(By.CSS_SELECTOR, "#share-list li.share .used"),
-                    what="the share's use")[0].text
+        used = wait(
+            phone,
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#share-list li.share .used"),
+            what="the share's use",
+        )[0].text
         assert used.startswith("Último uso: "), used
         image = f"/orthanc/instances/{s1['instance']}/preview"
         assert fetch_status(holder, image) == 200
-        for status, url in ((403, f"/orthanc/studies/{s2['study']}"), (403, f"/orthanc/patients/{s1['patient']}"),
-                            (404, f"/portal/api/studies/{s2['study']}/series")):
+        for status, url in (
+            (403, f"/orthanc/studies/{s2['study']}"),
+            (403, f"/orthanc/patients/{s1['patient']}"),
+            (404, f"/portal/api/studies/{s2['study']}/series"),
+        ):
             assert fetch_status(holder, url) == status, url
         holder.find_element(By.CSS_SELECTOR, "a.view").click()
         wait_image(holder)
@@ -570,25 +749,39 @@ def test_patient_shares_a_study_then_revokes_it(world, tagged, admin, shots):
         assert "¿Revocar el enlace a RODILLA" in alert.text
         alert.accept()
         revoked_at = time.monotonic()
-        wait(phone, lambda d: not d.find_elements(By.CSS_SELECTOR, "#share-list li.share")
-             and d.find_element(By.ID, "share-none").is_displayed(), what="no active links")
+        wait(
+            phone,
+            lambda d: not d.find_elements(By.CSS_SELECTOR, "#share-list li.share")
+            and d.find_element(By.ID, "share-none").is_displayed(),
+            what="no active links",
+        )
         assert not phone.find_element(By.ID, "share-result").is_displayed()
         # The holder: the API at once, Orthanc's images within the decision cache.
         assert fetch_status(holder, "/api/session") == 401
-        wait(holder, lambda d: fetch_status(d, image) == 403, timeout=DECISION_CACHE_SECONDS + 5,
-             interval=0.25, what="the image refused")
+        wait(
+            holder,
+            lambda d: fetch_status(d, image) == 403,
+            timeout=DECISION_CACHE_SECONDS + 5,
+            interval=0.25,
+            what="the image refused",
+        )
         assert time.monotonic() - revoked_at <= DECISION_CACHE_SECONDS + 2
         assert fetch_status(holder, f"/orthanc/studies/{s1['study']}") == 403
         holder.get(world["base"] + "/portal")
-        wait(holder, lambda d: d.current_url.rstrip("/") == world["base"], what="back at the splash")
+        wait(
+            holder, lambda d: d.current_url.rstrip("/") == world["base"], what="back at the splash"
+        )
         assert "RODILLA" not in holder.page_source
         # The link itself now says why it opens nothing.
         holder.get("about:blank")
         holder.get(link)
-        wait(holder, lambda d: d.find_element(By.ID, "share-message").text ==
-             "Este enlace no funciona: venció, el paciente lo revocó o está incompleto. "
-             "Pida uno nuevo a quien se lo envió.",
-             what="the message of a revoked link")
+        wait(
+            holder,
+            lambda d: d.find_element(By.ID, "share-message").text
+            == "Este enlace no funciona: venció, el paciente lo revocó o está incompleto. "
+            "Pida uno nuevo a quien se lo envió.",
+            what="the message of a revoked link",
+        )
         assert not holder.find_element(By.ID, "login").is_displayed()
         assert_no_english(holder)
         holder.save_screenshot(str(shots / "14-share-link-revoked-es.png"))
@@ -602,10 +795,19 @@ def test_bad_share_link_message_in_english(world):
     phone = patient_phone("en-US")
     try:
         phone.get(world["base"] + "/#share=" + "x" * 32)
-        wait(phone, lambda d: d.find_element(By.ID, "share-message").text.startswith("This link does not work"),
-             what="the message of a bad link")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "share-message").text.startswith(
+                "This link does not work"
+            ),
+            what="the message of a bad link",
+        )
         phone.find_element(By.ID, "share-leave").click()  # back to the ordinary logins
-        wait(phone, lambda d: d.find_element(By.ID, "login").is_displayed(), what="the patient's form")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "login").is_displayed(),
+            what="the patient's form",
+        )
     finally:
         phone.quit()
 
@@ -615,9 +817,18 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
     staff_login(staff, world["base"])
     search = staff.find_element(By.ID, "q")
     search.send_keys(s1["pid"])
-    wait(staff, lambda d: sorted(r.get_attribute("data-study") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr"))
-         == sorted([s1["study"], s2["study"]]), what="patient M's two studies")
-    logins = lambda study: row(staff, study).find_element(By.CSS_SELECTOR, ".rule-logins").text
+    wait(
+        staff,
+        lambda d: sorted(
+            r.get_attribute("data-study") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr")
+        )
+        == sorted([s1["study"], s2["study"]]),
+        what="patient M's two studies",
+    )
+
+    def logins(study):
+        return row(staff, study).find_element(By.CSS_SELECTOR, ".rule-logins").text
+
     assert tagged["login"] in logins(s1["study"]).split(", ")
     assert tagged["login"] not in logins(s2["study"])
     assert_no_english(staff)
@@ -632,9 +843,14 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
     assert holder.login(share=share["url"].split("#share=")[1]).status_code == 200
     staff.find_element(By.ID, "nav-shares").click()
     wait(staff, lambda d: d.current_url.endswith("/staff/shares"), what="the shares page")
-    share_row = lambda d: d.find_element(By.CSS_SELECTOR, f'#rows tr[data-share="{share["id"]}"]')
+
+    def share_row(d):
+        return d.find_element(By.CSS_SELECTOR, f'#rows tr[data-share="{share["id"]}"]')
+
     text = wait(staff, share_row, what="the new share").text
-    assert "MÁRQUEZ, LUCÍA" in text and s1["pid"] in text and "Todos los estudios del paciente" in text
+    assert (
+        "MÁRQUEZ, LUCÍA" in text and s1["pid"] in text and "Todos los estudios del paciente" in text
+    )
     assert "Activo" in text
     assert_no_english(staff)
     staff.save_screenshot(str(shots / "16-staff-shares-es.png"))
@@ -642,8 +858,11 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
     alert = wait(staff, lambda d: d.switch_to.alert, what="the warning")
     assert "MÁRQUEZ, LUCÍA" in alert.text
     alert.accept()
-    wait(staff, lambda d: not d.find_elements(By.CSS_SELECTOR, f'#rows tr[data-share="{share["id"]}"]'),
-         what="the share gone from the active ones")
+    wait(
+        staff,
+        lambda d: not d.find_elements(By.CSS_SELECTOR, f'#rows tr[data-share="{share["id"]}"]'),
+        what="the share gone from the active ones",
+    )
     assert holder.get("/api/session").status_code == 401
     staff.find_element(By.ID, "show-all").click()
     text = wait(staff, share_row, what="the ended share").text
@@ -651,7 +870,10 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
 
     # The rules as applied, read-only; a broken rules file is said loud.
     staff.find_element(By.ID, "nav-rules").click()
-    rule_row = lambda d: d.find_element(By.CSS_SELECTOR, f'#rows tr[data-login="{tagged["login"]}"]')
+
+    def rule_row(d):
+        return d.find_element(By.CSS_SELECTOR, f'#rows tr[data-login="{tagged["login"]}"]')
+
     text = wait(staff, rule_row, what="her rule login").text
     assert "Dra. Carmen Ríos" in text and "ReferringPhysicianName (0008,0090)" in text
     assert "NameOfPhysiciansReadingStudy (0008,1060)" in text and "Puede entrar" in text
@@ -664,14 +886,20 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
     try:
         path.write_text('{"logins": [ broken', encoding="utf-8")
         staff.refresh()
-        box = wait(staff, lambda d: d.find_element(By.ID, "rules-file-error").is_displayed()
-                   and d.find_element(By.ID, "rules-file-error"), what="the rules file's error")
+        box = wait(
+            staff,
+            lambda d: d.find_element(By.ID, "rules-file-error").is_displayed()
+            and d.find_element(By.ID, "rules-file-error"),
+            what="the rules file's error",
+        )
         assert "están desactivados" in box.text and "no es JSON válido en la línea 1" in box.text
         # The error is in the page itself; the rows come from GET /api/rules.
         wait(staff, lambda d: "Desactivado" in rule_row(d).text, what="the login disabled")
         staff.save_screenshot(str(shots / "18-staff-rules-error-es.png"))
         staff.find_element(By.ID, "nav-shares").click()  # every staff page says it
-        wait(staff, lambda d: d.find_element(By.ID, "rules-error").is_displayed(), what="the banner")
+        wait(
+            staff, lambda d: d.find_element(By.ID, "rules-error").is_displayed(), what="the banner"
+        )
     finally:
         path.write_text(good, encoding="utf-8")
     staff.get(world["base"] + "/staff/rules")
@@ -680,17 +908,23 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
 
 # -- issue 6: the audit log page -------------------------------------------------
 
+
 def test_admin_reads_and_filters_the_audit_log_in_spanish(world, shots):
     from chromium import start
+
     Browser(world["base"]).login(patient_id=f"NOBODY-{uuid.uuid4().hex[:6]}", password="x" * 12)
     driver = start("es")
     try:
         staff_login(driver, world["base"])
         driver.get(world["base"] + "/staff/audit")
-        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr[data-event]"),
-             what="audit rows")
-        events = {r.get_attribute("data-event")
-                  for r in driver.find_elements(By.CSS_SELECTOR, "#rows tr")}
+        wait(
+            driver,
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr[data-event]"),
+            what="audit rows",
+        )
+        events = {
+            r.get_attribute("data-event") for r in driver.find_elements(By.CSS_SELECTOR, "#rows tr")
+        }
         assert "login" in events
         assert not driver.find_elements(By.ID, "chain-broken")  # the chain is whole
         assert driver.find_element(By.ID, "chain-whole").is_displayed()
@@ -700,9 +934,14 @@ def test_admin_reads_and_filters_the_audit_log_in_spanish(world, shots):
         Select = __import__("selenium.webdriver.support.select", fromlist=["Select"]).Select
         Select(driver.find_element(By.ID, "f-event")).select_by_value("login_failed")
         driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
-        wait(driver, lambda d: {r.get_attribute("data-event") for r in
-                                d.find_elements(By.CSS_SELECTOR, "#rows tr")} == {"login_failed"},
-             what="only failed logins")
+        wait(
+            driver,
+            lambda d: {
+                r.get_attribute("data-event") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr")
+            }
+            == {"login_failed"},
+            what="only failed logins",
+        )
         assert "event=login_failed" in driver.find_element(By.ID, "csv").get_attribute("href")
         assert "format=csv" in driver.find_element(By.ID, "csv").get_attribute("href")
     finally:

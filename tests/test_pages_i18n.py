@@ -22,7 +22,7 @@ def extracted():
     """Every message id in authsvc's Python modules and templates."""
     method_map = [("authsvc/**.py", "python"), ("authsvc/templates/**.html", "jinja2")]
     found = {}
-    for filename, lineno, message, comments, context in extract_from_dir(str(ROOT), method_map):
+    for filename, lineno, message, _comments, _context in extract_from_dir(str(ROOT), method_map):
         if not filename.startswith("authsvc"):
             continue
         msgid = message if isinstance(message, str) else message[0]
@@ -39,8 +39,11 @@ def catalog():
 def test_every_message_has_a_spanish_translation(catalog):
     messages = extracted()
     assert len(messages) > 100
-    missing = [f"{where}: {msgid!r}" for msgid, where in messages.items()
-               if not catalog.get(msgid) or not catalog.get(msgid).string]
+    missing = [
+        f"{where}: {msgid!r}"
+        for msgid, where in messages.items()
+        if not catalog.get(msgid) or not catalog.get(msgid).string
+    ]
     assert not missing, "untranslated (run pybabel extract/update):\n" + "\n".join(missing)
 
 

@@ -27,7 +27,9 @@ def test_hash_is_argon2id_at_owasp_minimum_and_holds_no_plaintext():
     pw = passwords.generate()
     stored = passwords.hash_password(pw)
     assert pw.replace("-", "") not in stored
-    params = dict(kv.split("=") for kv in re.search(r"\$m=([^$]+)\$", stored).group(0).strip("$").split(","))
+    params = dict(
+        kv.split("=") for kv in re.search(r"\$m=([^$]+)\$", stored).group(0).strip("$").split(",")
+    )
     assert stored.startswith("$argon2id$")
     assert int(params["m"]) >= 19456 and int(params["t"]) >= 2 and int(params["p"]) >= 1
     assert passwords.hash_password(pw) != stored  # salted

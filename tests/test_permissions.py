@@ -34,16 +34,34 @@ def ran(tmp_path_factory):
     try:
         admin = Browser(f"http://127.0.0.1:{run.site['http_port']}")
         assert admin.login(username="admin", password=ADMIN_PASSWORD).status_code == 200
-        written = write_study(StudySpec(f"PM-{uuid.uuid4().hex[:6]}", "PERMISOS^ARCHIVOS",
-                                        series=[SeriesSpec("CT", 2, {})]), base / "dicom")
+        written = write_study(
+            StudySpec(
+                f"PM-{uuid.uuid4().hex[:6]}", "PERMISOS^ARCHIVOS", series=[SeriesSpec("CT", 2, {})]
+            ),
+            base / "dicom",
+        )
         assert storescu(written.files, run.site["dicom_port"]).returncode == 0
-        row = wait_for(lambda: next((r for r in admin.get("/staff/api/studies").json()["studies"]
-                                     if r["patient_id"] == written.spec.patient_id), None),
-                       30, what="study recorded")
+        row = wait_for(
+            lambda: next(
+                (
+                    r
+                    for r in admin.get("/staff/api/studies").json()["studies"]
+                    if r["patient_id"] == written.spec.patient_id
+                ),
+                None,
+            ),
+            30,
+            what="study recorded",
+        )
         # Through the Makefile's command line, as `make backup` runs it.
-        out = subprocess.run([sys.executable, "-m", "flask", "--app", "authsvc", "backup"],
-                             env=dict(os.environ, AUTHSVC_CONFIG=str(data / "authsvc.json")),
-                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "authsvc", "backup"],
+            env=dict(os.environ, AUTHSVC_CONFIG=str(data / "authsvc.json")),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         yield {"data": data, "row": row, "base": base}
     finally:
@@ -54,8 +72,15 @@ def test_no_file_under_the_data_folder_is_readable_by_others(ran):
     data = ran["data"]
     names = {p.relative_to(data).as_posix() for p in data.rglob("*")}
     # What there is to protect is there.
-    assert {"authsvc.sqlite3", "secrets.json", "site.json", "logs/authsvc.log",
-            "logs/orthanc.log", "logs/nginx-access.log", "orthanc/config/local.json"} <= names
+    assert {
+        "authsvc.sqlite3",
+        "secrets.json",
+        "site.json",
+        "logs/authsvc.log",
+        "logs/orthanc.log",
+        "logs/nginx-access.log",
+        "orthanc/config/local.json",
+    } <= names
     assert any(n.startswith("backups/authsvc-") for n in names)
     assert any(n.startswith("orthanc/storage/") and "/" in n[16:] for n in names)
     assert world_readable(data) == []

@@ -2,7 +2,6 @@
 handed back a moment ago, a ping for one idle longer, and a connection the
 server dropped costs one refused decision, then the next one is fine."""
 
-
 import pytest
 from playhouse.pool import PooledPostgresqlDatabase
 
@@ -23,6 +22,7 @@ def pings(app, monkeypatch):
     def counting(self, conn):
         count.append(1)
         return real(self, conn)
+
     monkeypatch.setattr(PooledPostgresqlDatabase, "_is_closed", counting)
     if not database.is_closed():
         database.close()
@@ -35,10 +35,10 @@ def test_a_connection_back_a_moment_ago_is_not_pinged(pings):
     database.connect()
     conn = database.connection()
     database.close()
-    database.connect()                                 # handed back just now
+    database.connect()  # handed back just now
     assert database.connection() is conn and pings == []
     database.close()
-    conn.returned_at -= PostgresPool.PING_AFTER + 1    # as if idle for longer
+    conn.returned_at -= PostgresPool.PING_AFTER + 1  # as if idle for longer
     database.connect()
     assert database.connection() is conn and pings == [1]
     database.close()
@@ -53,9 +53,15 @@ def test_a_dropped_connection_costs_one_refusal(app, pings):
     secret = app.extensions["authsvc"].secrets["ingest_secret"]
 
     def granted():
-        r = client.post("/internal/authorize", headers={"X-Authsvc-Secret": secret},
-                        json={"method": "GET", "token": token,
-                              "uri": f"/instances/{data['instances'][0][0]}/file"})
+        r = client.post(
+            "/internal/authorize",
+            headers={"X-Authsvc-Secret": secret},
+            json={
+                "method": "GET",
+                "token": token,
+                "uri": f"/instances/{data['instances'][0][0]}/file",
+            },
+        )
         return r.get_json()["granted"]
 
     assert granted()
@@ -68,5 +74,5 @@ def test_a_dropped_connection_costs_one_refusal(app, pings):
     # (The session's short memory would answer the same study without the
     # database for SESSION_CACHE_SECONDS: forgotten, as it is after that time.)
     forget_recent()
-    assert not granted()     # the pooled connection was dead: refused, and discarded
-    assert granted()         # a new connection
+    assert not granted()  # the pooled connection was dead: refused, and discarded
+    assert granted()  # a new connection

@@ -33,8 +33,10 @@ WHAT_A_REQUEST_NAMES = [
     ("/web-viewer/app/viewer.html", Kind.ASSET),
     ("/stone-webviewer/index.html", Kind.ASSET),
     (f"/dicom-web/studies/{UID}", Kind.DICOMWEB),
-    (f"/dicom-web/studies/{UID}/series?Modality=CT&includefield=00080021&includefield=0008103E",
-     Kind.DICOMWEB),
+    (
+        f"/dicom-web/studies/{UID}/series?Modality=CT&includefield=00080021&includefield=0008103E",
+        Kind.DICOMWEB,
+    ),
     (f"/dicom-web/studies/{UID}/series?StudyInstanceUID=1.2", Kind.MALFORMED),
     (f"/dicom-web/studies/{UID}/series?0020000d=1.2", Kind.MALFORMED),
     (f"/dicom-web/studies/{UID}/series?NotAKeyword=1", Kind.MALFORMED),
@@ -81,7 +83,8 @@ def test_the_parse_keeps_what_the_decision_needs():
 
 def test_plugin_questions_read_as_their_own_routes():
     assert plugin_target("get", "study", S, UID) == parse("GET", f"/studies/{S}").__class__(
-        "GET", Kind.RESOURCE, level="studies", orthanc_id=S, expected_uid=UID)
+        "GET", Kind.RESOURCE, level="studies", orthanc_id=S, expected_uid=UID
+    )
     assert plugin_target("get", "patient", S).kind is Kind.PATIENT
     assert plugin_target("get", "instance", "not-an-id").kind is Kind.MALFORMED
     assert plugin_target("get", "system", S).kind is Kind.MALFORMED
@@ -102,8 +105,11 @@ def test_nginx_configs_let_through_exactly_the_hot_reads():
     from authsvc.stack import SITE_DEFAULTS, nginx_config
 
     docker = (Path(__file__).resolve().parent.parent / "deploy/docker/locations.inc").read_text()
-    packaged = nginx_config(dict(SITE_DEFAULTS, authsvc={}), {"proxy_password": "p", "forwarded_secret": "f"},
-                            Path("/x"))
+    packaged = nginx_config(
+        dict(SITE_DEFAULTS, authsvc={}),
+        {"proxy_password": "p", "forwarded_secret": "f"},
+        Path("/x"),
+    )
     for conf in (docker, packaged):
         assert f'location ~ "{hot_reads_regex()}"' in conf
         assert len(re.findall(r"location ~", conf)) == 1

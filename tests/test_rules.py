@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from authsvc import ingest, passwords
-from authsvc.decision import decide_uri
+from authsvc import ingest
 from authsvc.cli import ensure_admin, set_rule_password
-from authsvc.models import RuleLogin, Share, Study
+from authsvc.decision import decide_uri
+from authsvc.models import RuleLogin, Share
 from conftest import fake_study
 
 REF, PERF, READ, INST = "0008,0090", "0008,1050", "0008,1060", "0008,0080"
@@ -18,17 +18,23 @@ REF, PERF, READ, INST = "0008,0090", "0008,1050", "0008,1060", "0008,0080"
 @pytest.fixture
 def studies(app):
     made = {
-        "s1": fake_study("P1", "1", values={REF: ["GÓMEZ^MARÍA"], INST: ["HOSPITAL UNIVERSITARIO"]}),
+        "s1": fake_study(
+            "P1", "1", values={REF: ["GÓMEZ^MARÍA"], INST: ["HOSPITAL UNIVERSITARIO"]}
+        ),
         "s2": fake_study("P1", "2", values={PERF: ["NUNEZ^JOSE", "PEREZ^JUAN"]}),
         "s3": fake_study("P2", "3", values={READ: ["PEREZ^JUANA", "Gomez^Maria^Elena"]}),
         "s4": fake_study("P3", "4", values={}),
     }
     pw = {}
-    for key, data in made.items():
-        pw[data["patient"]["PatientID"]] = ingest.store_study(data["study_orthanc_id"], data) \
-            or pw.get(data["patient"]["PatientID"])
-    return {"data": made, "passwords": pw,
-            "ids": {k: d["study_orthanc_id"] for k, d in made.items()}}
+    for data in made.values():
+        pw[data["patient"]["PatientID"]] = ingest.store_study(
+            data["study_orthanc_id"], data
+        ) or pw.get(data["patient"]["PatientID"])
+    return {
+        "data": made,
+        "passwords": pw,
+        "ids": {k: d["study_orthanc_id"] for k, d in made.items()},
+    }
 
 
 def write_rules(app, logins, passwords_for=()):
@@ -42,13 +48,23 @@ def write_rules(app, logins, passwords_for=()):
 
 
 LOGINS = [
-    {"login": "dra-gomez", "rules": [{"tag": "ReferringPhysicianName", "value": "gomez^maria"},
-                                     {"tag": "(0008,1060)", "value": "GOMEZ^MARIA*"}]},
+    {
+        "login": "dra-gomez",
+        "rules": [
+            {"tag": "ReferringPhysicianName", "value": "gomez^maria"},
+            {"tag": "(0008,1060)", "value": "GOMEZ^MARIA*"},
+        ],
+    },
     {"login": "dr-perez", "rules": [{"tag": "PerformingPhysicianName", "value": "PEREZ^JUAN"}]},
-    {"login": "dr-perez-reading", "rules": [{"tag": "NameOfPhysiciansReadingStudy",
-                                             "value": "PEREZ^JUAN"}]},
-    {"login": "hu", "description": "Hospital Universitario",
-     "rules": [{"tag": "InstitutionName", "value": "Hospital Universitario"}]},
+    {
+        "login": "dr-perez-reading",
+        "rules": [{"tag": "NameOfPhysiciansReadingStudy", "value": "PEREZ^JUAN"}],
+    },
+    {
+        "login": "hu",
+        "description": "Hospital Universitario",
+        "rules": [{"tag": "InstitutionName", "value": "Hospital Universitario"}],
+    },
 ]
 EXPECTED = {"dra-gomez": {"s1", "s3"}, "dr-perez": {"s2"}, "dr-perez-reading": set(), "hu": {"s1"}}
 
@@ -67,7 +83,8 @@ def test_each_rule_login_sees_exactly_its_studies(app, client, studies):
         assert r.json["kind"] == "rule"
         assert seen_by_api(c, studies) == expected, name
         principal = app.extensions["authsvc"].sessions.resolve(
-            r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
+            r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+        )
         for key, oid in studies["ids"].items():
             decision = decide_uri(principal, "GET", f"/studies/{oid}/archive")
             assert decision.granted == (key in expected), (name, key)
@@ -92,8 +109,10 @@ def test_rule_change_and_removal_apply_at_once(app, client, studies):
     pws = write_rules(app, LOGINS, ["dr-perez", "hu"])
     assert client.post("/api/login", json={"login": "hu", "password": pws["hu"]}).status_code == 200
     assert seen_by_api(client, studies) == {"s1"}
-    changed = [dict(LOGINS[3], rules=[{"tag": "InstitutionName", "value": "nothing here"}]),
-               LOGINS[1]]
+    changed = [
+        dict(LOGINS[3], rules=[{"tag": "InstitutionName", "value": "nothing here"}]),
+        LOGINS[1],
+    ]
     write_rules(app, changed)
     assert seen_by_api(client, studies) == set()
     write_rules(app, [LOGINS[1]])  # "hu" removed: its session ends
@@ -103,7 +122,12 @@ def test_rule_change_and_removal_apply_at_once(app, client, studies):
 
 def test_broken_rules_file_disables_every_rule_login(app, client, studies):
     pws = write_rules(app, LOGINS, ["dr-perez"])
-    assert client.post("/api/login", json={"login": "dr-perez", "password": pws["dr-perez"]}).status_code == 200
+    assert (
+        client.post(
+            "/api/login", json={"login": "dr-perez", "password": pws["dr-perez"]}
+        ).status_code
+        == 200
+    )
     with open(app.config["RULES_FILE"], "a") as fh:
         fh.write("}")
     assert client.get("/api/studies").status_code == 401
@@ -114,17 +138,30 @@ def test_broken_rules_file_disables_every_rule_login(app, client, studies):
     assert "not valid JSON" in report["error"]
     assert all(not login["active"] for login in report["logins"])
     write_rules(app, LOGINS)  # fixed: back at once
-    assert client.post("/api/login", json={"login": "dr-perez", "password": pws["dr-perez"]}).status_code == 200
+    assert (
+        client.post(
+            "/api/login", json={"login": "dr-perez", "password": pws["dr-perez"]}
+        ).status_code
+        == 200
+    )
 
 
-@pytest.mark.parametrize("logins,message", [
-    ([{"login": "Bad Name", "rules": [{"tag": "InstitutionName", "value": "x"}]}], "login"),
-    ([{"login": "a", "rules": []}], "rules"),
-    ([{"login": "a", "rules": [{"tag": "NoSuchTag", "value": "x"}]}], "not a DICOM keyword"),
-    ([{"login": "a", "rules": [{"tag": "InstitutionName", "value": "*"}]}], "wildcards"),
-    ([{"login": "a", "rules": [{"tag": "InstitutionName", "value": "x"}]},
-      {"login": "a", "rules": [{"tag": "InstitutionName", "value": "y"}]}], "twice"),
-])
+@pytest.mark.parametrize(
+    "logins,message",
+    [
+        ([{"login": "Bad Name", "rules": [{"tag": "InstitutionName", "value": "x"}]}], "login"),
+        ([{"login": "a", "rules": []}], "rules"),
+        ([{"login": "a", "rules": [{"tag": "NoSuchTag", "value": "x"}]}], "not a DICOM keyword"),
+        ([{"login": "a", "rules": [{"tag": "InstitutionName", "value": "*"}]}], "wildcards"),
+        (
+            [
+                {"login": "a", "rules": [{"tag": "InstitutionName", "value": "x"}]},
+                {"login": "a", "rules": [{"tag": "InstitutionName", "value": "y"}]},
+            ],
+            "twice",
+        ),
+    ],
+)
 def test_invalid_rules_are_reported_clearly(app, studies, logins, message):
     write_rules(app, logins)
     ensure_admin("admin", "admin password long enough")
@@ -141,13 +178,22 @@ def test_rule_password_is_only_hashed_and_replaces_the_old(app, studies):
     assert c.post("/api/login", json={"login": "hu", "password": first}).status_code == 200
     second = set_rule_password(app.config["RULE_PASSWORDS_FILE"], app.config["RULES_FILE"], "hu")
     assert c.get("/api/session").status_code == 401  # sessions of the old password end
-    assert app.test_client().post("/api/login", json={"login": "hu", "password": first}).status_code == 401
-    assert app.test_client().post("/api/login", json={"login": "hu", "password": second}).status_code == 200
+    assert (
+        app.test_client().post("/api/login", json={"login": "hu", "password": first}).status_code
+        == 401
+    )
+    assert (
+        app.test_client().post("/api/login", json={"login": "hu", "password": second}).status_code
+        == 200
+    )
 
 
 def test_login_without_password_cannot_log_in(app, studies):
     write_rules(app, LOGINS)
-    assert app.test_client().post("/api/login", json={"login": "hu", "password": "x" * 12}).status_code == 401
+    assert (
+        app.test_client().post("/api/login", json={"login": "hu", "password": "x" * 12}).status_code
+        == 401
+    )
 
 
 def test_staff_see_which_rules_match_each_study(app, studies):
@@ -165,7 +211,9 @@ def test_staff_see_which_rules_match_each_study(app, studies):
 
 def test_shipped_examples_are_valid_once_enabled(app):
     from pathlib import Path
+
     from authsvc.rules import parse_rules
+
     text = (Path(__file__).resolve().parents[1] / "deploy" / "rules.example.json").read_text()
     assert parse_rules(text) == []
     specs = parse_rules(text.replace('"enabled": false', '"enabled": true'))
@@ -175,9 +223,15 @@ def test_shipped_examples_are_valid_once_enabled(app):
 
 # -- shares --------------------------------------------------------------------
 
+
 def patient_client(app, studies, pid="P1"):
     c = app.test_client()
-    assert c.post("/api/login", json={"patient_id": pid, "password": studies["passwords"][pid]}).status_code == 200
+    assert (
+        c.post(
+            "/api/login", json={"patient_id": pid, "password": studies["passwords"][pid]}
+        ).status_code
+        == 200
+    )
     return c
 
 
@@ -193,23 +247,32 @@ def test_share_one_study_used_then_revoked(app, studies):
     assert share["url"].startswith(app.config["PUBLIC_URL"] + "/#share=")
     assert share["qr_svg"].startswith("<?xml") and "<svg" in share["qr_svg"]
     expires = datetime.datetime.fromisoformat(share["expires_at"].rstrip("Z"))
-    assert datetime.timedelta(days=6, hours=23) < expires - datetime.datetime.utcnow() <= datetime.timedelta(days=7)
+    assert (
+        datetime.timedelta(days=6, hours=23)
+        < expires - datetime.datetime.utcnow()
+        <= datetime.timedelta(days=7)
+    )
     holder = app.test_client()
     r = holder.post("/api/login", json={"share": share_secret(share)})
     assert r.status_code == 200 and r.json["kind"] == "share"
     assert seen_by_api(holder, studies) == {"s1"}  # not s2, the same patient's other study
     principal = app.extensions["authsvc"].sessions.resolve(
-        r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])
+        r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    )
     assert decide_uri(principal, "GET", f"/studies/{studies['ids']['s1']}").granted
     assert not decide_uri(principal, "GET", f"/studies/{studies['ids']['s2']}").granted
-    assert not decide_uri(principal, "GET", f"/patients/{studies['data']['s1']['patient_orthanc_id']}").granted
+    assert not decide_uri(
+        principal, "GET", f"/patients/{studies['data']['s1']['patient_orthanc_id']}"
+    ).granted
     assert not decide_uri(principal, "POST", f"/studies/{studies['ids']['s1']}/modify").granted
     assert holder.post("/api/shares", json={}).status_code == 403  # a share cannot re-share
     listed = patient.get("/api/shares").json["shares"]
     assert [s["id"] for s in listed] == [share["id"]] and "url" not in listed[0]
     assert patient.post(f"/api/shares/{share['id']}/revoke", json={}).status_code == 200
     assert holder.get("/api/studies").status_code == 401
-    assert app.test_client().post("/api/login", json={"share": share_secret(share)}).status_code == 401
+    assert (
+        app.test_client().post("/api/login", json={"share": share_secret(share)}).status_code == 401
+    )
     assert patient.get("/api/shares").json["shares"] == []
 
 
@@ -221,13 +284,21 @@ def test_share_of_all_studies_and_expiry(app, studies):
     assert seen_by_api(holder, studies) == {"s1", "s2"}
     Share.update(expires_at=datetime.datetime.utcnow() - datetime.timedelta(seconds=1)).execute()
     assert holder.get("/api/studies").status_code == 401
-    assert app.test_client().post("/api/login", json={"share": share_secret(share)}).status_code == 401
+    assert (
+        app.test_client().post("/api/login", json={"share": share_secret(share)}).status_code == 401
+    )
 
 
-@pytest.mark.parametrize("body,status", [
-    ({"days": 0}, 400), ({"days": 31}, 400), ({"days": "7"}, 400), ({"days": True}, 400),
-    ({"study": "00000000-00000000-00000000-00000000-00000000"}, 404),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ({"days": 0}, 400),
+        ({"days": 31}, 400),
+        ({"days": "7"}, 400),
+        ({"days": True}, 400),
+        ({"study": "00000000-00000000-00000000-00000000-00000000"}, 404),
+    ],
+)
 def test_share_limits(app, studies, body, status):
     assert patient_client(app, studies).post("/api/shares", json=body).status_code == status
 
@@ -263,6 +334,7 @@ def test_decisions_never_wait_for_a_rules_sync(app, client, studies):
     answered with the rules applied so far, and the background worker is woken
     to apply the new ones (a sync can take seconds on a big archive)."""
     import threading
+
     pws = write_rules(app, LOGINS, ["hu"])
     r = client.post("/api/login", json={"login": "hu", "password": pws["hu"]})
     token = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
@@ -270,9 +342,13 @@ def test_decisions_never_wait_for_a_rules_sync(app, client, studies):
     app.extensions["authsvc"].ingest_worker.wake = wake
     write_rules(app, [dict(LOGINS[3], rules=[{"tag": "InstitutionName", "value": "elsewhere"}])])
     ask = {"method": "GET", "uri": f"/studies/{studies['ids']['s1']}", "token": token}
-    r = app.test_client().post("/internal/authorize", json=ask, headers={"X-Authsvc-Secret": "i" * 40})
+    r = app.test_client().post(
+        "/internal/authorize", json=ask, headers={"X-Authsvc-Secret": "i" * 40}
+    )
     assert r.json["granted"] is True  # the old rules, not yet applied
     assert wake.is_set()
     app.extensions["authsvc"].rules.check()  # what the woken worker does
-    r = app.test_client().post("/internal/authorize", json=ask, headers={"X-Authsvc-Secret": "i" * 40})
+    r = app.test_client().post(
+        "/internal/authorize", json=ask, headers={"X-Authsvc-Secret": "i" * 40}
+    )
     assert r.json["granted"] is False

@@ -16,49 +16,103 @@ from conftest import DECISION_CACHE_SECONDS, Browser, stack_sql, wait_for
 from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 
 READERS = "NameOfPhysiciansReadingStudy"
-EMPTY = {"ReferringPhysicianName": "", "InstitutionName": "", "ResponsibleOrganization": "",
-         "PerformingPhysicianName": "", READERS: ""}
+EMPTY = {
+    "ReferringPhysicianName": "",
+    "InstitutionName": "",
+    "ResponsibleOrganization": "",
+    "PerformingPhysicianName": "",
+    READERS: "",
+}
 
 
 def specs(suffix):
     return {
-        "S1": StudySpec(f"PR1-{suffix}", "NÚÑEZ^JOSÉ", charset="ISO_IR 192", tags={
-            "ReferringPhysicianName": "GÓMEZ^MARÍA", "InstitutionName": "Hospital Universitario",
-            READERS: ["RUIZ^ANA", "GÓMEZ^MARÍA^ELENA"], "ResponsibleOrganization": ""},
-            series=[SeriesSpec("CT", 1, {"PerformingPhysicianName": "NÚÑEZ^JOSÉ"}),
-                    SeriesSpec("MR", 1, {"PerformingPhysicianName": "PEREZ^JUAN"})]),
-        "S2": StudySpec(f"PR2-{suffix}", "PEÑA^ÁNGELA", charset="ISO_IR 100", tags={
-            "ReferringPhysicianName": "NUNEZ^JOSE", "InstitutionName": "CLÍNICA SAN JOSÉ",
-            "ResponsibleOrganization": "FUNDACIÓN SALUD", READERS: ""},
-            series=[SeriesSpec("CT", 1, {"PerformingPhysicianName": "PEREZ^JUANA"})]),
+        "S1": StudySpec(
+            f"PR1-{suffix}",
+            "NÚÑEZ^JOSÉ",
+            charset="ISO_IR 192",
+            tags={
+                "ReferringPhysicianName": "GÓMEZ^MARÍA",
+                "InstitutionName": "Hospital Universitario",
+                READERS: ["RUIZ^ANA", "GÓMEZ^MARÍA^ELENA"],
+                "ResponsibleOrganization": "",
+            },
+            series=[
+                SeriesSpec("CT", 1, {"PerformingPhysicianName": "NÚÑEZ^JOSÉ"}),
+                SeriesSpec("MR", 1, {"PerformingPhysicianName": "PEREZ^JUAN"}),
+            ],
+        ),
+        "S2": StudySpec(
+            f"PR2-{suffix}",
+            "PEÑA^ÁNGELA",
+            charset="ISO_IR 100",
+            tags={
+                "ReferringPhysicianName": "NUNEZ^JOSE",
+                "InstitutionName": "CLÍNICA SAN JOSÉ",
+                "ResponsibleOrganization": "FUNDACIÓN SALUD",
+                READERS: "",
+            },
+            series=[SeriesSpec("CT", 1, {"PerformingPhysicianName": "PEREZ^JUANA"})],
+        ),
         # The same patient as S1, with every access tag empty.
-        "S3": StudySpec(f"PR1-{suffix}", "NÚÑEZ^JOSÉ", charset="ISO_IR 192", tags=dict(EMPTY),
-                        description="CONTROL", series=[SeriesSpec("CT", 1, {})]),
-        "S4": StudySpec(f"PR4-{suffix}", "MUÑOZ^INÉS", charset="ISO_IR 100", tags={
-            "ReferringPhysicianName": "Perez Juan", "InstitutionName": "", READERS: "RUIZ^ANA",
-            "ResponsibleOrganization": ""},
-            series=[SeriesSpec("MR", 1, {"PerformingPhysicianName": ""})]),
+        "S3": StudySpec(
+            f"PR1-{suffix}",
+            "NÚÑEZ^JOSÉ",
+            charset="ISO_IR 192",
+            tags=dict(EMPTY),
+            description="CONTROL",
+            series=[SeriesSpec("CT", 1, {})],
+        ),
+        "S4": StudySpec(
+            f"PR4-{suffix}",
+            "MUÑOZ^INÉS",
+            charset="ISO_IR 100",
+            tags={
+                "ReferringPhysicianName": "Perez Juan",
+                "InstitutionName": "",
+                READERS: "RUIZ^ANA",
+                "ResponsibleOrganization": "",
+            },
+            series=[SeriesSpec("MR", 1, {"PerformingPhysicianName": ""})],
+        ),
     }
 
 
 LOGINS = [
     ("dra-gomez", [("ReferringPhysicianName", "gomez^maria"), ("(0008,1060)", "GOMEZ^MARIA*")]),
-    ("dr-nunez", [("PerformingPhysicianName", "Nunez^Jose"), ("ReferringPhysicianName", "NÚÑEZ^JOSÉ")]),
-    ("dr-perez", [("PerformingPhysicianName", "PEREZ^JUAN"), ("ReferringPhysicianName", "PEREZ^JUAN")]),
+    (
+        "dr-nunez",
+        [("PerformingPhysicianName", "Nunez^Jose"), ("ReferringPhysicianName", "NÚÑEZ^JOSÉ")],
+    ),
+    (
+        "dr-perez",
+        [("PerformingPhysicianName", "PEREZ^JUAN"), ("ReferringPhysicianName", "PEREZ^JUAN")],
+    ),
     ("dra-ruiz", [(READERS, "RUIZ^ANA")]),
     ("clinica", [("InstitutionName", "clinica san jose")]),
     ("fundacion", [("ResponsibleOrganization", "Fundacion Salud")]),
     ("hu", [("InstitutionName", "HOSPITAL UNIV*")]),
 ]
-EXPECTED = {"dra-gomez": {"S1"}, "dr-nunez": {"S1", "S2"}, "dr-perez": {"S1", "S4"},
-            "dra-ruiz": {"S1", "S4"}, "clinica": {"S2"}, "fundacion": {"S2"}, "hu": {"S1"}}
+EXPECTED = {
+    "dra-gomez": {"S1"},
+    "dr-nunez": {"S1", "S2"},
+    "dr-perez": {"S1", "S4"},
+    "dra-ruiz": {"S1", "S4"},
+    "clinica": {"S2"},
+    "fundacion": {"S2"},
+    "hu": {"S1"},
+}
 
 
 def write_rules(stack, logins):
     path = stack.data_dir / "rules.json"
-    entries = [{"login": name, "rules": [{"tag": t, "value": v} for t, v in rules]}
-               for name, rules in logins]
-    path.write_text("// written by the test\n" + json.dumps({"logins": entries}, ensure_ascii=False))
+    entries = [
+        {"login": name, "rules": [{"tag": t, "value": v} for t, v in rules]}
+        for name, rules in logins
+    ]
+    path.write_text(
+        "// written by the test\n" + json.dumps({"logins": entries}, ensure_ascii=False)
+    )
     return str(path)
 
 
@@ -71,14 +125,20 @@ def rules_world(stack, orthanc, admin, tmp_path_factory):
         result = storescu(written.files, stack.site["dicom_port"])
         assert result.returncode == 0, result.stderr
         study = lookup(orthanc, written.study_uid)
-        studies[key] = {"study": study, "instance": lookup(orthanc, written.sop_uids[0]),
-                        "study_uid": written.study_uid, "pid": spec.patient_id,
-                        "patient": orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"]}
+        studies[key] = {
+            "study": study,
+            "instance": lookup(orthanc, written.sop_uids[0]),
+            "study_uid": written.study_uid,
+            "pid": spec.patient_id,
+            "patient": orthanc.get(f"{orthanc.base}/studies/{study}").json()["ParentPatient"],
+        }
     for s in studies.values():
-        wait_for(lambda: recorded(admin, s["study"]), 30, what="study recorded")
+        wait_for(lambda s=s: recorded(admin, s["study"]), 30, what="study recorded")
     rules_path = write_rules(stack, LOGINS)
-    passwords = {name: set_rule_password(str(stack.data_dir / "rule-passwords.json"), rules_path, name)
-                 for name, _ in LOGINS}
+    passwords = {
+        name: set_rule_password(str(stack.data_dir / "rule-passwords.json"), rules_path, name)
+        for name, _ in LOGINS
+    }
     return {"studies": studies, "passwords": passwords}
 
 
@@ -90,8 +150,11 @@ def rule_browser(stack, world, name):
 
 
 def orthanc_routes(s):
-    return [f"/orthanc/studies/{s['study']}", f"/orthanc/instances/{s['instance']}/file",
-            f"/orthanc/dicom-web/studies/{s['study_uid']}/metadata"]
+    return [
+        f"/orthanc/studies/{s['study']}",
+        f"/orthanc/instances/{s['instance']}/file",
+        f"/orthanc/dicom-web/studies/{s['study_uid']}/metadata",
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -166,40 +229,60 @@ def test_expired_share_is_refused(stack, admin, rules_world):
     assert holder.login(share=share["url"].split("#share=")[1]).status_code == 200
     assert holder.get(orthanc_routes(s2)[0]).status_code == 200
     # A day passes: moved back in the service's own database.
-    stack_sql(stack, "UPDATE share SET expires_at = '2000-01-01 00:00:00' WHERE id = {p}", share["id"])
+    stack_sql(
+        stack, "UPDATE share SET expires_at = '2000-01-01 00:00:00' WHERE id = {p}", share["id"]
+    )
     time.sleep(DECISION_CACHE_SECONDS + 1.1)
     for route in orthanc_routes(s2):
         assert holder.get(route).status_code == 403, route
     assert holder.get("/api/studies").status_code == 401
 
 
-def test_each_shipped_example_enabled_alone_logs_in_on_the_real_stack(stack, orthanc, admin, tmp_path):
+def test_each_shipped_example_enabled_alone_logs_in_on_the_real_stack(
+    stack, orthanc, admin, tmp_path
+):
     """Issue 15: the rules file as `make run` writes it (deploy/rules.example.json),
     one example switched on as the file says ("enabled": false -> true), a
     password made as `make rule-password` does: the physician or institution
     logs in through nginx and sees the study its tag names, in the API and
     through Orthanc. Another study (no such values) stays closed."""
     from pathlib import Path
+
     root = Path(__file__).resolve().parents[1]
     shipped = (root / "deploy" / "rules.example.json").read_text(encoding="utf-8")
     suffix = uuid.uuid4().hex[:6]
-    named = StudySpec(f"EXS-{suffix}", "LÓPEZ^CARMEN", charset="ISO_IR 192", tags={
-        "InstitutionName": "HOSPITAL UNIVERSITARIO DE CARACAS",
-        "ReferringPhysicianName": "GÓMEZ^MARÍA ELENA", "ResponsibleOrganization": "FUNDACIÓN SALUD"},
-        series=[SeriesSpec("CT", 1, {"PerformingPhysicianName": ""})])
-    other = StudySpec(f"EXO-{suffix}", "LÓPEZ^CARMEN", charset="ISO_IR 192", tags=dict(EMPTY),
-                      series=[SeriesSpec("CT", 1, {})])
+    named = StudySpec(
+        f"EXS-{suffix}",
+        "LÓPEZ^CARMEN",
+        charset="ISO_IR 192",
+        tags={
+            "InstitutionName": "HOSPITAL UNIVERSITARIO DE CARACAS",
+            "ReferringPhysicianName": "GÓMEZ^MARÍA ELENA",
+            "ResponsibleOrganization": "FUNDACIÓN SALUD",
+        },
+        series=[SeriesSpec("CT", 1, {"PerformingPhysicianName": ""})],
+    )
+    other = StudySpec(
+        f"EXO-{suffix}",
+        "LÓPEZ^CARMEN",
+        charset="ISO_IR 192",
+        tags=dict(EMPTY),
+        series=[SeriesSpec("CT", 1, {})],
+    )
     ids = {}
     for key, spec in (("named", named), ("other", other)):
         written = write_study(spec, tmp_path / key)
         assert storescu(written.files, stack.site["dicom_port"]).returncode == 0
         ids[key] = lookup(orthanc, written.study_uid)
-        wait_for(lambda: recorded(admin, ids[key]), 30, what="study recorded")
+        wait_for(lambda key=key: recorded(admin, ids[key]), 30, what="study recorded")
     path = stack.data_dir / "rules.json"
     before = path.read_text(encoding="utf-8")
     lines = shipped.splitlines()
-    switches = [n for n, line in enumerate(lines)
-                if '"enabled": false' in line and not line.lstrip().startswith("//")]
+    switches = [
+        n
+        for n, line in enumerate(lines)
+        if '"enabled": false' in line and not line.lstrip().startswith("//")
+    ]
     assert len(switches) == 3
     try:
         for n in switches:
@@ -207,7 +290,9 @@ def test_each_shipped_example_enabled_alone_logs_in_on_the_real_stack(stack, ort
             edited[n] = lines[n].replace('"enabled": false', '"enabled": true')
             path.write_text("\n".join(edited) + "\n", encoding="utf-8")
             login = re.search(r'"login": "([^"]+)"', lines[n]).group(1)
-            password = set_rule_password(str(stack.data_dir / "rule-passwords.json"), str(path), login)
+            password = set_rule_password(
+                str(stack.data_dir / "rule-passwords.json"), str(path), login
+            )
             b = Browser(stack.public_url)
             r = b.login(login=login, password=password)
             assert r.status_code == 200, (login, r.text)

@@ -16,27 +16,48 @@ from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, wri
 from test_reports_browser import small_phone
 
 # No "webviewer": the full viewer is not offered to patients (test_download_browser.py).
-CONTROLS = ["prev", "slice", "next", "zoom-out", "zoom-reset", "zoom-in", "preset", "full-quality",
-            "download", "logout"]
+CONTROLS = [
+    "prev",
+    "slice",
+    "next",
+    "zoom-out",
+    "zoom-reset",
+    "zoom-in",
+    "preset",
+    "full-quality",
+    "download",
+    "logout",
+]
 
 
 @pytest.fixture(scope="module")
 def patient(stack, orthanc, admin, tmp_path_factory):
     if chromium.missing():
         pytest.fail(f"headless Chromium is needed (missing: {chromium.missing()})")
-    spec = StudySpec(f"PF-{uuid.uuid4().hex[:6]}", "PEQUEÑO^LUIS", description="TORAX ALTA RESOLUCION",
-                     series=[SeriesSpec("CT", 3), SeriesSpec("MR", 2)])
+    spec = StudySpec(
+        f"PF-{uuid.uuid4().hex[:6]}",
+        "PEQUEÑO^LUIS",
+        description="TORAX ALTA RESOLUCION",
+        series=[SeriesSpec("CT", 3), SeriesSpec("MR", 2)],
+    )
     written = write_study(spec, tmp_path_factory.mktemp("small"))
     result = storescu(written.files, stack.site["dicom_port"])
     assert result.returncode == 0, result.stderr
     study = lookup(orthanc, written.study_uid)
     wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()["password"]
+    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()[
+        "password"
+    ]
     owner = Browser(stack.public_url)
     assert owner.login(patient_id=spec.patient_id, password=password).status_code == 200
     share = owner.post("/api/shares", json={"study": study, "days": 1}).json()["url"]
-    return {"pid": spec.patient_id, "password": password, "study": study, "share": share,
-            "base": stack.public_url}
+    return {
+        "pid": spec.patient_id,
+        "password": password,
+        "study": study,
+        "share": share,
+        "base": stack.public_url,
+    }
 
 
 def log_in(phone, patient):
@@ -51,14 +72,21 @@ def test_the_viewer_fits_a_small_phone(patient, language):
     try:
         log_in(phone, patient)
         phone.get(f"{patient['base']}/portal/studies/{patient['study']}")
-        wait(phone, lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"), what="an image")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"),
+            what="an image",
+        )
         phone.execute_script("window.scrollTo(0, 0)")
         height = phone.execute_script("return innerHeight")
         assert height == 640
         off = {}
         for control in CONTROLS + ["stage"]:
-            box = phone.execute_script("const r = document.getElementById(arguments[0]).getBoundingClientRect();"
-                                       "return [r.top, r.bottom, r.width, r.height];", control)
+            box = phone.execute_script(
+                "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+                "return [r.top, r.bottom, r.width, r.height];",
+                control,
+            )
             if not (box[0] >= 0 and box[1] <= height and box[2] > 0 and box[3] > 0):
                 off[control] = box
         for button in phone.find_elements(By.CSS_SELECTOR, "#series button"):
@@ -66,13 +94,19 @@ def test_the_viewer_fits_a_small_phone(patient, language):
             if r > height:
                 off[button.text] = r
         assert not off, f"off the screen of {height} px: {off}"
-        top = phone.execute_script("return document.querySelector('header.top').getBoundingClientRect().height")
-        stage = phone.execute_script("return document.getElementById('stage').getBoundingClientRect().height")
+        top = phone.execute_script(
+            "return document.querySelector('header.top').getBoundingClientRect().height"
+        )
+        stage = phone.execute_script(
+            "return document.getElementById('stage').getBoundingClientRect().height"
+        )
         assert top <= 56 and stage >= 250, (top, stage)
         # Touch targets stay large enough to hit.
         for control in ["prev", "next", "zoom-in", "full-quality"]:
-            h = phone.execute_script("return document.getElementById(arguments[0]).getBoundingClientRect().height",
-                                     control)
+            h = phone.execute_script(
+                "return document.getElementById(arguments[0]).getBoundingClientRect().height",
+                control,
+            )
             assert h >= 36, (control, h)
     finally:
         phone.quit()
@@ -85,18 +119,31 @@ def test_links_opened_in_a_tab_already_on_the_site(patient):
         phone.execute_script("window.__sameDocument = 'yes'")
         # The physicians' link: the form unfolds.
         phone.execute_script("location.hash = '#physician'")
-        wait(phone, lambda d: d.find_element(By.ID, "rule-name").is_displayed(), what="the physician's form")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "rule-name").is_displayed(),
+            what="the physician's form",
+        )
         # The slip's QR code: the form is filled.
-        phone.execute_script("location.hash = arguments[0]", f"#id={patient['pid']}&pw={patient['password']}")
-        wait(phone, lambda d: d.find_element(By.ID, "patient_id").get_attribute("value") == patient["pid"],
-             what="the ID filled in")
+        phone.execute_script(
+            "location.hash = arguments[0]", f"#id={patient['pid']}&pw={patient['password']}"
+        )
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "patient_id").get_attribute("value") == patient["pid"],
+            what="the ID filled in",
+        )
         assert phone.find_element(By.ID, "password").get_attribute("value") == patient["password"]
         assert phone.execute_script("return window.__sameDocument") == "yes"
         # A share's link: opened at once.
-        phone.execute_script("location.hash = arguments[0]", "#" + patient["share"].split("#", 1)[1])
+        phone.execute_script(
+            "location.hash = arguments[0]", "#" + patient["share"].split("#", 1)[1]
+        )
         wait(phone, lambda d: d.current_url.endswith("/portal"), what="the shared studies")
-        assert [c.get_attribute("data-study") for c in
-                phone.find_elements(By.CSS_SELECTOR, "#studies li.study")] == [patient["study"]]
+        assert [
+            c.get_attribute("data-study")
+            for c in phone.find_elements(By.CSS_SELECTOR, "#studies li.study")
+        ] == [patient["study"]]
     finally:
         phone.quit()
 
@@ -107,7 +154,9 @@ def test_logging_out_says_so(patient, language, text):
     try:
         log_in(phone, patient)
         phone.find_element(By.ID, "logout").click()
-        message = wait(phone, lambda d: d.find_element(By.ID, "logged-out"), what="the logout message")
+        message = wait(
+            phone, lambda d: d.find_element(By.ID, "logged-out"), what="the logout message"
+        )
         assert message.text == text and message.get_attribute("role") == "status"
         # Only after a logout: the page reloaded, or opened anew, does not say it.
         phone.get(patient["base"] + "/")

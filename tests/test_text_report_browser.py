@@ -12,8 +12,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import chromium
-from chromium import wait
 from authsvc.cli import set_rule_password
+from chromium import wait
 from conftest import Browser
 from dicom_samples import SR_FINDINGS, SeriesSpec, StudySpec, lookup, send_recorded
 from test_pages_browser import add_rule_login
@@ -30,15 +30,25 @@ def reports(stack, orthanc, admin, tmp_path_factory):
     suffix = uuid.uuid4().hex[:6]
     tmp = tmp_path_factory.mktemp("sr-dicom")
     doctor = f"SOTO^IVAN^{suffix.upper()}"
-    specs = {"R": StudySpec(f"SR-{suffix}", "CANO^EVA", description="RODILLA",
-                            tags={"ReferringPhysicianName": doctor},
-                            series=[SeriesSpec("CT", 1), SeriesSpec("SR", 1)]),
-             "O": StudySpec(f"SO-{suffix}", "GIL^ANA", description="MANO", series=[SeriesSpec("CT", 1)])}
+    specs = {
+        "R": StudySpec(
+            f"SR-{suffix}",
+            "CANO^EVA",
+            description="RODILLA",
+            tags={"ReferringPhysicianName": doctor},
+            series=[SeriesSpec("CT", 1), SeriesSpec("SR", 1)],
+        ),
+        "O": StudySpec(f"SO-{suffix}", "GIL^ANA", description="MANO", series=[SeriesSpec("CT", 1)]),
+    }
     found = {}
     for key, spec in specs.items():
         written, study, password = send_recorded(stack, orthanc, admin, spec, tmp / key)
-        found[key] = {"pid": spec.patient_id, "study": study, "password": password,
-                      "instances": [lookup(orthanc, uid) for uid in written.sop_uids]}
+        found[key] = {
+            "pid": spec.patient_id,
+            "study": study,
+            "password": password,
+            "instances": [lookup(orthanc, uid) for uid in written.sop_uids],
+        }
     r = found["R"]
     r["report"], r["image"] = r["instances"][-1], r["instances"][0]
     patient = Browser(stack.public_url)
@@ -46,11 +56,24 @@ def reports(stack, orthanc, admin, tmp_path_factory):
     share = patient.post("/api/shares", json={"study": r["study"], "days": 2})
     assert share.status_code == 201, share.text
     login = f"dr-soto-{suffix}"
-    rules_path = add_rule_login(stack, {"login": login, "description": "Dr. Iván Soto",
-                                        "rules": [{"tag": "ReferringPhysicianName", "value": doctor}]})
-    rule_password = set_rule_password(str(stack.data_dir / "rule-passwords.json"), str(rules_path), login)
-    return dict(found, base=stack.public_url, share_url=share.json()["url"],
-                rule=login, rule_password=rule_password)
+    rules_path = add_rule_login(
+        stack,
+        {
+            "login": login,
+            "description": "Dr. Iván Soto",
+            "rules": [{"tag": "ReferringPhysicianName", "value": doctor}],
+        },
+    )
+    rule_password = set_rule_password(
+        str(stack.data_dir / "rule-passwords.json"), str(rules_path), login
+    )
+    return dict(
+        found,
+        base=stack.public_url,
+        share_url=share.json()["url"],
+        rule=login,
+        rule_password=rule_password,
+    )
 
 
 @pytest.mark.parametrize("language", ["es", "en"])
@@ -61,20 +84,33 @@ def test_the_structured_report_reads_as_text(reports, who, language):
     try:
         log_in(phone, who, reports)
         card = phone.find_element(By.CSS_SELECTOR, f'li.study[data-study="{r["study"]}"]')
-        assert card.find_element(By.CSS_SELECTOR, "img.thumb").get_attribute("data-instance") == r["image"]
+        assert (
+            card.find_element(By.CSS_SELECTOR, "img.thumb").get_attribute("data-instance")
+            == r["image"]
+        )
         assert [a.text for a in card.find_elements(By.CSS_SELECTOR, "a.report")] == [LINK[language]]
         # The viewer: the CT is the only series; the report is a link.
         phone.get(f"{reports['base']}/portal/studies/{r['study']}")
-        wait(phone, lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"), what="an image")
+        wait(
+            phone,
+            lambda d: d.find_element(By.ID, "stage").get_attribute("data-loaded"),
+            what="an image",
+        )
         assert len(phone.find_elements(By.CSS_SELECTOR, "#series button")) == 1
         link = phone.find_element(By.CSS_SELECTOR, "#reports a.report.sr")
         assert link.text == LINK[language]
         link.click()
-        report = wait(phone, lambda d: d.find_element(By.ID, "text-report"), what="the report's text")
-        assert phone.execute_script("return [innerWidth, document.documentElement.scrollWidth]") == [360, 360]
+        report = wait(
+            phone, lambda d: d.find_element(By.ID, "text-report"), what="the report's text"
+        )
+        assert phone.execute_script(
+            "return [innerWidth, document.documentElement.scrollWidth]"
+        ) == [360, 360]
         assert phone.find_element(By.TAG_NAME, "h1").text == "Informe de diagnóstico por imagen"
         assert phone.find_element(By.ID, "report-state").text == STATE[language]
-        assert [h.text for h in report.find_elements(By.TAG_NAME, "h2")] == ["Hallazgos del estudio"]
+        assert [h.text for h in report.find_elements(By.TAG_NAME, "h2")] == [
+            "Hallazgos del estudio"
+        ]
         lines = [p.text for p in report.find_elements(By.CSS_SELECTOR, "p.line")]
         assert lines == [f"{name}: {text.strip()}" for name, text in SR_FINDINGS]
     finally:

@@ -23,14 +23,18 @@ def patients(app):
 
 
 def attempt(client, password, pid="P-1", address="10.0.0.1"):
-    return client.post("/api/login", json={"patient_id": pid, "password": password},
-                       headers={"X-Forwarded-For": address})
+    return client.post(
+        "/api/login",
+        json={"patient_id": pid, "password": password},
+        headers={"X-Forwarded-For": address},
+    )
 
 
 def age_failures(seconds):
     for row in LoginFailure.select():
         LoginFailure.update(at=row.at - datetime.timedelta(seconds=seconds)).where(
-            LoginFailure.id == row.id).execute()
+            LoginFailure.id == row.id
+        ).execute()
 
 
 def in_parallel(app, calls):
@@ -57,8 +61,10 @@ def in_parallel(app, calls):
 
 
 def test_sixteen_parallel_guesses_on_one_account_evaluate_at_most_five(app, patients):
-    codes = in_parallel(app, [lambda c, n=n: attempt(c, f"wrong-guess-{n}", address=f"10.1.0.{n}")
-                              for n in range(16)])
+    codes = in_parallel(
+        app,
+        [lambda c, n=n: attempt(c, f"wrong-guess-{n}", address=f"10.1.0.{n}") for n in range(16)],
+    )
     assert set(codes) <= {401, 429}, codes
     assert codes.count(401) == 5, codes  # 5 free failures, then a delay: evaluated no more
     assert LoginFailure.select().where(LoginFailure.key == "patient:p-1").count() == 5
@@ -69,8 +75,10 @@ def test_when_a_delay_runs_out_sixteen_parallel_guesses_evaluate_one(app, patien
     for n in range(5):
         assert attempt(client, "wrong-guess", address=f"10.6.0.{n}").status_code == 401
     age_failures(3)  # the delay after the 5th failure (2 s) is over: one attempt may come
-    codes = in_parallel(app, [lambda c, n=n: attempt(c, f"wrong-guess-{n}", address=f"10.6.1.{n}")
-                              for n in range(16)])
+    codes = in_parallel(
+        app,
+        [lambda c, n=n: attempt(c, f"wrong-guess-{n}", address=f"10.6.1.{n}") for n in range(16)],
+    )
     assert sorted(codes) == [401] + [429] * 15, codes
 
 
@@ -78,15 +86,21 @@ def test_sixteen_parallel_guesses_from_one_address_evaluate_at_most_its_limit(ap
     client = app.test_client()
     for n in range(12):  # 12 accounts failed from this address: 8 left of its 20
         assert attempt(client, "wrong-guess", pid=f"X{n}", address="10.2.0.1").status_code == 401
-    codes = in_parallel(app, [lambda c, n=n: attempt(c, "wrong-guess", pid=f"Y{n}", address="10.2.0.1")
-                              for n in range(16)])
+    codes = in_parallel(
+        app,
+        [
+            lambda c, n=n: attempt(c, "wrong-guess", pid=f"Y{n}", address="10.2.0.1")
+            for n in range(16)
+        ],
+    )
     assert set(codes) <= {401, 429}, codes
     assert codes.count(401) == 8, codes
 
 
 def test_a_successful_login_in_a_burst_does_not_count_as_a_failure(app, patients):
-    codes = in_parallel(app, [lambda c, n=n: attempt(c, patients["P-1"], address="10.3.0.1")
-                              for n in range(4)])
+    codes = in_parallel(
+        app, [lambda c, n=n: attempt(c, patients["P-1"], address="10.3.0.1") for n in range(4)]
+    )
     assert codes == [200] * 4
     assert LoginFailure.select().count() == 0
 

@@ -14,18 +14,23 @@ from authsvc.models import Patient, RuleLogin, RuleMatch, Share, StaffUser, Stud
 from authsvc.sessions import Principal
 from conftest import fake_study
 
-worlds = st.fixed_dictionaries({
-    # study n belongs to patient owners[n]
-    "owners": st.lists(st.integers(0, 3), min_size=1, max_size=6),
-    # (rule login, study) pairs
-    "matches": st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5)), max_size=8),
-    # (patient, study or None for all of the patient's)
-    "shares": st.lists(st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 5))),
-                       max_size=4),
-})
+worlds = st.fixed_dictionaries(
+    {
+        # study n belongs to patient owners[n]
+        "owners": st.lists(st.integers(0, 3), min_size=1, max_size=6),
+        # (rule login, study) pairs
+        "matches": st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5)), max_size=8),
+        # (patient, study or None for all of the patient's)
+        "shares": st.lists(
+            st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 5))), max_size=4
+        ),
+    }
+)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(world=worlds)
 def test_the_query_and_the_predicate_agree(app, world):
     for model in (Share, RuleMatch, RuleLogin, Study, Patient, StaffUser):
@@ -47,12 +52,19 @@ def test_the_query_and_the_predicate_agree(app, world):
         if patient is None:
             continue
         study = studies[n] if n is not None and n < len(studies) else None
-        share = Share.create(secret_hash=f"s{k}", patient=patient, study=study,
-                             expires_at=datetime.datetime(2999, 1, 1))
+        share = Share.create(
+            secret_hash=f"s{k}",
+            patient=patient,
+            study=study,
+            expires_at=datetime.datetime(2999, 1, 1),
+        )
         principals.append(Principal("share", 3, share=share))
     staff = StaffUser.create(username="rad", role="radiologist", password_hash="x")
     principals.append(Principal("staff", 4, staff=staff))
     for principal in principals:
         listed = {s.id for s in visible_studies(principal)}
         for study in studies:
-            assert may_see_study(principal, study) == (study.id in listed), (principal.kind, study.id)
+            assert may_see_study(principal, study) == (study.id in listed), (
+                principal.kind,
+                study.id,
+            )

@@ -40,16 +40,18 @@ from conftest import fake_study, free_port
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "authorization-plugin-requests.jsonl"
 WEBHOOK_SECRET = "w" * 40
-AUTH = {"Authorization": "Basic " + base64.b64encode(
-    f"orthanc:{WEBHOOK_SECRET}".encode()).decode()}
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"orthanc:{WEBHOOK_SECRET}".encode()).decode()}
 PRINCIPALS = ("patient", "other_patient", "admin", "radiologist", "no_token", "unknown")
 
 
 def load_fixture():
     if not FIXTURE.is_file():
         pytest.fail(f"the plugin's captured requests are missing: {FIXTURE}", pytrace=False)
-    lines = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()
-             if line.strip()]
+    lines = [
+        json.loads(line)
+        for line in FIXTURE.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     return list(enumerate(lines, start=1))
 
 
@@ -59,6 +61,7 @@ def captured():
 
 
 # -- the world the bodies talk about --------------------------------------------
+
 
 def named_resources(lines):
     """The one (orthanc-id, dicom-uid) pair the bodies name at each level."""
@@ -90,10 +93,12 @@ def world(app, captured):
     tokens = {
         "patient": store.start(patient=Patient.get(Patient.patient_id == patient_id)),
         "other_patient": store.start(patient=Patient.get(Patient.patient_id == "PID-2")),
-        "admin": store.start(staff=StaffUser.create(username="admin", role="admin",
-                                                    password_hash="x")),
-        "radiologist": store.start(staff=StaffUser.create(username="rad", role="radiologist",
-                                                          password_hash="x")),
+        "admin": store.start(
+            staff=StaffUser.create(username="admin", role="admin", password_hash="x")
+        ),
+        "radiologist": store.start(
+            staff=StaffUser.create(username="rad", role="radiologist", password_hash="x")
+        ),
         "no_token": None,
         "unknown": secrets.token_urlsafe(32),  # well-formed, never issued
     }
@@ -101,6 +106,7 @@ def world(app, captured):
 
 
 # -- what the plugin sends, and what it must get back ----------------------------
+
 
 def is_basic(body):
     """A client's own basic auth, which the plugin passes on as a token when
@@ -125,21 +131,31 @@ def request_of(line, token):
     headers = {k: v for k, v in forwarded.items() if k.lower() != "authorization"}
     headers.update(AUTH, **{"Content-Type": "application/json"})
     endpoint = line["endpoint"]
-    method = "PUT" if endpoint.startswith("/tokens/") and endpoint not in (
-        "/tokens/validate", "/tokens/decode") else "POST"
+    method = (
+        "PUT"
+        if endpoint.startswith("/tokens/")
+        and endpoint not in ("/tokens/validate", "/tokens/decode")
+        else "POST"
+    )
     return method, "/authz" + endpoint, json.dumps(body).encode(), headers
 
 
 def granted_to(principal, body):
-    if not body.get("token-value") or is_basic(body) \
-            or principal in ("other_patient", "no_token", "unknown"):
+    if (
+        not body.get("token-value")
+        or is_basic(body)
+        or principal in ("other_patient", "no_token", "unknown")
+    ):
         return False
     if principal == "admin":
         return True
     if principal == "radiologist":
         # Every read, and the searches (which change nothing).
-        return body["method"] == "get" or (body["level"] == "system" and body["method"] == "post"
-                                           and body.get("uri") in ("/tools/find", "/tools/lookup"))
+        return body["method"] == "get" or (
+            body["level"] == "system"
+            and body["method"] == "post"
+            and body.get("uri") in ("/tools/find", "/tools/lookup")
+        )
     # The patient: every level of their own study, reads only; no system route.
     return body["level"] != "system" and body["method"] == "get"
 
@@ -167,8 +183,7 @@ def expected(principal, line, validity):
     # is a 200 the plugin relays (on an error status it drops the client's
     # connection): an invalid token naming nothing, an empty token.
     if endpoint == "/tokens/decode":
-        return 200, {"token-type": "", "error-code": "invalid", "redirect-url": "",
-                     "resources": []}
+        return 200, {"token-type": "", "error-code": "invalid", "redirect-url": "", "resources": []}
     return 200, {"token": "", "url": None}
 
 
@@ -178,18 +193,22 @@ def replay(send, lines, principal, token, validity):
     for number, line in lines:
         status, answer = send(*request_of(line, token))
         if (status, answer) != expected(principal, line, validity):
-            wrong.append(f"line {number} ({line['plugin_version']} {line['endpoint']} "
-                         f"{line['body'].get('level', '')}): got {status} {answer}, "
-                         f"expected {expected(principal, line, validity)}")
+            wrong.append(
+                f"line {number} ({line['plugin_version']} {line['endpoint']} "
+                f"{line['body'].get('level', '')}): got {status} {answer}, "
+                f"expected {expected(principal, line, validity)}"
+            )
     return wrong
 
 
 # -- transports -------------------------------------------------------------------
 
+
 def client_sender(client):
     def send(method, path, data, headers):
         r = client.open(path, method=method, data=data, headers=headers)
         return r.status_code, r.get_json()
+
     return send
 
 
@@ -199,9 +218,14 @@ def http_sender(port, chunked):
         try:
             if chunked:
                 # Small chunks: the body must be put together from many of them.
-                pieces = [data[i:i + 7] for i in range(0, len(data), 7)]
-                conn.request(method, path, body=iter(pieces), encode_chunked=True,
-                             headers=dict(headers, **{"Transfer-Encoding": "chunked"}))
+                pieces = [data[i : i + 7] for i in range(0, len(data), 7)]
+                conn.request(
+                    method,
+                    path,
+                    body=iter(pieces),
+                    encode_chunked=True,
+                    headers=dict(headers, **{"Transfer-Encoding": "chunked"}),
+                )
             else:
                 conn.request(method, path, body=data, headers=headers)
             r = conn.getresponse()
@@ -209,6 +233,7 @@ def http_sender(port, chunked):
             return r.status, json.loads(raw) if raw else None
         finally:
             conn.close()
+
     return send
 
 
@@ -228,6 +253,7 @@ def validity_of(app):
 
 # -- the contract -------------------------------------------------------------------
 
+
 def test_fixture_covers_what_the_facts_describe(captured):
     lines = [line for _, line in captured]
     assert len(lines) == 81
@@ -243,8 +269,10 @@ def test_fixture_covers_what_the_facts_describe(captured):
     # with a client's own basic auth, and a study-level DELETE.
     validate = [line["body"] for line in lines if line["endpoint"] == "/tokens/validate"]
     assert any(b.get("level") == "system" and "token-value" not in b for b in validate)
-    assert any(b.get("level") == "system" and str(b.get("token-value")).startswith("Bearer ")
-               for b in validate)
+    assert any(
+        b.get("level") == "system" and str(b.get("token-value")).startswith("Bearer ")
+        for b in validate
+    )
     assert any(is_basic(b) for b in validate)
     assert any(b.get("method") == "delete" for b in validate)
     # With its user profile URL too (lines 71-81, Orthanc 1.10.1): the profile
@@ -259,15 +287,21 @@ def test_fixture_covers_what_the_facts_describe(captured):
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
 def test_every_captured_body_with_content_length(app, client, world, captured, principal):
-    wrong = replay(client_sender(client), captured, principal,
-                   world["tokens"][principal], validity_of(app))
+    wrong = replay(
+        client_sender(client), captured, principal, world["tokens"][principal], validity_of(app)
+    )
     assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
 def test_every_captured_body_chunked(app, world, captured, werkzeug_port, principal):
-    wrong = replay(http_sender(werkzeug_port, chunked=True), captured, principal,
-                   world["tokens"][principal], validity_of(app))
+    wrong = replay(
+        http_sender(werkzeug_port, chunked=True),
+        captured,
+        principal,
+        world["tokens"][principal],
+        validity_of(app),
+    )
     assert not wrong, "\n".join(wrong)
 
 
@@ -285,9 +319,25 @@ def gunicorn_port(app, world, tmp_path):
     port = free_port()
     log = open(tmp_path / "gunicorn.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--worker-class", "gthread", "--threads", "4", "authsvc:create_app()"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "authsvc:create_app()",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -296,8 +346,10 @@ def gunicorn_port(app, world, tmp_path):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("gunicorn did not start:\n"
-                                + (tmp_path / "gunicorn.log").read_text(errors="replace"))
+                    pytest.fail(
+                        "gunicorn did not start:\n"
+                        + (tmp_path / "gunicorn.log").read_text(errors="replace")
+                    )
                 time.sleep(0.1)
         yield port
     finally:
@@ -313,13 +365,17 @@ def test_every_captured_body_under_gunicorn(app, world, captured, gunicorn_port)
     for chunked in (True, False):
         send = http_sender(gunicorn_port, chunked=chunked)
         for principal in PRINCIPALS:
-            wrong += [f"{principal}, {'chunked' if chunked else 'content-length'}: {w}"
-                      for w in replay(send, captured, principal, world["tokens"][principal],
-                                      validity_of(app))]
+            wrong += [
+                f"{principal}, {'chunked' if chunked else 'content-length'}: {w}"
+                for w in replay(
+                    send, captured, principal, world["tokens"][principal], validity_of(app)
+                )
+            ]
     assert not wrong, "\n".join(wrong)
 
 
 # -- protocol details the fixture does not pin down ----------------------------------
+
 
 def question(world, level, **fields):
     named = world["named"]
@@ -333,24 +389,30 @@ def question(world, level, **fields):
 
 
 def ask(client, body, path="/authz/", headers=AUTH):
-    return client.post(path, data=json.dumps(body), headers=headers,
-                       content_type="application/json")
+    return client.post(
+        path, data=json.dumps(body), headers=headers, content_type="application/json"
+    )
 
 
 def test_legacy_url_answers_without_its_trailing_slash(client, world):
-    body = question(world, "study", **{"token-key": "token",
-                                       "token-value": world["tokens"]["patient"]})
+    body = question(
+        world, "study", **{"token-key": "token", "token-value": world["tokens"]["patient"]}
+    )
     assert ask(client, body, path="/authz").json["granted"] is True
 
 
-@pytest.mark.parametrize("headers,status", [
-    ({}, 401),
-    ({"Authorization": "Basic " + base64.b64encode(b"orthanc:wrong").decode()}, 401),
-    ({"Authorization": "Bearer " + WEBHOOK_SECRET}, 401),
-])
+@pytest.mark.parametrize(
+    "headers,status",
+    [
+        ({}, 401),
+        ({"Authorization": "Basic " + base64.b64encode(b"orthanc:wrong").decode()}, 401),
+        ({"Authorization": "Bearer " + WEBHOOK_SECRET}, 401),
+    ],
+)
 def test_webhook_needs_its_secret(client, world, headers, status):
-    body = question(world, "study", **{"token-key": "token",
-                                       "token-value": world["tokens"]["admin"]})
+    body = question(
+        world, "study", **{"token-key": "token", "token-value": world["tokens"]["admin"]}
+    )
     for path in ("/authz/", "/authz/tokens/validate", "/authz/user/get-profile"):
         r = ask(client, body, path=path, headers=headers)
         assert r.status_code == status and r.json["error"] == "bad_credentials"
@@ -360,8 +422,9 @@ def test_credentials_accepted_once_are_still_checked(app, client, world):
     """The webhook remembers the last header it accepted (the plugin sends
     the same one each time): another header, or the same after the secret
     changed, is checked again and refused."""
-    body = question(world, "study", **{"token-key": "token",
-                                       "token-value": world["tokens"]["admin"]})
+    body = question(
+        world, "study", **{"token-key": "token", "token-value": world["tokens"]["admin"]}
+    )
     assert ask(client, body).json["granted"] is True
     wrong = {"Authorization": "Basic " + base64.b64encode(b"orthanc:wrong").decode()}
     assert ask(client, body, headers=wrong).status_code == 401
@@ -382,32 +445,51 @@ def test_without_a_secret_every_call_is_refused(app, client, world, secret):
         services.secrets.pop("webhook_secret")
     else:
         services.secrets["webhook_secret"] = secret
-    body = question(world, "study", **{"token-key": "token",
-                                       "token-value": world["tokens"]["admin"]})
-    for headers in (AUTH, {"Authorization": "Basic " + base64.b64encode(
-            f"orthanc:{secret or ''}".encode()).decode()}):
+    body = question(
+        world, "study", **{"token-key": "token", "token-value": world["tokens"]["admin"]}
+    )
+    for headers in (
+        AUTH,
+        {"Authorization": "Basic " + base64.b64encode(f"orthanc:{secret or ''}".encode()).decode()},
+    ):
         r = ask(client, body, headers=headers)
         assert r.status_code == 403 and r.json["error"] == "webhook_disabled"
 
 
-@pytest.mark.parametrize("data,status", [
-    (b"", 400), (b"{", 400), (b"[1]", 400), (b"\xff\xfe", 400), (b'"x"', 400),
-    (json.dumps({"method": "get"}).encode(), 400),
-    (json.dumps({"level": "study", "method": "get"}).encode(), 400),
-    (json.dumps({"level": "study", "method": "patch", "orthanc-id": "x"}).encode(), 400),
-    (json.dumps({"level": "galaxy", "method": "get", "orthanc-id": "x"}).encode(), 400),
-    (json.dumps({"level": "system", "method": "get"}).encode(), 400),
-    (json.dumps({"level": "system", "method": "get", "uri": "system"}).encode(), 400),
-    (json.dumps({"level": "system", "method": "get", "uri": 5}).encode(), 400),
-    (json.dumps({"level": "system", "method": "get", "uri": "/x",
-                 "token-value": 12}).encode(), 400),
-    (json.dumps({"level": "system", "method": "get", "uri": "/x",
-                 "server-id": ["a"]}).encode(), 400),
-    (json.dumps({"level": "system", "method": "get", "uri": "/x",
-                 "labels": "a"}).encode(), 400),
-    (json.dumps({"level": "system", "method": "get",
-                 "uri": "/" + "x" * 70000}).encode(), 413),
-])
+@pytest.mark.parametrize(
+    "data,status",
+    [
+        (b"", 400),
+        (b"{", 400),
+        (b"[1]", 400),
+        (b"\xff\xfe", 400),
+        (b'"x"', 400),
+        (json.dumps({"method": "get"}).encode(), 400),
+        (json.dumps({"level": "study", "method": "get"}).encode(), 400),
+        (json.dumps({"level": "study", "method": "patch", "orthanc-id": "x"}).encode(), 400),
+        (json.dumps({"level": "galaxy", "method": "get", "orthanc-id": "x"}).encode(), 400),
+        (json.dumps({"level": "system", "method": "get"}).encode(), 400),
+        (json.dumps({"level": "system", "method": "get", "uri": "system"}).encode(), 400),
+        (json.dumps({"level": "system", "method": "get", "uri": 5}).encode(), 400),
+        (
+            json.dumps(
+                {"level": "system", "method": "get", "uri": "/x", "token-value": 12}
+            ).encode(),
+            400,
+        ),
+        (
+            json.dumps(
+                {"level": "system", "method": "get", "uri": "/x", "server-id": ["a"]}
+            ).encode(),
+            400,
+        ),
+        (
+            json.dumps({"level": "system", "method": "get", "uri": "/x", "labels": "a"}).encode(),
+            400,
+        ),
+        (json.dumps({"level": "system", "method": "get", "uri": "/" + "x" * 70000}).encode(), 413),
+    ],
+)
 def test_malformed_bodies_are_4xx_json(client, world, data, status):
     r = client.post("/authz/", data=data, headers=AUTH, content_type="application/json")
     assert r.status_code == status
@@ -426,16 +508,23 @@ def test_malformed_chunked_bodies_are_4xx_json(world, werkzeug_port):
 
 def test_a_token_only_in_a_forwarded_header_grants_nothing(app, client, world):
     """The body is the question; a header the plugin forwards is not read."""
-    r = client.post("/authz/", data=json.dumps(question(world, "study")),
-                    headers=dict(AUTH, token=world["tokens"]["patient"]),
-                    content_type="application/json")
+    r = client.post(
+        "/authz/",
+        data=json.dumps(question(world, "study")),
+        headers=dict(AUTH, token=world["tokens"]["patient"]),
+        content_type="application/json",
+    )
     assert r.json == {"granted": False, "validity": validity_of(app)}
 
 
 def test_bearer_prefix_and_any_token_key(client, world):
     token = world["tokens"]["patient"]
-    for key, value in (("token", token), ("Authorization", "Bearer " + token),
-                       ("authorization", "bearer  " + token), ("access_token", token)):
+    for key, value in (
+        ("token", token),
+        ("Authorization", "Bearer " + token),
+        ("authorization", "bearer  " + token),
+        ("access_token", token),
+    ):
         body = question(world, "instance", **{"token-key": key, "token-value": value})
         assert ask(client, body).json["granted"] is True, key
 
@@ -458,26 +547,37 @@ def test_patients_only_read(client, world):
     token = world["tokens"]["patient"]
     for level in ("patient", "study", "series", "instance"):
         for method in ("post", "put", "delete"):
-            body = question(world, level, method=method,
-                            **{"token-key": "token", "token-value": token})
+            body = question(
+                world, level, method=method, **{"token-key": "token", "token-value": token}
+            )
             assert ask(client, body).json["granted"] is False, (level, method)
 
 
 def test_system_level_follows_the_lua_filter_rules(client, world):
     named, tokens = world["named"], world["tokens"]
     study_path = f"/studies/{named['study'][0]}/archive"
-    cases = [("patient", "get", study_path, True), ("other_patient", "get", study_path, False),
-             ("patient", "get", "/patients", False), ("patient", "get", "/tools/find", False),
-             ("patient", "post", "/tools/find", False), ("patient", "get", "/changes", False),
-             ("radiologist", "get", "/changes", True),
-             ("radiologist", "post", "/tools/find", True),
-             ("radiologist", "post", "/tools/lookup", True),
-             ("radiologist", "post", "/tools/create-archive", False),
-             ("radiologist", "post", "/tools/reset", False),
-             ("admin", "delete", "/patients/" + named["patient"][0], True)]
+    cases = [
+        ("patient", "get", study_path, True),
+        ("other_patient", "get", study_path, False),
+        ("patient", "get", "/patients", False),
+        ("patient", "get", "/tools/find", False),
+        ("patient", "post", "/tools/find", False),
+        ("patient", "get", "/changes", False),
+        ("radiologist", "get", "/changes", True),
+        ("radiologist", "post", "/tools/find", True),
+        ("radiologist", "post", "/tools/lookup", True),
+        ("radiologist", "post", "/tools/create-archive", False),
+        ("radiologist", "post", "/tools/reset", False),
+        ("admin", "delete", "/patients/" + named["patient"][0], True),
+    ]
     for principal, method, uri, granted in cases:
-        body = question(world, "system", method=method, uri=uri,
-                        **{"token-key": "token", "token-value": tokens[principal]})
+        body = question(
+            world,
+            "system",
+            method=method,
+            uri=uri,
+            **{"token-key": "token", "token-value": tokens[principal]},
+        )
         assert ask(client, body).json["granted"] is granted, (principal, method, uri)
 
 
@@ -496,6 +596,7 @@ def test_an_internal_error_denies_without_logging_the_token(client, world, monke
 
     def broken(*args, **kwargs):
         raise RuntimeError("database on fire")
+
     monkeypatch.setattr(policy, "decide", broken)
     token = world["tokens"]["admin"]
     body = question(world, "study", **{"token-key": "token", "token-value": token})
@@ -516,74 +617,110 @@ def test_profile_has_what_the_plugin_requires(client, world):
         assert isinstance(profile["permissions"], list)
         assert isinstance(profile["authorized-labels"], list)
         assert profile["permissions"] == {"admin": ["all"], "radiologist": ["view"]}.get(
-            principal, []), principal
+            principal, []
+        ), principal
         assert profile["authorized-labels"] == ["*"], principal
 
 
 # -- the service's own token, rule logins and shares ------------------------------
 
+
 def test_service_token_opens_everything_and_only_when_long_enough(app, client, world):
     secrets = app.extensions["authsvc"].secrets
     secrets["service_token"] = "s" * 40
     for method in ("get", "delete"):
-        body = question(world, "system", method=method, uri="/patients",
-                        **{"token-key": "token", "token-value": "s" * 40})
+        body = question(
+            world,
+            "system",
+            method=method,
+            uri="/patients",
+            **{"token-key": "token", "token-value": "s" * 40},
+        )
         assert ask(client, body).get_json()["granted"] is True
-    profile = ask(client, {"token-key": "token", "token-value": "s" * 40},
-                  path="/authz/user/get-profile").get_json()
+    profile = ask(
+        client, {"token-key": "token", "token-value": "s" * 40}, path="/authz/user/get-profile"
+    ).get_json()
     assert profile["permissions"] == ["all"]
     secrets["service_token"] = "s" * 20  # too short to be a secret: ignored
-    body = question(world, "system", uri="/patients",
-                    **{"token-key": "token", "token-value": "s" * 20})
+    body = question(
+        world, "system", uri="/patients", **{"token-key": "token", "token-value": "s" * 20}
+    )
     assert ask(client, body).get_json()["granted"] is False
 
 
 def grants(client, world, token, levels=("study", "series", "instance", "patient")):
-    return {level: ask(client, question(world, level, **{"token-key": "token",
-                                                         "token-value": token})).get_json()["granted"]
-            for level in levels}
+    return {
+        level: ask(
+            client, question(world, level, **{"token-key": "token", "token-value": token})
+        ).get_json()["granted"]
+        for level in levels
+    }
 
 
 def test_rule_login_and_share_get_their_study_never_the_patient_level(app, client, world):
-    from authsvc.models import RuleLogin, RuleMatch, Share, Study, utcnow
     import datetime
+
+    from authsvc.models import RuleLogin, RuleMatch, Share, Study, utcnow
+
     store = app.extensions["authsvc"].sessions
     study = Study.get(Study.orthanc_id == world["named"]["study"][0])
     other = Study.get(Study.orthanc_id != study.orthanc_id)
     # The rules file is the source of truth: a login is made there, synced,
     # and then made to match this study alone.
     with open(app.config["RULES_FILE"], "w") as fh:
-        json.dump({"logins": [{"login": "dr-x", "rules": [
-            {"tag": "InstitutionName", "value": "nothing recorded"}]}]}, fh)
+        json.dump(
+            {
+                "logins": [
+                    {
+                        "login": "dr-x",
+                        "rules": [{"tag": "InstitutionName", "value": "nothing recorded"}],
+                    }
+                ]
+            },
+            fh,
+        )
     with open(app.config["RULE_PASSWORDS_FILE"], "w") as fh:
         json.dump({"dr-x": "x"}, fh)
     app.extensions["authsvc"].rules.check()
     login = RuleLogin.get(RuleLogin.name == "dr-x")
     RuleMatch.create(login=login, study=study)
     rule_token = store.start(rule_login=login)
-    share = Share.create(secret_hash="h" * 64, patient=study.patient, study=study,
-                         expires_at=utcnow() + datetime.timedelta(days=1))
+    share = Share.create(
+        secret_hash="h" * 64,
+        patient=study.patient,
+        study=study,
+        expires_at=utcnow() + datetime.timedelta(days=1),
+    )
     share_token = store.start(share=share)
     for token in (rule_token, share_token):
-        assert grants(client, world, token) == {"study": True, "series": True,
-                                                "instance": True, "patient": False}
+        assert grants(client, world, token) == {
+            "study": True,
+            "series": True,
+            "instance": True,
+            "patient": False,
+        }
         other_study = question(world, "study", **{"token-key": "token", "token-value": token})
         other_study["orthanc-id"], other_study["dicom-uid"] = other.orthanc_id, other.study_uid
         assert ask(client, other_study).get_json()["granted"] is False
-        profile = ask(client, {"token-key": "token", "token-value": token},
-                      path="/authz/user/get-profile").get_json()
+        profile = ask(
+            client, {"token-key": "token", "token-value": token}, path="/authz/user/get-profile"
+        ).get_json()
         assert profile["permissions"] == [] and profile["authorized-labels"] == ["*"]
     RuleMatch.delete().execute()  # the rule stops matching: refused at once
     assert grants(client, world, rule_token, ("study",)) == {"study": False}
     # Revoked by an admin: this process refuses at once (other processes
     # within SESSION_CACHE_SECONDS, see test_session_cache_*).
-    r = client.post(f"/api/shares/{share.id}/revoke", json={},
-                    headers={"Authorization": "Bearer " + world["tokens"]["admin"]})
+    r = client.post(
+        f"/api/shares/{share.id}/revoke",
+        json={},
+        headers={"Authorization": "Bearer " + world["tokens"]["admin"]},
+    )
     assert r.status_code == 200, r.get_data(as_text=True)
     assert grants(client, world, share_token, ("study",)) == {"study": False}
 
 
 # -- the plugin's token routes: answers it relays, never a grant -----------------
+
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
 def test_token_routes_answer_200_and_name_nothing(client, world, principal):
@@ -591,18 +728,29 @@ def test_token_routes_answer_200_and_name_nothing(client, world, principal):
     status (502 through nginx): they get a 200 that issues and names nothing,
     whoever holds the token."""
     token = world["tokens"][principal] or ""
-    r = ask(client, {"token-key": "token", "token-value": token, "server-id": None},
-            path="/authz/tokens/decode")
+    r = ask(
+        client,
+        {"token-key": "token", "token-value": token, "server-id": None},
+        path="/authz/tokens/decode",
+    )
     assert r.status_code == 200 and r.json["resources"] == [] and r.json["error-code"]
-    r = client.put("/authz/tokens/viewer-instant-link", headers=AUTH, json={
-        "id": "x", "type": "viewer-instant-link", "validity-duration": 60,
-        "resources": [{"level": "study", "orthanc-id": world["named"]["study"][0]}]})
+    r = client.put(
+        "/authz/tokens/viewer-instant-link",
+        headers=AUTH,
+        json={
+            "id": "x",
+            "type": "viewer-instant-link",
+            "validity-duration": 60,
+            "resources": [{"level": "study", "orthanc-id": world["named"]["study"][0]}],
+        },
+    )
     assert r.status_code == 200 and r.json == {"token": "", "url": None}
 
 
 def test_token_routes_still_need_the_secret_and_a_json_body(client, world):
     assert ask(client, {}, path="/authz/tokens/decode", headers={}).status_code == 401
     assert client.put("/authz/tokens/x", json={}).status_code == 401
-    r = client.post("/authz/tokens/decode", data=b"[]", headers=AUTH,
-                    content_type="application/json")
+    r = client.post(
+        "/authz/tokens/decode", data=b"[]", headers=AUTH, content_type="application/json"
+    )
     assert r.status_code == 400 and r.json["error"] == "bad_json"

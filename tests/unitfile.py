@@ -44,8 +44,12 @@ def passwd_entry(root, name):
     for line in (Path(root) / "etc" / "passwd").read_text().splitlines():
         fields = line.split(":")
         if fields[0] == name:
-            return {"uid": int(fields[2]), "gid": int(fields[3]), "home": fields[5],
-                    "shell": fields[6]}
+            return {
+                "uid": int(fields[2]),
+                "gid": int(fields[3]),
+                "home": fields[5],
+                "shell": fields[6],
+            }
     raise AssertionError(f"no user {name} in {root}/etc/passwd")
 
 
@@ -90,16 +94,29 @@ def start(settings, root, log):
     its Popen (its own process group), output to `log`."""
     user = settings.get("User")
     env = environment(settings, user, root)
-    kw = {"env": env, "cwd": settings.get("WorkingDirectory", "/"),
-          "umask": int(settings.get("UMask", "0022"), 8)}
+    kw = {
+        "env": env,
+        "cwd": settings.get("WorkingDirectory", "/"),
+        "umask": int(settings.get("UMask", "0022"), 8),
+    }
     with open(log, "ab") as out:
         for line in settings.get("ExecStartPre", []):
-            done = subprocess.run(argv_of(settings, user, root, line), stdout=out,
-                                  stderr=subprocess.STDOUT, timeout=120, **kw)
+            done = subprocess.run(
+                argv_of(settings, user, root, line),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                **kw,
+            )
             assert done.returncode == 0, f"ExecStartPre {line} failed: see {log}"
         (line,) = settings["ExecStart"]
-        return subprocess.Popen(argv_of(settings, user, root, line), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, **kw)
+        return subprocess.Popen(
+            argv_of(settings, user, root, line),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **kw,
+        )
 
 
 def stop(proc):

@@ -13,9 +13,16 @@ packaged installs) and authsvc/webhook.py (the Authorization plugin's, the
 second lock of the docker deployment).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from . import policy, routes
 
+if TYPE_CHECKING:
+    from ..sessions import Principal
 
-def decide_uri(principal, method, uri):
+
+def decide_uri(principal: Principal | None, method: str, uri: str) -> policy.Decision:
     """The decision about one request line (tests and benchmarks)."""
     return policy.decide(principal, routes.parse(method, uri))

@@ -23,6 +23,8 @@ The Lua filter's cache uses `lua_cache_grammar()` (written into Orthanc's
 configuration by the launcher), so its grammar is this one.
 """
 
+from __future__ import annotations
+
 import enum
 import re
 from dataclasses import dataclass
@@ -45,12 +47,14 @@ MAX_PARAMETERS = 32
 MAX_ARCHIVE_RESOURCES = 100
 
 LEVELS = ("patients", "studies", "series", "instances")
-CLIMB = "patient"   # /studies|series|instances/{id}/patient: the patient record
+CLIMB = "patient"  # /studies|series|instances/{id}/patient: the patient record
 
 # What a GET may read below a resource of each level, by first segment.
 # Tails in WITH_SUBPATH may go deeper (/metadata/{name}, /frames/0/rendered).
 # Not listed, so staff only: labels (1.12+, staff's own workflow marks),
 # and every POST-only route (modify, anonymize, reconstruct ...).
+# The tables here stay as laid out (`fmt: off`), not one entry a line.
+# fmt: off
 READ_TAILS = {
     "patients": {"", "studies", "series", "instances", "shared-tags", "statistics", "metadata",
                  "attachments", "archive", "media", "module", "protected", "instances-tags"},
@@ -66,6 +70,7 @@ READ_TAILS = {
                   "module"},
 }
 WITH_SUBPATH = {"metadata", "attachments", "content", "frames"}
+# fmt: on
 
 WEB_VIEWER_SERIES = re.compile(rf"^/web-viewer/(?:series|is-stable-series)/({OID_RE})$")
 WEB_VIEWER_INSTANCE = re.compile(rf"^/web-viewer/instances/[A-Za-z0-9]+-({OID_RE})_[0-9]+$")
@@ -75,7 +80,8 @@ VIEWER_ASSET = re.compile(r"^/(?:web-viewer/(?:app|libs)|stone-webviewer)(?:/[A-
 DICOMWEB_SCOPED = re.compile(
     rf"^/dicom-web/studies/({UID_RE})(?:/series/({UID_RE})(?:/instances/({UID_RE}))?)?"
     r"(?:/(?:metadata|rendered|thumbnail|series|instances|frames/[0-9,]+(?:/rendered)?"
-    r"|bulk(?:/[A-Za-z0-9._-]+)*))?$")
+    r"|bulk(?:/[A-Za-z0-9._-]+)*))?$"
+)
 DICOMWEB_SEARCH = re.compile(r"^/dicom-web/(studies|series|instances)$")
 # Orthanc's searches by body (Orthanc Explorer's search, lookups by UID or
 # PatientID): POSTs that change nothing, for staff only.
@@ -84,16 +90,19 @@ ARCHIVE_TOOLS = re.compile(r"^/tools/(?:create-archive|create-media|create-media
 
 # DICOMweb parameters that are not attributes (QIDO's and WADO-RS rendered's).
 # includefield alone may come several times: it only adds attributes to answers.
-REPEATABLE = {"includefield"}
+# fmt: off
+REPEATABLE: set[int | str] = {"includefield"}
 DICOMWEB_CONTROLS = {"includefield", "limit", "offset", "fuzzymatching", "viewport", "window",
                      "quality", "annotation", "charset"}
 ARCHIVE_PARAMETERS = {"resources", "filename", "transcode", "lossy-quality"}
+# fmt: on
 STUDY_INSTANCE_UID = 0x0020000D
 PATIENT_ID = 0x00100020
 # A value that matches more than itself: wildcards, lists, ranges.
 NOT_EXACT = re.compile(r"[*?\\,]")
 
 
+# fmt: off
 class Kind(enum.Enum):
     RESOURCE = "resource"    # inside one study: a study, series or instance by Orthanc ID
     PATIENT = "patient"      # a patient's record: /patients/{id}..., or a climb to it
@@ -112,41 +121,46 @@ class Target:
     kind: Kind
     level: str = ""              # "patients" | "studies" | "series" | "instances"
     orthanc_id: str = ""         # the resource named (RESOURCE, PATIENT)
-    uids: tuple = ()             # (study, series, instance) UIDs, "" where not named
+    uids: tuple[str, ...] = ()   # (study, series, instance) UIDs, "" where not named
     expected_uid: str = ""       # the plugin's dicom-uid, which must be the resource's
-    study_uids: tuple = ()       # SEARCH: the studies it is narrowed to
+    study_uids: tuple[str, ...] = ()  # SEARCH: the studies it is narrowed to
     patient_id: str = ""         # SEARCH: the PatientID it is narrowed to
-    resources: tuple = ()        # ARCHIVE: Orthanc IDs of any level
+    resources: tuple[str, ...] = ()  # ARCHIVE: Orthanc IDs of any level
     why: str = ""                # OTHER, MALFORMED: for the log and the tests
+# fmt: on
 
 
-def _method(method):
+def _method(method: str | None) -> str:
     method = (method or "").upper()
     return "GET" if method in ("HEAD", "OPTIONS") else method
 
 
-def parse(method, uri):
+def parse(method: str | None, uri: str) -> Target:
     """The Target of a request line; `uri` is the path with its query string
     (if the adapter sees one: Lua does not, unless nginx passed it)."""
     method = _method(method)
     path, _, query = uri.partition("?")
-    if not SAFE_PATH.fullmatch(path) or "//" in path or "/." in path \
-            or (path.endswith("/") and path != "/"):
+    if (
+        not SAFE_PATH.fullmatch(path)
+        or "//" in path
+        or "/." in path
+        or (path.endswith("/") and path != "/")
+    ):
         return Target(method, Kind.MALFORMED, why="unexpected characters in the path")
     if not SAFE_QUERY.fullmatch(query):
         return Target(method, Kind.MALFORMED, why="unexpected characters in the query")
     segments = path.split("/")[1:]
     if len(segments) >= 2 and segments[0] in LEVELS and OID.fullmatch(segments[1]):
         return _resource(method, segments[0], segments[1], segments[2:])
-    if (m := WEB_VIEWER_SERIES.fullmatch(path)):
+    if m := WEB_VIEWER_SERIES.fullmatch(path):
         return Target(method, Kind.RESOURCE, level="series", orthanc_id=m.group(1))
-    if (m := WEB_VIEWER_INSTANCE.fullmatch(path)):
+    if m := WEB_VIEWER_INSTANCE.fullmatch(path):
         return Target(method, Kind.RESOURCE, level="instances", orthanc_id=m.group(1))
     if VIEWER_ASSET.fullmatch(path):
         return Target(method, Kind.ASSET)
-    if (m := DICOMWEB_SCOPED.fullmatch(path)):
+    if m := DICOMWEB_SCOPED.fullmatch(path):
         return _dicomweb_scoped(method, tuple(u or "" for u in m.groups()), query)
-    if (m := DICOMWEB_SEARCH.fullmatch(path)):
+    if m := DICOMWEB_SEARCH.fullmatch(path):
         return _dicomweb_search(method, query)
     if ARCHIVE_TOOLS.fullmatch(path) and method == "GET":
         return _archive(method, query)
@@ -155,18 +169,21 @@ def parse(method, uri):
     return Target(method, Kind.OTHER, why="not a route of one principal's studies")
 
 
-def _resource(method, level, orthanc_id, tail):
+def _resource(method: str, level: str, orthanc_id: str, tail: list[str]) -> Target:
     first = tail[0] if tail else ""
     if first == CLIMB and level != "patients" and len(tail) == 1:
         return Target(method, Kind.PATIENT, level=level, orthanc_id=orthanc_id)
-    if first not in READ_TAILS[level] or (len(tail) > 1 and first not in WITH_SUBPATH) \
-            or not all(SEGMENT.fullmatch(s) for s in tail):
+    if (
+        first not in READ_TAILS[level]
+        or (len(tail) > 1 and first not in WITH_SUBPATH)
+        or not all(SEGMENT.fullmatch(s) for s in tail)
+    ):
         return Target(method, Kind.OTHER, why=f"not a read of one {level[:-1]}")
     kind = Kind.PATIENT if level == "patients" else Kind.RESOURCE
     return Target(method, kind, level=level, orthanc_id=orthanc_id)
 
 
-def _parameters(query):
+def _parameters(query: str) -> list[tuple[str, str]] | None:
     """[(name, value)] decoded, or None when the query is not well formed."""
     if not query:
         return []
@@ -176,7 +193,7 @@ def _parameters(query):
     return pairs
 
 
-def _attribute(name):
+def _attribute(name: str) -> int | str | None:
     """The DICOM tag a QIDO parameter names (keyword or 8 hex digits), a
     control parameter's lower-cased name, or None when it is neither."""
     if re.fullmatch(r"[0-9A-Fa-f]{8}", name):
@@ -187,14 +204,14 @@ def _attribute(name):
     return name.lower() if name.lower() in DICOMWEB_CONTROLS else None
 
 
-def _dicomweb_parameters(query):
+def _dicomweb_parameters(query: str) -> dict[int | str, str] | None:
     """{tag or control: value}, or None when a parameter is unknown, given
     twice under any spelling (the plugin and DICOMweb may each read another
     one), or the query is malformed."""
     pairs = _parameters(query)
     if pairs is None:
         return None
-    found = {}
+    found: dict[int | str, str] = {}
     for name, value in pairs:
         key = _attribute(name)
         if key is None or (key in found and key not in REPEATABLE):
@@ -203,7 +220,7 @@ def _dicomweb_parameters(query):
     return found
 
 
-def _dicomweb_scoped(method, uids, query):
+def _dicomweb_scoped(method: str, uids: tuple[str, ...], query: str) -> Target:
     parameters = _dicomweb_parameters(query)
     if parameters is None:
         return Target(method, Kind.MALFORMED, why="unknown or repeated DICOMweb parameters")
@@ -214,13 +231,14 @@ def _dicomweb_scoped(method, uids, query):
     return Target(method, Kind.DICOMWEB, uids=uids)
 
 
-def _dicomweb_search(method, query):
+def _dicomweb_search(method: str, query: str) -> Target:
     """QIDO at the root: granted only when narrowed to studies by their UIDs,
     or (a patient) to their own PatientID. Every other attribute only narrows."""
     parameters = _dicomweb_parameters(query)
     if parameters is None:
         return Target(method, Kind.MALFORMED, why="unknown or repeated DICOMweb parameters")
-    study_uids, patient_id = (), ""
+    study_uids: tuple[str, ...] = ()
+    patient_id = ""
     if STUDY_INSTANCE_UID in parameters:
         study_uids = tuple(re.split(r"[,\\]", parameters[STUDY_INSTANCE_UID]))
         if not all(UID.fullmatch(u) and len(u) <= MAX_UID for u in study_uids):
@@ -234,38 +252,56 @@ def _dicomweb_search(method, query):
     return Target(method, Kind.SEARCH, study_uids=study_uids, patient_id=patient_id)
 
 
-def _archive(method, query):
+def _archive(method: str, query: str) -> Target:
     pairs = _parameters(query)
-    if pairs is None or any(n not in ARCHIVE_PARAMETERS for n, _ in pairs) \
-            or len({n for n, _ in pairs}) != len(pairs):
+    if (
+        pairs is None
+        or any(n not in ARCHIVE_PARAMETERS for n, _ in pairs)
+        or len({n for n, _ in pairs}) != len(pairs)
+    ):
         return Target(method, Kind.MALFORMED, why="unknown or repeated archive parameters")
     resources = tuple(dict(pairs).get("resources", "").split(","))
-    if not 0 < len(resources) <= MAX_ARCHIVE_RESOURCES \
-            or not all(OID.fullmatch(r) for r in resources):
+    if not 0 < len(resources) <= MAX_ARCHIVE_RESOURCES or not all(
+        OID.fullmatch(r) for r in resources
+    ):
         return Target(method, Kind.MALFORMED, why="resources is not a list of Orthanc IDs")
     return Target(method, Kind.ARCHIVE, resources=resources)
 
 
 # -- the Authorization plugin's questions ----------------------------------------
 
-PLUGIN_LEVELS = {"patient": "patients", "study": "studies", "series": "series",
-                 "instance": "instances"}
+PLUGIN_LEVELS = {
+    "patient": "patients",
+    "study": "studies",
+    "series": "series",
+    "instance": "instances",
+}
 
 
-def plugin_target(method, level, orthanc_id, dicom_uid=""):
+def plugin_target(
+    method: str | None, level: str, orthanc_id: object, dicom_uid: str | None = ""
+) -> Target:
     """The Target of the plugin's question about one resource: the same as
     its own route's (`/{level}/{id}`), with the UID the plugin names beside
     it, which must be that resource's."""
     method = _method(method)
-    if level not in PLUGIN_LEVELS or not isinstance(orthanc_id, str) \
-            or not OID.fullmatch(orthanc_id):
+    if (
+        level not in PLUGIN_LEVELS
+        or not isinstance(orthanc_id, str)
+        or not OID.fullmatch(orthanc_id)
+    ):
         return Target(method, Kind.MALFORMED, why="not a resource of Orthanc")
     kind = Kind.PATIENT if level == "patient" else Kind.RESOURCE
-    return Target(method, kind, level=PLUGIN_LEVELS[level], orthanc_id=orthanc_id,
-                  expected_uid=dicom_uid or "")
+    return Target(
+        method,
+        kind,
+        level=PLUGIN_LEVELS[level],
+        orthanc_id=orthanc_id,
+        expected_uid=dicom_uid or "",
+    )
 
 
-def hot_reads_regex():
+def hot_reads_regex() -> str:
     """The nginx location (PCRE, with nginx's /orthanc prefix) of the reads
     of one resource by Orthanc ID: RESOURCE and ASSET targets, by the same
     tables as `parse`. They are a viewer's hundreds of requests per study,
@@ -283,18 +319,23 @@ def hot_reads_regex():
         if deep:
             tails = f"(?:{tails}|/(?:{'|'.join(deep)})(?:/{segment})*)"
         levels.append(f"{level}/{OID_RE}{tails}?")
-    viewer = (rf"web-viewer/(?:series|is-stable-series)/{OID_RE}"
-              rf"|web-viewer/instances/[A-Za-z0-9]+-{OID_RE}_[0-9]+"
-              rf"|(?:web-viewer/(?:app|libs)|stone-webviewer)(?:/{segment})+")
+    viewer = (
+        rf"web-viewer/(?:series|is-stable-series)/{OID_RE}"
+        rf"|web-viewer/instances/[A-Za-z0-9]+-{OID_RE}_[0-9]+"
+        rf"|(?:web-viewer/(?:app|libs)|stone-webviewer)(?:/{segment})+"
+    )
     return f"^/orthanc/(?:{'|'.join(levels)}|{viewer})$"
 
 
-def lua_cache_grammar():
+def lua_cache_grammar() -> dict[str, object]:
     """What the Lua filter's cache may answer, for Orthanc's configuration
     (PatientAccess section): "CacheableTails", {level: [tails]} under which a
     grant of a study covers each of that study's resources (every read below
     a study, series or instance; never the climb to the patient), and
     "CacheableSubpaths", the tails that may go deeper."""
-    return {"CacheableTails": {level: sorted(READ_TAILS[level])
-                               for level in ("studies", "series", "instances")},
-            "CacheableSubpaths": sorted(WITH_SUBPATH)}
+    return {
+        "CacheableTails": {
+            level: sorted(READ_TAILS[level]) for level in ("studies", "series", "instances")
+        },
+        "CacheableSubpaths": sorted(WITH_SUBPATH),
+    }
