@@ -223,7 +223,14 @@ def rows_for_people(rows, event_names):
         patient = patient or actor_patient
         on_what = ""
         if study is None and patient is None:
-            on_what = row.subject  # a rule login, a session, the rules file
+            held = _study_oid(row.subject)
+            # A study the service never recorded (held back as a conflict,
+            # then attached or not): named as such, in the page's language.
+            on_what = (
+                gettext("Study not recorded %(id)s", id=held)
+                if held
+                else row.subject  # a rule login, a session, the rules file
+            )
         shown.append(
             {
                 "id": row.id,

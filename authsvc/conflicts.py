@@ -34,7 +34,7 @@ from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.valuerep import TEXT_VR_DELIMS
 
 from . import audit, fastsql
-from .db import database
+from .db import write_transaction
 from .models import IdentityConflict, Patient, utcnow
 from .text import fold_text
 
@@ -359,7 +359,7 @@ def resolve(orthanc_id, action, login_id=None, actor="", address=""):
 
     if action not in ACTIONS:
         raise ResolveError(400, "bad_action", "'action' must be 'attach' or 'separate'.")
-    with database.atomic():
+    with write_transaction():
         row = IdentityConflict.get_or_none(
             (IdentityConflict.study_orthanc_id == orthanc_id) & (IdentityConflict.state == OPEN)
         )

@@ -172,3 +172,22 @@ def test_the_page_offers_the_patient_search_and_local_times(app, world):
     )
     rad.post("/api/login", json={"username": "rad", "password": ADMIN_PW})
     assert rad.get("/staff/api/audit").status_code == 403
+
+
+def test_a_study_held_back_before_it_was_recorded_is_named_in_the_pages_language(app, world):
+    """An identity conflict's entry names a study the service never recorded
+    (it was held back): the page says so in its own language, not
+    "study <Orthanc ID>" in English."""
+    from authsvc import audit
+
+    held = "12345678-9abcdef0-12345678-9abcdef0-12345678"
+    audit.record(
+        "identity_conflict",
+        actor="ingest",
+        subject=f"study {held}",
+        detail="PatientID P-77: birth_date",
+    )
+    for lang, words in (("es", "Estudio no registrado"), ("en", "Study not recorded")):
+        rows = world["admin"].get(f"/staff/api/audit?lang={lang}&event=identity_conflict").json
+        (row,) = [r for r in rows["events"] if held in r["subject"]]
+        assert row["subject"] == f"{words} {held}", row

@@ -4,6 +4,7 @@ Orthanc dropped, another birth date or name) attached to no one until staff
 resolve them; each study's own patient name."""
 
 import json
+import time
 
 import pytest
 
@@ -441,3 +442,41 @@ def test_migration_0006_adds_the_conflicts_table(app):
     assert migrate() == [6]
     assert not conflict_rows().select().exists()
     assert migrate() == []
+
+
+def test_resolving_survives_a_write_by_another_worker_meanwhile(app, conflict, monkeypatch):
+    """SQLite: a transaction that reads first and writes later fails at
+    once ("database is locked", a 503) when another connection wrote in
+    between; resolving takes the write lock first and waits instead. The
+    other worker's write comes from a thread with its own connection, right
+    after resolve's first read."""
+    import threading
+
+    from authsvc import conflicts as conflicts_mod
+    from authsvc.db import database, is_sqlite
+    from authsvc.models import IdentityConflict, set_value
+
+    if not is_sqlite(app.config["DATABASE_URL"]):
+        pytest.skip("PostgreSQL's writers wait for each other's rows: no such failure")
+    real_get = IdentityConflict.get_or_none
+    done = []
+
+    def other_worker():
+        with database.connection_context():
+            set_value("other-worker", "wrote")
+        done.append(True)
+
+    def get_then_someone_writes(*args, **kwargs):
+        row = real_get(*args, **kwargs)
+        writer = threading.Thread(target=other_worker)
+        writer.start()
+        writer.join(1.0)  # with the write lock held by resolve, it waits for it
+        return row
+
+    monkeypatch.setattr(conflicts_mod.IdentityConflict, "get_or_none", get_then_someone_writes)
+    r = resolve(as_admin(app), conflict["stranger"], action="attach")
+    assert r.status_code == 200, r.json
+    deadline = time.monotonic() + 10
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done, "the other worker's write never went through"
