@@ -671,7 +671,8 @@ class Stack:
         )
         self._wait_http(self.service_url + "/api/health", "authsvc")
 
-    def start_nginx(self):
+    def spawn_nginx(self):
+        """nginx on the configuration `configure` wrote, in the foreground."""
         conf = self.data_dir / "nginx" / "nginx.conf"
         self._spawn(
             "nginx",
@@ -685,6 +686,9 @@ class Stack:
                 "daemon off;",
             ],
         )
+
+    def start_nginx(self):
+        self.spawn_nginx()
         if tls_enabled(self.site):
             # Its own certificate, maybe self-signed: that it answers is the question.
             import urllib3

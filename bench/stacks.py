@@ -61,19 +61,7 @@ class PlainStack(Stack):
     def start(self):
         self.configure()
         self.start_orthanc()
-        conf = self.data_dir / "nginx" / "nginx.conf"
-        self._spawn(
-            "nginx",
-            [
-                "nginx",
-                "-e",
-                str(self.logs / "nginx-error.log"),
-                "-c",
-                str(conf),
-                "-g",
-                "daemon off;",
-            ],
-        )
+        self.spawn_nginx()
         # No service behind "/" here: wait on Orthanc through nginx instead.
         self._wait_http(self.public_url + "/orthanc/system", "nginx")
         return ""
