@@ -2,7 +2,7 @@
 
 import time
 
-from peewee import DatabaseProxy
+from peewee import DatabaseProxy, Psycopg2Adapter
 from playhouse.db_url import connect, register_database
 from playhouse.pool import PooledPostgresqlDatabase
 
@@ -54,37 +54,44 @@ def open_database(url):
     return db
 
 
-# psycopg2's transaction status of a connection: outside any transaction, or
-# unusable (the server went away).
-_IDLE, _UNKNOWN = 0, 4
+class RecentConnections(Psycopg2Adapter):
+    """What peewee's pool asks psycopg2 about a pooled connection, minus a
+    round trip per request: asked whether a connection it is about to hand
+    out is closed, peewee's answer pings it (SELECT 1), a third of the
+    statements of an access decision. A connection handed back less than
+    PING_AFTER seconds ago is taken as it is, unless psycopg2 already knows
+    it is broken (after a failed statement); one idle for longer is pinged as
+    before. A server restart under load then costs each pooled connection
+    one failed request (a decision refused, a page's 503), not more.
 
-
-class PostgresPool(PooledPostgresqlDatabase):
-    """peewee's pool, minus a round trip per request: it pinged every
-    connection it handed out (SELECT 1), a third of the statements of an
-    access decision. A connection handed back less than PING_AFTER seconds
-    ago is taken as it is, unless psycopg2 already knows it is broken (after
-    a failed statement); one idle for longer is pinged as before. A server
-    restart under load then costs each pooled connection one failed request
-    (a decision refused, a page's 503), not more."""
+    Only the adapter's public methods are overridden: the pool asks
+    `is_connection_reusable` when a connection comes back (the moment is
+    noted there) and `is_connection_closed` before handing one out.
+    tests/test_postgres_pool.py fails if a peewee upgrade stops asking."""
 
     PING_AFTER = 1.0
 
-    def _is_closed(self, conn):
-        if conn.closed or conn.get_transaction_status() == _UNKNOWN:
-            return True
+    def is_connection_reusable(self, conn):
+        reusable = super().is_connection_reusable(conn)
+        conn.returned_at = time.monotonic()
+        return reusable
+
+    def is_connection_closed(self, conn):
         returned = getattr(conn, "returned_at", None)
         if (
             returned is not None
             and time.monotonic() - returned < self.PING_AFTER
-            and conn.get_transaction_status() == _IDLE
+            and self.txn_status(conn) == self.txn_idle
         ):
             return False
-        return super()._is_closed(conn)
+        return super().is_connection_closed(conn)
 
-    def _close(self, conn, close_conn=False):
-        conn.returned_at = time.monotonic()
-        return super()._close(conn, close_conn)
+
+class PostgresPool(PooledPostgresqlDatabase):
+    """peewee's pool, asking psycopg2 through RecentConnections."""
+
+    psycopg2_adapter = RecentConnections
+    PING_AFTER = RecentConnections.PING_AFTER
 
 
 POOL_SCHEME = "postgresql+authsvcpool"

@@ -3,6 +3,7 @@ handed back a moment ago, a ping for one idle longer, and a connection the
 server dropped costs one refused decision, then the next one is fine."""
 
 import pytest
+from peewee import Psycopg2Adapter
 from playhouse.pool import PooledPostgresqlDatabase
 
 from authsvc import ingest
@@ -15,15 +16,16 @@ pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL only")
 
 @pytest.fixture
 def pings(app, monkeypatch):
-    """Counts the pool's pings; starts with no idle connection in the pool."""
+    """Counts the pool's pings (psycopg2's adapter pings when asked whether
+    a connection is closed); starts with no idle connection in the pool."""
     count = []
-    real = PooledPostgresqlDatabase._is_closed
+    real = Psycopg2Adapter.is_connection_closed
 
     def counting(self, conn):
         count.append(1)
         return real(self, conn)
 
-    monkeypatch.setattr(PooledPostgresqlDatabase, "_is_closed", counting)
+    monkeypatch.setattr(Psycopg2Adapter, "is_connection_closed", counting)
     if not database.is_closed():
         database.close()
     database.obj.close_idle()
