@@ -5,65 +5,20 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 
 from . import fastsql, lastseen
+from .decision.principals import (
+    PatientPrincipal,
+    Principal,  # noqa: F401 (re-exported: callers may import it from here)
+    RulePrincipal,
+    SharePrincipal,
+    StaffPrincipal,
+)
 from .models import Patient, RuleLogin, Session, Share, StaffUser, utcnow
 
 # Last-seen is written at most this often, so that a viewer loading hundreds of
 # images does not turn every decision into a database write.
 TOUCH_EVERY = datetime.timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class Principal:
-    kind: str  # "patient" | "staff" | "rule" (tag rules) | "share" (given by a patient)
-    session_id: int
-    patient: Patient = None
-    staff: StaffUser = None
-    rule_login: RuleLogin = None
-    share: Share = None
-
-    @property
-    def sees_everything(self):
-        """Staff see every study (admins and radiologists alike)."""
-        return self.kind == "staff"
-
-    @property
-    def is_admin(self):
-        return self.kind == "staff" and self.staff.role == "admin"
-
-    def as_json(self):
-        if self.kind == "patient":
-            return {
-                "kind": "patient",
-                "patient_id": self.patient.patient_id,
-                "name": self.patient.name,
-            }
-        if self.kind == "rule":
-            return {
-                "kind": "rule",
-                "login": self.rule_login.name,
-                "description": self.rule_login.description,
-            }
-        if self.kind == "share":
-            return {
-                "kind": "share",
-                "expires_at": self.share.expires_at.isoformat() + "Z",
-                "study": self.share.study.orthanc_id if self.share.study else None,
-            }
-        return {"kind": "staff", "username": self.staff.username, "role": self.staff.role}
-
-    @property
-    def audit_name(self):
-        """Who this is, for logs: never a secret."""
-        if self.kind == "patient":
-            return f"patient #{self.patient.id}"
-        if self.kind == "rule":
-            return f"rule login {self.rule_login.name}"
-        if self.kind == "share":
-            return f"share #{self.share.id}"
-        return f"staff {self.staff.username}"
 
 
 # The session and whichever principal it belongs to, in one query (compiled
@@ -287,20 +242,20 @@ class SessionStore:
         """The session's principal if it may still act: staff and rule logins
         can be disabled, shares revoked or expired, all taking effect at once."""
         # A session whose principal is gone (a deleted login) is over.
-        if row.kind == "patient" and row.patient_id is not None:
-            return Principal("patient", row.id, patient=row.patient)
-        if row.kind == "staff" and row.staff_id is not None:
-            return Principal("staff", row.id, staff=row.staff) if row.staff.active else None
-        if row.kind == "rule" and row.rule_login_id is not None:
+        if row.kind == PatientPrincipal.kind and row.patient_id is not None:
+            return PatientPrincipal(row.id, patient=row.patient)
+        if row.kind == StaffPrincipal.kind and row.staff_id is not None:
+            return StaffPrincipal(row.id, staff=row.staff) if row.staff.active else None
+        if row.kind == RulePrincipal.kind and row.rule_login_id is not None:
             login = row.rule_login
             if not login.active or not login.password_hash:
                 return None
-            return Principal("rule", row.id, rule_login=login)
-        if row.kind == "share" and row.share_id is not None:
+            return RulePrincipal(row.id, rule_login=login)
+        if row.kind == SharePrincipal.kind and row.share_id is not None:
             share = row.share
             if share.revoked_at is not None or now >= share.expires_at:
                 return None
-            return Principal("share", row.id, share=share)
+            return SharePrincipal(row.id, share=share)
         return None
 
     def end(self, token):

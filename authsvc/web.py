@@ -35,7 +35,7 @@ def require_principal():
 
 def require_staff():
     principal = require_principal()
-    if principal.kind != "staff":
+    if not principal.sees_everything:
         raise ApiError(403, "forbidden", "Only staff may do this.")
     return principal
 

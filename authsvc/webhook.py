@@ -251,7 +251,7 @@ def _profile(principal):
     labels = [ALL_LABELS]
     if principal is None:
         return {"name": "anonymous", "permissions": [], "authorized-labels": labels}
-    if principal.kind == "staff":
+    if principal.sees_everything:
         return {
             "name": principal.staff.username,
             "permissions": ADMIN_PERMISSIONS if principal.is_admin else READ_PERMISSIONS,

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from authsvc import rules  # noqa: E402
 from authsvc.db import database, open_database  # noqa: E402
 from authsvc.decision import decide_uri  # noqa: E402
+from authsvc.decision.principals import RulePrincipal  # noqa: E402
 from authsvc.matching import fold_value  # noqa: E402
 from authsvc.migrations import migrate  # noqa: E402
 from authsvc.models import (  # noqa: E402
@@ -32,7 +33,6 @@ from authsvc.models import (  # noqa: E402
     StudyTag,
     utcnow,
 )
-from authsvc.sessions import Principal  # noqa: E402
 
 REFERRING = "0008,0090"
 
@@ -126,7 +126,7 @@ def main():
         matched = {}
         for m in RuleMatch.select(RuleMatch.login, RuleMatch.study).tuples():
             matched.setdefault(m[0], []).append(m[1])
-        principals = [Principal("rule", 0, rule_login=login) for login in logins]
+        principals = [RulePrincipal(0, rule_login=login) for login in logins]
         questions = []
         for _ in range(5000):
             principal = rng.choice(principals)

@@ -63,11 +63,14 @@ QUICK = dict(
     logins=5,
 )
 STABLE_AGE = 2
+# Viewer load through nginx with a decision in front of every request,
+# divided by the same load with no authorization at all.
+B1_TARGET = 1.1
 CLIENTS = 4
 
 TARGETS = {
-    "B1": "ratio <= 1.2",
-    "B2": ">= 2,000 decisions/s and p99 <= 5 ms",
+    "B1": f"ratio <= {B1_TARGET}",
+    "B2": b2mod.target_text(),
     "B3": "ratio >= 0.95",
     "B4": "<= 1 s",
     "B5": "<= 100 ms, at or above OWASP's minimum",
@@ -772,7 +775,8 @@ class Bench:
                 )
         b1["ratio_1"] = b1["variants"]["nginx"]["1"]["ratio"]
         b1["ratio_4"] = b1["variants"]["nginx"][str(CLIENTS)]["ratio"]
-        b1["met"] = max(b1["ratio_1"], b1["ratio_4"]) <= 1.2
+        b1["target"] = B1_TARGET
+        b1["met"] = max(b1["ratio_1"], b1["ratio_4"]) <= B1_TARGET
 
     # -- the whole run --------------------------------------------------------
 

@@ -4,8 +4,8 @@ import pytest
 
 from authsvc import ingest
 from authsvc.decision import decide_uri
+from authsvc.decision.principals import PatientPrincipal, StaffPrincipal
 from authsvc.models import Patient, StaffUser, Study
-from authsvc.sessions import Principal
 from conftest import fake_study
 
 
@@ -21,10 +21,10 @@ def db(app):
     return {
         "A": a,
         "B": b,
-        "pa": Principal("patient", 1, patient=pa),
-        "pb": Principal("patient", 2, patient=pb),
-        "admin": Principal("staff", 3, staff=admin),
-        "rad": Principal("staff", 4, staff=radiologist),
+        "pa": PatientPrincipal(1, patient=pa),
+        "pb": PatientPrincipal(2, patient=pb),
+        "admin": StaffPrincipal(3, staff=admin),
+        "rad": StaffPrincipal(4, staff=radiologist),
     }
 
 

@@ -18,8 +18,13 @@ import pytest
 
 from authsvc import ingest
 from authsvc.decision import policy, routes
+from authsvc.decision.principals import (
+    PatientPrincipal,
+    RulePrincipal,
+    SharePrincipal,
+    StaffPrincipal,
+)
 from authsvc.models import Patient, RuleLogin, RuleMatch, Share, StaffUser, Study
-from authsvc.sessions import Principal
 from authsvc.webhook import _question, _target
 from conftest import fake_study, fresh_database, service_app
 from route_matrix import matrix_cases
@@ -61,12 +66,12 @@ def _build_world():
         for role in ("admin", "radiologist")
     }
     principals = {
-        "patient": Principal("patient", 1, patient=pa),
-        "other": Principal("patient", 2, patient=pb),
-        "rule": Principal("rule", 3, rule_login=login),
-        "share": Principal("share", 4, share=share),
-        "radiologist": Principal("staff", 5, staff=staff["radiologist"]),
-        "admin": Principal("staff", 6, staff=staff["admin"]),
+        "patient": PatientPrincipal(1, patient=pa),
+        "other": PatientPrincipal(2, patient=pb),
+        "rule": RulePrincipal(3, rule_login=login),
+        "share": SharePrincipal(4, share=share),
+        "radiologist": StaffPrincipal(5, staff=staff["radiologist"]),
+        "admin": StaffPrincipal(6, staff=staff["admin"]),
         "none": None,
     }
     return {

@@ -109,17 +109,17 @@ def test_only_staff_profiles_carry_permissions():
     staff have one. Every profile names every label: plugin 0.11.4 reads
     labels only once a permission matched or the request was let through
     (tests/test_docker_permissions.py; README, "What plugin 0.11.4 does")."""
+    from authsvc.decision.principals import BY_KIND, StaffPrincipal
     from authsvc.models import StaffUser
-    from authsvc.sessions import Principal
     from authsvc.webhook import _profile
 
     for kind in ("patient", "rule", "share"):
-        profile = _profile(Principal(kind, 1))
+        profile = _profile(BY_KIND[kind](1))
         assert profile["permissions"] == [] and profile["authorized-labels"] == ["*"], kind
     assert _profile(None)["permissions"] == [] and _profile(None)["authorized-labels"] == ["*"]
     for role, permissions in (("admin", ["all"]), ("radiologist", ["view"])):
-        staff = Principal(
-            "staff", 1, staff=StaffUser(username="u", role=role, active=True, password_hash="")
+        staff = StaffPrincipal(
+            1, staff=StaffUser(username="u", role=role, active=True, password_hash="")
         )
         assert _profile(staff) == {
             "name": "u",

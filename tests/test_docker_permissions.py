@@ -19,8 +19,8 @@ import re
 import pytest
 
 from authsvc.decision import policy, routes
+from authsvc.decision.principals import BY_KIND, StaffPrincipal
 from authsvc.models import StaffUser
-from authsvc.sessions import Principal
 from authsvc.webhook import _profile
 from route_matrix import MATRIX
 from test_docker import plugin_config
@@ -113,8 +113,8 @@ def all_requests():
 
 
 def staff(role):
-    return Principal(
-        "staff", 1, staff=StaffUser(username="u", role=role, active=True, password_hash="")
+    return StaffPrincipal(
+        1, staff=StaffUser(username="u", role=role, active=True, password_hash="")
     )
 
 
@@ -153,6 +153,6 @@ def test_radiologists_get_exactly_what_the_decision_function_gives_them():
 def test_nobody_else_gets_anything_by_permission(kind):
     """Patients, rule logins, shares and requests without a session hold no
     permission: each of their requests is asked about (the validation)."""
-    profile = _profile(Principal(kind, 1) if kind else None)
+    profile = _profile(BY_KIND[kind](1) if kind else None)
     granted = [(m, p) for m, p in all_requests() if granted_by_permission(profile, m, p)]
     assert not granted

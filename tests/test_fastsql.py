@@ -9,7 +9,7 @@ import pytest
 
 from authsvc import conflicts, fastsql, ingest
 from authsvc.db import database
-from authsvc.decision import policy, visibility
+from authsvc.decision import policy, principals
 from authsvc.models import Patient, Resource, RuleLogin, RuleMatch, Session, Share, Study
 from authsvc.sessions import SESSION, _fetch_session
 from conftest import fake_study
@@ -27,7 +27,7 @@ STATEMENTS = [
     (policy.PATIENT_EXISTS, ("x",)),
     (policy._FOR_RULE_LOGIN["study"], (1, "x")),
     (policy._FOR_RULE_LOGIN["study-of-resource"], (1, "x", "series")),
-    (visibility.RULE_MATCH, (1, 1)),
+    (principals.RULE_MATCH, (1, 1)),
     (conflicts.BLOCKING, ("x",)),
 ]
 
@@ -122,6 +122,6 @@ def test_prefetch_answers_each_lookup_as_it_would_alone(world):
 
 
 def test_rule_match_and_conflict_lookups(world):
-    assert fastsql.fetch_one(visibility.RULE_MATCH, world["login"].id, world["study"].id)
-    assert fastsql.fetch_one(visibility.RULE_MATCH, world["login"].id, -1) is None
+    assert fastsql.fetch_one(principals.RULE_MATCH, world["login"].id, world["study"].id)
+    assert fastsql.fetch_one(principals.RULE_MATCH, world["login"].id, -1) is None
     assert conflicts.orthanc_patient_in_conflict(world["data"]["patient_orthanc_id"]) is False

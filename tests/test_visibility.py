@@ -9,9 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authsvc import ingest
+from authsvc.decision.principals import (
+    PatientPrincipal,
+    RulePrincipal,
+    SharePrincipal,
+    StaffPrincipal,
+)
 from authsvc.decision.visibility import may_see_study, visible_studies
 from authsvc.models import Patient, RuleLogin, RuleMatch, Share, StaffUser, Study
-from authsvc.sessions import Principal
 from conftest import fake_study
 
 worlds = st.fixed_dictionaries(
@@ -41,12 +46,12 @@ def test_the_query_and_the_predicate_agree(app, world):
         ingest.store_study(data["study_orthanc_id"], data)
         studies.append(Study.get(Study.orthanc_id == data["study_orthanc_id"]))
     patients = {p.patient_id: p for p in Patient.select()}
-    principals = [Principal("patient", 1, patient=p) for p in patients.values()]
+    principals = [PatientPrincipal(1, patient=p) for p in patients.values()]
     logins = [RuleLogin.create(name=f"r{i}", password_hash="x") for i in range(3)]
     for login, n in world["matches"]:
         if n < len(studies):
             RuleMatch.insert(login=logins[login], study=studies[n]).on_conflict_ignore().execute()
-    principals += [Principal("rule", 2, rule_login=login) for login in logins]
+    principals += [RulePrincipal(2, rule_login=login) for login in logins]
     for k, (owner, n) in enumerate(world["shares"]):
         patient = patients.get(f"PV{owner}")
         if patient is None:
@@ -58,9 +63,9 @@ def test_the_query_and_the_predicate_agree(app, world):
             study=study,
             expires_at=datetime.datetime(2999, 1, 1),
         )
-        principals.append(Principal("share", 3, share=share))
+        principals.append(SharePrincipal(3, share=share))
     staff = StaffUser.create(username="rad", role="radiologist", password_hash="x")
-    principals.append(Principal("staff", 4, staff=staff))
+    principals.append(StaffPrincipal(4, staff=staff))
     for principal in principals:
         listed = {s.id for s in visible_studies(principal)}
         for study in studies:
@@ -68,3 +73,15 @@ def test_the_query_and_the_predicate_agree(app, world):
                 principal.kind,
                 study.id,
             )
+
+
+def test_every_kind_of_login_is_in_the_property_test():
+    """A new kind of login must be added to the random worlds above."""
+    from authsvc.decision.principals import BY_KIND
+
+    assert set(BY_KIND.values()) == {
+        PatientPrincipal,
+        RulePrincipal,
+        SharePrincipal,
+        StaffPrincipal,
+    }

@@ -3,7 +3,9 @@
     routes.py      the route grammar: a request (method, path, query) or the
                    plugin's question -> a Target naming what it touches
     policy.py      the decision: (principal, Target) -> Decision
-    visibility.py  which studies a principal sees (pages and decisions alike)
+    principals.py  who is asking: one class per kind of login, with the
+                   studies it sees (pages and decisions alike)
+    visibility.py  the same as two functions of any principal
     pipeline.py    token + Target -> principal -> Decision -> audit entry
 
 The adapters that translate their callers' input live beside their routes:
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 from . import policy, routes
 
 if TYPE_CHECKING:
-    from ..sessions import Principal
+    from .principals import Principal
 
 
 def decide_uri(principal: Principal | None, method: str, uri: str) -> policy.Decision:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from .. import audit, fastsql
 from ..models import StaffUser
-from ..sessions import Principal
 from . import policy
+from .principals import Principal, StaffPrincipal
 from .routes import Kind, Target
 
 if TYPE_CHECKING:
@@ -21,8 +21,7 @@ MIN_SECRET_LENGTH = 32
 
 # The service itself, when it reads Orthanc behind the plugin (ingest): it
 # presents `service_token` and may read everything, as an admin.
-SERVICE = Principal(
-    "staff",
+SERVICE = StaffPrincipal(
     0,
     staff=StaffUser(username="authsvc-service", role="admin", active=True, password_hash=""),
 )
@@ -116,7 +115,7 @@ def answer(
         decision.granted
         and target.kind is Kind.RESOURCE
         and principal is not None
-        and principal.kind != "staff"
+        and not principal.sees_everything
     ):
         sessions.remember_grant(token, decision.keys)
     return decision

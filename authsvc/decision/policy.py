@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 from .. import conflicts, fastsql
 from ..models import Patient, Resource, RuleMatch, Study
-from . import visibility
+from . import principals
+from .principals import PatientPrincipal, RulePrincipal
 from .routes import Kind, Target
 from .visibility import may_see_study
 
 if TYPE_CHECKING:
-    from ..sessions import Principal
+    from .principals import Principal
 
 STATIC_KEY = "asset:web-viewer"
 
@@ -155,7 +156,7 @@ def lookup_for(target: Target, principal: Principal | None = None) -> fastsql.Lo
         statement, params = STUDY, (target.orthanc_id,)
     else:
         statement, params = STUDY_OF_RESOURCE, (target.orthanc_id, _RESOURCE_LEVEL[target.level])
-    if principal is not None and principal.kind == "rule":
+    if isinstance(principal, RulePrincipal):
         return _FOR_RULE_LOGIN[statement.name], (principal.rule_login.id,) + params
     return statement, params
 
@@ -175,7 +176,7 @@ def _study_of(target: Target, principal: Principal | None = None) -> tuple[Study
         # may_see_study's question, answered by this row's last column.
         match = row[statement.width - 1]
         fastsql.remember(
-            visibility.RULE_MATCH,
+            principals.RULE_MATCH,
             (principal.rule_login.id, study.id),
             None if match is None else (match,),
         )
@@ -207,7 +208,7 @@ def decide(principal: Principal | None, target: Target) -> Decision:
     """Decide one request (a routes.Target) for a principal (None: no session)."""
     if principal is None:
         return refused("no session")
-    if principal.kind == "staff":
+    if principal.sees_everything:
         if principal.is_admin:
             return Decision(True, "admin", scope="all")
         if target.method == "GET":
@@ -236,7 +237,7 @@ def _resource(principal: Principal, target: Target) -> Decision:
 
 def _patient_level_ok(principal: Principal, patient_orthanc_id: str) -> bool:
     return (
-        principal.kind == "patient"
+        isinstance(principal, PatientPrincipal)
         and principal.patient.orthanc_id == patient_orthanc_id
         and not conflicts.orthanc_patient_in_conflict(patient_orthanc_id)
     )
@@ -246,7 +247,7 @@ def _patient(principal: Principal, target: Target) -> Decision:
     """The patient's record lists every study of the patient: only the
     patient themself, never a rule login or a share that sees some of them
     (a study not recorded yet would leak through /patients/{id}/archive)."""
-    if principal.kind != "patient":
+    if not isinstance(principal, PatientPrincipal):
         return refused("the patient level is the patient's only")
     if target.level == "patients":
         if target.expected_uid and target.expected_uid != principal.patient.patient_id:
@@ -305,7 +306,7 @@ def _search(principal: Principal, target: Target) -> Decision:
             return refused("a study searched for is not this login's")
         granted.extend(studies)
     patients: list[str] = []
-    if target.patient_id and principal.kind == "patient":
+    if target.patient_id and isinstance(principal, PatientPrincipal):
         if target.patient_id != principal.patient.patient_id or not _patient_level_ok(
             principal, principal.patient.orthanc_id
         ):
