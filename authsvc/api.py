@@ -436,7 +436,7 @@ def list_sessions():
     )
     sessions = []
     for row in rows:
-        principal = store._principal(row, now)
+        principal = store.principal_of_row(row, now)
         if principal is None:
             continue
         sessions.append(

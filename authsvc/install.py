@@ -139,7 +139,7 @@ exec setpriv --reuid={uid} --regid={gid} --clear-groups -- {python} -m flask --a
 
 
 def _write(path, text, mode, owner=None):
-    stack._write(path, text, mode=mode)
+    stack.write_file(path, text, mode=mode)
     if owner:
         _chown(path, *owner)
 

@@ -232,13 +232,13 @@ class SessionStore:
         now = utcnow()
         if now >= row.expires_at or now - row.last_seen >= self.idle:
             return None, None
-        principal = self._principal(row, now)
+        principal = self.principal_of_row(row, now)
         if principal is not None and now - row.last_seen >= TOUCH_EVERY:
             lastseen.notes.note(row.id, now)  # written off this request
         return principal, min(row.expires_at, row.last_seen + self.idle)
 
     @staticmethod
-    def _principal(row, now):
+    def principal_of_row(row, now):
         """The session's principal if it may still act: staff and rule logins
         can be disabled, shares revoked or expired, all taking effect at once."""
         # A session whose principal is gone (a deleted login) is over.

@@ -94,7 +94,10 @@ LUA_SCRIPTS = ("stable-study.lua", "request-filter.lua")
 PROXY_USER = "nginx"
 
 
-def _write(path, text, mode=0o644):
+def write_file(path, text, mode=0o644):
+    """Write a whole file atomically (a reader sees the old one or the new
+    one), with its mode from the start: a secret is never readable by
+    others, not even for a moment."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(
@@ -109,7 +112,7 @@ def load_site(data_dir, overrides=None):
     """site.json, created with the defaults on the first run."""
     path = data_dir / "site.json"
     if not path.exists():
-        _write(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n", mode=0o600)
+        write_file(path, json.dumps(SITE_DEFAULTS, indent=2) + "\n", mode=0o600)
     site = dict(SITE_DEFAULTS)
     site.update(json.loads(path.read_text(encoding="utf-8")))
     site.update(overrides or {})
@@ -138,7 +141,7 @@ def load_secrets(data_dir):
     if missing:
         for name in missing:
             secrets[name] = pysecrets.token_urlsafe(32)
-        _write(path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
+        write_file(path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
     return secrets
 
 
@@ -162,10 +165,10 @@ def ensure_display_key(path, data_dir):
     secrets = json.loads(secrets_path.read_text()) if secrets_path.exists() else {}
     old = secrets.pop("display_key", None)
     if not path.exists():
-        _write(path, (old or pysecrets.token_urlsafe(32)) + "\n", mode=0o600)
+        write_file(path, (old or pysecrets.token_urlsafe(32)) + "\n", mode=0o600)
     os.chmod(path, 0o600)
     if old is not None:
-        _write(secrets_path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
+        write_file(secrets_path, json.dumps(secrets, indent=2) + "\n", mode=0o600)
     return path
 
 
@@ -581,13 +584,13 @@ class Stack:
         if not (d / "rules.json").exists():
             # The examples, all commented out: no rule login until IT writes one.
             shutil.copyfile(REPO / "deploy" / "rules.example.json", d / "rules.json")
-        _write(
+        write_file(
             d / "orthanc/config/local.json",
             json.dumps(orthanc_local_config(self.site, self.secrets, d), indent=2),
             mode=0o600,
         )
-        _write(d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600)
-        _write(d / "nginx/nginx.conf", nginx_config(self.site, self.secrets, d), mode=0o600)
+        write_file(d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600)
+        write_file(d / "nginx/nginx.conf", nginx_config(self.site, self.secrets, d), mode=0o600)
         tighten(d)
 
     def prepare_database(self):
@@ -820,7 +823,7 @@ def self_signed(data_dir, host, days=825):
     site = json.loads(path.read_text(encoding="utf-8")) if path.exists() else dict(SITE_DEFAULTS)
     if not site.get("tls_certificate") and not site.get("tls_key"):
         site["tls_certificate"], site["tls_key"] = "tls/certificate.pem", "tls/key.pem"
-        _write(path, json.dumps(site, indent=2) + "\n", mode=0o600)
+        write_file(path, json.dumps(site, indent=2) + "\n", mode=0o600)
     return cert, key
 
 

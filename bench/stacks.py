@@ -13,7 +13,7 @@ with free ports:
 import json
 import socket
 
-from authsvc.stack import Stack, _write
+from authsvc.stack import Stack, write_file
 
 
 def free_port():
@@ -49,14 +49,14 @@ class PlainStack(Stack):
         config = json.loads(path.read_text())
         config.pop("LuaScripts", None)
         config.pop("PatientAccess", None)
-        _write(path, json.dumps(config, indent=2), mode=0o600)
+        write_file(path, json.dumps(config, indent=2), mode=0o600)
         conf = self.data_dir / "nginx" / "nginx.conf"
         text = conf.read_text()
         for line in ("auth_request /_authsvc_gate;", "error_page 500 = @authsvc_refused;"):
             if line not in text:
                 raise RuntimeError(f"the nginx template changed: no {line!r} to remove")
             text = text.replace(line, "")
-        _write(conf, text, mode=0o600)
+        write_file(conf, text, mode=0o600)
 
     def start(self):
         self.configure()
@@ -100,9 +100,9 @@ class PythonFilterStack(PlainStack):
     def configure(self):
         super().configure()
         script = self.data_dir / "orthanc" / "config-filter.py"
-        _write(script, PYTHON_FILTER)
+        write_file(script, PYTHON_FILTER)
         path = self.data_dir / "orthanc" / "config" / "local.json"
         config = json.loads(path.read_text())
         config["Plugins"] = config.get("Plugins", []) + [PYTHON_PLUGIN]
         config["PythonScript"] = str(script)
-        _write(path, json.dumps(config, indent=2), mode=0o600)
+        write_file(path, json.dumps(config, indent=2), mode=0o600)
