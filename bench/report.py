@@ -61,6 +61,18 @@ def _met(flag):
 RUN_NAMES_SHORT = {"webhook-sqlite": "SQLite", "webhook-postgresql": "PostgreSQL"}
 
 
+def _b1_spread(b1):
+    """The figure's rounds: min–max of each ratio, and the machine's load."""
+    parts = []
+    for clients, e in b1["variants"]["nginx"].items():
+        load = e.get("load_average") or {}
+        parts.append(
+            f"{clients} cl. {min(e['ratios']):.2f}–{max(e['ratios']):.2f} over "
+            f"{len(e['ratios'])} rounds, load {load.get('min')}–{load.get('max')}"
+        )
+    return " (median; " + "; ".join(parts) + ")"
+
+
 def figures(results):
     """The five headline figures: (id, name, measured text, met or None)."""
     out = []
@@ -69,7 +81,7 @@ def figures(results):
         (
             "B1",
             "viewer load, patient via filter vs no authorization (time ratio)",
-            f"{b1['ratio_1']:.2f} (1 client), {b1['ratio_4']:.2f} (4 clients)"
+            f"{b1['ratio_1']:.2f} (1 client), {b1['ratio_4']:.2f} (4 clients)" + _b1_spread(b1)
             if b1 and "ratio_4" in b1
             else "not measured",
             b1.get("met") if b1 else None,
