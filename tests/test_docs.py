@@ -128,3 +128,40 @@ def test_every_docs_page_is_linked_from_the_index():
     for page in (ROOT / "docs").glob("*.md"):
         if page.name != "README.md":
             assert f"]({page.name})" in index, page.name
+
+
+# Text says the thing itself, never the number of the tracker entry that asked
+# for it. (The examples below are built from words, so that this file has none.)
+ISSUE_NUMBER = re.compile(r"\bissues?\s*#?\d+|\blater\s+issue", re.I)
+SEARCHED = ["README.md", "CHANGELOG.md", "CONTRIBUTING.md", "Makefile", "Dockerfile"]
+SEARCHED_DIRS = ["docs", "authsvc", "bench", "lua", "deploy", "orthanc-config", "tests"]
+
+
+def _searched_texts():
+    paths = [ROOT / name for name in SEARCHED]
+    for folder in SEARCHED_DIRS:
+        paths += [p for p in sorted((ROOT / folder).rglob("*")) if p.is_file()]
+    for path in paths:
+        if "__pycache__" in path.parts or "results" in path.relative_to(ROOT).parts:
+            continue
+        try:
+            yield path, path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # a compiled catalog, an image, a DICOM file
+            continue
+
+
+def test_issue_number_pattern():
+    numbered = [("(issue", "7)"), ("Issue", "13, part 1"), ("issue", "#18"), ("issues", "4")]
+    for text in [" ".join(words) for words in numbered] + [" ".join(("a later", "issue"))]:
+        assert ISSUE_NUMBER.search(text), text
+    for text in ("issue the patient's password", "issued 2 days ago", "reissue"):
+        assert not ISSUE_NUMBER.search(text), text
+
+
+def test_no_issue_numbers_in_text_or_code():
+    found = [
+        f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
+        for path, text in _searched_texts()
+        for m in ISSUE_NUMBER.finditer(text)
+    ]
+    assert not found, found
