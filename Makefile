@@ -2,7 +2,7 @@
 # make test  - install what is missing, then run the whole test suite
 # make lint  - ruff (lint, format check) and mypy on the decision path
 # make install - (as root) the system on a server, run by systemd; again: upgrade
-# make uninstall - removes it, leaving its settings and data (README, "Install on a server")
+# make uninstall - removes it, leaving its settings and data (docs/install.md)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -65,7 +65,7 @@ deps:
 	  systemctl disable --now orthanc; \
 	fi
 
-# The system on a server (authsvc/install.py; README, "Install on a server"):
+# The system on a server (authsvc/install.py; docs/install.md, "Install on a server"):
 # /etc/orthanc-patient-access, /var/lib/orthanc-patient-access, systemd units,
 # nginx's site. Again from a newer clone: the upgrade (data kept, migrated).
 ORTHANC_DROPIN := /etc/systemd/system/orthanc.service.d/orthanc-patient-access.conf
@@ -113,7 +113,7 @@ rule-password: venv
 audit-verify audit-checkpoint unmatched-tags: venv
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc $@
 
-# The whole suite again on PostgreSQL (issue 5): the service on Debian's
+# The whole suite again on PostgreSQL: the service on Debian's
 # server, run as a throwaway cluster by deploy/with-postgres, and the real
 # stack's Orthanc with its index in PostgreSQL too (Debian's orthanc-postgresql).
 PG_TESTS := tests
@@ -141,7 +141,7 @@ restore: venv
 	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=<file>"; exit 2; }
 	AUTHSVC_CONFIG=$(abspath $(DATA_DIR))/authsvc.json $(PY) -m flask --app authsvc restore "$(abspath $(BACKUP))"
 
-# The benchmarks of issue 7 (~6 min; BENCH_ARGS=--quick for a ~2 min smoke run):
+# The benchmarks (~6 min; BENCH_ARGS=--quick for a ~2 min smoke run):
 # bench/results/report.md and chart.png, figures printed with their targets.
 # B2 runs on the project's SQLite and on a throwaway PostgreSQL.
 bench: venv
@@ -149,7 +149,7 @@ bench: venv
 	$(PY) -m pip install -q -e '.[test,bench]'
 	AUTHSVC_PG_AS_A_SITE=1 deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)
 
-# The patient's phone on Slow 3G (issue 14; ~3 min): Chromium at 390x844
+# The patient's phone on Slow 3G (~3 min): Chromium at 390x844
 # through the real stack, the JPEG path beside the PNG one, with the targets.
 bench-phone: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) chromium chromium-driver"
@@ -162,7 +162,7 @@ bench-phone: venv
 doctor: venv
 	$(PY) -m authsvc.stack doctor --data-dir $(DATA_DIR)
 
-# A self-signed certificate for a hospital LAN without a domain (README, HTTPS):
+# A self-signed certificate for a hospital LAN without a domain (docs/install.md, HTTPS):
 # make tls-self-signed HOST=10.0.0.5 (the address the phones open).
 .PHONY: tls-self-signed
 tls-self-signed: deps venv

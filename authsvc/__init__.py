@@ -40,7 +40,7 @@ def _check_secrets(secrets):
         raise ConfigError(
             "missing or short secrets (need 32+ characters): "
             + ", ".join(missing)
-            + " - set SECRETS_FILE or AUTHSVC_<NAME> (see README)"
+            + " - set SECRETS_FILE or AUTHSVC_<NAME> (see docs/configuration.md)"
         )
 
 

@@ -61,7 +61,7 @@ def derive_key(secrets):
     log.warning(
         "no audit_key of 32+ characters in the secrets: the audit log is keyed "
         "with a key derived from secret_key (changing secret_key then breaks "
-        "its verification); add an audit_key (see README)"
+        "its verification); add an audit_key (see docs/security.md)"
     )
     return hmac.new(secrets["secret_key"].encode(), b"authsvc audit key", hashlib.sha256).digest()
 

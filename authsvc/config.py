@@ -5,7 +5,7 @@ Loaded in layers, as Flask does it: these defaults, then the JSON file named by
 test passes to ``create_app``.  Secrets are not settings: they come from the
 JSON file named by ``SECRETS_FILE`` (mode 0600, outside the database) or from
 ``AUTHSVC_SECRET_KEY`` / ``AUTHSVC_INGEST_SECRET`` / ``AUTHSVC_ORTHANC_PASSWORD``.
-The README's table of keys is checked against ``SETTINGS`` by a test.
+The table of keys in docs/configuration.md is checked against ``SETTINGS`` by a test.
 """
 
 import json

@@ -150,7 +150,7 @@ def checks(data_dir, settings_dir=None):
             "WARN",
             "https",
             f"{url} is HTTP only: passwords and images cross the "
-            "network in clear text (see the README, HTTPS)",
+            "network in clear text (see docs/install.md, HTTPS)",
         )
     else:
         add("ok", "https", url)

@@ -338,7 +338,7 @@ def process_queue(orthanc):
             log.warning("Orthanc unavailable while recording %s; will retry", row.orthanc_id)
             break
         except (OperationalError, InterfaceError) as exc:
-            # Locked past the busy timeout (README: 5 s), full, or the server
+            # Locked past the busy timeout (docs/architecture.md, Ingest: 5 s), full, or the server
             # gone: the study's transaction was rolled back whole and it stays
             # queued, no attempt spent; the next pass tries again.
             log.warning(

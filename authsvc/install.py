@@ -5,7 +5,7 @@ Ubuntu 22.04/24.04), run by systemd. `make install` again is the upgrade.
     python -m authsvc.install uninstall [--root DIR]
     python -m authsvc.install doctor    [--root DIR]   (`make doctor` of a server)
 
-Where things go (README, "Install on a server"):
+Where things go (docs/install.md, "Install on a server"):
   /etc/orthanc-patient-access/     site.json (edited by IT), rules.json,
         secrets.json, authsvc.json + authsvc.env (the service's), keys/display-key
         (the service's user only), orthanc/ (Orthanc's orthanc.json + local.json)

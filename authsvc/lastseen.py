@@ -1,4 +1,4 @@
-"""Sessions' last_seen, written off the request path (issue #18).
+"""Sessions' last_seen, written off the request path.
 
 A session's last_seen is moved forward at most once a minute (sessions.py,
 TOUCH_EVERY), and that write used to happen inside the decision that noticed

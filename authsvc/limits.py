@@ -1,4 +1,4 @@
-"""Limits on what a request may hold, before any route reads it (issue 17).
+"""Limits on what a request may hold, before any route reads it.
 
 `BodyGuard` wraps the whole service (Flask and the fast path). It reads every
 request body to its end before a route runs, so that a route refusing early

@@ -55,7 +55,7 @@ class Study(BaseModel):
     # differently spelt names; each is shown with its own).
     patient_name = CharField(max_length=324, default="")
     # The five access tags, every value seen in any series, as JSON
-    # {keyword: [values]}; the rules of a later issue match against these.
+    # {keyword: [values]}, for staff to see (the tag rules match StudyTag rows).
     access_tags = TextField(default="{}")
     recorded_at = DateTimeField(default=utcnow, index=True)
     updated_at = DateTimeField(default=utcnow)

@@ -7,7 +7,7 @@ The file is JSON with whole-line `//` comments (blanked before parsing, so
 lines and columns stay the file's own). An entry with `"enabled": false` is
 checked like any other but gives no login: the shipped examples are such
 entries, so that using one is changing one word, never uncommenting lines
-and leaving a comma behind (issue 15).
+and leaving a comma behind.
 """
 
 import json

@@ -47,7 +47,7 @@ SITE_DEFAULTS = {
     "http_address": "127.0.0.1",
     "http_port": 8080,
     "public_url": "",
-    # HTTPS (README, "HTTPS"): PEM files of a certificate and its key; when
+    # HTTPS (docs/install.md, "HTTPS"): PEM files of a certificate and its key; when
     # both are set nginx serves HTTPS on https_port, and http_port redirects.
     "https_port": 8443,
     "tls_certificate": "",
@@ -72,7 +72,7 @@ SITE_DEFAULTS = {
     # The file of the display key (it decrypts the passwords kept for their
     # slips): outside the data folder and its backups. "": <data>-keys/display-key.
     "display_key_file": "",
-    # Settings of the service itself (see the README's table), e.g.
+    # Settings of the service itself (see the table in docs/configuration.md), e.g.
     # {"SESSION_IDLE_MINUTES": 30}.
     "authsvc": {},
 }
@@ -118,9 +118,9 @@ def load_site(data_dir, overrides=None):
     site.update(overrides or {})
     unknown = set(site) - set(SITE_DEFAULTS)
     if unknown:
-        raise SystemExit(f"{path}: unknown keys {sorted(unknown)} (see the README)")
+        raise SystemExit(f"{path}: unknown keys {sorted(unknown)} (see docs/configuration.md)")
     if bool(site["tls_certificate"]) != bool(site["tls_key"]):
-        raise SystemExit(f"{path}: tls_certificate and tls_key go together (see the README)")
+        raise SystemExit(f"{path}: tls_certificate and tls_key go together (see docs/install.md)")
     if not site["public_url"]:
         if tls_enabled(site):
             site["public_url"] = f"https://{site['http_address']}:{site['https_port']}"
@@ -399,7 +399,7 @@ NGINX_SITE = """\
     # requests per study: the service's route grammar, routes.hot_reads_regex)
     # skip the check when they are GET or HEAD without a query string: the
     # Lua filter decides them exactly as the check would, from its cache
-    # (a check per request doubled a slice's time: README, "Speed").
+    # (a check per request doubled a slice's time: docs/architecture.md, "Speed").
     location ~ "{hot_reads}" {{
       error_page 418 = @orthanc_checked;
       # So that @orthanc_checked's own error_page (a check that failed: 403)
@@ -770,7 +770,7 @@ def self_signed(data_dir, host, days=825):
     """A self-signed certificate for `host` (an IP address or a name of the
     hospital's network), with Debian's openssl, in the data folder's tls/;
     site.json is pointed at it unless it names another one. Each phone asks
-    once whether to trust it (README, HTTPS)."""
+    once whether to trust it (docs/install.md, HTTPS)."""
     import ipaddress
 
     data_dir = Path(data_dir).resolve()

@@ -43,7 +43,7 @@ bp = Blueprint("webhook", __name__, url_prefix="/authz")
 
 # The plugin's bodies are a few hundred bytes; anything far larger is not one.
 MAX_BODY = 64 * 1024
-# Issue 5: logout and revocation must reach Orthanc within 10 s, and the plugin
+# Logout and revocation must reach Orthanc within 10 s, and the plugin
 # caches each answer for `validity` seconds.
 MAX_VALIDITY = 10
 MIN_SECRET_LENGTH = pipeline.MIN_SECRET_LENGTH

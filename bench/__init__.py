@@ -1,1 +1,1 @@
-"""Benchmarks of Orthanc patient access (issue 7): `python bench/run.py`."""
+"""Benchmarks of Orthanc patient access: `python bench/run.py`."""

@@ -256,7 +256,7 @@ def ct_requests(token, instance_ids, ingest_secret, n=2000, seed=2):
     ]
 
 
-ROUNDS = 3  # each run's figure is the median of this many rounds (issue #18)
+ROUNDS = 3  # each run's figure is the median of this many rounds
 
 
 def _round(load, port, chunks, seconds, service_pid):

@@ -1,4 +1,4 @@
-"""Benchmarks of Orthanc patient access (issue 7), side by side in one run.
+"""Benchmarks of Orthanc patient access, side by side in one run.
 
     make bench                               # full sizes, ~6 minutes on 2 cores
     make bench BENCH_ARGS=--quick            # small sizes, ~2 minutes (a smoke run)

@@ -1,4 +1,4 @@
-"""The patient's phone on a slow network (issue 14): Debian's Chromium as a
+"""The patient's phone on a slow network: Debian's Chromium as a
 390x844 phone with the Slow 3G profile (CDP Network.emulateNetworkConditions:
 400 kbit/s each way, 400 ms round trip), through the real stack (nginx, the
 service, Orthanc), on a 300-slice 512x512 CT synthesised from pydicom's CT

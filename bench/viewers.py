@@ -1,7 +1,7 @@
 """Concurrent viewers against the whole stack (nginx -> Lua filter -> Orthanc,
 and the service's API): each client is a logged-in patient paging through
 their study the way the portal's viewer does. Used by tests/test_load.py (a
-short run in CI) and by `python bench/viewers.py` (the 60 s run of issue 6).
+short run in CI) and by `python bench/viewers.py` (a 60 s run).
 
 Every answer must be 200: anything else is counted as an error, with its
 status, so that a run says exactly what failed."""

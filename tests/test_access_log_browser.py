@@ -1,4 +1,4 @@
-"""Issue 14: a patient's own access log, in a real browser on a small phone
+"""A patient's own access log, in a real browser on a small phone
 (360x640), in Spanish and in English. Patient A's study is opened through
 the real stack (nginx's check, the service's decision, the audit) by A's
 shared link, by a physician's rule login and by staff; patient B's study,

@@ -1,4 +1,4 @@
-"""Issue 14: staff attach a report PDF to a study from the dashboard. Through
+"""Staff attach a report PDF to a study from the dashboard. Through
 the real stack (nginx, the service, Debian's Orthanc): the service wraps the
 PDF as an Encapsulated PDF instance of that study (same StudyInstanceUID and
 patient tags, a new series), Orthanc stores it under the same study, it is

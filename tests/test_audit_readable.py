@@ -1,4 +1,4 @@
-"""An audit log people can read (issue 15): "who opened José Núñez's CT?"
+"""An audit log people can read: "who opened José Núñez's CT?"
 answered on the audit page and its CSV, in the site's time zone and the
 page's language, with the patient, the physician login or the share's
 patient, and the study's date and description. In-process (the decisions

@@ -1,8 +1,8 @@
-"""An audit log people can trust (issue 15): keyed entries, the chain's head
+"""An audit log people can trust: keyed entries, the chain's head
 checkpointed outside the database, and what tampering the database alone
 (without the audit key) can no longer hide. In-process, on SQLite and (with
 AUTHSVC_TEST_DATABASE_URL) PostgreSQL. Each test's database is a throwaway
-one made for it, which is what the issue's "copy of the database" was: the
+one made for it, which stands for a "copy of the database": the
 attacks below are plain SQL on it, as someone holding the database (a copy,
 a backup restored, a DBA) but not the secrets file would run them."""
 

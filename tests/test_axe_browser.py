@@ -1,4 +1,4 @@
-"""Issue 15: axe-core (the npm registry's, pinned in the Makefile, installed by
+"""axe-core (the npm registry's, pinned in the Makefile, installed by
 `make test-deps` into .cache/axe) reports no violation on any staff page, in
 Debian's headless Chromium against the real stack, at 1366x768 and 800x1280,
 in Spanish and English. Among its rules, label-content-name-mismatch: a
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 AXE_VERSION = re.search(r"^AXE_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)[1]
 # axe's rules on by default (WCAG and best practices), and the experimental
-# label-content-name-mismatch the issue names (voice control).
+# label-content-name-mismatch (voice control users rely on it).
 RUN = """
 const done = arguments[arguments.length - 1];
 axe.run(document, {rules: {'label-content-name-mismatch': {enabled: true}}}).then(r => done({

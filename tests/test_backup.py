@@ -1,6 +1,6 @@
 """Backups taken while the service writes, and the restore procedure, on the
 database the tests run on (SQLite, or PostgreSQL in the second CI pass), and
-on the real stack through the commands the README gives."""
+on the real stack through the commands docs/backups.md gives."""
 
 import os
 import subprocess
@@ -74,7 +74,7 @@ def run_cli(stack, *args):
 
 
 def test_backup_and_restore_procedure_on_the_stack(stack, admin, tmp_path):
-    """README's procedure: `make backup` while running; to restore, stop the
+    """docs/backups.md's procedure: `make backup` while running; to restore, stop the
     service, `make restore BACKUP=...`, start it again."""
     before = admin.get("/api/studies", params={"limit": 1000}).json()["studies"]
     out = run_cli(stack, "backup", str(tmp_path / "stack-backup"))

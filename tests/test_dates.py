@@ -1,6 +1,6 @@
-"""Issue 15: one date and time format on every staff page and slip, in the
+"""One date and time format on every staff page and slip, in the
 site's TIMEZONE and the page's language (in-process, a real SQLite file).
-The issue found four: "1/12/26, 18:19", "11 ene 2025", "1 dic 2026, 18:27"
+There used to be four: "1/12/26, 18:19", "11 ene 2025", "1 dic 2026, 18:27"
 and the audit's UTC "2026-12-01 22:21:42"."""
 
 import datetime

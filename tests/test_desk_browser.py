@@ -1,4 +1,4 @@
-"""Issue 15, the radiology desk, in Debian's headless Chromium against the real
+"""The radiology desk, in Debian's headless Chromium against the real
 stack (Orthanc, storescu, nginx): the dashboard keeps one line per study at
 1366x768 (>= 8 studies on the first screen, each row's actions in one row)
 and every action reachable at 800x1280 (a tablet: nothing off the screen,

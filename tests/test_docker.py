@@ -108,7 +108,7 @@ def test_only_staff_profiles_carry_permissions():
     """A permission opens its routes without asking about resources: only
     staff have one. Every profile names every label: plugin 0.11.4 reads
     labels only once a permission matched or the request was let through
-    (tests/test_docker_permissions.py; README, "What plugin 0.11.4 does")."""
+    (tests/test_docker_permissions.py; docs/plugin-and-docker.md, "What plugin 0.11.4 does")."""
     from authsvc.decision.principals import BY_KIND, StaffPrincipal
     from authsvc.models import StaffUser
     from authsvc.webhook import _profile

@@ -3,7 +3,7 @@
 The plugin is in no package registry, so CI cannot run it: these tests read
 the list the way its source does (Plugin/PermissionParser.cpp, Parse; and
 Plugin.cpp, FilterHttpRequests), as checked against the real plugin by hand
-(README, "What plugin 0.11.4 does"):
+(docs/plugin-and-docker.md, "What plugin 0.11.4 does"):
   - for the request's method (HEAD reaches the plugin as GET), the first
     pattern whose regex matches the whole path (no query string) names the
     permissions; the token's profile must hold one of them, and an empty

@@ -1,4 +1,4 @@
-"""Issue 14: the download says how big it is and what a ZIP is for, and the
+"""The download says how big it is and what a ZIP is for, and the
 full viewer (Orthanc's Web Viewer: English only, raw DICOM names, no way
 back) is not offered to a patient or their share, only to physicians'
 logins, in the page's language and saying it is in English. In a real

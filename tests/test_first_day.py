@@ -1,4 +1,4 @@
-"""Issue 13, part 1: a public_url that names this server only (the default,
+"""A public_url that names this server only (the default,
 http://127.0.0.1:8080) is said loud: by `make run`'s start message, a banner
 on every staff page, a slip marked void, and `make doctor`'s first-day checks
 (authsvc/doctor.py)."""

@@ -1,4 +1,4 @@
-"""Issue 17: X-Forwarded-For is believed from nginx only, which proves itself
+"""X-Forwarded-For is believed from nginx only, which proves itself
 with a secret header (`forwarded_secret`); a local process that connects to
 the service's port is just another client, limited as its own address.
 (The same through the real stack: tests/test_hardening_stack.py.)"""

@@ -243,7 +243,7 @@ def test_pages_forms_with_any_json(fuzz_app, staff_client, body, who):
     no_5xx(patient.post("/logout", data={k: str(v) for k, v in body.items()}))
 
 
-# -- every route at once (issue 17) ----------------------------------------------
+# -- every route at once --------------------------------------------------------
 
 HUGE = "99999999999999999999"
 

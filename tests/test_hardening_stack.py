@@ -1,6 +1,7 @@
-"""Issue 17 through the real stack (nginx, gunicorn's workers, the database):
-no 5xx on any input, through nginx and on the service's port directly; no
-burst past the guessing limits across workers; no forged client address."""
+"""Malformed input, guessing and forged addresses through the real stack (nginx,
+gunicorn's workers, the database): no 5xx on any input, through nginx and on
+the service's port directly; no burst past the guessing limits across workers;
+no forged client address."""
 
 import random
 import re

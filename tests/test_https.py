@@ -1,4 +1,4 @@
-"""Issue 13, part 4: HTTPS on the packaged path. A self-signed certificate
+"""HTTPS on the packaged path. A self-signed certificate
 made by `make tls-self-signed` (Debian's openssl); nginx serves HTTPS on
 https_port, its HTTP port redirects there, the session cookie is Secure and
 HSTS is sent, on the service's routes and on Orthanc's."""

@@ -1,4 +1,4 @@
-"""Issue 14, part 3: images sized for a phone on a slow network, measured in
+"""Images sized for a phone on a slow network, measured in
 a real browser (360x640, pixel ratio 2) on a 512x512 CT slice with the
 scanner's noise: a browsing slice is a JPEG at the screen's resolution (at
 most 40 KB), the list's 96 px thumbnail a small JPEG (at most 8 KB), the
@@ -42,7 +42,7 @@ def noisy(stack, orthanc, admin, tmp_path_factory):
     password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()[
         "password"
     ]
-    # What the issue measured: the PNG the viewer asked for, through Orthanc.
+    # What was measured before: the PNG the viewer asked for, through Orthanc.
     first = lookup(orthanc, written.sop_uids[0])
     png = orthanc.get(f"{orthanc.base}/instances/{first}/preview").content
     return {
@@ -83,7 +83,7 @@ def shown(phone, index):
 
 
 def test_thumbnail_and_browsing_slices_are_small(noisy, capsys):
-    assert noisy["png_bytes"] > 100 * 1024  # the size the issue saw, with this noise
+    assert noisy["png_bytes"] > 100 * 1024  # the size seen before, with this noise
     phone = small_phone("es")
     try:
         log_in(phone, noisy)

@@ -95,7 +95,7 @@ class _ChangesOrthanc:
 
 
 def test_a_new_study_stable_without_its_event_is_queued(app):
-    """Issue 13: Orthanc restarted while the study was unstable calls it
+    """Orthanc restarted while the study was unstable calls it
     stable but never sends its StableStudy change."""
     a, b, c, d = (fake_study(f"P{n}", str(n))["study_orthanc_id"] for n in range(4))
     orthanc = _ChangesOrthanc()

@@ -1,4 +1,4 @@
-"""Issue 17: ingest waits on a locked database as the README says (a 5 s
+"""Ingest waits on a locked database as docs/architecture.md says (a 5 s
 wait, then a clear failure that keeps the study queued)."""
 
 import threading
@@ -12,7 +12,7 @@ from conftest import ON_POSTGRES, fake_study
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
 def test_ingest_waits_for_a_locked_database(app, tmp_path):
     """Another process holds SQLite's write lock for 1 s and writes: ingest
-    waits for it (busy_timeout, README: 5 s) instead of failing at once with
+    waits for it (busy_timeout, docs/architecture.md: 5 s) instead of failing at once with
     `database is locked` when its transaction, begun by reading, wants to write."""
     import sqlite3
 

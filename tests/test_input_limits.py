@@ -1,4 +1,4 @@
-"""Issue 17: malformed input gets a 4xx JSON error in the page's language,
+"""Malformed input gets a 4xx JSON error in the page's language,
 never a 5xx (in-process; the same cases through nginx are in
 tests/test_hardening_stack.py)."""
 

@@ -1,4 +1,4 @@
-"""Issue 13: `make install` for a real server, into a temporary root
+"""`make install` for a real server, into a temporary root
 (`python -m authsvc.install install --root DIR`, what `make install` runs with
 --root /), so that the test touches neither /etc nor systemd:
 

@@ -1,5 +1,5 @@
-"""Sessions' last_seen is written off the decision path (authsvc/lastseen.py,
-issue #18): a decision that finds its session due for the once-a-minute
+"""Sessions' last_seen is written off the decision path (authsvc/lastseen.py):
+a decision that finds its session due for the once-a-minute
 touch writes nothing; the note reaches the database with the next flush,
 never later than the moment it was noted, and idle sessions still end."""
 

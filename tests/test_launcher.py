@@ -1,6 +1,6 @@
 """`make run` itself (python -m authsvc.stack run), as a subprocess on a
-temporary data folder: its start message (issue 13, part 1) and its
-supervision (part 2): a child killed with SIGKILL is started again within
+temporary data folder: its start message and its
+supervision: a child killed with SIGKILL is started again within
 10 s, alone; the others keep their PIDs and DICOM keeps being accepted."""
 
 import os

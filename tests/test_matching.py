@@ -38,7 +38,7 @@ MATCH = [
     ("ReferringPhysicianName", "PEREZ^JUAN^^", "Pérez^Juan"),
     ("ReferringPhysicianName", "DE LA CRUZ^ANA", "de  la   Cruz ^ Ana"),
     ("ReferringPhysicianName", "GOMEZ^MARIA", "Gómez^María=ゴメス^マリア"),
-    # more given names than the rule's, in the given or the middle part (issue 15)
+    # more given names than the rule's, in the given or the middle part
     ("ReferringPhysicianName", "PEREZ^JUAN", "PEREZ^JUAN^CARLOS"),
     ("ReferringPhysicianName", "GOMEZ^MARIA", "GÓMEZ^MARÍA ELENA"),
     # written without carets by one modality, with them by another

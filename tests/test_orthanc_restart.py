@@ -1,4 +1,4 @@
-"""Issue 13, part 3: a study whose last instance arrived just before Orthanc
+"""A study whose last instance arrived just before Orthanc
 was killed never gets its StableStudy event (Orthanc keeps stability in
 memory). Its login must still be listed within 60 s of Orthanc answering
 again, however briefly Orthanc was away: here `make run` starts Orthanc again

@@ -57,7 +57,7 @@ def test_service_stopped_means_403_fast(stack, patient):
 
 
 def test_while_the_service_is_stopped_only_cached_grants_answer(stack, patient):
-    """README ("Speed"): a grant the Lua filter cached keeps answering the
+    """docs/architecture.md ("Speed"): a grant the Lua filter cached keeps answering the
     hot reads (one resource by Orthanc ID, GET without a query: nginx's check
     is skipped for them) for up to DECISION_CACHE_SECONDS after the service
     stopped; every request nginx's check is asked about is refused at once."""

@@ -221,7 +221,7 @@ def test_slip_page(site, world):
 
 
 def test_the_slip_says_what_to_do_when_it_is_lost(site, world):
-    """Issue 14: the lost-slip text on the slip itself, in the slip's language
+    """The lost-slip text on the slip itself, in the slip's language
     (not the staff's page's): the site's LOST_SLIP_TEXT, else the built-in."""
     c = staff_client(site)  # the staff's page in Spanish
     saved = site.config.get("LOST_SLIP_TEXT")

@@ -4,7 +4,7 @@ test appear without reloading, prints its slip, whose QR code decodes to the
 expected URL; a phone opens that URL, logs in with one tap, sees exactly the
 patient's studies, views an image, downloads the ZIP, logs out, and the back
 button shows nothing. In Spanish (no English string from the app) and in
-English. Then issue 4's pages: a physician logs in from the splash and sees
+English. Then the pages of rule logins and shares: a physician logs in from the splash and sees
 exactly the studies their rule matches (not another study of the same
 patient); a patient shares a study from a phone, a fresh browser opens the
 link and sees only that study, the patient revokes it and the link then opens
@@ -198,7 +198,7 @@ def test_print_slip_with_qr_code(world, staff, shots):
         "Contraseña",
         "Sin esta contraseña",
         "¿Perdió su hoja?",
-    ):  # what to do when it is lost (issue 14), on the sheet too
+    ):  # what to do when it is lost, on the sheet too
         assert expected in text, expected
     groups = [s.text for s in slip.find_elements(By.CSS_SELECTOR, "#slip-pw span")]
     assert "-".join(groups) == a["password"]
@@ -225,7 +225,7 @@ def test_print_slip_with_qr_code(world, staff, shots):
     thermal = staff.find_element(By.ID, "slip")
     assert thermal.get_attribute("lang") == "en" and "Patient ID" in thermal.text
     assert "Without this password" in thermal.text and "Lost your slip?" in thermal.text
-    # The stack's public_url is loopback: the slip says it is void (issue 13),
+    # The stack's public_url is loopback: the slip says it is void,
     # and the page's banner above it pushes the code below the window.
     assert "NOT VALID" in thermal.text
     thermal_qr = thermal.find_element(By.CSS_SELECTOR, "#slip-qr svg")
@@ -332,7 +332,7 @@ def test_patient_phone_flow_in_spanish(world, shots, tmp_path):
         )
         wait(phone, lambda d: image_spread(d, "frame") > 30, what="an MR image drawn")
         assert not phone.find_element(By.ID, "preset").is_displayed()  # CT windows only
-        # Orthanc's English-only viewer is not offered to patients (issue 14).
+        # Orthanc's English-only viewer is not offered to patients.
         assert not phone.find_elements(By.ID, "webviewer")
         assert_no_english(phone)
 
@@ -478,7 +478,7 @@ def test_staff_logout_is_real(world, staff):
     assert "NÚÑEZ" not in staff.page_source
 
 
-# -- issue 4: physicians and institutions, shares ------------------------------
+# -- physicians and institutions, shares ----------------------------------------
 
 
 def add_rule_login(stack, entry):
@@ -724,7 +724,7 @@ def test_patient_shares_a_study_then_revokes_it(world, tagged, admin, shots):
         assert "#share=" not in holder.current_url  # the secret left the address bar
         assert_no_english(holder)
         holder.save_screenshot(str(shots / "13-share-holder-es.png"))
-        # The patient's list now says when the link was last used (issue 15).
+        # The patient's list now says when the link was last used.
         phone.refresh()
         used = wait(
             phone,
@@ -906,7 +906,7 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
     wait(staff, lambda d: "Puede entrar" in rule_row(d).text, what="the login back")
 
 
-# -- issue 6: the audit log page -------------------------------------------------
+# -- the audit log page ----------------------------------------------------------
 
 
 def test_admin_reads_and_filters_the_audit_log_in_spanish(world, shots):
@@ -929,7 +929,7 @@ def test_admin_reads_and_filters_the_audit_log_in_spanish(world, shots):
         assert not driver.find_elements(By.ID, "chain-broken")  # the chain is whole
         assert driver.find_element(By.ID, "chain-whole").is_displayed()
         driver.save_screenshot(str(shots / "20-audit-es.png"))
-        # The entries are shown in the page's language too (issue 15).
+        # The entries are shown in the page's language too.
         assert_no_english(driver)
         Select = __import__("selenium.webdriver.support.select", fromlist=["Select"]).Select
         Select(driver.find_element(By.ID, "f-event")).select_by_value("login_failed")

@@ -1,4 +1,4 @@
-"""Issue 14, part 2: a patient's ID typed on a phone. Case, spaces and dashes
+"""A patient's ID typed on a phone. Case, spaces and dashes
 are forgiven when exactly one recorded patient fits; when several do, only
 the exact ID opens either (PatientIDs that differ in them are different
 people, never merged). The brute-force limits count per account matched,

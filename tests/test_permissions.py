@@ -1,4 +1,4 @@
-"""Issue 13, part 5: after `make run` has ingested a study and `make backup`
+"""After `make run` has ingested a study and `make backup`
 has run, no file under the data folder is readable by other local users
 (database, WAL, Orthanc's storage and caches, logs, backups, generated
 configuration), and the display key that decrypts the kept passwords lives

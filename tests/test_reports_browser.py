@@ -1,4 +1,4 @@
-"""Issue 14, part 1: the radiologist's report (an Encapsulated PDF series,
+"""The radiologist's report (an Encapsulated PDF series,
 Modality DOC) in a real browser on a small phone (360x640), in Spanish and in
 English. Its study's first instance is the report: the list's thumbnail must
 still be an image of the study (not a broken image), the report is offered as

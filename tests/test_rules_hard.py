@@ -1,4 +1,4 @@
-"""Rules hard to break (issue 15): the shipped examples work when used one
+"""Rules hard to break: the shipped examples work when used one
 at a time as the file says; errors name the real line and what to do, in
 the page's language; names match whatever accents and case, and a second
 given name, without ever widening to another person; staff see the tag
@@ -65,7 +65,7 @@ def test_each_shipped_example_alone_gives_a_working_rule_login(app, rules_file):
 
     assert parse_rules(text) == []  # as shipped: no login at all
     for n, variant in enumerate(variants):
-        specs = parse_rules(variant)  # a RulesError here is the trap of issue 15
+        specs = parse_rules(variant)  # a RulesError here: the comma trap
         assert len(specs) == 1
         spec = specs[0]
         tag, value = spec.rules[0]

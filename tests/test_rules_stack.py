@@ -241,7 +241,7 @@ def test_expired_share_is_refused(stack, admin, rules_world):
 def test_each_shipped_example_enabled_alone_logs_in_on_the_real_stack(
     stack, orthanc, admin, tmp_path
 ):
-    """Issue 15: the rules file as `make run` writes it (deploy/rules.example.json),
+    """The rules file as `make run` writes it (deploy/rules.example.json),
     one example switched on as the file says ("enabled": false -> true), a
     password made as `make rule-password` does: the physician or institution
     logs in through nginx and sees the study its tag names, in the API and

@@ -176,7 +176,7 @@ def test_remembered_grants_are_forgotten_with_the_session(app, patient):
     forget_recent()
 
 
-# -- round trips of a rule login's decisions (issue #18) -------------------------
+# -- round trips of a rule login's decisions ------------------------------------
 
 
 def test_a_remembered_rule_login_decides_in_one_statement(app):

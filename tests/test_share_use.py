@@ -1,4 +1,4 @@
-"""The patient's shares say whether each link was ever used (issue 15):
+"""The patient's shares say whether each link was ever used:
 "Usado: nunca" until someone opens it, then when it was last used, in the
 site's time zone and the page's language. In-process."""
 

@@ -1,4 +1,4 @@
-"""Issue 15 in-process (Flask's test client, a real SQLite file): the batch of
+"""Slips in batches, in-process (Flask's test client, a real SQLite file): the batch of
 slips follows the dashboard's filters and prints only pending slips; marking
 a batch printed wipes each display copy, except where the password changed
 meanwhile (fail closed: listed, not wiped); "today" is the site's day."""

@@ -1,4 +1,4 @@
-"""Issue 14, part 4, in a real browser on a small phone (360x640): the
+"""In a real browser on a small phone (360x640): the
 viewer's controls are all on the screen without scrolling; a share's, a
 slip's or the physicians' link opened in a tab already on the site works
 (the fragment is read on hashchange too); logging out says so; the login

@@ -1,4 +1,4 @@
-"""Issue 14: a DICOM Structured Report shown as readable text. A study holds
+"""A DICOM Structured Report shown as readable text. A study holds
 a CT and a Basic Text SR (made with pydicom: a heading and two TEXT items,
 the findings longer than Orthanc's 256-character JSON limit), sent with
 storescu through the real stack. In a real browser at 360x640, in Spanish

@@ -1,4 +1,4 @@
-"""Issue 17: the guessing limits hold under concurrent attempts (the check
+"""The guessing limits hold under concurrent attempts (the check
 and the recording of an attempt are one step), and an attack from one
 address does not lock that address's other users out."""
 

@@ -13,9 +13,9 @@ server does. The resources the bodies name (PatientID "PID-1", study
 second patient, no token and an unknown token get nothing; staff get what the
 Lua filter gives them.
 
-TODO(issue 4): replay the same bodies for a rule login and a share once those
-principals exist: both must be refused the patient level and get exactly
-their studies below it.
+A rule login and a share are asked questions built like these bodies
+(test_rule_login_and_share_get_their_study_never_the_patient_level): both are
+refused the patient level and get exactly their study below it.
 """
 
 import base64
