@@ -13,11 +13,13 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-import chromium
-from chromium import image_spread, wait
-from conftest import wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from test_reports_browser import small_phone
+from tests import chromium
+from tests.chromium import image_spread, wait
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from tests.helpers import wait_for
+from tests.test_reports_browser import small_phone
+
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 SLICE_LIMIT = 40 * 1024
 THUMB_LIMIT = 8 * 1024

@@ -12,7 +12,7 @@ from authsvc import ingest
 from authsvc.decision.visibility import may_see_study, visible_studies
 from authsvc.models import Patient, RuleLogin, RuleMatch, Share, StaffUser, Study
 from authsvc.sessions import Principal
-from conftest import fake_study
+from tests.helpers import fake_study
 
 worlds = st.fixed_dictionaries(
     {
