@@ -147,14 +147,14 @@ restore: venv
 bench: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) postgresql"
 	$(PY) -m pip install -q -e '.[test,bench]'
-	AUTHSVC_PG_AS_A_SITE=1 deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) bench/run.py $(BENCH_ARGS)
+	AUTHSVC_PG_AS_A_SITE=1 deploy/with-postgres AUTHSVC_BENCH_DATABASE_URL $(PY) -m bench.run $(BENCH_ARGS)
 
 # The patient's phone on Slow 3G (~3 min): Chromium at 390x844
 # through the real stack, the JPEG path beside the PNG one, with the targets.
 bench-phone: venv
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) chromium chromium-driver"
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) bench/slow3g.py --json bench/results/slow3g.json $(BENCH_PHONE_ARGS)
+	$(PY) -m bench.slow3g --json bench/results/slow3g.json $(BENCH_PHONE_ARGS)
 
 # The first-day checks (authsvc/doctor.py): public_url, HTTPS, modalities,
 # permissions under the data folder, disk, Orthanc's version. Exit 1 on a WARN.

@@ -589,7 +589,9 @@ class Stack:
             json.dumps(orthanc_local_config(self.site, self.secrets, d), indent=2),
             mode=0o600,
         )
-        write_file(d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600)
+        write_file(
+            d / "authsvc.json", json.dumps(authsvc_config(self.site, d), indent=2), mode=0o600
+        )
         write_file(d / "nginx/nginx.conf", nginx_config(self.site, self.secrets, d), mode=0o600)
         tighten(d)
 

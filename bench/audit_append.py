@@ -2,7 +2,7 @@
 login, the first decision about a study in an hour), and what verifying the
 whole log costs, on a fresh database.
 
-    python bench/audit_append.py [--entries 2000] [--database-url postgresql://...]
+    python -m bench.audit_append [--entries 2000] [--database-url postgresql://...]
 
 Run from a checkout (PYTHONPATH=<checkout>) to compare versions: the keyed
 chain against the plain SHA-256 one. Prints per-append p50/p99 and the mean.

@@ -30,7 +30,7 @@ import requests
 
 from bench import cpu
 from bench.load import Job
-from bench.stacks import free_port
+from tests.helpers import free_port
 
 CLIENTS = 4
 # The figure's targets per database (decisions/s at least, p99 ms at most):

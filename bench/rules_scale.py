@@ -5,26 +5,23 @@ how long the service takes to apply a new rules file (every login's studies
 recomputed), and the decision rate for rule logins, in process and on one
 thread (the HTTP part is what bench/run.py's B2 measures).
 
-    .venv/bin/python bench/rules_scale.py [--studies 100000] [--rules 1000]
+    .venv/bin/python -m bench.rules_scale [--studies 100000] [--rules 1000]
 """
 
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from authsvc import rules  # noqa: E402
-from authsvc.db import database, open_database  # noqa: E402
-from authsvc.decision import decide_uri  # noqa: E402
-from authsvc.decision.principals import RulePrincipal  # noqa: E402
-from authsvc.matching import fold_value  # noqa: E402
-from authsvc.migrations import migrate  # noqa: E402
-from authsvc.models import (  # noqa: E402
+from authsvc import rules
+from authsvc.db import database, open_database
+from authsvc.decision import decide_uri
+from authsvc.decision.principals import RulePrincipal
+from authsvc.matching import fold_value
+from authsvc.migrations import migrate
+from authsvc.models import (
     Patient,
     Resource,
     RuleLogin,

@@ -2,7 +2,7 @@
 
     make bench                               # full sizes, ~6 minutes on 2 cores
     make bench BENCH_ARGS=--quick            # small sizes, ~2 minutes (a smoke run)
-    .venv/bin/python bench/run.py [--quick]  # the same, B2 on SQLite only
+    .venv/bin/python -m bench.run [--quick]  # the same, B2 on SQLite only
 
 Starts the project's stack and a plain Orthanc (no authorization) in a
 temporary folder with free ports, measures B1-B5 (see bench/README.md), writes
@@ -24,16 +24,12 @@ import time
 import traceback
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import requests
 
-import requests  # noqa: E402
-
-from bench import b2 as b2mod  # noqa: E402
-from bench import cpu, dicom, fill, load, profile, report  # noqa: E402
-from bench.load import Job, Load, median, percentile  # noqa: E402
-from bench.stacks import (  # noqa: E402
+from bench import b2 as b2mod
+from bench import cpu, dicom, fill, load, profile, report
+from bench.load import Job, Load, median, percentile
+from bench.stacks import (
     PYTHON_PLUGIN,
     PlainStack,
     ProjectStack,
@@ -41,6 +37,8 @@ from bench.stacks import (  # noqa: E402
     log_tails,
     site_overrides,
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 FULL = dict(
     slices=300,

@@ -14,7 +14,7 @@ the page, its time put in place of the JPEG's inside the same steps. Ratios
 PNG / JPEG are printed side by side, with the targets (first image <= 5 s,
 <= 40 KB per browsing slice, <= 8 KB per thumbnail).
 
-    python bench/slow3g.py [--slices 300] [--json bench/results/slow3g.json]
+    python -m bench.slow3g [--slices 300] [--json bench/results/slow3g.json]
 
 A measurement, not a test: it exits non-zero only when it could not run.
 """
@@ -27,9 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
 SLOW_3G = {
     "offline": False,
     "latency": 400,
@@ -41,22 +38,14 @@ TARGETS = {"first_image_s": 5.0, "slice_kb": 40.0, "thumbnail_kb": 8.0}
 ADMIN_PASSWORD = "bench-admin-Passw0rd-long-enough"
 
 
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def prepare(tmp, slices):
     """The stack with the CT stored and recorded, and its patient's login."""
     from authsvc.stack import Stack
-    from conftest import Browser, wait_for
-    from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+    from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+    from tests.helpers import Browser, free_port, wait_for
 
     ports = {
-        k: _free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
+        k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
     }
     stack = Stack(
         tmp / "stack",
@@ -134,7 +123,7 @@ def _png(driver, instance):
 def measure(world):
     from selenium.webdriver.common.by import By
 
-    import chromium
+    from tests import chromium
 
     driver = chromium.start("es", phone=True)
     driver.set_script_timeout(120)
@@ -258,7 +247,7 @@ def main():
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--json", help="write the raw figures here too")
     args = parser.parse_args()
-    import chromium
+    from tests import chromium
 
     if chromium.missing():
         print(f"Chromium is needed: {chromium.missing()}", file=sys.stderr)

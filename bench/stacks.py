@@ -11,15 +11,9 @@ with free ports:
 """
 
 import json
-import socket
 
 from authsvc.stack import Stack, write_file
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import free_port
 
 
 def site_overrides(stable_age):

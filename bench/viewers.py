@@ -1,7 +1,7 @@
 """Concurrent viewers against the whole stack (nginx -> Lua filter -> Orthanc,
 and the service's API): each client is a logged-in patient paging through
 their study the way the portal's viewer does. Used by tests/test_load.py (a
-short run in CI) and by `python bench/viewers.py` (a 60 s run).
+short run in CI) and by `python -m bench.viewers` (the 60 s run).
 
 Every answer must be 200: anything else is counted as an error, with its
 status, so that a run says exactly what failed."""
@@ -83,13 +83,10 @@ def run_viewers(base_url, sessions, clients, seconds):
 
 def main():
     """The longer run: start the stack, send a study, 20 viewers for 60 s."""
-    import sys
     import tempfile
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    sys.path[:0] = [str(root), str(root / "tests")]
-    from load_world import prepared_world  # noqa: E402  (the tests' helper)
+    from tests.load_world import prepared_world
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=20)

@@ -1,22 +1,30 @@
-"""Fixtures. `stack` starts the real system (Debian's Orthanc with the
-project's Lua, the service under gunicorn, nginx) once per test session in a
-temporary folder with free ports, through the same launcher as `make run`.
-Which Orthanc: AUTHSVC_ORTHANC_COMMAND (authsvc/stack.py); `orthanc_version`
-tells a test which one runs. `--stack-only` runs only the tests that use
-`stack` (`make test-orthanc-1.12`)."""
+"""Fixtures, and the markers' checks. `stack` starts the real system
+(Debian's Orthanc with the project's Lua, the service under gunicorn, nginx)
+once per test session in a temporary folder with free ports, through the same
+launcher as `make run`. Which Orthanc: AUTHSVC_ORTHANC_COMMAND
+(authsvc/stack.py); `orthanc_version` tells a test which one runs.
+`--stack-only` runs only the tests that use `stack` (`make test-orthanc-1.12`).
+Plain helpers are in tests/helpers.py."""
 
-import os
-import socket
-import time
-from contextlib import ExitStack, contextmanager
+import sys
+from contextlib import ExitStack
 
 import pytest
 import requests
 
 from authsvc.stack import Stack
-
-ADMIN_PASSWORD = "test-admin-Passw0rd-long-enough"
-DECISION_CACHE_SECONDS = 2
+from tests.helpers import (
+    ADMIN_PASSWORD,
+    DECISION_CACHE_SECONDS,
+    ON_POSTGRES,
+    Browser,
+    free_port,
+    fresh_database,
+    markers_needed,
+    postgres_database,
+    print_log_tails,
+    service_app,
+)
 
 
 def pytest_addoption(parser):
@@ -28,6 +36,18 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    # The marker is written on each test (explicit), and checked here: a test
+    # of the `stack` fixture left unmarked would run in the quick set.
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "stack" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("stack")
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests using the `stack` fixture must be marked @pytest.mark.stack:\n  "
+            + "\n  ".join(unmarked)
+        )
     if not config.getoption("--stack-only"):
         return
     keep = [item for item in items if "stack" in getattr(item, "fixturenames", ())]
@@ -37,52 +57,36 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The test whose setup, call or teardown runs now (None between tests).
+_running = None
 
 
-def wait_for(predicate, timeout, interval=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    global _running
+    _running = item
+    try:
+        return (yield)
+    finally:
+        _running = None
 
 
-class Browser:
-    """A client of the public entry (nginx), with its own cookie jar."""
-
-    def __init__(self, base_url):
-        self.base = base_url
-        self.http = requests.Session()
-
-    def request(self, method, path, **kw):
-        kw.setdefault("timeout", 10)
-        kw.setdefault("allow_redirects", False)
-        return self.http.request(method, self.base + path, **kw)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, **kw):
-        return self.request("POST", path, **kw)
-
-    def login(self, **fields):
-        return self.post("/api/login", json=fields)
-
-    def logout(self):
-        return self.post("/api/logout", json={})
+def _refuse_unmarked_programs(event, args):
+    """An audit hook: a test starting Orthanc, nginx, gunicorn or Chromium
+    (itself or through a fixture) without its marker fails at once, naming
+    the marker, rather than slipping into `-m "not stack and not browser"`."""
+    if event != "subprocess.Popen" or _running is None:
+        return
+    marked = {mark.name for mark in _running.iter_markers()}
+    missing = markers_needed(args[1]) - marked
+    if missing:
+        raise RuntimeError(
+            f"{_running.nodeid} runs {args[1]!r}: mark it "
+            + " and ".join(f"@pytest.mark.{name}" for name in sorted(missing))
+        )
 
 
-def print_log_tails(stack, lines=40):
-    """On failure, CI shows what the services said (their logs hold no secrets)."""
-    for log in sorted(stack.logs.glob("*.log")):
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
-        print(f"\n===== {log.name} (last {len(tail)} lines)\n" + "\n".join(tail))
+sys.addaudithook(_refuse_unmarked_programs)
 
 
 @pytest.fixture(scope="session")
@@ -168,94 +172,11 @@ def admin(stack):
 # -- the service alone, in-process, on a fresh database (no Orthanc) ---------
 
 
-@contextmanager
-def postgres_database(prefix):
-    """A new database on the server of AUTHSVC_TEST_DATABASE_URL, dropped after."""
-    import uuid
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg2
-
-    server = os.environ["AUTHSVC_TEST_DATABASE_URL"]
-    name = prefix + uuid.uuid4().hex[:16]
-    admin = psycopg2.connect(server)
-    admin.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield urlunsplit(urlsplit(server)._replace(path="/" + name))
-    finally:
-        with admin.cursor() as cur:
-            # FORCE: a server thread of a test may still hold a connection.
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-ON_POSTGRES = bool(os.environ.get("AUTHSVC_TEST_DATABASE_URL"))
-
-
-@contextmanager
-def fresh_database(folder):
-    """A new, empty database: a SQLite file in `folder`, or, when
-    AUTHSVC_TEST_DATABASE_URL names a PostgreSQL server (`make test-postgres`),
-    a database created there and dropped after."""
-    if not ON_POSTGRES:
-        yield f"sqlite:///{folder / 'db.sqlite3'}"
-        return
-    with postgres_database("authsvc_test_") as url:
-        yield url
-
-
 @pytest.fixture
 def database_url(tmp_path):
     """A new, empty database for one test (see fresh_database)."""
     with fresh_database(tmp_path) as url:
         yield url
-
-
-@contextmanager
-def service_app(folder, database_url):
-    """The service in-process on a migrated database, no Orthanc."""
-    import json
-
-    from authsvc import create_app
-    from authsvc.db import database
-    from authsvc.migrations import migrate
-
-    secrets_file = folder / "secrets.json"
-    secrets_file.write_text(
-        json.dumps(
-            {
-                "secret_key": "k" * 40,
-                "ingest_secret": "i" * 40,
-                "audit_key": "a" * 40,
-                "orthanc_password": "unused",
-            }
-        )
-    )
-    application = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "DATA_DIR": str(folder),
-            "SECRETS_FILE": str(secrets_file),
-            "RULES_FILE": str(folder / "rules.json"),
-            "RULE_PASSWORDS_FILE": str(folder / "rule-passwords.json"),
-            "ORTHANC_URL": "http://127.0.0.1:9",
-        }
-    )
-    with database.connection_context():
-        migrate()
-    # A fresh database: forget which study accesses this process already
-    # audited (the same fake IDs come back in every test).
-    from authsvc import audit
-
-    audit._seen.clear()
-    # No app context stays pushed: each test-client request gets its own, as
-    # in production (a shared one would share flask.g between requests).
-    database.connect(reuse_if_open=True)
-    yield application
-    if not database.is_closed():
-        database.close()
 
 
 @pytest.fixture
@@ -267,75 +188,3 @@ def app(tmp_path, database_url):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-ADMIN_PASSWORD = "admin password long enough"
-
-
-def admin_test_client(app, password=ADMIN_PASSWORD):
-    """A test client of the in-process service logged in as the admin
-    account (made if missing)."""
-    from authsvc.cli import ensure_admin
-
-    ensure_admin("admin", password)
-    c = app.test_client()
-    r = c.post("/api/login", json={"username": "admin", "password": password})
-    assert r.status_code == 200, r.get_json()
-    return c
-
-
-def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOHN", values=None):
-    """What ingest.read_study returns for a study, made up without Orthanc.
-    Orthanc IDs are well-formed (5 groups of 8 hex digits) and distinct per
-    patient, study, series and instance."""
-    pid = patient_id.encode().hex()[-8:].rjust(8, "0")
-    sid = study.encode().hex()[-8:].rjust(8, "0")
-
-    def oid(kind, n=0):
-        return f"{kind:0>8}-{pid}-{sid}-{n:08x}-00000000"
-
-    return {
-        "patient": {"PatientID": patient_id, "PatientName": name, "PatientBirthDate": "19800101"},
-        "patient_orthanc_id": f"000000ba-{pid}-00000000-00000000-00000000",
-        "tags": {
-            "StudyInstanceUID": f"1.2.{study}",
-            "StudyDate": "20260101",
-            "StudyDescription": "CT",
-        },
-        "modalities": ["CT"],
-        "values": values if values is not None else {"0008,0080": ["H"]},
-        "series": [(oid("5e", i), f"1.2.{study}.{i}") for i in range(series)],
-        "instances": [
-            (oid("1a", i * 100 + j), f"1.2.{study}.{i}.{j}")
-            for i in range(series)
-            for j in range(per_series)
-        ],
-        "study_orthanc_id": oid("57"),
-        # The PatientID element's bytes in the first instance of each series,
-        # as Orthanc serves them (/instances/{id}/content/0010-0020), padded.
-        "patient_id_raw": [
-            {
-                "series": oid("5e", i),
-                "charset": "ISO_IR 192",
-                "raw": (patient_id + " " * (len(patient_id.encode()) % 2)).encode().hex(),
-            }
-            for i in range(series)
-        ],
-    }
-
-
-def stack_db_url(stack):
-    return stack.site["database_url"] or f"sqlite:///{stack.data_dir / 'authsvc.sqlite3'}"
-
-
-def stack_sql(stack, sql, *params):
-    """Run SQL on the stack service's own database (SQLite or PostgreSQL), as
-    a test that makes time pass or a disk fail must. `{p}` marks a parameter."""
-    from playhouse.db_url import connect
-
-    db = connect(stack_db_url(stack))
-    try:
-        with db.atomic():
-            db.execute_sql(sql.format(p=db.param), params)
-    finally:
-        db.close()

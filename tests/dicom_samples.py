@@ -236,7 +236,7 @@ def lookup(orthanc, uid):
 def send_recorded(stack, orthanc, admin, spec, folder):
     """Send a study with storescu, wait until the service has recorded it,
     and issue its patient's password: (written, Orthanc study ID, password)."""
-    from conftest import wait_for
+    from tests.helpers import wait_for
 
     written = write_study(spec, folder)
     assert storescu(written.files, stack.site["dicom_port"]).returncode == 0

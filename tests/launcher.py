@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import ADMIN_PASSWORD, free_port, wait_for
+from tests.helpers import ADMIN_PASSWORD, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,6 @@
 """A stack with patients and a study to view, for the load test and its
 longer run in bench/viewers.py."""
 
-import socket
 import time
 import uuid
 from contextlib import contextmanager
@@ -9,15 +8,8 @@ from contextlib import contextmanager
 import requests
 
 from authsvc.stack import Stack
-from dicom_samples import SeriesSpec, StudySpec, lookup, storescu, write_study
-
-ADMIN_PASSWORD = "load-admin-Passw0rd-long-enough"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, storescu, write_study
+from tests.helpers import ADMIN_PASSWORD, free_port
 
 
 def make_world(stack, orthanc_auth, tmp, patients=5, slices=10):
@@ -61,7 +53,7 @@ def make_world(stack, orthanc_auth, tmp, patients=5, slices=10):
 @contextmanager
 def prepared_world(tmp):
     ports = {
-        k: _free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
+        k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")
     }
     stack = Stack(
         tmp / "stack",

@@ -6,7 +6,7 @@ from authsvc import ingest
 from authsvc.decision import decide_uri
 from authsvc.decision.principals import PatientPrincipal, StaffPrincipal
 from authsvc.models import Patient, StaffUser, Study
-from conftest import fake_study
+from tests.helpers import fake_study
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ import uuid
 import pytest
 from selenium.webdriver.common.by import By
 
-import chromium
 from authsvc.cli import set_rule_password
-from chromium import wait
-from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, send_recorded
-from test_pages_browser import add_rule_login
-from test_reports_browser import small_phone
+from tests import chromium
+from tests.chromium import wait
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, send_recorded
+from tests.helpers import Browser, wait_for
+from tests.test_pages_browser import add_rule_login
+from tests.test_reports_browser import small_phone
 
 TITLE = {"es": "Quién ha abierto sus estudios", "en": "Who has opened your studies"}
 SHARE = {"es": "Su enlace compartido n.º {n}", "en": "Your shared link #{n}"}
@@ -97,6 +97,8 @@ def opened(stack, orthanc, admin, tmp_path_factory):
     return dict(found, base=stack.public_url, login=login, physician=physician, holders=holders)
 
 
+@pytest.mark.stack
+@pytest.mark.browser
 @pytest.mark.parametrize("language", ["es", "en"])
 def test_the_patient_sees_who_opened_their_study(opened, language):
     a, b = opened["A"], opened["B"]
@@ -146,6 +148,8 @@ def test_the_patient_sees_who_opened_their_study(opened, language):
         phone.quit()
 
 
+@pytest.mark.stack
+@pytest.mark.browser
 def test_only_the_patient_has_the_page(opened):
     assert Browser(opened["base"]).get("/portal/access").status_code == 302
     assert opened["physician"].get("/portal/access").status_code == 404
@@ -167,7 +171,7 @@ def test_the_log_is_read_by_its_index(app):
     from authsvc.access_log import entries
     from authsvc.db import database
     from authsvc.models import AuditEvent, Patient
-    from conftest import fake_study
+    from tests.helpers import fake_study
 
     data = fake_study("IX-1", "1")
     ingest.store_study(data["study_orthanc_id"], data)

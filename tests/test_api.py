@@ -9,7 +9,7 @@ from authsvc import create_app, ingest, passwords
 from authsvc.cli import ensure_admin
 from authsvc.config import ConfigError
 from authsvc.models import Session, StaffUser
-from conftest import fake_study
+from tests.helpers import fake_study
 
 STAFF_PASSWORD = "a staff password, long enough"
 

@@ -14,13 +14,15 @@ import pydicom
 import pytest
 from selenium.webdriver.common.by import By
 
-import chromium
 from authsvc.attach import REPORT_MAX_BYTES
 from authsvc.cli import set_rule_password
-from chromium import wait
-from conftest import ADMIN_PASSWORD, Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, minimal_pdf, recorded, send_recorded
-from test_pages_browser import add_rule_login
+from tests import chromium
+from tests.chromium import wait
+from tests.dicom_samples import SeriesSpec, StudySpec, minimal_pdf, recorded, send_recorded
+from tests.helpers import ADMIN_PASSWORD, Browser, wait_for
+from tests.test_pages_browser import add_rule_login
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +162,7 @@ def test_what_is_refused(world, admin):
     assert upload(admin, unknown, pdf).status_code == 404
 
 
+@pytest.mark.browser
 def test_the_dashboard_attaches_a_pdf_chosen_from_disk(world, admin, tmp_path):
     if chromium.missing():
         pytest.fail(f"headless Chromium is needed (missing: {chromium.missing()})")

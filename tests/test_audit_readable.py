@@ -13,8 +13,8 @@ import pytest
 from authsvc import ingest
 from authsvc.cli import ensure_admin
 from authsvc.models import AuditEvent
-from conftest import fake_study
-from test_rules import write_rules
+from tests.helpers import fake_study
+from tests.test_rules import write_rules
 
 ADMIN_PW = "admin password long enough"
 REF = "0008,0090"

@@ -11,10 +11,12 @@ import json
 import os
 import stat
 
+import pytest
+
 from authsvc import audit
 from authsvc.db import database
 from authsvc.models import AuditEvent, KeyValue
-from conftest import admin_test_client
+from tests.helpers import admin_test_client
 
 ADMIN_PW = "admin password long enough"
 
@@ -210,6 +212,7 @@ def test_the_service_checkpoints_on_schedule_and_at_shutdown(app, caplog):
     database.connect(reuse_if_open=True)
 
 
+@pytest.mark.stack
 def test_make_run_checkpoints_the_switch_point_at_migration(stack):
     """The real launcher: `flask migrate` writes the first checkpoint (with
     the switch point) before the service starts; the file is the owner's."""
@@ -220,6 +223,7 @@ def test_make_run_checkpoints_the_switch_point_at_migration(stack):
     assert "audit_key" in json.loads((stack.data_dir / "secrets.json").read_text())
 
 
+@pytest.mark.stack
 def test_the_real_service_checkpoints_when_it_stops(tmp_path):
     """The launcher's gunicorn (its worker_exit hook): an entry written, the
     stack stopped, and the newest head is in the checkpoint file and the
@@ -227,7 +231,7 @@ def test_the_real_service_checkpoints_when_it_stops(tmp_path):
     import requests
 
     from authsvc.stack import Stack
-    from conftest import free_port
+    from tests.helpers import free_port
 
     ports = {
         k: free_port() for k in ("http_port", "orthanc_http_port", "dicom_port", "service_port")

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from chromium import wait
-from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from test_desk_browser import DESKTOP, TABLET, log_in_staff, open_browser
+from tests.chromium import wait
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from tests.helpers import Browser, wait_for
+from tests.test_desk_browser import DESKTOP, TABLET, log_in_staff, open_browser
+
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"

@@ -12,7 +12,7 @@ import pytest
 from authsvc import backup, ingest
 from authsvc.db import database
 from authsvc.models import Patient, Study
-from conftest import ADMIN_PASSWORD, Browser, fake_study, stack_sql
+from tests.helpers import ADMIN_PASSWORD, Browser, fake_study, stack_sql
 
 
 def test_online_backup_is_consistent_and_restores(app, tmp_path):
@@ -73,6 +73,7 @@ def run_cli(stack, *args):
     )
 
 
+@pytest.mark.stack
 def test_backup_and_restore_procedure_on_the_stack(stack, admin, tmp_path):
     """docs/backups.md's procedure: `make backup` while running; to restore, stop the
     service, `make restore BACKUP=...`, start it again."""

@@ -15,9 +15,11 @@ import requests
 
 from authsvc.cli import set_rule_password
 from authsvc.stack import PROXY_USER
-from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, recorded, storescu, write_study
-from route_matrix import matrix_cases
+from tests.dicom_samples import SeriesSpec, StudySpec, recorded, storescu, write_study
+from tests.helpers import Browser, wait_for
+from tests.route_matrix import matrix_cases
+
+pytestmark = pytest.mark.stack
 
 RULE_LOGIN = "dr-confine"
 
@@ -383,7 +385,7 @@ def docker_nginx(stack, tmp_path_factory):
     import subprocess
     from pathlib import Path
 
-    from conftest import free_port
+    from tests.helpers import free_port
 
     root = Path(__file__).resolve().parent.parent / "deploy" / "docker"
     tmp = tmp_path_factory.mktemp("docker-nginx")

@@ -7,8 +7,10 @@ import uuid
 
 import pytest
 
-from conftest import DECISION_CACHE_SECONDS, Browser, wait_for
-from dicom_samples import recorded, send_patient
+from tests.dicom_samples import recorded, send_patient
+from tests.helpers import DECISION_CACHE_SECONDS, Browser, wait_for
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")

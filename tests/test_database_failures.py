@@ -10,7 +10,7 @@ import pytest
 from authsvc import ingest
 from authsvc.db import database
 from authsvc.models import IngestQueue, Patient, Resource, Study
-from conftest import ON_POSTGRES, fake_study
+from tests.helpers import ON_POSTGRES, fake_study
 
 pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="SQLite's locking and page limits")
 

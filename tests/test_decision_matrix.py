@@ -26,8 +26,8 @@ from authsvc.decision.principals import (
 )
 from authsvc.models import Patient, RuleLogin, RuleMatch, Share, StaffUser, Study
 from authsvc.webhook import _question, _target
-from conftest import fake_study, fresh_database, service_app
-from route_matrix import matrix_cases
+from tests.helpers import fake_study, fresh_database, service_app
+from tests.route_matrix import matrix_cases
 
 
 def _shaped(data):

@@ -17,10 +17,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-import chromium
-from chromium import decode_qr, wait
-from conftest import ADMIN_PASSWORD, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from tests import chromium
+from tests.chromium import decode_qr, wait
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from tests.helpers import ADMIN_PASSWORD, wait_for
+
+pytestmark = pytest.mark.stack
 
 DESKTOP = (1366, 768)
 TABLET = (800, 1280)
@@ -108,6 +110,7 @@ return [...document.querySelectorAll('#rows tr')].map(tr => {
 });"""
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("language", ["es", "en"])
 def test_one_line_per_study_at_1366(desk, language, tmp_path):
     driver = open_browser(DESKTOP, language)
@@ -148,6 +151,7 @@ for (const tr of document.querySelectorAll('#rows tr')) {
 return out;"""
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("language", ["es", "en"])
 def test_every_action_reachable_at_800(desk, language, tmp_path):
     driver = open_browser(TABLET, language)
@@ -184,6 +188,7 @@ def in_row(driver, study, css, what="text"):
     return wait(driver, read, what=f"{css} of {study}")
 
 
+@pytest.mark.browser
 def test_filters_and_the_reprint_path(desk, stack):
     driver = open_browser(DESKTOP, "es")
     try:
@@ -287,6 +292,7 @@ def batch(stack, orthanc, admin, tmp_path_factory):
     return {"tag": tag, "studies": patients, "base": stack.public_url}
 
 
+@pytest.mark.browser
 def test_a_batch_of_three_pending_slips(batch, admin):
     from pypdf import PdfReader
 

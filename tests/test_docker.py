@@ -17,7 +17,7 @@ import yaml
 
 from authsvc import ingest
 from authsvc.cli import ensure_admin
-from conftest import fake_study, free_port
+from tests.helpers import fake_study, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = shutil.which("docker-compose")
@@ -264,6 +264,7 @@ def test_gate_refuses_unfiltered_searches_and_other_patients(gate):
     assert ask(gate["admin"], f"/orthanc/patients/{gate['other']}", "DELETE") == 204
 
 
+@pytest.mark.stack
 def test_the_plugins_webhook_listener_gives_up_on_a_hung_service(tmp_path):
     """Plugin 0.11.4 waits 10 s for each answer and may ask twice per request
     (the user profile, then the validation); through nginx's listener a hung

@@ -12,13 +12,15 @@ import zipfile
 import pytest
 from selenium.webdriver.common.by import By
 
-import chromium
 from authsvc.cli import set_rule_password
-from chromium import wait
-from conftest import Browser
-from dicom_samples import SeriesSpec, StudySpec, send_recorded
-from test_pages_browser import add_rule_login
-from test_reports_browser import log_in, small_phone
+from tests import chromium
+from tests.chromium import wait
+from tests.dicom_samples import SeriesSpec, StudySpec, send_recorded
+from tests.helpers import Browser
+from tests.test_pages_browser import add_rule_login
+from tests.test_reports_browser import log_in, small_phone
+
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 DOWNLOAD = {
     "es": r"Descargar \(ZIP, hasta ([\d.,]+) (KB|MB)\)",

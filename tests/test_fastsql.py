@@ -12,7 +12,7 @@ from authsvc.db import database
 from authsvc.decision import policy, principals
 from authsvc.models import Patient, Resource, RuleLogin, RuleMatch, Session, Share, Study
 from authsvc.sessions import SESSION, _fetch_session
-from conftest import fake_study
+from tests.helpers import fake_study
 
 # Each statement with parameters of its columns' types.
 STATEMENTS = [

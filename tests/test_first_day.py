@@ -17,8 +17,8 @@ from authsvc import doctor, ingest, publicurl
 from authsvc.cli import ensure_admin
 from authsvc.db import database
 from authsvc.stack import SITE_DEFAULTS, startup_warnings
-from conftest import fake_study
-from test_pages_app import STAFF_PAGES, STAFF_PASSWORD, make_app, staff_client
+from tests.helpers import fake_study
+from tests.test_pages_app import STAFF_PAGES, STAFF_PASSWORD, make_app, staff_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +42,8 @@ def test_unusable_public_urls(url, bad):
     assert publicurl.unusable(url) is bad
 
 
-def _site_app(tmp_path, public_url):
-    app = make_app(tmp_path, PUBLIC_URL=public_url)
+def _site_app(tmp_path, database_url, public_url):
+    app = make_app(tmp_path, database_url, PUBLIC_URL=public_url)
     s = fake_study("P-1", "1", name="NÚÑEZ^JOSÉ")
     ingest.store_study(s["study_orthanc_id"], s)
     ensure_admin("admin", STAFF_PASSWORD)
@@ -51,16 +51,16 @@ def _site_app(tmp_path, public_url):
 
 
 @pytest.fixture
-def loopback_site(tmp_path):
-    app = _site_app(tmp_path, "http://127.0.0.1:8080")
+def loopback_site(tmp_path, database_url):
+    app = _site_app(tmp_path, database_url, "http://127.0.0.1:8080")
     yield app
     if not database.is_closed():
         database.close()
 
 
 @pytest.fixture
-def lan_site(tmp_path):
-    app = _site_app(tmp_path, "https://pacs.hospital.ve")
+def lan_site(tmp_path, database_url):
+    app = _site_app(tmp_path, database_url, "https://pacs.hospital.ve")
     yield app
     if not database.is_closed():
         database.close()

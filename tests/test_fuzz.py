@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from authsvc import ingest
 from authsvc.decision import decide_uri
 from authsvc.matching import Matcher
-from conftest import fake_study
+from tests.helpers import fake_study
 
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

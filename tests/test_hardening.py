@@ -7,7 +7,7 @@ import pytest
 from authsvc import audit, auditchain, ingest, passwords
 from authsvc.cli import ensure_admin
 from authsvc.models import AuditEvent, LoginFailure, StaffUser
-from conftest import admin_test_client, fake_study
+from tests.helpers import admin_test_client, fake_study
 
 ADMIN_PW = "admin password long enough"
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from playhouse.db_url import connect
 
-from conftest import ADMIN_PASSWORD, Browser, stack_db_url
+from tests.helpers import ADMIN_PASSWORD, Browser, stack_db_url
 
 HUGE = "99999999999999999999"
 BAD_BODIES = {
@@ -108,6 +108,7 @@ def fuzz_cases(rng, n):
         yield b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
 
 
+@pytest.mark.stack
 def test_no_5xx_on_any_route_through_nginx_or_directly(stack, clean_failures):
     admin = Browser(stack.public_url)
     assert admin.login(username="admin", password=ADMIN_PASSWORD).status_code == 200
@@ -163,6 +164,7 @@ def test_no_5xx_on_any_route_through_nginx_or_directly(stack, clean_failures):
     assert admin.get("/api/session").status_code == 200  # the staff session lived through it
 
 
+@pytest.mark.stack
 def test_an_early_refusal_of_a_large_body_is_the_services_4xx(stack):
     """Routes that refuse before reading (no session, an unknown ID): nginx
     used to answer 502 (a broken pipe) for a body over ~16 KB."""
@@ -214,6 +216,7 @@ def burst(url, bodies, headers=None):
     return codes, time.monotonic() - start
 
 
+@pytest.mark.stack
 def test_sixteen_parallel_guesses_across_workers_stay_within_the_limits(stack, clean_failures):
     codes, seconds = burst(
         stack.public_url + "/api/login",
@@ -241,6 +244,7 @@ def test_sixteen_parallel_guesses_across_workers_stay_within_the_limits(stack, c
     assert 8 <= codes.count(401) <= most_evaluated(8, seconds), (codes, seconds)
 
 
+@pytest.mark.stack
 def test_a_forged_x_forwarded_for_on_the_services_port_is_the_connections_address(
     stack, admin, clean_failures
 ):

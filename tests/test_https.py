@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from authsvc.stack import Stack, nginx_config, self_signed
-from conftest import ADMIN_PASSWORD, free_port, print_log_tails
+from tests.helpers import ADMIN_PASSWORD, free_port, print_log_tails
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def tls_stack(tmp_path_factory):
     s.stop_all()
 
 
+@pytest.mark.stack
 def test_the_certificate_is_for_the_host_and_its_key_private(tls_stack):
     text = subprocess.run(
         ["openssl", "x509", "-in", str(tls_stack.cert), "-noout", "-text"],
@@ -51,12 +52,14 @@ def test_the_certificate_is_for_the_host_and_its_key_private(tls_stack):
     assert tls_stack.site["public_url"].startswith("https://127.0.0.1:")
 
 
+@pytest.mark.stack
 def test_https_answers_with_hsts(tls_stack):
     r = requests.get(tls_stack.https_url + "/api/health", verify=str(tls_stack.cert), timeout=10)
     assert r.status_code == 200
     assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
+@pytest.mark.stack
 def test_http_redirects_to_https(tls_stack):
     port = tls_stack.site["https_port"]
     for path in ("/", "/staff?x=1", "/orthanc/studies", "/api/login"):
@@ -81,6 +84,7 @@ def test_http_redirects_to_https(tls_stack):
     assert r.status_code == 301 and "Set-Cookie" not in r.headers
 
 
+@pytest.mark.stack
 def test_the_session_cookie_is_secure_and_orthanc_routes_send_hsts(tls_stack):
     http = requests.Session()
     verify = str(tls_stack.cert)  # per request: an environment's CA bundle beats Session.verify
@@ -126,7 +130,7 @@ def test_the_command_makes_a_certificate_for_a_name_and_names_it_in_site_json(tm
     import json
     import sys
 
-    from launcher import ROOT
+    from tests.launcher import ROOT
 
     data = tmp_path / "data"
     out = subprocess.run(

@@ -9,12 +9,14 @@ import uuid
 import pytest
 from selenium.webdriver.common.by import By
 
-import chromium
-from chromium import wait
-from conftest import wait_for
-from dicom_samples import StudySpec, recorded
-from test_identity_stack import conflict_of, one_series, raw_patient_id, send
-from test_pages_browser import assert_no_english, staff_login
+from tests import chromium
+from tests.chromium import wait
+from tests.dicom_samples import StudySpec, recorded
+from tests.helpers import wait_for
+from tests.test_identity_stack import conflict_of, one_series, raw_patient_id, send
+from tests.test_pages_browser import assert_no_english, staff_login
+
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 
 @pytest.fixture

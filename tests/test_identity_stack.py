@@ -10,8 +10,10 @@ import uuid
 import pydicom
 import pytest
 
-from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, recorded, send
+from tests.dicom_samples import SeriesSpec, StudySpec, recorded, send
+from tests.helpers import Browser, wait_for
+
+pytestmark = pytest.mark.stack
 
 
 def raw_patient_id(raw, charset):

@@ -4,7 +4,7 @@ import pytest
 
 from authsvc import ingest, passwords
 from authsvc.models import IngestQueue, Patient, Resource, Study
-from conftest import fake_study
+from tests.helpers import fake_study
 
 
 def test_first_study_creates_the_login_and_repeats_change_nothing(app):

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from authsvc import ingest
-from conftest import ON_POSTGRES, fake_study
+from tests.helpers import ON_POSTGRES, fake_study
 
 
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")

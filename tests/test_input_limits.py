@@ -5,7 +5,7 @@ tests/test_hardening_stack.py)."""
 import pytest
 
 from authsvc import ingest
-from conftest import admin_test_client, fake_study
+from tests.helpers import admin_test_client, fake_study
 
 ADMIN_PW = "admin password long enough"
 DEEP = ("[" * 1000).encode()

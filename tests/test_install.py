@@ -32,11 +32,11 @@ from pathlib import Path
 import pytest
 import requests
 
-import unitfile
 from authsvc.doctor import world_readable
 from authsvc.install import NAME, Layout
-from conftest import ADMIN_PASSWORD, ON_POSTGRES, Browser, free_port, wait_for
-from dicom_samples import SeriesSpec, StudySpec, storescu, write_study
+from tests import unitfile
+from tests.dicom_samples import SeriesSpec, StudySpec, storescu, write_study
+from tests.helpers import ADMIN_PASSWORD, ON_POSTGRES, Browser, free_port, wait_for
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="installs as root (setpriv, chown)"),
@@ -331,6 +331,7 @@ def received(system, tmp_path_factory):
     }
 
 
+@pytest.mark.stack
 def test_installed_system_gives_a_received_study_its_login_through_nginx(system, received):
     assert received["row"]["patient_has_login"] is True
     patient = Browser(system.public_url)
@@ -346,6 +347,7 @@ def test_installed_system_gives_a_received_study_its_login_through_nginx(system,
     assert Browser(system.public_url).get(f"/orthanc/studies/{orthanc_id}").status_code == 403
 
 
+@pytest.mark.stack
 def test_the_installed_command_backs_up_as_the_service_user(system, received):
     """/usr/local/sbin/orthanc-patient-access backup: `make backup` of a server."""
     done = subprocess.run(
@@ -367,6 +369,7 @@ def test_the_installed_command_backs_up_as_the_service_user(system, received):
         ).fetchone() == (1,)
 
 
+@pytest.mark.stack
 def test_after_a_run_nothing_under_the_data_folder_is_readable_by_others(system, received):
     layout = system.layout
     names = {p.relative_to(layout.data).as_posix() for p in layout.data.rglob("*")}
@@ -385,6 +388,7 @@ def test_after_a_run_nothing_under_the_data_folder_is_readable_by_others(system,
             assert key not in path.read_bytes(), path
 
 
+@pytest.mark.stack
 def test_doctor_checks_the_installed_server(system, received):
     """`make doctor-server`: site.json from /etc, the data folder's files."""
 
@@ -410,6 +414,7 @@ def test_doctor_checks_the_installed_server(system, received):
         stray.unlink()
 
 
+@pytest.mark.stack
 def test_nginx_logs_where_debian_keeps_them_without_query_strings(system, received):
     Browser(system.public_url).get("/api/health?token=secret-in-a-query")
     logs = system.layout.nginx_logs
@@ -424,6 +429,7 @@ def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.stack
 def test_upgrade_keeps_the_data_and_applies_migrations(installed, system, received):
     system.stop()
     layout = installed["layout"]
@@ -457,6 +463,7 @@ def test_upgrade_keeps_the_data_and_applies_migrations(installed, system, receiv
     system.stop()
 
 
+@pytest.mark.stack
 def test_uninstall_removes_the_programs_and_leaves_the_data(installed, system):
     system.stop()
     layout = installed["layout"]

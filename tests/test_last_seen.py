@@ -9,7 +9,7 @@ from authsvc import lastseen
 from authsvc.db import database
 from authsvc.models import Session, utcnow
 from authsvc.sessions import forget_recent
-from test_session_cache import granted, patient  # noqa: F401 (a fixture)
+from tests.test_session_cache import granted, patient  # noqa: F401 (a fixture)
 
 
 def writes_during(fn):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
-from launcher import Launcher, children
+from tests.helpers import wait_for
+from tests.launcher import Launcher, children
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,13 @@ def launcher(tmp_path_factory):
         print(run.text)
 
 
+@pytest.mark.stack
 def test_start_message_warns_of_a_loopback_public_url(launcher):
     assert "WARNING: public_url is http://127.0.0.1:" in launcher.text
     assert str(launcher.data / "site.json") in launcher.text
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize("victim", ["authsvc", "nginx", "orthanc"])
 def test_a_killed_child_comes_back_alone(launcher, victim):
     before = children(launcher.proc.pid)
@@ -65,6 +67,7 @@ def test_a_killed_child_comes_back_alone(launcher, victim):
     print(f"{victim} back after {elapsed:.1f} s")
 
 
+@pytest.mark.stack
 def test_sigterm_stops_every_child(tmp_path):
     run = Launcher(tmp_path / "data")
     pids = children(run.proc.pid)

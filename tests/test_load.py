@@ -1,19 +1,17 @@
 """20 concurrent viewers against the whole stack: 0 errors. CI runs it for
-LOAD_SECONDS (default 10); `python bench/viewers.py` runs it for 60 s."""
+LOAD_SECONDS (default 10); `python -m bench.viewers` runs it for 60 s."""
 
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pytest
 
-import load_world  # noqa: E402
-from bench.viewers import run_viewers  # noqa: E402
-from conftest import ADMIN_PASSWORD  # noqa: E402
+from bench.viewers import run_viewers
+from tests import load_world
+
+pytestmark = pytest.mark.stack
 
 
-def test_twenty_viewers_get_no_error(stack, tmp_path, monkeypatch):
-    monkeypatch.setattr(load_world, "ADMIN_PASSWORD", ADMIN_PASSWORD)
+def test_twenty_viewers_get_no_error(stack, tmp_path):
     world = load_world.make_world(stack, ("authsvc", stack.secrets["orthanc_password"]), tmp_path)
     seconds = int(os.environ.get("LOAD_SECONDS", "10"))
     result = run_viewers(world["base"], world["sessions"], clients=20, seconds=seconds)

@@ -4,8 +4,12 @@ and bad), password issuing, Orthanc requests with tokens, and a study ingest."""
 
 import uuid
 
-from conftest import ADMIN_PASSWORD, Browser, wait_for
-from dicom_samples import recorded, send_patient
+import pytest
+
+from tests.dicom_samples import recorded, send_patient
+from tests.helpers import ADMIN_PASSWORD, Browser, wait_for
+
+pytestmark = pytest.mark.stack
 
 
 def test_logs_hold_no_secrets(stack, orthanc, admin, tmp_path):

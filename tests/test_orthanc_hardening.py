@@ -11,7 +11,9 @@ import pytest
 import requests
 from pydicom.data import get_testdata_file
 
-from dicom_samples import storescu
+from tests.dicom_samples import storescu
+
+pytestmark = pytest.mark.stack
 
 CT = get_testdata_file("CT_small.dcm")
 

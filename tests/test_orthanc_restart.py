@@ -12,9 +12,11 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, storescu, write_study
-from launcher import Launcher, children
+from tests.dicom_samples import SeriesSpec, StudySpec, storescu, write_study
+from tests.helpers import ADMIN_PASSWORD, Browser, wait_for
+from tests.launcher import Launcher, children
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")

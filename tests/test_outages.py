@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from authsvc.stack import PROXY_USER
-from conftest import DECISION_CACHE_SECONDS, Browser, wait_for
-from dicom_samples import recorded, send_patient
+from tests.dicom_samples import recorded, send_patient
+from tests.helpers import DECISION_CACHE_SECONDS, Browser, wait_for
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +152,7 @@ def test_study_stable_while_service_down_is_recorded_after_restart(
 
 def send_many(stack, tmp, prefix, count):
     """`count` single-instance studies of `count` patients, in one storescu call."""
-    from dicom_samples import SeriesSpec, StudySpec, write_study
+    from tests.dicom_samples import SeriesSpec, StudySpec, write_study
 
     written = [
         write_study(
@@ -175,7 +177,7 @@ def test_service_killed_during_an_ingest_of_20_studies_loses_none(stack, orthanc
     files = [f for w in written for f in w.files]
     import threading
 
-    from dicom_samples import storescu
+    from tests.dicom_samples import storescu
 
     sender = threading.Thread(target=lambda: storescu(files[:10], stack.site["dicom_port"]))
     sender.start()
@@ -196,7 +198,7 @@ def test_service_killed_during_an_ingest_of_20_studies_loses_none(stack, orthanc
 
 def test_orthanc_restarted_mid_ingest_is_caught_up(stack, orthanc, admin, tmp_path):
     written = send_many(stack, tmp_path, f"R{uuid.uuid4().hex[:4]}", 8)
-    from dicom_samples import storescu
+    from tests.dicom_samples import storescu
 
     assert storescu([f for w in written for f in w.files], stack.site["dicom_port"]).returncode == 0
     # Stopped before the studies are stable (StableAge 1 s): their StableStudy

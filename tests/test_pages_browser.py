@@ -24,12 +24,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-import chromium
 from authsvc.cli import set_rule_password
 from authsvc.rules import strip_comments
-from chromium import decode_qr, fetch_status, image_spread, pdf_page_size_mm, pdf_pages, wait
-from conftest import ADMIN_PASSWORD, DECISION_CACHE_SECONDS, Browser, wait_for
-from dicom_samples import (
+from tests import chromium
+from tests.chromium import decode_qr, fetch_status, image_spread, pdf_page_size_mm, pdf_pages, wait
+from tests.dicom_samples import (
     SeriesSpec,
     StudySpec,
     lookup,
@@ -38,6 +37,9 @@ from dicom_samples import (
     storescu,
     write_study,
 )
+from tests.helpers import ADMIN_PASSWORD, DECISION_CACHE_SECONDS, Browser, wait_for
+
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "authsvc" / "translations" / "es" / "LC_MESSAGES" / "messages.po"
@@ -57,7 +59,8 @@ def shots(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def world(stack, orthanc, admin, tmp_path_factory):
-    """Patient B exists before the tests start (A is sent during a test)."""
+    """Patient B exists before the tests start (a new patient is sent during
+    the dashboard's test, A by its own fixture)."""
     if chromium.missing():
         pytest.fail(
             "headless Chromium is needed: install Debian's chromium and "
@@ -71,10 +74,40 @@ def world(stack, orthanc, admin, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def staff(world):
+def patient_a(stack, orthanc, admin, world):
+    """Patient A's study, recorded, its first password still on the dashboard
+    (the slip not printed), and the slip's QR code's URL: what the slip's and
+    the phone's tests start from, each run alone or in any order."""
+    pid = f"PA-{world['suffix']}"
+    a = send_patient(stack, orthanc, world["tmp"], pid, "NÚÑEZ^JOSÉ", "ISO_IR 192")
+    wait_for(lambda: recorded(admin, a["study"]), 30, what="study of A recorded")
+    studies = admin.get("/staff/api/studies", params={"q": pid}).json()["studies"]
+    a["password"] = "-".join(next(r for r in studies if r["orthanc_id"] == a["study"])["password"])
+    a["qr_url"] = f"{world['base']}/#id={pid}&pw={a['password']}"
+    return a
+
+
+@pytest.fixture(scope="module")
+def staff_browser(world):
     driver = chromium.start("es")
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def staff(staff_browser, world):
+    """The staff's browser on the dashboard, logged in, one window: whatever
+    the test before did (logged out, left the slip's tab open)."""
+    driver = staff_browser
+    for handle in driver.window_handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+    driver.get(world["base"] + "/staff/login")  # the dashboard when logged in
+    if not driver.current_url.endswith("/staff"):
+        staff_login(driver, world["base"])
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr"), what="rows")
+    return driver
 
 
 def english_strings():
@@ -125,12 +158,10 @@ def row(driver, study):
 
 
 def test_staff_sees_a_new_study_appear_without_reloading(stack, orthanc, world, staff, shots):
-    staff_login(staff, world["base"])
     assert_no_english(staff)
     staff.execute_script("window.__sameDocument = 'yes';")
-    pid = f"PA-{world['suffix']}"
+    pid = f"PN-{world['suffix']}"
     a = send_patient(stack, orthanc, world["tmp"], pid, "NÚÑEZ^JOSÉ", "ISO_IR 192")
-    world["A"] = a
     tr = wait(staff, lambda d: row(d, a["study"]), timeout=60, what="the new study's row")
     # The same document: the row came by polling, not by a reload.
     assert staff.execute_script("return window.__sameDocument") == "yes"
@@ -140,11 +171,10 @@ def test_staff_sees_a_new_study_appear_without_reloading(stack, orthanc, world, 
     assert "Hoja sin imprimir" in text
     password = tr.find_element(By.CSS_SELECTOR, ".pw").text
     assert re.fullmatch(r"[a-z2-9]{4} [a-z2-9]{4} [a-z2-9]{4}", password), password
-    world["A"]["password"] = password.replace(" ", "-")
     staff.save_screenshot(str(shots / "01-dashboard-es.png"))
 
 
-def test_search_by_name_and_id(world, staff):
+def test_search_by_name_and_id(world, patient_a, staff):
     search = staff.find_element(By.ID, "q")
     search.send_keys("pena angela")
 
@@ -155,19 +185,19 @@ def test_search_by_name_and_id(world, staff):
         patients = {r.get_attribute("data-patient") for r in rows}
         return (
             world["B"]["study"] in [r.get_attribute("data-study") for r in rows]
-            and world["A"]["pid"] not in patients
+            and patient_a["pid"] not in patients
             and all("ÁNGELA" in r.text.upper() or "ANGELA" in r.text.upper() for r in rows)
         )
 
     wait(staff, only_pena, what="B's study, and only patients named Peña Ángela")
     search.clear()
-    search.send_keys(world["A"]["pid"])
+    search.send_keys(patient_a["pid"])
     wait(
         staff,
         lambda d: [
             r.get_attribute("data-study") for r in d.find_elements(By.CSS_SELECTOR, "#rows tr")
         ]
-        == [world["A"]["study"]],
+        == [patient_a["study"]],
         what="only A's study",
     )
     search.clear()
@@ -175,10 +205,12 @@ def test_search_by_name_and_id(world, staff):
     wait(staff, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rows tr")) >= 2, what="all rows")
 
 
-def test_print_slip_with_qr_code(world, staff, shots):
-    a = world["A"]
+def test_print_slip_with_qr_code(world, patient_a, staff, shots):
+    a = patient_a
     dashboard = staff.current_window_handle
-    row(staff, a["study"]).find_element(By.CSS_SELECTOR, "a.print").click()
+    wait(staff, lambda d: row(d, a["study"]), what="A's row").find_element(
+        By.CSS_SELECTOR, "a.print"
+    ).click()
     wait(staff, lambda d: len(d.window_handles) == 2, what="the slip's tab")
     staff.switch_to.window([h for h in staff.window_handles if h != dashboard][0])
     slip = wait(staff, lambda d: d.find_element(By.ID, "slip"), what="the slip")
@@ -203,9 +235,9 @@ def test_print_slip_with_qr_code(world, staff, shots):
     groups = [s.text for s in slip.find_elements(By.CSS_SELECTOR, "#slip-pw span")]
     assert "-".join(groups) == a["password"]
     qr = slip.find_element(By.CSS_SELECTOR, "#slip-qr svg")
-    expected_url = f"{world['base']}/#id={a['pid']}&pw={a['password']}"
+    expected_url = a["qr_url"]
+    assert expected_url == f"{world['base']}/#id={a['pid']}&pw={a['password']}"
     assert decode_qr(qr.screenshot_as_png) == [expected_url]
-    world["A"]["qr_url"] = expected_url
     assert_no_english(staff)
     staff.save_screenshot(str(shots / "02-slip-a6-es.png"))
     # On paper: an A6 sheet (the same slip, opened without printing at once).
@@ -261,8 +293,8 @@ def patient_phone(language, downloads=None):
     return chromium.start(language, phone=True, downloads=downloads)
 
 
-def test_patient_phone_flow_in_spanish(world, shots, tmp_path):
-    a, b = world["A"], world["B"]
+def test_patient_phone_flow_in_spanish(world, patient_a, shots, tmp_path):
+    a, b = patient_a, world["B"]
     phone = patient_phone("es", downloads=tmp_path)
     try:
         # Scanning the QR code opens its URL: the form is filled from the fragment.
@@ -814,7 +846,6 @@ def test_bad_share_link_message_in_english(world):
 
 def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, staff, shots):
     s1, s2 = tagged["S1"], tagged["S2"]
-    staff_login(staff, world["base"])
     search = staff.find_element(By.ID, "q")
     search.send_keys(s1["pid"])
     wait(
@@ -910,7 +941,7 @@ def test_staff_see_rule_logins_shares_and_rules(stack, world, tagged, admin, sta
 
 
 def test_admin_reads_and_filters_the_audit_log_in_spanish(world, shots):
-    from chromium import start
+    from tests.chromium import start
 
     Browser(world["base"]).login(patient_id=f"NOBODY-{uuid.uuid4().hex[:6]}", password="x" * 12)
     driver = start("es")

@@ -8,7 +8,7 @@ import pytest
 
 from authsvc import ingest
 from authsvc.models import LoginFailure, Patient
-from conftest import fake_study
+from tests.helpers import fake_study
 
 
 def record(patient_id, study):

@@ -14,9 +14,11 @@ import uuid
 import pytest
 
 from authsvc.doctor import world_readable
-from conftest import ADMIN_PASSWORD, Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, storescu, write_study
-from launcher import ROOT, Launcher
+from tests.dicom_samples import SeriesSpec, StudySpec, storescu, write_study
+from tests.helpers import ADMIN_PASSWORD, Browser, wait_for
+from tests.launcher import ROOT, Launcher
+
+pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from playhouse.pool import PooledPostgresqlDatabase
 from authsvc import ingest
 from authsvc.db import PostgresPool, database
 from authsvc.sessions import forget_recent
-from conftest import ON_POSTGRES, fake_study
+from tests.helpers import ON_POSTGRES, fake_study
 
 pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL only")
 

@@ -12,12 +12,12 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-import chromium
 from authsvc.cli import set_rule_password
-from chromium import image_spread, wait
-from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from test_pages_browser import add_rule_login
+from tests import chromium
+from tests.chromium import image_spread, wait
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from tests.helpers import Browser, wait_for
+from tests.test_pages_browser import add_rule_login
 
 SMALL_PHONE = {"width": 360, "height": 640}
 REPORT_TEXT = {"es": "Ver informe (PDF)", "en": "View report (PDF)"}
@@ -164,6 +164,8 @@ def opens_as_pdf(phone, link):
         phone.get(back)
 
 
+@pytest.mark.stack
+@pytest.mark.browser
 @pytest.mark.parametrize("language", ["es", "en"])
 @pytest.mark.parametrize("who", ["patient", "share", "rule"])
 def test_the_report_opens_as_a_pdf(reports, who, language):
@@ -212,6 +214,8 @@ def test_the_report_opens_as_a_pdf(reports, who, language):
         phone.quit()
 
 
+@pytest.mark.stack
+@pytest.mark.browser
 def test_the_report_is_nobody_elses(reports):
     r, o = reports["R"], reports["O"]
     report_url = f"/orthanc/instances/{r['report']}/pdf"
@@ -231,7 +235,7 @@ def test_reports_and_other_non_images_are_recorded_as_such(app):
     from authsvc import ingest
     from authsvc.models import Study
     from authsvc.portal import first_instances, report_instances
-    from conftest import fake_study
+    from tests.helpers import fake_study
 
     assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.104.1") == "pdf"
     assert ingest.content_kind("1.2.840.10008.5.1.4.1.1.88.22") == "sr"  # enhanced SR
@@ -260,7 +264,7 @@ def test_migration_0007_records_again_the_studies_that_may_hold_reports(app):
     from authsvc.db import database
     from authsvc.migrations import migrate
     from authsvc.models import IngestQueue, SchemaVersion
-    from conftest import fake_study
+    from tests.helpers import fake_study
 
     with_report, images_only = fake_study("MG-1", "1"), fake_study("MG-2", "2")
     with_report["modalities"] = ["CT", "DOC"]

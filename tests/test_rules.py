@@ -10,7 +10,7 @@ from authsvc import ingest
 from authsvc.cli import ensure_admin, set_rule_password
 from authsvc.decision import decide_uri
 from authsvc.models import RuleLogin, Share
-from conftest import fake_study
+from tests.helpers import fake_study
 
 REF, PERF, READ, INST = "0008,0090", "0008,1050", "0008,1060", "0008,0080"
 

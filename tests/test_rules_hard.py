@@ -15,7 +15,7 @@ import pytest
 from authsvc import ingest, matching
 from authsvc.cli import set_rule_password
 from authsvc.models import Study
-from conftest import admin_test_client, fake_study
+from tests.helpers import admin_test_client, fake_study
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "deploy" / "rules.example.json"

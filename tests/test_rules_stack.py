@@ -12,8 +12,10 @@ import uuid
 import pytest
 
 from authsvc.cli import set_rule_password
-from conftest import DECISION_CACHE_SECONDS, Browser, stack_sql, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from tests.helpers import DECISION_CACHE_SECONDS, Browser, stack_sql, wait_for
+
+pytestmark = pytest.mark.stack
 
 READERS = "NameOfPhysiciansReadingStudy"
 EMPTY = {

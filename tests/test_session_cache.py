@@ -13,7 +13,7 @@ from authsvc import sessions as sessions_module
 from authsvc.cli import ensure_admin
 from authsvc.models import Session, utcnow
 from authsvc.sessions import forget_recent
-from conftest import fake_study
+from tests.helpers import fake_study
 
 ADMIN_PW = "admin password long enough"
 TTL = 0.5  # the default

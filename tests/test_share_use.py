@@ -7,7 +7,7 @@ import zoneinfo
 
 from authsvc import ingest
 from authsvc.models import Session, Share
-from conftest import fake_study
+from tests.helpers import fake_study
 
 
 def test_shares_list_never_used_then_last_used(app):

@@ -9,11 +9,13 @@ import uuid
 import pytest
 from selenium.webdriver.common.by import By
 
-import chromium
-from chromium import wait
-from conftest import Browser, wait_for
-from dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from test_reports_browser import small_phone
+from tests import chromium
+from tests.chromium import wait
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
+from tests.helpers import Browser, wait_for
+from tests.test_reports_browser import small_phone
+
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 # No "webviewer": the full viewer is not offered to patients (test_download_browser.py).
 CONTROLS = [

@@ -11,13 +11,15 @@ import uuid
 import pytest
 from selenium.webdriver.common.by import By
 
-import chromium
 from authsvc.cli import set_rule_password
-from chromium import wait
-from conftest import Browser
-from dicom_samples import SR_FINDINGS, SeriesSpec, StudySpec, lookup, send_recorded
-from test_pages_browser import add_rule_login
-from test_reports_browser import log_in, small_phone
+from tests import chromium
+from tests.chromium import wait
+from tests.dicom_samples import SR_FINDINGS, SeriesSpec, StudySpec, lookup, send_recorded
+from tests.helpers import Browser
+from tests.test_pages_browser import add_rule_login
+from tests.test_reports_browser import log_in, small_phone
+
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 LINK = {"es": "Ver informe (texto)", "en": "View report (text)"}
 STATE = {"es": "Informe verificado", "en": "Verified report"}

@@ -10,7 +10,7 @@ import pytest
 from authsvc import ingest
 from authsvc.db import database
 from authsvc.models import LoginFailure
-from conftest import fake_study
+from tests.helpers import fake_study
 
 
 @pytest.fixture

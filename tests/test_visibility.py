@@ -17,7 +17,7 @@ from authsvc.decision.principals import (
 )
 from authsvc.decision.visibility import may_see_study, visible_studies
 from authsvc.models import Patient, RuleLogin, RuleMatch, Share, StaffUser, Study
-from conftest import fake_study
+from tests.helpers import fake_study
 
 worlds = st.fixed_dictionaries(
     {

@@ -36,7 +36,7 @@ from werkzeug.serving import make_server
 from authsvc import ingest
 from authsvc.config import defaults
 from authsvc.models import Patient, StaffUser
-from conftest import fake_study, free_port
+from tests.helpers import fake_study, free_port
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "authorization-plugin-requests.jsonl"
 WEBHOOK_SECRET = "w" * 40
@@ -358,6 +358,7 @@ def gunicorn_port(app, world, tmp_path):
         log.close()
 
 
+@pytest.mark.stack
 def test_every_captured_body_under_gunicorn(app, world, captured, gunicorn_port):
     """gunicorn decodes chunked bodies itself and says so (wsgi.input_terminated):
     every body, chunked and with Content-Length, for every principal."""
