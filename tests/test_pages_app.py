@@ -1,23 +1,21 @@
 """The people's side in-process (Flask's test client, a fresh database: SQLite,
 or PostgreSQL under `make test-postgres`; no Orthanc): the encrypted display
 copy of new passwords, the dashboard's JSON, printing and reissuing, staff
-accounts, who may open which page, headers, CSRF, languages and the 0002
-migration; the portal of rule logins and of shares' holders (exactly their
-studies, never another of the same patient), the patient's shares, and the
-staff's pages of shares and rules."""
+accounts, who may open which page, headers, CSRF and languages; the portal of
+rule logins and of shares' holders (exactly their studies, never another of
+the same patient), the patient's shares, and the staff's pages of shares and
+rules. (The 0002 migration's test is in tests/test_migrations.py.)"""
 
 import json
 import logging
 
 import pytest
-from playhouse.migrate import SqliteMigrator
-from playhouse.migrate import migrate as run_operations
 
 from authsvc import create_app, display, ingest, passwords
 from authsvc.cli import ensure_admin, set_rule_password
 from authsvc.db import database
 from authsvc.migrations import migrate
-from authsvc.models import Patient, SchemaVersion, StaffUser
+from authsvc.models import Patient, StaffUser
 from tests.helpers import ON_POSTGRES, fake_study
 
 STAFF_PASSWORD = "a staff password, long enough"
@@ -544,23 +542,6 @@ def test_no_password_in_the_service_log(site, world, caplog):
         "".join(row["password"]),
     ):
         assert secret not in text
-
-
-# -- migration 0002 -------------------------------------------------------------
-
-
-@pytest.mark.skipif(ON_POSTGRES, reason="drops columns with SqliteMigrator")
-def test_migration_0002_adds_the_columns_to_an_older_database(site, world):
-    db = database.obj
-    columns = ("display_password", "slip_printed_at", "slip_language")
-    run_operations(*[SqliteMigrator(db).drop_column("patient", c) for c in columns])
-    SchemaVersion.delete().where(SchemaVersion.version == 2).execute()
-    assert not {c.name for c in db.get_columns("patient")} & set(columns)
-    assert migrate() == [2]
-    assert set(columns) <= {c.name for c in db.get_columns("patient")}
-    patient = Patient.get(Patient.patient_id == "P-1")
-    assert patient.display_password is None and patient.slip_language == ""
-    assert migrate() == []  # applied once
 
 
 def test_printing_reissuing_and_logout_are_audited(site, world):
