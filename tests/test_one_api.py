@@ -1,0 +1,104 @@
+"""One implementation per resource: the pages' URLs (/staff/api/..., /portal/api/...)
+and the scripts' URLs (/api/...) do the same thing and answer the same JSON,
+and each URL still refuses whom it refused before."""
+
+import logging
+
+import pytest
+
+from authsvc.models import AuditEvent, Patient
+from test_pages_app import (  # noqa: F401 (fixtures)
+    client_as,
+    make_app,
+    rule_and_share_logins,
+    site,
+    staff_client,
+    world,
+)
+
+REISSUE_URLS = ["/api/patients/P-2/credentials", "/staff/api/patients/P-2/reissue"]
+
+
+def _dashboard_row(client, study):
+    rows = client.get("/staff/api/studies").json["studies"]
+    return next(r for r in rows if r["orthanc_id"] == study)
+
+
+@pytest.mark.parametrize("url", REISSUE_URLS)
+def test_both_reissues_do_the_same(site, world, url, caplog):  # noqa: F811
+    """Either URL: a new hash, the display copy kept for the slip, the old
+    password's sessions ended, one audit entry saying how, the password in
+    the answer once and in no log line."""
+    c = staff_client(site, "rad")
+    patient = client_as(site, patient_id="P-2", password=world["pw_b"])
+    assert patient.get("/portal").status_code == 200
+    before = AuditEvent.select().where(AuditEvent.event == "password_issued").count()
+    old_hash = Patient.get(Patient.patient_id == "P-2").password_hash
+    with caplog.at_level(logging.DEBUG):
+        r = c.post(url, json={})
+    assert r.status_code == 200
+    assert set(r.json) == {"ok", "patient_id", "password", "kept_for_slip"}
+    assert r.json["ok"] is True and r.json["patient_id"] == "P-2" and r.json["kept_for_slip"]
+    new = r.json["password"]
+    assert new != world["pw_b"] and Patient.get(Patient.patient_id == "P-2").password_hash != (
+        old_hash
+    )
+    row = _dashboard_row(c, world["b"])
+    assert row["login"] == "pending" and "-".join(row["password"]) == new
+    assert patient.get("/portal").status_code == 302  # its session ended
+    entries = list(
+        AuditEvent.select()
+        .where(AuditEvent.event == "password_issued")
+        .order_by(AuditEvent.id.desc())
+    )
+    assert len(entries) == before + 1
+    how = "reissued by staff" if url.startswith("/api/") else "reissued from the dashboard"
+    assert entries[0].detail == how and entries[0].actor == "staff rad"
+    assert entries[0].subject == "patient P-2"
+    for form in (new, new.replace("-", "")):
+        assert form not in caplog.text
+    assert client_as(site).post("/api/login", json={"patient_id": "P-2", "password": new}).json
+
+
+@pytest.mark.parametrize("url", REISSUE_URLS)
+def test_reissue_without_display_key_gives_the_password_once(tmp_path, url):
+    """No display key: nothing is kept (display.py), so the answer is the
+    only place the new password is shown, on either URL."""
+    from conftest import fake_study
+
+    from authsvc import ingest
+    from authsvc.cli import ensure_admin
+    from authsvc.db import database
+    from test_pages_app import STAFF_PASSWORD
+
+    app = make_app(tmp_path, display_key=None)
+    try:
+        data = fake_study("P-2", "9")
+        ingest.store_study(data["study_orthanc_id"], data)
+        ensure_admin("admin", STAFF_PASSWORD)
+        c = staff_client(app)
+        r = c.post(url, json={})
+        assert r.status_code == 200 and r.json["kept_for_slip"] is False
+        assert Patient.get(Patient.patient_id == "P-2").display_password is None
+        assert c.post("/api/login", json={"patient_id": "P-2", "password": r.json["password"]}).json
+    finally:
+        database.close()
+
+
+@pytest.mark.parametrize("url", REISSUE_URLS)
+@pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share"])
+def test_reissue_refuses_whom_it_refused(site, world, url, who):  # noqa: F811
+    if who == "patient":
+        c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    elif who in ("rule", "share"):
+        c = client_as(site, **rule_and_share_logins(site, world)[who])
+    else:
+        c = client_as(site)
+    hash_before = Patient.get(Patient.patient_id == "P-2").password_hash
+    assert c.post(url, json={}).status_code == (401 if who == "nobody" else 403)
+    assert Patient.get(Patient.patient_id == "P-2").password_hash == hash_before
+    # A cross-site form cannot send JSON: refused unread (the CSRF guard).
+    staff = staff_client(site)
+    assert staff.post(url, data={"x": "1"}).status_code == 415
+    assert Patient.get(Patient.patient_id == "P-2").password_hash == hash_before
+    assert staff.post(url.replace("P-2", "NOPE"), json={}).status_code == 404
