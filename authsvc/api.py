@@ -7,7 +7,18 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from peewee import fn
 
-from . import audit, auditchain, auditview, conflicts, ingest, matching, passwords, rules, throttle
+from . import (
+    audit,
+    auditchain,
+    auditview,
+    conflicts,
+    credentials,
+    ingest,
+    matching,
+    passwords,
+    rules,
+    throttle,
+)
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .models import (
@@ -253,28 +264,15 @@ def studies():
     return jsonify(studies=[study_json(s, principal) for s in rows])
 
 
-@bp.post("/patients/<path:patient_id>/credentials")
-def issue_credentials(patient_id):
-    principal = require_staff()
-    json_body()
-    patient = Patient.get_or_none(Patient.patient_id == patient_id)
-    if patient is None:
-        raise ApiError(404, "no_such_patient", "No study of this patient has been recorded.")
-    password = passwords.generate()
-    Patient.update(password_hash=passwords.hash_password(password), password_set_at=utcnow()).where(
-        Patient.id == patient.id
-    ).execute()
-    # The old password stops working, and so do the sessions opened with it.
-    services().sessions.end_all_for_patient(patient)
-    log.info("new password issued for a patient by staff user %s", principal.staff.username)
-    audit.record(
-        "password_issued",
-        actor=principal.audit_name,
-        subject=f"patient {patient.patient_id}",
-        address=request.remote_addr,
-        detail="reissued by staff",
-    )
-    return jsonify(patient_id=patient.patient_id, password=password)
+# The scripts' reissue: the dashboard's own view (credentials.py), audited as
+# asked for by staff through the API.
+bp.add_url_rule(
+    "/patients/<path:patient_id>/credentials",
+    "issue_credentials",
+    credentials.reissue_view,
+    methods=["POST"],
+    defaults={"how": credentials.VIA_API},
+)
 
 
 @bp.get("/rules")

@@ -16,7 +16,17 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, auditchain, auditview, conflicts, dashboard_filters, display, passwords, rules
+from . import (
+    audit,
+    auditchain,
+    auditview,
+    conflicts,
+    credentials,
+    dashboard_filters,
+    display,
+    passwords,
+    rules,
+)
 from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
@@ -25,7 +35,7 @@ from .portal import active_only, share_rows, shares_query
 from .sessions import forget_recent
 from .text import fold
 from .ui import error_page, harden, render_page
-from .web import current_principal, json_body, services
+from .web import current_principal, json_body, staff_or_error
 
 log = logging.getLogger(__name__)
 bp = Blueprint("staff", __name__)
@@ -37,15 +47,6 @@ MIN_STAFF_PASSWORD = 12
 
 
 # -- who may do what -------------------------------------------------------
-
-
-def staff_or_error(admin=False):
-    principal = current_principal()
-    if principal is None:
-        raise ApiError(401, "not_logged_in", gettext("Your session has ended. Log in again."))
-    if principal.kind != "staff" or (admin and not principal.is_admin):
-        raise ApiError(403, "forbidden", gettext("You may not do this."))
-    return principal
 
 
 def staff_page(admin=False):
@@ -71,7 +72,7 @@ def _patient_or_404(patient_id):
 def login_state(patient):
     """(state, pending password or None). States: none (no login yet),
     pending (new password, slip not printed), printed, issued (a password
-    given some other way, e.g. the JSON API: reissue to print a slip)."""
+    of which no copy is kept, e.g. on a server without a display key)."""
     if not patient.password_hash:
         return "none", None
     pending = display.pending_password(patient)
@@ -487,42 +488,16 @@ def batch_printed():
     return jsonify(ok=not changed, printed=marked, changed=changed)
 
 
-@bp.post("/staff/api/patients/<path:patient_id>/reissue")
-def reissue(patient_id):
-    """A new password: the old one, its slip and its sessions stop working.
-    The new one is kept (encrypted) for the slip, like a first one."""
-    principal = staff_or_error()
-    json_body()
-    patient = _patient_or_404(patient_id)
-    if not display.available():
-        raise ApiError(
-            503,
-            "no_display_key",
-            gettext(
-                "This server has no display key: a new password could not be "
-                "shown for its slip. Ask the administrator."
-            ),
-        )
-    password = passwords.generate()
-    set_at = utcnow()
-    Patient.update(
-        password_hash=passwords.hash_password(password),
-        password_set_at=set_at,
-        display_password=display.seal(patient.patient_id, password, set_at),
-        slip_printed_at=None,
-    ).where(Patient.id == patient.id).execute()
-    services().sessions.end_all_for_patient(patient)
-    log.info(
-        "password of patient #%s reissued by staff user %s", patient.id, principal.staff.username
-    )
-    audit.record(
-        "password_issued",
-        actor=principal.audit_name,
-        subject=f"patient {patient.patient_id}",
-        address=request.remote_addr,
-        detail="reissued from the dashboard",
-    )
-    return jsonify(ok=True, patient_id=patient.patient_id)
+# A new password: the old one, its slip and its sessions stop working; the
+# new one is kept (encrypted) for the slip, like a first one. The same view as
+# POST /api/patients/<id>/credentials (credentials.py).
+bp.add_url_rule(
+    "/staff/api/patients/<path:patient_id>/reissue",
+    "reissue",
+    credentials.reissue_view,
+    methods=["POST"],
+    defaults={"how": credentials.VIA_DASHBOARD},
+)
 
 
 # -- staff accounts (admins) ------------------------------------------------

@@ -6,8 +6,13 @@ import logging
 
 import pytest
 
+from authsvc import ingest
+from authsvc.cli import ensure_admin
+from authsvc.db import database
 from authsvc.models import AuditEvent, Patient
+from conftest import fake_study
 from test_pages_app import (  # noqa: F401 (fixtures)
+    STAFF_PASSWORD,
     client_as,
     make_app,
     rule_and_share_logins,
@@ -64,13 +69,6 @@ def test_both_reissues_do_the_same(site, world, url, caplog):  # noqa: F811
 def test_reissue_without_display_key_gives_the_password_once(tmp_path, url):
     """No display key: nothing is kept (display.py), so the answer is the
     only place the new password is shown, on either URL."""
-    from conftest import fake_study
-
-    from authsvc import ingest
-    from authsvc.cli import ensure_admin
-    from authsvc.db import database
-    from test_pages_app import STAFF_PASSWORD
-
     app = make_app(tmp_path, display_key=None)
     try:
         data = fake_study("P-2", "9")

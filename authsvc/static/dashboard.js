@@ -218,11 +218,18 @@ document.addEventListener("DOMContentLoaded", () => {
     await Promise.all([refreshConflicts(), refresh()]);
   }
 
+  // Without a display key the server keeps no copy for the slip: the answer
+  // is the only place the new password is ever shown, so it is shown here.
+  function shownOnce(data, name) {
+    if (!data || data.kept_for_slip !== false) return null;
+    return fill(m.reissued_no_copy, name).replace("{password}", data.password);
+  }
+
   async function doReissue(s, name) {
     if (!window.confirm(fill(m.reissue_warning, name))) return;
     const result = await postJson(s.reissue_url, {});
     if (!result.ok) { message.textContent = errorText(result, true); return; }
-    status.textContent = fill(m.reissued, name);
+    status.textContent = shownOnce(result.data, name) || fill(m.reissued, name);
     await refresh();
   }
 
@@ -247,6 +254,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!window.confirm(fill(m.reprint_warning, name))) return;
     const result = await postJson(s.reissue_url, {});
     if (!result.ok) { message.textContent = errorText(result, true); return; }
+    const once = shownOnce(result.data, name);
+    if (once) { status.textContent = once; await refresh(); return; }
     // The new password's slip, printed at once (this tab: a window opened
     // after the request would be taken for a pop-up).
     location.assign(slipHref(s));
