@@ -1,7 +1,6 @@
 """The JSON API under /api: login, logout, the studies a session may see, and
 issuing patient passwords (staff)."""
 
-import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
@@ -17,9 +16,9 @@ from . import (
     matching,
     passwords,
     rules,
+    studylist,
     throttle,
 )
-from .decision.visibility import visible_studies
 from .errors import ApiError
 from .models import (
     IngestQueue,
@@ -30,14 +29,11 @@ from .models import (
     Session,
     Share,
     StaffUser,
-    Study,
     get_value,
     utcnow,
 )
 from .sessions import forget_recent
-from .text import fold
 from .web import (
-    MAX_INT,
     current_principal,
     int_arg,
     json_body,
@@ -223,45 +219,11 @@ def session():
     return jsonify(require_principal().as_json())
 
 
-def study_json(study, principal):
-    data = {
-        "orthanc_id": study.orthanc_id,
-        "study_instance_uid": study.study_uid,
-        "date": study.study_date,
-        "description": study.description,
-        "modalities": [m for m in study.modalities.split("\\") if m],
-        "patient_id": study.patient.patient_id,
-        "patient_name": study.patient_name,  # this study's own
-    }
-    if principal.kind == "staff":
-        data["recorded_at"] = study.recorded_at.isoformat() + "Z"
-        data["patient_has_login"] = study.patient.password_hash is not None
-        data["access_tags"] = json.loads(study.access_tags)
-        data["rule_logins"] = [
-            m.login.name
-            for m in RuleMatch.select(RuleMatch, RuleLogin)
-            .join(RuleLogin)
-            .where(RuleMatch.study == study)
-            .order_by(RuleLogin.name)
-        ]
-    return data
-
-
 @bp.get("/studies")
 def studies():
-    principal = require_principal()
-    query = visible_studies(principal).join(Patient)
-    search = request.args.get("q", "").strip()
-    if search and principal.kind == "staff":
-        # contains() is case-insensitive (LIKE on SQLite, ILIKE on PostgreSQL);
-        # names are matched folded, so "nunez" finds "NÚÑEZ^JOSÉ".
-        query = query.where(
-            Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
-        )
-    limit = int_arg("limit", 100, 1, 1000)
-    offset = int_arg("offset", 0, 0, MAX_INT)
-    rows = query.order_by(Study.recorded_at.desc(), Study.id.desc()).limit(limit).offset(offset)
-    return jsonify(studies=[study_json(s, principal) for s in rows])
+    """Any login: the studies it sees (studylist.py; the dashboard's rows
+    for staff)."""
+    return studylist.studies_response(require_principal())
 
 
 # The scripts' reissue: the dashboard's own view (credentials.py), audited as

@@ -22,15 +22,14 @@ from . import (
     auditview,
     conflicts,
     credentials,
-    dashboard_filters,
     display,
     passwords,
     rules,
+    studylist,
 )
-from .decision.visibility import visible_studies
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
-from .models import Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value, utcnow
+from .models import Patient, Session, StaffUser, get_value, utcnow
 from .portal import active_only, share_rows, shares_query
 from .sessions import forget_recent
 from .text import fold
@@ -64,40 +63,6 @@ def _patient_or_404(patient_id):
     if patient is None:
         raise ApiError(404, "no_such_patient", gettext("There is no patient with this ID."))
     return patient
-
-
-# -- login state of a patient ----------------------------------------------
-
-
-def login_state(patient):
-    """(state, pending password or None). States: none (no login yet),
-    pending (new password, slip not printed), printed, issued (a password
-    of which no copy is kept, e.g. on a server without a display key)."""
-    if not patient.password_hash:
-        return "none", None
-    pending = display.pending_password(patient)
-    if pending:
-        return "pending", pending
-    printed = patient.slip_printed_at
-    if printed and patient.password_set_at and printed >= patient.password_set_at:
-        return "printed", None
-    return "issued", None
-
-
-def state_text(state, patient):
-    """Short: the dashboard keeps one line per study."""
-    if state == "pending":
-        return gettext("Slip not printed")
-    if state == "printed":
-        return gettext("Printed %(when)s", when=local_datetime(patient.slip_printed_at))
-    if state == "issued":
-        return gettext("Given without a slip")
-    return gettext("No login")
-
-
-def slip_language(patient):
-    lang = patient.slip_language
-    return lang if lang in LANGUAGES else current_app.config["DEFAULT_LANGUAGE"]
 
 
 # -- pages -----------------------------------------------------------------
@@ -264,82 +229,11 @@ def audit_event_names():
 # -- JSON routes of the dashboard -----------------------------------------
 
 
-def filtered_rows(principal, args, pending_only=False):
-    """The dashboard's studies under its filters (dashboard_filters), newest
-    first, each as (study, login state, pending password or None): the rows
-    of the dashboard, and the slips a batch prints."""
-    query, modality = dashboard_filters.filtered(visible_studies(principal).join(Patient), args)
-    pending_only = pending_only or args.get("pending") == "1"
-    if pending_only:
-        # The display copy decides (login_state below); this narrows the query.
-        query = query.where(Patient.display_password.is_null(False))
-    states, out = {}, []
-    newest = query.select(Study, Patient).order_by(Study.recorded_at.desc(), Study.id.desc())
-    for study in newest.limit(200):
-        patient = study.patient
-        if patient.id not in states:
-            states[patient.id] = login_state(patient)
-        state, pending = states[patient.id]
-        if modality and modality not in dashboard_filters.codes(study.modalities):
-            continue  # the SQL matched a substring ("CT" in "CTX")
-        if pending_only and state != "pending":
-            continue
-        out.append((study, state, pending))
-    return out
-
-
 @bp.get("/staff/api/studies")
 def studies():
-    """The dashboard's rows, newest first. Filters: `q` (patient ID or name),
-    `today=1` (recorded since local midnight in TIMEZONE) or `day=YYYY-MM-DD`,
-    `pending=1` (slips not printed yet), `modality` (one code). `modalities`
-    lists the codes of the studies staff see, for the filter's choices."""
-    principal = staff_or_error()
-    rows = filtered_rows(principal, request.args)
-    # Which rule logins see each study (physicians, institutions): one query.
-    rule_logins = {}
-    if rows:
-        for match in (
-            RuleMatch.select(RuleMatch.study, RuleLogin.name)
-            .join(RuleLogin)
-            .where(RuleMatch.study.in_([s.id for s, _, _ in rows]))
-            .order_by(RuleLogin.name)
-        ):
-            rule_logins.setdefault(match.study_id, []).append(match.login.name)
-    out = []
-    for study, state, pending in rows:
-        patient = study.patient
-        out.append(
-            {
-                "orthanc_id": study.orthanc_id,
-                "patient_id": patient.patient_id,
-                "patient_name": person_name(study.patient_name),  # this study's own
-                "date": study_date(study.study_date),
-                "modalities": ", ".join(dashboard_filters.codes(study.modalities)),
-                "description": study.description,
-                "recorded": local_datetime(study.recorded_at),
-                "login": state,
-                "login_text": state_text(state, patient),
-                "password": pending.split("-") if pending else None,
-                "password_set_at": patient.password_set_at.isoformat()
-                if patient.password_set_at
-                else None,
-                "slip_language": slip_language(patient),
-                "slip_url": url_for(
-                    "slips.slip", patient_id=patient.patient_id, study=study.orthanc_id
-                ),
-                "viewer_url": url_for("portal.viewer", orthanc_id=study.orthanc_id),
-                "report_url": url_for("attach.attach_report", orthanc_id=study.orthanc_id),
-                "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
-                "rule_logins": rule_logins.get(study.id, []),
-            }
-        )
-    return jsonify(
-        studies=out,
-        search=request.args.get("q", "").strip()[:100],
-        batch_url=url_for("slips.batch", **dashboard_filters.batch_args(request.args)),
-        modalities=dashboard_filters.modality_codes(visible_studies(principal)),
-    )
+    """The dashboard's rows: GET /api/studies's answer (studylist.py), for
+    staff only."""
+    return studylist.studies_response(staff_or_error())
 
 
 @bp.get("/staff/api/conflicts")

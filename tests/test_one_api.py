@@ -100,3 +100,61 @@ def test_reissue_refuses_whom_it_refused(site, world, url, who):  # noqa: F811
     assert staff.post(url, data={"x": "1"}).status_code == 415
     assert Patient.get(Patient.patient_id == "P-2").password_hash == hash_before
     assert staff.post(url.replace("P-2", "NOPE"), json={}).status_code == 404
+
+
+# -- the list of studies ------------------------------------------------------
+
+STUDIES_URLS = ["/api/studies", "/staff/api/studies"]
+
+
+@pytest.mark.parametrize("query", ["", "?q=nunez", "?pending=1", "?modality=CT", "?limit=1"])
+def test_both_study_lists_answer_the_same(site, world, query):  # noqa: F811
+    c = staff_client(site)
+    api, pages = (c.get(url + query) for url in STUDIES_URLS)
+    assert api.status_code == pages.status_code == 200
+    assert api.json == pages.json
+    rows = api.json["studies"]
+    if query == "?q=nunez":
+        assert [r["patient_id"] for r in rows] == ["P-1"]
+    if query == "?limit=1":
+        assert len(rows) == 1
+    if query == "":
+        row = next(r for r in rows if r["orthanc_id"] == world["a"])
+        # The study as DICOM has it, and as people read it.
+        assert row["patient_name"] == "NÚÑEZ^JOSÉ" and row["patient_name_text"] == "NÚÑEZ, JOSÉ"
+        assert row["date"] == "20260101" and row["date_text"] == "1 ene 2026"
+        assert isinstance(row["modalities"], list) and row["modalities_text"]
+        assert row["login"] == "pending" and "-".join(row["password"]) == world["pw_a"]
+        assert row["patient_has_login"] is True and "access_tags" in row and "recorded_at" in row
+        assert api.json["batch_url"].startswith("/staff/batch-slips")
+
+
+def test_a_patient_gets_the_same_shape_without_the_staff_fields(site, world):  # noqa: F811
+    patient = client_as(site, patient_id="P-1", password=world["pw_a"])
+    rows = patient.get("/api/studies").json["studies"]
+    assert [r["orthanc_id"] for r in rows] == [world["a"]]
+    staff_row = next(
+        r
+        for r in staff_client(site).get("/api/studies").json["studies"]
+        if r["orthanc_id"] == world["a"]
+    )
+    assert set(rows[0]) < set(staff_row)
+    assert {k: staff_row[k] for k in rows[0]} == rows[0]
+    for staff_only in ("password", "login", "access_tags", "rule_logins", "reissue_url"):
+        assert staff_only not in rows[0]
+    # A filter narrows what the login sees, never more: no other patient's study.
+    assert patient.get("/api/studies?q=P-2").json["studies"] == []
+    assert patient.get("/api/studies?pending=1").json["studies"] == rows
+    assert "batch_url" not in patient.get("/api/studies").json
+
+
+@pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share"])
+def test_each_study_list_refuses_whom_it_refused(site, world, who):  # noqa: F811
+    if who == "patient":
+        c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    elif who in ("rule", "share"):
+        c = client_as(site, **rule_and_share_logins(site, world)[who])
+    else:
+        c = client_as(site)
+    assert c.get("/staff/api/studies").status_code == (401 if who == "nobody" else 403)
+    assert c.get("/api/studies").status_code == (401 if who == "nobody" else 200)

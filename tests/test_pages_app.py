@@ -144,7 +144,7 @@ def test_dashboard_shows_pending_password_until_printed(site, world):
     c = staff_client(site)
     row = dashboard_row(c, world["a"])
     assert row["login"] == "pending" and "-".join(row["password"]) == world["pw_a"]
-    assert row["patient_name"] == "NÚÑEZ, JOSÉ" and row["date"] == "1 ene 2026"
+    assert row["patient_name_text"] == "NÚÑEZ, JOSÉ" and row["date_text"] == "1 ene 2026"
     # Printing names the password it printed; a stale name changes nothing.
     r = c.post(
         "/staff/api/patients/P-1/printed",
