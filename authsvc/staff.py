@@ -25,14 +25,13 @@ from . import (
     display,
     passwords,
     rules,
+    sharing,
     studylist,
 )
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
 from .models import Patient, Session, StaffUser, get_value, utcnow
-from .portal import active_only, share_rows, shares_query
 from .sessions import forget_recent
-from .text import fold
 from .ui import error_page, harden, render_page
 from .web import current_principal, json_body, staff_or_error
 
@@ -300,19 +299,9 @@ def resolve_conflict(orthanc_id):
 
 @bp.get("/staff/api/shares")
 def shares():
-    """The patients' shares, newest first: active ones, or all with ?all=1;
-    `q` filters by patient ID or name. Revoking goes through
-    POST /api/shares/<id>/revoke."""
-    staff_or_error()
-    query = shares_query()
-    if request.args.get("all") != "1":
-        query = active_only(query)
-    search = request.args.get("q", "").strip()[:100]
-    if search:
-        query = query.where(
-            Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
-        )
-    return jsonify(shares=share_rows(query.limit(500), for_staff=True), search=search)
+    """The shares page's list: GET /api/shares's answer (sharing.py), for
+    staff only. Revoking goes through POST /api/shares/<id>/revoke."""
+    return sharing.shares_response(staff_or_error())
 
 
 def mark_printed(patient, set_at, lang, principal, how="slip printed"):

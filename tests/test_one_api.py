@@ -158,3 +158,62 @@ def test_each_study_list_refuses_whom_it_refused(site, world, who):  # noqa: F81
         c = client_as(site)
     assert c.get("/staff/api/studies").status_code == (401 if who == "nobody" else 403)
     assert c.get("/api/studies").status_code == (401 if who == "nobody" else 200)
+
+
+# -- the lists of shares ------------------------------------------------------
+
+
+def _shares(site, world):
+    patient = client_as(site, patient_id="P-2", password=world["pw_b"])
+    kept = patient.post("/api/shares", json={"study": world["b"]}).json
+    gone = patient.post("/api/shares", json={"days": 2}).json
+    assert patient.post(gone["revoke_url"], json={}).status_code == 200
+    return patient, kept, gone
+
+
+@pytest.mark.parametrize("query", ["", "?all=1", "?q=pena", "?q=P-1"])
+def test_every_share_list_answers_the_same(site, world, query):  # noqa: F811
+    patient, kept, gone = _shares(site, world)
+    mine = patient.get("/api/shares" + query)
+    assert mine.status_code == 200 and mine.json == patient.get("/portal/api/shares" + query).json
+    staff = staff_client(site)
+    everyone = staff.get("/api/shares" + query)
+    assert everyone.status_code == 200
+    assert everyone.json == staff.get("/staff/api/shares" + query).json
+    ids = [s["id"] for s in everyone.json["shares"]]
+    if query == "?q=P-1":
+        assert ids == [] and mine.json["shares"] == []
+        return
+    assert ids == ([gone["id"], kept["id"]] if query == "?all=1" else [kept["id"]])
+    row = next(s for s in mine.json["shares"] if s["id"] == kept["id"])
+    # Machine values and their text for people, in one row.
+    assert row["expires_at"].endswith("Z") and row["expires"] and row["active"] is True
+    assert row["patient_name"] == "PEÑA^ÁNGELA" and row["patient_name_text"] == "PEÑA, ÁNGELA"
+    assert row["study"] == world["b"] and row["revoke_url"] == f"/api/shares/{kept['id']}/revoke"
+    # The creation's answer is a row of the list, with the link (only then).
+    assert {k: kept[k] for k in row if k != "used"} == {k: v for k, v in row.items() if k != "used"}
+    assert "url" not in row and "qr_svg" not in row
+
+
+@pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share", "staff"])
+def test_each_share_list_refuses_whom_it_refused(site, world, who):  # noqa: F811
+    if who == "patient":
+        c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    elif who in ("rule", "share"):
+        c = client_as(site, **rule_and_share_logins(site, world)[who])
+    elif who == "staff":
+        c = staff_client(site, "rad")
+    else:
+        c = client_as(site)
+    expected = {
+        # URL: the kinds of login it lets in
+        "/api/shares": ("patient", "staff"),
+        "/portal/api/shares": ("patient",),
+        "/staff/api/shares": ("staff",),
+    }
+    for url, allowed in expected.items():
+        status = c.get(url).status_code
+        assert status == (200 if who in allowed else 401 if who == "nobody" else 403), url
+    if who == "patient":
+        # Only the patient's own: P-2's share is not P-1's.
+        assert c.get("/api/shares?all=1").json["shares"] == []

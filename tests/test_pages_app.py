@@ -734,7 +734,7 @@ def test_patient_manages_shares_from_the_portal(site, tagged):
     assert "De 1 a 30 días." in page and "Todos mis estudios, también los futuros" in page
     assert f'<option value="{tagged["r1"]}">RODILLA · 1 ene 2026</option>' in page
     assert page.count('class="secondary share-study"') == 2
-    assert c.get("/portal/api/shares").json == {"shares": []}
+    assert c.get("/portal/api/shares").json == {"shares": [], "search": ""}
     everything = c.post("/api/shares", json={"days": 3}).json
     one = c.post("/api/shares", json={"study": tagged["r1"]}).json
     rows = c.get("/portal/api/shares").json["shares"]
@@ -758,7 +758,7 @@ def test_patient_manages_shares_from_the_portal(site, tagged):
     assert c.post(rows[1]["revoke_url"], json={}).status_code == 200
     assert [r["id"] for r in c.get("/portal/api/shares").json["shares"]] == [one["id"]]
     other = client_as(site, patient_id="P-2", password=tagged["pw_b"])
-    assert other.get("/portal/api/shares").json == {"shares": []}
+    assert other.get("/portal/api/shares").json == {"shares": [], "search": ""}
     assert other.post(f"/api/shares/{one['id']}/revoke", json={}).status_code == 404
     assert client_as(site).get("/portal/api/shares").status_code == 401
 
@@ -799,7 +799,7 @@ def test_staff_list_and_revoke_shares(site, tagged):
     rows = c.get("/staff/api/shares").json["shares"]
     assert len(rows) == 1
     row = rows[0]
-    assert row["patient_id"] == "P-1" and row["patient_name"] == "NÚÑEZ, JOSÉ"
+    assert row["patient_id"] == "P-1" and row["patient_name_text"] == "NÚÑEZ, JOSÉ"
     assert row["what"] == "RODILLA · 1 ene 2026" and row["state_text"] == "Activo" and row["active"]
     assert [r["id"] for r in c.get("/staff/api/shares?q=nunez").json["shares"]] == [created["id"]]
     assert c.get("/staff/api/shares?q=P-2").json["shares"] == []
