@@ -130,7 +130,7 @@ def audit_page():
     report = auditchain.verify()
     return render_page(
         "audit.html",
-        events=audit_event_names(),
+        events=auditview.audit_event_names(),
         rules_error=rules_error(),
         verification=report,
         tampering=audit_problems(report),
@@ -139,38 +139,10 @@ def audit_page():
 
 @bp.get("/staff/api/audit")
 def audit_rows():
-    """Admins: the audit page's rows (and `format=csv`), as people read them:
-    local time, patient, study, details in the page's language; the filters
-    of GET /api/audit and `patient` (ID or name: who opened their studies)."""
+    """Admins: the audit page's rows and CSV: GET /api/audit's answer
+    (auditview.audit_response), the refusals in the page's language."""
     staff_or_error(admin=True)
-    try:
-        query = auditview.filtered(request.args)
-    except ValueError:
-        raise ApiError(400, "bad_field", gettext("Check the dates of the filter.")) from None
-    rows = auditview.rows_for_people(list(query.limit(1000)), dict(audit_event_names()))
-    if request.args.get("format") != "csv":
-        return jsonify(events=rows)
-    columns = {
-        "id": "#",
-        "at": gettext("When"),
-        "event_name": gettext("Event"),
-        "who": gettext("Who"),
-        "patient_id": gettext("Patient ID"),
-        "patient_name": gettext("Patient name"),
-        "study": gettext("Study"),
-        "subject": gettext("On what"),
-        "address": gettext("From"),
-        "detail": gettext("Detail"),
-    }
-    text = auditview.csv_text(rows, list(columns), header=columns)
-    return (
-        text,
-        200,
-        {
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": "attachment; filename=audit.csv",
-        },
-    )
+    return auditview.audit_response()
 
 
 def audit_problems(report):
@@ -201,28 +173,6 @@ def audit_problems(report):
         ),
     }
     return [texts[code](details) for code, details in report.problems]
-
-
-def audit_event_names():
-    """Each audit event with its name in the page's language."""
-    names = {
-        "login": gettext("Login"),
-        "login_failed": gettext("Failed login"),
-        "login_throttled": gettext("Login refused: too many attempts"),
-        "logout": gettext("Logout"),
-        "password_issued": gettext("Password issued"),
-        "password_printed": gettext("Slip printed"),
-        "rules_changed": gettext("Rules applied"),
-        "rules_rejected": gettext("Rules file rejected"),
-        "share_created": gettext("Link shared"),
-        "share_revoked": gettext("Shared link revoked"),
-        "study_access": gettext("Study opened"),
-        "identity_conflict": gettext("Study held back: identity conflict"),
-        "identity_resolved": gettext("Identity conflict resolved"),
-        "audit_keyed": gettext("Audit log keyed from here on"),
-        "report_attached": gettext("Report attached"),
-    }
-    return [(event, names.get(event, event)) for event in audit.EVENTS]
 
 
 # -- JSON routes of the dashboard -----------------------------------------
