@@ -15,6 +15,7 @@ from . import (
     matching,
     passwords,
     rules,
+    staff,
     studylist,
     throttle,
 )
@@ -307,31 +308,18 @@ def ingest_problems():
     )
 
 
-@bp.post("/ingest/conflicts/<orthanc_id>/resolve")
-def resolve_conflict(orthanc_id):
-    """Admins: body {"action": "attach"} (to the login of the study's
-    PatientID, made now if none; or {"patient_id": ...} of a separate login
-    made for the same PatientID) or {"action": "separate"} (a new login).
-    Returns the login's `patient_id`, and its `password` when it was made now
-    (once; also kept for its slip until printed). Audited."""
-    principal = require_staff()
-    if not principal.is_admin:
-        raise ApiError(403, "forbidden", "Only admins resolve identity conflicts.")
-    body = json_body()
-    login_id = body.get("patient_id")
-    if login_id is not None and not isinstance(login_id, str):
-        raise ApiError(400, "bad_field", "'patient_id' must be a string.")
-    try:
-        patient, password = conflicts.resolve(
-            orthanc_id,
-            body.get("action"),
-            login_id,
-            actor=principal.audit_name,
-            address=request.remote_addr,
-        )
-    except conflicts.ResolveError as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from exc
-    return jsonify(patient_id=patient.patient_id, password=password)
+# Admins: body {"action": "attach"} (to the login of the study's PatientID,
+# made now if none; or {"patient_id": ...} of a separate login made for the
+# same PatientID) or {"action": "separate"} (a new login). The dashboard's own
+# view (staff.resolve_conflict), which answers the login's `patient_id`, and
+# its `password` when it was made now (once; also kept for its slip until
+# printed). Audited.
+bp.add_url_rule(
+    "/ingest/conflicts/<orthanc_id>/resolve",
+    "resolve_conflict",
+    staff.resolve_conflict,
+    methods=["POST"],
+)
 
 
 def _require_admin():

@@ -227,15 +227,16 @@ def _resolve_error_text(code):
 @bp.post("/staff/api/conflicts/<orthanc_id>/resolve")
 def resolve_conflict(orthanc_id):
     """Admins: {"action": "attach", "patient_id": optional} or {"action":
-    "separate"}, as POST /api/ingest/conflicts/<id>/resolve. A login made
-    now shows its password on the dashboard until its slip is printed."""
+    "separate"}; also POST /api/ingest/conflicts/<id>/resolve. Answers
+    {"ok", "patient_id", "password"}: the password of a login made now (else
+    null), once; the dashboard shows it until its slip is printed."""
     principal = staff_or_error(admin=True)
     body = json_body()
     login_id = body.get("patient_id")
     if login_id is not None and not isinstance(login_id, str):
         raise ApiError(400, "bad_field", gettext("The request is not valid."))
     try:
-        patient, _password = conflicts.resolve(
+        patient, password = conflicts.resolve(
             orthanc_id,
             body.get("action"),
             login_id,
@@ -244,7 +245,7 @@ def resolve_conflict(orthanc_id):
         )
     except conflicts.ResolveError as exc:
         raise ApiError(exc.status, exc.code, _resolve_error_text(exc.code)) from exc
-    return jsonify(ok=True, patient_id=patient.patient_id)
+    return jsonify(ok=True, patient_id=patient.patient_id, password=password)
 
 
 @bp.get("/staff/api/shares")

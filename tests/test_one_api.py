@@ -284,3 +284,57 @@ def test_each_audit_list_refuses_whom_it_refused(site, world, who):  # noqa: F81
     for url in AUDIT_URLS:
         for query in ("", "?format=csv"):
             assert c.get(url + query).status_code == (401 if who == "nobody" else 403), url
+
+
+# -- resolving an identity conflict ---------------------------------------------
+
+RESOLVE_URLS = ["/api/ingest/conflicts/{}/resolve", "/staff/api/conflicts/{}/resolve"]
+
+
+def _held_back(n):
+    """A study of P-1's PatientID with another patient's name: held back."""
+    data = fake_study("P-1", str(20 + n), name="OTRO^PACIENTE")
+    ingest.store_study(data["study_orthanc_id"], data)
+    return data["study_orthanc_id"]
+
+
+def test_both_resolutions_answer_the_same(site, world):  # noqa: F811
+    admin = staff_client(site)
+    answers = []
+    for n, url in enumerate(RESOLVE_URLS):
+        study = _held_back(n)
+        r = admin.post(url.format(study), json={"action": "separate"})
+        assert r.status_code == 200, r.json
+        answers.append(r.json)
+        # Resolved already: the same refusal on both.
+        again = admin.post(url.format(study), json={"action": "separate"})
+        assert again.status_code == 404 and again.json["error"] == "no_such_conflict"
+        assert again.json["message"] == "Este conflicto ya se resolvió."
+    assert [set(a) for a in answers] == [{"ok", "patient_id", "password"}] * 2
+    assert [a["patient_id"] for a in answers] == ["P-1-2", "P-1-3"]
+    assert all(a["ok"] is True and a["password"] for a in answers)
+    assert (
+        admin.post(RESOLVE_URLS[0].format(_held_back(5)), json={"action": "merge"}).json
+        == admin.post(RESOLVE_URLS[1].format(_held_back(5)), json={"action": "merge"}).json
+    )
+
+
+@pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share", "radiologist"])
+def test_each_resolution_refuses_whom_it_refused(site, world, who):  # noqa: F811
+    if who == "patient":
+        c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    elif who in ("rule", "share"):
+        c = client_as(site, **rule_and_share_logins(site, world)[who])
+    elif who == "radiologist":
+        c = staff_client(site, "rad")
+    else:
+        c = client_as(site)
+    study = _held_back(0)
+    for url in RESOLVE_URLS:
+        r = c.post(url.format(study), json={"action": "separate"})
+        assert r.status_code == (401 if who == "nobody" else 403), url
+        assert (
+            staff_client(site).post(url.format(study), data={"action": "separate"}).status_code
+            == 415
+        )
+    assert staff_client(site).get("/staff/api/conflicts").json["conflicts"]  # still held back
