@@ -3,8 +3,10 @@ the patient's ID and name, the physician login or the share's patient, the
 study's date and description, details in the page's language.
 
 The entries themselves stay as they were written (terse English for logs
-and scripts, `GET /api/audit`, and covered by the keyed chain): they are
-only read here, with the rows they name looked up in a few queries per page.
+and scripts, and covered by the keyed chain): they are only read here, with
+the rows they name looked up in a few queries per page. GET /api/audit and
+GET /staff/api/audit give one answer (audit_response): each entry as written
+and as people read it.
 """
 
 import csv
