@@ -63,7 +63,7 @@ def init_app(app, secrets):
     if _box is None:
         log.warning(
             "no display_key secret: new passwords are not kept for the "
-            "dashboard; staff must reissue a password to print a slip"
+            "dashboard; a reissued password is shown once, to the staff member who asked"
         )
     app.extensions["authsvc_display"] = _box
 
