@@ -1,14 +1,24 @@
 """The JSON API under /api: login, logout, the studies a session may see, and
 issuing patient passwords (staff)."""
 
-import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from peewee import fn
 
-from . import audit, auditchain, auditview, conflicts, ingest, matching, passwords, rules, throttle
-from .decision.visibility import visible_studies
+from . import (
+    audit,
+    auditview,
+    conflicts,
+    credentials,
+    ingest,
+    matching,
+    passwords,
+    rules,
+    staff,
+    studylist,
+    throttle,
+)
 from .errors import ApiError
 from .models import (
     IngestQueue,
@@ -19,16 +29,12 @@ from .models import (
     Session,
     Share,
     StaffUser,
-    Study,
     get_value,
     utcnow,
 )
 from .sessions import forget_recent
-from .text import fold
 from .web import (
-    MAX_INT,
     current_principal,
-    int_arg,
     json_body,
     request_token,
     require_principal,
@@ -212,69 +218,22 @@ def session():
     return jsonify(require_principal().as_json())
 
 
-def study_json(study, principal):
-    data = {
-        "orthanc_id": study.orthanc_id,
-        "study_instance_uid": study.study_uid,
-        "date": study.study_date,
-        "description": study.description,
-        "modalities": [m for m in study.modalities.split("\\") if m],
-        "patient_id": study.patient.patient_id,
-        "patient_name": study.patient_name,  # this study's own
-    }
-    if principal.kind == "staff":
-        data["recorded_at"] = study.recorded_at.isoformat() + "Z"
-        data["patient_has_login"] = study.patient.password_hash is not None
-        data["access_tags"] = json.loads(study.access_tags)
-        data["rule_logins"] = [
-            m.login.name
-            for m in RuleMatch.select(RuleMatch, RuleLogin)
-            .join(RuleLogin)
-            .where(RuleMatch.study == study)
-            .order_by(RuleLogin.name)
-        ]
-    return data
-
-
 @bp.get("/studies")
 def studies():
-    principal = require_principal()
-    query = visible_studies(principal).join(Patient)
-    search = request.args.get("q", "").strip()
-    if search and principal.kind == "staff":
-        # contains() is case-insensitive (LIKE on SQLite, ILIKE on PostgreSQL);
-        # names are matched folded, so "nunez" finds "NÚÑEZ^JOSÉ".
-        query = query.where(
-            Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
-        )
-    limit = int_arg("limit", 100, 1, 1000)
-    offset = int_arg("offset", 0, 0, MAX_INT)
-    rows = query.order_by(Study.recorded_at.desc(), Study.id.desc()).limit(limit).offset(offset)
-    return jsonify(studies=[study_json(s, principal) for s in rows])
+    """Any login: the studies it sees (studylist.py; the dashboard's rows
+    for staff)."""
+    return studylist.studies_response(require_principal())
 
 
-@bp.post("/patients/<path:patient_id>/credentials")
-def issue_credentials(patient_id):
-    principal = require_staff()
-    json_body()
-    patient = Patient.get_or_none(Patient.patient_id == patient_id)
-    if patient is None:
-        raise ApiError(404, "no_such_patient", "No study of this patient has been recorded.")
-    password = passwords.generate()
-    Patient.update(password_hash=passwords.hash_password(password), password_set_at=utcnow()).where(
-        Patient.id == patient.id
-    ).execute()
-    # The old password stops working, and so do the sessions opened with it.
-    services().sessions.end_all_for_patient(patient)
-    log.info("new password issued for a patient by staff user %s", principal.staff.username)
-    audit.record(
-        "password_issued",
-        actor=principal.audit_name,
-        subject=f"patient {patient.patient_id}",
-        address=request.remote_addr,
-        detail="reissued by staff",
-    )
-    return jsonify(patient_id=patient.patient_id, password=password)
+# The scripts' reissue: the dashboard's own view (credentials.py), audited as
+# asked for by staff through the API.
+bp.add_url_rule(
+    "/patients/<path:patient_id>/credentials",
+    "issue_credentials",
+    credentials.reissue_view,
+    methods=["POST"],
+    defaults={"how": credentials.VIA_API},
+)
 
 
 @bp.get("/rules")
@@ -302,51 +261,12 @@ def rule_logins():
 
 @bp.get("/audit")
 def audit_log():
-    """Admins: the audit log, newest first, filtered by `event`, `actor`
-    (substring), `since` and `until` (ISO dates, UTC); `format=csv` for a
-    spreadsheet. `chain_ok` says whether the keyed chain is whole and holds
-    the newest checkpoint; `verification` says what is wrong."""
+    """Admins: the audit log (auditview.audit_response; the audit page's
+    own list)."""
     principal = require_staff()
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "Only admins read the audit log.")
-    try:
-        query = auditview.filtered(request.args)
-    except ValueError:
-        raise ApiError(
-            400, "bad_field", "'since'/'until' must be ISO dates and 'limit' a number."
-        ) from None
-    limit = int_arg("limit", 1000, 1, 100000)
-    rows = [
-        {
-            "id": e.id,
-            "at": e.at.isoformat() + "Z",
-            "event": e.event,
-            "actor": e.actor,
-            "subject": e.subject,
-            "address": e.address,
-            "detail": e.detail,
-        }
-        for e in query.limit(limit)
-    ]
-    if request.args.get("format") == "csv":
-        text = auditview.csv_text(
-            rows, ["id", "at", "event", "actor", "subject", "address", "detail"]
-        )
-        return (
-            text,
-            200,
-            {
-                "Content-Type": "text/csv; charset=utf-8",
-                "Content-Disposition": "attachment; filename=audit.csv",
-            },
-        )
-    report = auditchain.verify()
-    return jsonify(
-        events=rows,
-        chain_ok=report.ok,
-        chain_broken_at=report.broken_at,
-        verification=report.as_dict(),
-    )
+    return auditview.audit_response()
 
 
 @bp.get("/ingest/problems")
@@ -388,31 +308,18 @@ def ingest_problems():
     )
 
 
-@bp.post("/ingest/conflicts/<orthanc_id>/resolve")
-def resolve_conflict(orthanc_id):
-    """Admins: body {"action": "attach"} (to the login of the study's
-    PatientID, made now if none; or {"patient_id": ...} of a separate login
-    made for the same PatientID) or {"action": "separate"} (a new login).
-    Returns the login's `patient_id`, and its `password` when it was made now
-    (once; also kept for its slip until printed). Audited."""
-    principal = require_staff()
-    if not principal.is_admin:
-        raise ApiError(403, "forbidden", "Only admins resolve identity conflicts.")
-    body = json_body()
-    login_id = body.get("patient_id")
-    if login_id is not None and not isinstance(login_id, str):
-        raise ApiError(400, "bad_field", "'patient_id' must be a string.")
-    try:
-        patient, password = conflicts.resolve(
-            orthanc_id,
-            body.get("action"),
-            login_id,
-            actor=principal.audit_name,
-            address=request.remote_addr,
-        )
-    except conflicts.ResolveError as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from exc
-    return jsonify(patient_id=patient.patient_id, password=password)
+# Admins: body {"action": "attach"} (to the login of the study's PatientID,
+# made now if none; or {"patient_id": ...} of a separate login made for the
+# same PatientID) or {"action": "separate"} (a new login). The dashboard's own
+# view (staff.resolve_conflict), which answers the login's `patient_id`, and
+# its `password` when it was made now (once; also kept for its slip until
+# printed). Audited.
+bp.add_url_rule(
+    "/ingest/conflicts/<orthanc_id>/resolve",
+    "resolve_conflict",
+    staff.resolve_conflict,
+    methods=["POST"],
+)
 
 
 def _require_admin():

@@ -3,8 +3,10 @@ the patient's ID and name, the physician login or the share's patient, the
 study's date and description, details in the page's language.
 
 The entries themselves stay as they were written (terse English for logs
-and scripts, `GET /api/audit`, and covered by the keyed chain): they are
-only read here, with the rows they name looked up in a few queries per page.
+and scripts, and covered by the keyed chain): they are only read here, with
+the rows they name looked up in a few queries per page. GET /api/audit and
+GET /staff/api/audit give one answer (audit_response): each entry as written
+and as people read it.
 """
 
 import csv
@@ -12,11 +14,15 @@ import datetime
 import io
 import re
 
+from flask import jsonify, request
 from flask_babel import gettext
 
+from . import audit, auditchain
+from .errors import ApiError
 from .i18n import local_datetime, person_name, study_date
 from .models import AuditEvent, Patient, Share, Study
 from .text import fold
+from .web import int_arg
 
 _ORTHANC_ID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{8}){4}")
 
@@ -206,6 +212,15 @@ def _conflict_code(code):
 
 def rows_for_people(rows, event_names):
     """Each entry as the page and its CSV show it."""
+    shown = []
+    # A few hundred entries' lookups at a time: a long export's would
+    # otherwise pass more values in one IN (...) than a database takes.
+    for start in range(0, len(rows), 500):
+        shown += _rows_for_people(rows[start : start + 500], event_names)
+    return shown
+
+
+def _rows_for_people(rows, event_names):
     look = Lookups(rows)
     shown = []
     for row in rows:
@@ -307,3 +322,113 @@ def csv_text(rows, fieldnames, header=None):
             {k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()}
         )
     return out.getvalue()
+
+
+def audit_event_names():
+    """Each audit event with its name in the page's language."""
+    names = {
+        "login": gettext("Login"),
+        "login_failed": gettext("Failed login"),
+        "login_throttled": gettext("Login refused: too many attempts"),
+        "logout": gettext("Logout"),
+        "password_issued": gettext("Password issued"),
+        "password_printed": gettext("Slip printed"),
+        "rules_changed": gettext("Rules applied"),
+        "rules_rejected": gettext("Rules file rejected"),
+        "share_created": gettext("Link shared"),
+        "share_revoked": gettext("Shared link revoked"),
+        "study_access": gettext("Study opened"),
+        "identity_conflict": gettext("Study held back: identity conflict"),
+        "identity_resolved": gettext("Identity conflict resolved"),
+        "audit_keyed": gettext("Audit log keyed from here on"),
+        "report_attached": gettext("Report attached"),
+    }
+    return [(event, names.get(event, event)) for event in audit.EVENTS]
+
+
+# The columns of the CSV export: the entries as written (for scripts: the
+# header is the field names), or with `readable=1` as people read them (the
+# header in the request's language).
+RAW_COLUMNS = ["id", "at", "event", "actor", "subject", "address", "detail"]
+
+
+def _readable_columns():
+    return {
+        "id": "#",
+        "at_text": gettext("When"),
+        "event_name": gettext("Event"),
+        "who": gettext("Who"),
+        "patient_id": gettext("Patient ID"),
+        "patient_name": gettext("Patient name"),
+        "study": gettext("Study"),
+        "subject_text": gettext("On what"),
+        "address": gettext("From"),
+        "detail_text": gettext("Detail"),
+    }
+
+
+def audit_json(entries):
+    """The entries as every audit list answers them: each as written (`at`
+    in ISO UTC with "Z", `actor`, `subject`, `detail` terse English, as the
+    keyed chain covers them) and as people read it (`at_text` local,
+    `event_name`, `who`, `patient_id`, `patient_name`, `study`,
+    `subject_text`, `detail_text` in the request's language)."""
+    readable = rows_for_people(entries, dict(audit_event_names()))
+    out = []
+    for entry, shown in zip(entries, readable, strict=True):
+        out.append(
+            {
+                "id": entry.id,
+                "at": entry.at.isoformat() + "Z",
+                "event": entry.event,
+                "actor": entry.actor,
+                "subject": entry.subject,
+                "address": entry.address,
+                "detail": entry.detail,
+                "at_text": shown["at"],
+                "event_name": shown["event_name"],
+                "who": shown["who"],
+                "patient_id": shown["patient_id"],
+                "patient_name": shown["patient_name"],
+                "study": shown["study"],
+                "subject_text": shown["subject"],
+                "detail_text": shown["detail"],
+            }
+        )
+    return out
+
+
+def audit_response():
+    """The answer of GET /api/audit and GET /staff/api/audit, for an admin
+    whom the URL has already let in: the entries newest first under the
+    filters of `filtered` and `limit` (1-100000, 1000); `chain_ok` says
+    whether the keyed chain is whole and holds the newest checkpoint,
+    `verification` what is wrong. `format=csv` for a spreadsheet instead
+    (`readable=1`: the columns people read)."""
+    try:
+        query = filtered(request.args)
+    except ValueError:
+        raise ApiError(400, "bad_field", gettext("Check the dates of the filter.")) from None
+    limit = int_arg("limit", 1000, 1, 100000)
+    rows = audit_json(list(query.limit(limit)))
+    if request.args.get("format") == "csv":
+        if request.args.get("readable") == "1":
+            columns = _readable_columns()
+            text = csv_text(rows, list(columns), header=columns)
+        else:
+            text = csv_text(rows, RAW_COLUMNS)
+        return (
+            text,
+            200,
+            {
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": "attachment; filename=audit.csv",
+            },
+        )
+    report = auditchain.verify()
+    return jsonify(
+        events=rows,
+        chain_ok=report.ok,
+        chain_broken_at=report.broken_at,
+        verification=report.as_dict(),
+    )

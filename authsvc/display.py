@@ -8,9 +8,10 @@ database. A stolen database therefore holds no usable password, and printing
 the slip wipes the copy.
 
 Each copy is bound to its patient and to the moment the password was set: a
-copy left behind by a password issued some other way (the JSON API) no longer
-matches `Patient.password_set_at` and is never shown. Without a display key
-no copy is kept at all (fail closed): staff then reissue to print a slip.
+copy left behind by an older password no longer matches
+`Patient.password_set_at` and is never shown. Without a display key no copy
+is kept at all (fail closed): a reissue (authsvc/credentials.py) then shows
+its new password once, in its answer, and no slip can show it.
 """
 
 import base64
@@ -62,7 +63,7 @@ def init_app(app, secrets):
     if _box is None:
         log.warning(
             "no display_key secret: new passwords are not kept for the "
-            "dashboard; staff must reissue a password to print a slip"
+            "dashboard; a reissued password is shown once, to the staff member who asked"
         )
     app.extensions["authsvc_display"] = _box
 

@@ -16,13 +16,13 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
-from peewee import JOIN, fn
+from peewee import fn
 
-from . import audit, sr
+from . import audit, sharing, sr
 from .decision.visibility import may_see_study, visible_studies
 from .errors import ApiError
-from .i18n import local_date_time, person_name, study_date
-from .models import Patient, Resource, Session, Share, Study, utcnow
+from .i18n import local_date_time, person_name
+from .models import Patient, Resource, Study
 from .orthanc import ORTHANC_ID, OrthancError
 from .sizes import download_sizes
 from .text import fold
@@ -285,104 +285,13 @@ def series(orthanc_id):
 # -- the patient's shares, for the portal's list ----------------------------
 
 
-def last_uses(shares):
-    """{share id: when its link was last used}: the latest of its opening
-    and of its sessions' last request (sessions.py touches last_seen)."""
-    ids = [s.id for s in shares]
-    used = {s.id: s.last_used_at for s in shares if s.last_used_at}
-    if ids:
-        for row in (
-            Session.select(Session.share, fn.MAX(Session.last_seen).alias("seen"))
-            .where(Session.share.in_(ids))
-            .group_by(Session.share)
-        ):
-            used[row.share_id] = max(filter(None, (used.get(row.share_id), row.seen)))
-    return used
-
-
-def _used_text(when):
-    if when is None:
-        return gettext("Used: never")
-    return gettext("Last used: %(when)s", when=local_date_time(when))
-
-
-def share_rows(shares, for_staff=False):
-    shares = list(shares)
-    used = last_uses(shares)
-    return [dict(share_row(s, for_staff), used=_used_text(used.get(s.id))) for s in shares]
-
-
-def share_row(share, for_staff=False):
-    """A share as the pages show it, in the request's language. `share` is
-    selected with its patient and (outer-joined) study."""
-    now = utcnow()
-    if share.revoked_at is not None:
-        state = "revoked"
-        state_text = gettext(
-            "Revoked %(when)s by %(who)s",
-            when=local_date_time(share.revoked_at),
-            who=_revoker(share.revoked_by),
-        )
-    elif now >= share.expires_at:
-        state, state_text = "expired", gettext("Expired")
-    else:
-        state, state_text = "active", gettext("Active")
-    study = share.study if share.study_id else None
-    if study is not None:
-        what = " · ".join(
-            p for p in (study.description or gettext("Study"), study_date(study.study_date)) if p
-        )
-    else:
-        what = gettext("All the patient's studies") if for_staff else gettext("All your studies")
-    data = {
-        "id": share.id,
-        "study": study.orthanc_id if study else None,
-        "what": what,
-        "created": local_date_time(share.created_at),
-        "expires": local_date_time(share.expires_at),
-        "state": state,
-        "state_text": state_text,
-        "active": state == "active",
-        "revoke_url": f"/api/shares/{share.id}/revoke",
-    }
-    if for_staff:
-        data.update(
-            patient_id=share.patient.patient_id, patient_name=person_name(share.patient.name)
-        )
-    return data
-
-
-def _revoker(audit_name):
-    """Who revoked a share, for people: the patient, or the staff member's user name."""
-    if audit_name.startswith("staff "):
-        return audit_name[len("staff ") :]
-    if audit_name.startswith("patient"):
-        return gettext("the patient")
-    return audit_name or "?"
-
-
-def shares_query():
-    return (
-        Share.select(Share, Patient, Study)
-        .join(Patient)
-        .switch(Share)
-        .join(Study, JOIN.LEFT_OUTER)
-        .order_by(Share.created_at.desc(), Share.id.desc())
-    )
-
-
-def active_only(query):
-    return query.where(Share.revoked_at.is_null() & (Share.expires_at > utcnow()))
-
-
 @bp.get("/portal/api/shares")
 def my_shares():
-    """The patient's active shares, with what each shares and until when, in
-    the page's language. Creating and revoking go through /api/shares."""
+    """The portal's list of the patient's shares: GET /api/shares's answer
+    (sharing.py), for patients only, the refusals in the page's language."""
     principal = current_principal()
     if principal is None:
         raise ApiError(401, "not_logged_in", gettext("Your session has ended. Log in again."))
     if principal.kind != "patient":
         raise ApiError(403, "forbidden", gettext("Only patients can share their studies."))
-    rows = active_only(shares_query().where(Share.patient == principal.patient)).limit(1000)
-    return jsonify(shares=share_rows(rows))
+    return sharing.shares_response(principal)

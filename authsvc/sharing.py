@@ -11,11 +11,15 @@ import logging
 import secrets
 
 from flask import Blueprint, current_app, jsonify, request
+from flask_babel import gettext
+from peewee import JOIN, fn
 
 from . import audit, qr
 from .errors import ApiError
-from .models import Share, Study, utcnow
+from .i18n import local_date_time, person_name, study_date
+from .models import Patient, Session, Share, Study, utcnow
 from .sessions import forget_recent
+from .text import fold
 from .web import json_body, require_principal, services
 
 log = logging.getLogger(__name__)
@@ -28,20 +32,125 @@ def _no_store(response):
     return response
 
 
-def share_json(share, url=None):
+# -- one JSON shape, one query ---------------------------------------------
+
+
+def last_uses(shares):
+    """{share id: when its link was last used}: the latest of its opening
+    and of its sessions' last request (sessions.py touches last_seen)."""
+    ids = [s.id for s in shares]
+    used = {s.id: s.last_used_at for s in shares if s.last_used_at}
+    if ids:
+        for row in (
+            Session.select(Session.share, fn.MAX(Session.last_seen).alias("seen"))
+            .where(Session.share.in_(ids))
+            .group_by(Session.share)
+        ):
+            used[row.share_id] = max(filter(None, (used.get(row.share_id), row.seen)))
+    return used
+
+
+def _used_text(when):
+    if when is None:
+        return gettext("Used: never")
+    return gettext("Last used: %(when)s", when=local_date_time(when))
+
+
+def _revoker(audit_name):
+    """Who revoked a share, for people: the patient, or the staff member's user name."""
+    if audit_name.startswith("staff "):
+        return audit_name[len("staff ") :]
+    if audit_name.startswith("patient"):
+        return gettext("the patient")
+    return audit_name or "?"
+
+
+def share_json(share, principal, last_used=None, url=None):
+    """A share as every list (and its creation) answers it: the machine
+    values (ISO times, "Z") and the same for people in the request's language.
+    `share` is selected with its patient and (outer-joined) study; `url` and
+    its QR code only when it was just created (the secret is never stored)."""
+    now = utcnow()
+    if share.revoked_at is not None:
+        state = "revoked"
+        state_text = gettext(
+            "Revoked %(when)s by %(who)s",
+            when=local_date_time(share.revoked_at),
+            who=_revoker(share.revoked_by),
+        )
+    elif now >= share.expires_at:
+        state, state_text = "expired", gettext("Expired")
+    else:
+        state, state_text = "active", gettext("Active")
+    study = share.study if share.study_id else None
+    if study is not None:
+        what = " · ".join(
+            p for p in (study.description or gettext("Study"), study_date(study.study_date)) if p
+        )
+    elif principal.kind == "staff":
+        what = gettext("All the patient's studies")
+    else:
+        what = gettext("All your studies")
     data = {
         "id": share.id,
         "patient_id": share.patient.patient_id,
-        "study": share.study.orthanc_id if share.study_id else None,
+        "patient_name": share.patient.name,
+        "patient_name_text": person_name(share.patient.name),
+        "study": study.orthanc_id if study else None,
+        "what": what,
         "created_at": share.created_at.isoformat() + "Z",
+        "created": local_date_time(share.created_at),
         "expires_at": share.expires_at.isoformat() + "Z",
+        "expires": local_date_time(share.expires_at),
         "revoked": share.revoked_at is not None,
-        "active": share.revoked_at is None and utcnow() < share.expires_at,
+        "state": state,
+        "state_text": state_text,
+        "active": state == "active",
+        "used": _used_text(last_used),
+        "revoke_url": f"/api/shares/{share.id}/revoke",
     }
     if url:
         data["url"] = url
         data["qr_svg"] = qr.svg(url)
     return data
+
+
+def shares_query():
+    return (
+        Share.select(Share, Patient, Study)
+        .join(Patient)
+        .switch(Share)
+        .join(Study, JOIN.LEFT_OUTER)
+        .order_by(Share.created_at.desc(), Share.id.desc())
+    )
+
+
+def active_only(query):
+    return query.where(Share.revoked_at.is_null() & (Share.expires_at > utcnow()))
+
+
+MAX_LISTED = 1000
+
+
+def shares_response(principal):
+    """The answer of every list of shares, for a patient (their own) or staff
+    (everyone's), whom the URL has already let in: newest first, the active
+    ones or all with `all=1`; `q` narrows to a patient ID or name."""
+    query = shares_query()
+    if principal.kind == "patient":
+        query = query.where(Share.patient == principal.patient)
+    elif principal.kind != "staff":  # each URL refuses the others first: fail closed anyway
+        raise ApiError(403, "forbidden", gettext("You may not do this."))
+    if request.args.get("all") != "1":
+        query = active_only(query)
+    search = request.args.get("q", "").strip()[:100]
+    if search:
+        query = query.where(
+            Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
+        )
+    shares = list(query.limit(MAX_LISTED))
+    used = last_uses(shares)
+    return jsonify(shares=[share_json(s, principal, used.get(s.id)) for s in shares], search=search)
 
 
 def _days(body):
@@ -88,20 +197,17 @@ def create_share():
         address=request.remote_addr,
         detail=f"study {study.orthanc_id}" if study else "all studies",
     )
-    return jsonify(share_json(share, url)), 201
+    share = shares_query().where(Share.id == share.id).get()
+    return jsonify(share_json(share, principal, url=url)), 201
 
 
 @bp.get("")
 def list_shares():
+    """Patients (theirs) and staff (everyone's): shares_response."""
     principal = require_principal()
-    query = Share.select().order_by(Share.created_at.desc())
-    if principal.kind == "patient":
-        query = query.where(Share.patient == principal.patient)
-    elif principal.kind != "staff":
+    if principal.kind not in ("patient", "staff"):
         raise ApiError(403, "forbidden", "Only patients and staff see shares.")
-    if request.args.get("all") != "1":
-        query = query.where(Share.revoked_at.is_null() & (Share.expires_at > utcnow()))
-    return jsonify(shares=[share_json(s) for s in query.limit(1000)])
+    return shares_response(principal)
 
 
 @bp.post("/<int(max=9223372036854775807):share_id>/revoke")

@@ -23,7 +23,8 @@ from .dashboard_filters import batch_args, codes
 from .i18n import LANGUAGES, local_datetime
 from .models import Patient, Study, utcnow
 from .report_block import report_block_png
-from .staff import filtered_rows, login_state, slip_language, staff_page
+from .staff import staff_page
+from .studylist import filtered_rows, login_state, slip_language
 from .ui import error_page, harden, render_page
 
 bp = Blueprint("slips", __name__)

@@ -16,16 +16,24 @@ import re
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from . import audit, auditchain, auditview, conflicts, dashboard_filters, display, passwords, rules
-from .decision.visibility import visible_studies
+from . import (
+    audit,
+    auditchain,
+    auditview,
+    conflicts,
+    credentials,
+    display,
+    passwords,
+    rules,
+    sharing,
+    studylist,
+)
 from .errors import ApiError
 from .i18n import LANGUAGES, local_datetime, person_name, study_date
-from .models import Patient, RuleLogin, RuleMatch, Session, StaffUser, Study, get_value, utcnow
-from .portal import active_only, share_rows, shares_query
+from .models import Patient, Session, StaffUser, get_value, utcnow
 from .sessions import forget_recent
-from .text import fold
 from .ui import error_page, harden, render_page
-from .web import current_principal, json_body, services
+from .web import current_principal, json_body, staff_or_error
 
 log = logging.getLogger(__name__)
 bp = Blueprint("staff", __name__)
@@ -37,15 +45,6 @@ MIN_STAFF_PASSWORD = 12
 
 
 # -- who may do what -------------------------------------------------------
-
-
-def staff_or_error(admin=False):
-    principal = current_principal()
-    if principal is None:
-        raise ApiError(401, "not_logged_in", gettext("Your session has ended. Log in again."))
-    if principal.kind != "staff" or (admin and not principal.is_admin):
-        raise ApiError(403, "forbidden", gettext("You may not do this."))
-    return principal
 
 
 def staff_page(admin=False):
@@ -63,40 +62,6 @@ def _patient_or_404(patient_id):
     if patient is None:
         raise ApiError(404, "no_such_patient", gettext("There is no patient with this ID."))
     return patient
-
-
-# -- login state of a patient ----------------------------------------------
-
-
-def login_state(patient):
-    """(state, pending password or None). States: none (no login yet),
-    pending (new password, slip not printed), printed, issued (a password
-    given some other way, e.g. the JSON API: reissue to print a slip)."""
-    if not patient.password_hash:
-        return "none", None
-    pending = display.pending_password(patient)
-    if pending:
-        return "pending", pending
-    printed = patient.slip_printed_at
-    if printed and patient.password_set_at and printed >= patient.password_set_at:
-        return "printed", None
-    return "issued", None
-
-
-def state_text(state, patient):
-    """Short: the dashboard keeps one line per study."""
-    if state == "pending":
-        return gettext("Slip not printed")
-    if state == "printed":
-        return gettext("Printed %(when)s", when=local_datetime(patient.slip_printed_at))
-    if state == "issued":
-        return gettext("Given without a slip")
-    return gettext("No login")
-
-
-def slip_language(patient):
-    lang = patient.slip_language
-    return lang if lang in LANGUAGES else current_app.config["DEFAULT_LANGUAGE"]
 
 
 # -- pages -----------------------------------------------------------------
@@ -165,7 +130,7 @@ def audit_page():
     report = auditchain.verify()
     return render_page(
         "audit.html",
-        events=audit_event_names(),
+        events=auditview.audit_event_names(),
         rules_error=rules_error(),
         verification=report,
         tampering=audit_problems(report),
@@ -174,38 +139,10 @@ def audit_page():
 
 @bp.get("/staff/api/audit")
 def audit_rows():
-    """Admins: the audit page's rows (and `format=csv`), as people read them:
-    local time, patient, study, details in the page's language; the filters
-    of GET /api/audit and `patient` (ID or name: who opened their studies)."""
+    """Admins: the audit page's rows and CSV: GET /api/audit's answer
+    (auditview.audit_response), the refusals in the page's language."""
     staff_or_error(admin=True)
-    try:
-        query = auditview.filtered(request.args)
-    except ValueError:
-        raise ApiError(400, "bad_field", gettext("Check the dates of the filter.")) from None
-    rows = auditview.rows_for_people(list(query.limit(1000)), dict(audit_event_names()))
-    if request.args.get("format") != "csv":
-        return jsonify(events=rows)
-    columns = {
-        "id": "#",
-        "at": gettext("When"),
-        "event_name": gettext("Event"),
-        "who": gettext("Who"),
-        "patient_id": gettext("Patient ID"),
-        "patient_name": gettext("Patient name"),
-        "study": gettext("Study"),
-        "subject": gettext("On what"),
-        "address": gettext("From"),
-        "detail": gettext("Detail"),
-    }
-    text = auditview.csv_text(rows, list(columns), header=columns)
-    return (
-        text,
-        200,
-        {
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": "attachment; filename=audit.csv",
-        },
-    )
+    return auditview.audit_response()
 
 
 def audit_problems(report):
@@ -238,107 +175,14 @@ def audit_problems(report):
     return [texts[code](details) for code, details in report.problems]
 
 
-def audit_event_names():
-    """Each audit event with its name in the page's language."""
-    names = {
-        "login": gettext("Login"),
-        "login_failed": gettext("Failed login"),
-        "login_throttled": gettext("Login refused: too many attempts"),
-        "logout": gettext("Logout"),
-        "password_issued": gettext("Password issued"),
-        "password_printed": gettext("Slip printed"),
-        "rules_changed": gettext("Rules applied"),
-        "rules_rejected": gettext("Rules file rejected"),
-        "share_created": gettext("Link shared"),
-        "share_revoked": gettext("Shared link revoked"),
-        "study_access": gettext("Study opened"),
-        "identity_conflict": gettext("Study held back: identity conflict"),
-        "identity_resolved": gettext("Identity conflict resolved"),
-        "audit_keyed": gettext("Audit log keyed from here on"),
-        "report_attached": gettext("Report attached"),
-    }
-    return [(event, names.get(event, event)) for event in audit.EVENTS]
-
-
 # -- JSON routes of the dashboard -----------------------------------------
-
-
-def filtered_rows(principal, args, pending_only=False):
-    """The dashboard's studies under its filters (dashboard_filters), newest
-    first, each as (study, login state, pending password or None): the rows
-    of the dashboard, and the slips a batch prints."""
-    query, modality = dashboard_filters.filtered(visible_studies(principal).join(Patient), args)
-    pending_only = pending_only or args.get("pending") == "1"
-    if pending_only:
-        # The display copy decides (login_state below); this narrows the query.
-        query = query.where(Patient.display_password.is_null(False))
-    states, out = {}, []
-    newest = query.select(Study, Patient).order_by(Study.recorded_at.desc(), Study.id.desc())
-    for study in newest.limit(200):
-        patient = study.patient
-        if patient.id not in states:
-            states[patient.id] = login_state(patient)
-        state, pending = states[patient.id]
-        if modality and modality not in dashboard_filters.codes(study.modalities):
-            continue  # the SQL matched a substring ("CT" in "CTX")
-        if pending_only and state != "pending":
-            continue
-        out.append((study, state, pending))
-    return out
 
 
 @bp.get("/staff/api/studies")
 def studies():
-    """The dashboard's rows, newest first. Filters: `q` (patient ID or name),
-    `today=1` (recorded since local midnight in TIMEZONE) or `day=YYYY-MM-DD`,
-    `pending=1` (slips not printed yet), `modality` (one code). `modalities`
-    lists the codes of the studies staff see, for the filter's choices."""
-    principal = staff_or_error()
-    rows = filtered_rows(principal, request.args)
-    # Which rule logins see each study (physicians, institutions): one query.
-    rule_logins = {}
-    if rows:
-        for match in (
-            RuleMatch.select(RuleMatch.study, RuleLogin.name)
-            .join(RuleLogin)
-            .where(RuleMatch.study.in_([s.id for s, _, _ in rows]))
-            .order_by(RuleLogin.name)
-        ):
-            rule_logins.setdefault(match.study_id, []).append(match.login.name)
-    out = []
-    for study, state, pending in rows:
-        patient = study.patient
-        out.append(
-            {
-                "orthanc_id": study.orthanc_id,
-                "patient_id": patient.patient_id,
-                "patient_name": person_name(study.patient_name),  # this study's own
-                "date": study_date(study.study_date),
-                "modalities": ", ".join(dashboard_filters.codes(study.modalities)),
-                "description": study.description,
-                "recorded": local_datetime(study.recorded_at),
-                "login": state,
-                "login_text": state_text(state, patient),
-                "password": pending.split("-") if pending else None,
-                "password_set_at": patient.password_set_at.isoformat()
-                if patient.password_set_at
-                else None,
-                "slip_language": slip_language(patient),
-                "slip_url": url_for(
-                    "slips.slip", patient_id=patient.patient_id, study=study.orthanc_id
-                ),
-                "viewer_url": url_for("portal.viewer", orthanc_id=study.orthanc_id),
-                "report_url": url_for("attach.attach_report", orthanc_id=study.orthanc_id),
-                "reissue_url": url_for("staff.reissue", patient_id=patient.patient_id),
-                "rule_logins": rule_logins.get(study.id, []),
-            }
-        )
-    return jsonify(
-        studies=out,
-        search=request.args.get("q", "").strip()[:100],
-        batch_url=url_for("slips.batch", **dashboard_filters.batch_args(request.args)),
-        modalities=dashboard_filters.modality_codes(visible_studies(principal)),
-    )
+    """The dashboard's rows: GET /api/studies's answer (studylist.py), for
+    staff only."""
+    return studylist.studies_response(staff_or_error())
 
 
 @bp.get("/staff/api/conflicts")
@@ -383,15 +227,16 @@ def _resolve_error_text(code):
 @bp.post("/staff/api/conflicts/<orthanc_id>/resolve")
 def resolve_conflict(orthanc_id):
     """Admins: {"action": "attach", "patient_id": optional} or {"action":
-    "separate"}, as POST /api/ingest/conflicts/<id>/resolve. A login made
-    now shows its password on the dashboard until its slip is printed."""
+    "separate"}; also POST /api/ingest/conflicts/<id>/resolve. Answers
+    {"ok", "patient_id", "password"}: the password of a login made now (else
+    null), once; the dashboard shows it until its slip is printed."""
     principal = staff_or_error(admin=True)
     body = json_body()
     login_id = body.get("patient_id")
     if login_id is not None and not isinstance(login_id, str):
         raise ApiError(400, "bad_field", gettext("The request is not valid."))
     try:
-        patient, _password = conflicts.resolve(
+        patient, password = conflicts.resolve(
             orthanc_id,
             body.get("action"),
             login_id,
@@ -400,24 +245,14 @@ def resolve_conflict(orthanc_id):
         )
     except conflicts.ResolveError as exc:
         raise ApiError(exc.status, exc.code, _resolve_error_text(exc.code)) from exc
-    return jsonify(ok=True, patient_id=patient.patient_id)
+    return jsonify(ok=True, patient_id=patient.patient_id, password=password)
 
 
 @bp.get("/staff/api/shares")
 def shares():
-    """The patients' shares, newest first: active ones, or all with ?all=1;
-    `q` filters by patient ID or name. Revoking goes through
-    POST /api/shares/<id>/revoke."""
-    staff_or_error()
-    query = shares_query()
-    if request.args.get("all") != "1":
-        query = active_only(query)
-    search = request.args.get("q", "").strip()[:100]
-    if search:
-        query = query.where(
-            Patient.patient_id.contains(search) | Patient.search_name.contains(fold(search))
-        )
-    return jsonify(shares=share_rows(query.limit(500), for_staff=True), search=search)
+    """The shares page's list: GET /api/shares's answer (sharing.py), for
+    staff only. Revoking goes through POST /api/shares/<id>/revoke."""
+    return sharing.shares_response(staff_or_error())
 
 
 def mark_printed(patient, set_at, lang, principal, how="slip printed"):
@@ -487,42 +322,16 @@ def batch_printed():
     return jsonify(ok=not changed, printed=marked, changed=changed)
 
 
-@bp.post("/staff/api/patients/<path:patient_id>/reissue")
-def reissue(patient_id):
-    """A new password: the old one, its slip and its sessions stop working.
-    The new one is kept (encrypted) for the slip, like a first one."""
-    principal = staff_or_error()
-    json_body()
-    patient = _patient_or_404(patient_id)
-    if not display.available():
-        raise ApiError(
-            503,
-            "no_display_key",
-            gettext(
-                "This server has no display key: a new password could not be "
-                "shown for its slip. Ask the administrator."
-            ),
-        )
-    password = passwords.generate()
-    set_at = utcnow()
-    Patient.update(
-        password_hash=passwords.hash_password(password),
-        password_set_at=set_at,
-        display_password=display.seal(patient.patient_id, password, set_at),
-        slip_printed_at=None,
-    ).where(Patient.id == patient.id).execute()
-    services().sessions.end_all_for_patient(patient)
-    log.info(
-        "password of patient #%s reissued by staff user %s", patient.id, principal.staff.username
-    )
-    audit.record(
-        "password_issued",
-        actor=principal.audit_name,
-        subject=f"patient {patient.patient_id}",
-        address=request.remote_addr,
-        detail="reissued from the dashboard",
-    )
-    return jsonify(ok=True, patient_id=patient.patient_id)
+# A new password: the old one, its slip and its sessions stop working; the
+# new one is kept (encrypted) for the slip, like a first one. The same view as
+# POST /api/patients/<id>/credentials (credentials.py).
+bp.add_url_rule(
+    "/staff/api/patients/<path:patient_id>/reissue",
+    "reissue",
+    credentials.reissue_view,
+    methods=["POST"],
+    defaults={"how": credentials.VIA_DASHBOARD},
+)
 
 
 # -- staff accounts (admins) ------------------------------------------------

@@ -40,6 +40,18 @@ def require_staff():
     return principal
 
 
+def staff_or_error(admin=False):
+    """The staff member of a request, as the pages' JSON routes want it: 401
+    without a session, 403 for another kind of login (or a radiologist where
+    `admin`), the message in the request's language."""
+    principal = current_principal()
+    if principal is None:
+        raise ApiError(401, "not_logged_in", gettext("Your session has ended. Log in again."))
+    if principal.kind != "staff" or (admin and not principal.is_admin):
+        raise ApiError(403, "forbidden", gettext("You may not do this."))
+    return principal
+
+
 def json_body():
     """The request's JSON object. Requiring application/json on every write is
     also the CSRF guard of the API: a cross-site form cannot send it."""

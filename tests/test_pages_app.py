@@ -130,8 +130,10 @@ def test_without_display_key_nothing_is_kept(tmp_path, database_url):
         c = staff_client(app)
         row = dashboard_row(c, data["study_orthanc_id"])
         assert row["login"] == "issued" and row["password"] is None
+        # A reissue still works: its answer is the only place the password is shown.
         r = c.post("/staff/api/patients/P-9/reissue", json={})
-        assert r.status_code == 503 and r.json["error"] == "no_display_key"
+        assert r.status_code == 200 and r.json["kept_for_slip"] is False and r.json["password"]
+        assert Patient.get(Patient.patient_id == "P-9").display_password is None
         assert "clave de visualización" in c.get("/staff").get_data(as_text=True)
     finally:
         database.close()
@@ -144,7 +146,7 @@ def test_dashboard_shows_pending_password_until_printed(site, world):
     c = staff_client(site)
     row = dashboard_row(c, world["a"])
     assert row["login"] == "pending" and "-".join(row["password"]) == world["pw_a"]
-    assert row["patient_name"] == "NÚÑEZ, JOSÉ" and row["date"] == "1 ene 2026"
+    assert row["patient_name_text"] == "NÚÑEZ, JOSÉ" and row["date_text"] == "1 ene 2026"
     # Printing names the password it printed; a stale name changes nothing.
     r = c.post(
         "/staff/api/patients/P-1/printed",
@@ -178,9 +180,10 @@ def test_reissue_ends_the_old_password_and_its_sessions(site, world):
     patient = client_as(site, patient_id="P-2", password=world["pw_b"])
     assert patient.get("/portal").status_code == 200
     r = c.post("/staff/api/patients/P-2/reissue", json={})
-    assert r.status_code == 200 and "password" not in r.json
+    assert r.status_code == 200
     row = dashboard_row(c, world["b"])
     new = "-".join(row["password"])
+    assert new == r.json["password"]  # the answer and the slip's copy are one password
     assert row["login"] == "pending" and new != world["pw_b"]
     assert patient.get("/portal").status_code == 302  # logged out
     assert (
@@ -196,13 +199,19 @@ def test_reissue_ends_the_old_password_and_its_sessions(site, world):
     assert c.post("/staff/api/patients/NOPE/reissue", json={}).status_code == 404
 
 
-def test_password_issued_through_the_json_api_hides_the_stale_copy(site, world):
+def test_password_issued_through_the_json_api_has_its_slip(site, world):
+    """The scripts' reissue keeps the display copy like the dashboard's: the
+    new password's slip can be printed (no stale copy of the old one shows)."""
     c = staff_client(site)
     r = c.post("/api/patients/P-1/credentials", json={})
     assert r.status_code == 200
     row = dashboard_row(c, world["a"])
-    assert row["login"] == "issued" and row["password"] is None
-    assert 'id="slip"' not in c.get("/staff/slips/P-1").get_data(as_text=True)
+    assert row["login"] == "pending" and "-".join(row["password"]) == r.json["password"]
+    assert world["pw_a"] != r.json["password"]
+    page = c.get("/staff/slips/P-1").get_data(as_text=True)
+    assert 'id="slip"' in page
+    for group in r.json["password"].split("-"):
+        assert f"<span>{group}</span>" in page
 
 
 def test_slip_page(site, world):
@@ -714,7 +723,7 @@ def test_patient_manages_shares_from_the_portal(site, tagged):
     assert "De 1 a 30 días." in page and "Todos mis estudios, también los futuros" in page
     assert f'<option value="{tagged["r1"]}">RODILLA · 1 ene 2026</option>' in page
     assert page.count('class="secondary share-study"') == 2
-    assert c.get("/portal/api/shares").json == {"shares": []}
+    assert c.get("/portal/api/shares").json == {"shares": [], "search": ""}
     everything = c.post("/api/shares", json={"days": 3}).json
     one = c.post("/api/shares", json={"study": tagged["r1"]}).json
     rows = c.get("/portal/api/shares").json["shares"]
@@ -738,7 +747,7 @@ def test_patient_manages_shares_from_the_portal(site, tagged):
     assert c.post(rows[1]["revoke_url"], json={}).status_code == 200
     assert [r["id"] for r in c.get("/portal/api/shares").json["shares"]] == [one["id"]]
     other = client_as(site, patient_id="P-2", password=tagged["pw_b"])
-    assert other.get("/portal/api/shares").json == {"shares": []}
+    assert other.get("/portal/api/shares").json == {"shares": [], "search": ""}
     assert other.post(f"/api/shares/{one['id']}/revoke", json={}).status_code == 404
     assert client_as(site).get("/portal/api/shares").status_code == 401
 
@@ -779,7 +788,7 @@ def test_staff_list_and_revoke_shares(site, tagged):
     rows = c.get("/staff/api/shares").json["shares"]
     assert len(rows) == 1
     row = rows[0]
-    assert row["patient_id"] == "P-1" and row["patient_name"] == "NÚÑEZ, JOSÉ"
+    assert row["patient_id"] == "P-1" and row["patient_name_text"] == "NÚÑEZ, JOSÉ"
     assert row["what"] == "RODILLA · 1 ene 2026" and row["state_text"] == "Activo" and row["active"]
     assert [r["id"] for r in c.get("/staff/api/shares?q=nunez").json["shares"]] == [created["id"]]
     assert c.get("/staff/api/shares?q=P-2").json["shares"] == []

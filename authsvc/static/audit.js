@@ -1,4 +1,4 @@
-// Admins: the audit log as people read it (GET /staff/api/audit: local time,
+// Admins: the audit log as people read it (GET /staff/api/audit's *_text fields: local time,
 // patient, study, details in the page's language), filtered, with the same
 // filters in the CSV export's link.
 "use strict";
@@ -20,6 +20,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const q = query();
     const csv = new URLSearchParams(q);
     csv.set("format", "csv");
+    csv.set("readable", "1");  // the columns people read, headed in the page's language
     $("csv").href = cfg.auditUrl + "?" + csv.toString();
     let r;
     try { r = await fetch(cfg.auditUrl + "?" + q.toString(), {credentials: "same-origin"}); }
@@ -34,10 +35,10 @@ document.addEventListener("DOMContentLoaded", () => {
       const cell = (label, text) => h("td", {"data-label": label, text: text || "—"});
       const patient = [e.patient_id, e.patient_name].filter(Boolean).join(" — ");
       body.append(h("tr", {"data-event": e.event},
-        cell(m.labels.at, e.at), cell(m.labels.event, e.event_name),
+        cell(m.labels.at, e.at_text), cell(m.labels.event, e.event_name),
         cell(m.labels.actor, e.who), cell(m.labels.patient, patient),
-        cell(m.labels.study, e.study || e.subject), cell(m.labels.address, e.address),
-        cell(m.labels.detail, e.detail)));
+        cell(m.labels.study, e.study || e.subject_text), cell(m.labels.address, e.address),
+        cell(m.labels.detail, e.detail_text)));
     }
     $("rows").replaceChildren(body);
     $("empty").hidden = data.events.length > 0;

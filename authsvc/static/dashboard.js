@@ -46,7 +46,7 @@ document.addEventListener("DOMContentLoaded", () => {
       ? document.activeElement.dataset.key : null;
     const body = document.createDocumentFragment();
     for (const s of studies) {
-      const name = s.patient_name || s.patient_id;
+      const name = s.patient_name_text || s.patient_id;
       const tr = el("tr", {"data-study": s.orthanc_id, "data-patient": s.patient_id,
                            class: (fresh.has(s.orthanc_id) ? "new " : "") + "login-" + s.login});
       const cell = (label, cls, ...c) => el("td", {"data-label": label, class: cls}, ...c);
@@ -54,9 +54,9 @@ document.addEventListener("DOMContentLoaded", () => {
                      el("span", {class: "patient-name", text: name}), " ",
                      el("span", {class: "muted patient-id", text: s.patient_id}));
       tr.append(
-        cell(m.labels.recorded, "recorded", s.recorded),
+        cell(m.labels.recorded, "recorded", s.recorded_text),
         cell(m.labels.patient, "patient", who),
-        cell(m.labels.study, "study-cell", oneLine([s.date, s.modalities, s.description].filter(Boolean).join(" · "))),
+        cell(m.labels.study, "study-cell", oneLine([s.date_text, s.modalities_text, s.description].filter(Boolean).join(" · "))),
         cell(m.labels.slip, "login", oneLine(s.login_text, "login state-" + s.login)),
         cell(m.labels.password, "password", s.password
           ? el("span", {class: "pw", text: s.password.join(" ")}) : "—"),
@@ -115,7 +115,8 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   function filterQuery() {
-    const p = new URLSearchParams({q: q.value.trim()});
+    // The newest 200: GET /api/studies answers 100 unless asked.
+    const p = new URLSearchParams({q: q.value.trim(), limit: "200"});
     if ($("f-today").checked) p.set("today", "1");
     if ($("f-pending").checked) p.set("pending", "1");
     if (modality.value) p.set("modality", modality.value);
@@ -149,7 +150,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const fresh = new Set();
     if (known) {
       for (const s of data.studies) if (!known.has(s.orthanc_id)) fresh.add(s.orthanc_id);
-      const names = data.studies.filter((s) => fresh.has(s.orthanc_id)).map((s) => s.patient_name || s.patient_id);
+      const names = data.studies.filter((s) => fresh.has(s.orthanc_id)).map((s) => s.patient_name_text || s.patient_id);
       if (names.length) status.textContent = names.map((n) => fill(m.new_study, n)).join(". ");
     }
     known = new Set(data.studies.map((s) => s.orthanc_id));
@@ -218,11 +219,18 @@ document.addEventListener("DOMContentLoaded", () => {
     await Promise.all([refreshConflicts(), refresh()]);
   }
 
+  // Without a display key the server keeps no copy for the slip: the answer
+  // is the only place the new password is ever shown, so it is shown here.
+  function shownOnce(data, name) {
+    if (!data || data.kept_for_slip !== false) return null;
+    return fill(m.reissued_no_copy, name).replace("{password}", data.password);
+  }
+
   async function doReissue(s, name) {
     if (!window.confirm(fill(m.reissue_warning, name))) return;
     const result = await postJson(s.reissue_url, {});
     if (!result.ok) { message.textContent = errorText(result, true); return; }
-    status.textContent = fill(m.reissued, name);
+    status.textContent = shownOnce(result.data, name) || fill(m.reissued, name);
     await refresh();
   }
 
@@ -247,6 +255,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!window.confirm(fill(m.reprint_warning, name))) return;
     const result = await postJson(s.reissue_url, {});
     if (!result.ok) { message.textContent = errorText(result, true); return; }
+    const once = shownOnce(result.data, name);
+    if (once) { status.textContent = once; await refresh(); return; }
     // The new password's slip, printed at once (this tab: a window opened
     // after the request would be taken for a pop-up).
     location.assign(slipHref(s));

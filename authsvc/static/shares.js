@@ -19,7 +19,7 @@ document.addEventListener("DOMContentLoaded", () => {
     message.textContent = "";
     const body = document.createDocumentFragment();
     for (const s of data.shares) {
-      const name = s.patient_name || s.patient_id;
+      const name = s.patient_name_text || s.patient_id;
       const cell = (label, ...c) => h("td", {"data-label": label}, ...c);
       const tr = h("tr", {"data-share": String(s.id), "data-patient": s.patient_id, "data-study": s.study || "",
                           class: "share state-" + s.state},

@@ -35,6 +35,11 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!window.confirm(pageMessages().reissue_warning)) return;
     const result = await postJson(data.reissueUrl, {});
     if (!result.ok) { message.textContent = errorText(result, true); return; }
+    if (result.data && result.data.kept_for_slip === false) {
+      // No display key: no slip can show it, so this is the only time it is shown.
+      message.textContent = pageMessages().reissued_no_copy.replace("{password}", result.data.password);
+      return;
+    }
     const url = new URL(location.href);
     url.searchParams.delete("print");
     location.replace(url.toString());
