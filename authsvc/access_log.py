@@ -24,6 +24,7 @@ it gets a 404, like any page that is not theirs.
 from flask import Blueprint, current_app, redirect, url_for
 from flask_babel import gettext
 
+from .decision.principals import PatientPrincipal
 from .i18n import local_date_time, study_date
 from .models import AuditEvent, RuleLogin, Share, Study
 from .ui import error_page, harden, render_page
@@ -117,6 +118,6 @@ def page():
     principal = current_principal()
     if principal is None:
         return redirect(url_for("pages.splash"))
-    if principal.kind != "patient":
+    if not isinstance(principal, PatientPrincipal):
         return error_page(404, gettext("This page does not exist."))
     return render_page("access.html", entries=entries(principal.patient), limit=LIMIT)

@@ -20,7 +20,7 @@ def splash():
 @bp.get("/staff/login")
 def staff_login():
     principal = current_principal()
-    if principal is not None and principal.kind == "staff":
+    if principal is not None and principal.sees_everything:
         return redirect(url_for("staff.dashboard"))
     return render_page("staff_login.html")
 

@@ -19,6 +19,7 @@ from flask_babel import gettext
 from peewee import fn
 
 from . import audit, sharing, sr
+from .decision.principals import PatientPrincipal, RulePrincipal, SharePrincipal, StaffPrincipal
 from .decision.visibility import may_see_study, visible_studies
 from .errors import ApiError
 from .i18n import local_date_time, person_name
@@ -91,14 +92,14 @@ def home():
     principal = current_principal()
     if principal is None:
         return redirect(url_for("pages.splash"))
-    if principal.kind == "staff":
+    if principal.sees_everything:
         return redirect(url_for("staff.dashboard"))
     # Every kind's studies come from visible_studies alone; a search or a page
     # only narrows them.
     query = visible_studies(principal).join(Patient).select(Study, Patient)
     context = {"search": "", "page": 1, "more": False}
     limit, offset = 500, 0
-    if principal.kind == "rule":
+    if isinstance(principal, RulePrincipal):
         search = request.args.get("q", "").strip()[:100]
         if search:
             query = query.where(
@@ -112,13 +113,13 @@ def home():
         .limit(limit)
         .offset(offset)
     )
-    if principal.kind == "rule" and len(studies) > RULE_PAGE_SIZE:
+    if isinstance(principal, RulePrincipal) and len(studies) > RULE_PAGE_SIZE:
         studies, context["more"] = studies[:RULE_PAGE_SIZE], True
-    if principal.kind == "share":
+    if isinstance(principal, SharePrincipal):
         share = principal.share
         context["shared_by"] = person_name(share.patient.name) or share.patient.patient_id
         context["shared_until"] = local_date_time(share.expires_at)
-    if principal.kind == "patient":
+    if isinstance(principal, PatientPrincipal):
         cfg = current_app.config
         context["share_days"] = int(cfg["SHARE_DEFAULT_DAYS"])
         context["share_max_days"] = int(cfg["SHARE_MAX_DAYS"])
@@ -141,7 +142,7 @@ def viewer(orthanc_id):
     study = _study_or_none(principal, orthanc_id)
     if study is None:
         return error_page(404, _not_found_text())
-    if principal.kind == "staff":
+    if principal.sees_everything:
         # Staff's image requests are answered without looking up their study
         # (they see everything): their opening of a study is recorded here,
         # where they open it from the dashboard, for the patient's access log.
@@ -162,7 +163,7 @@ def offers_full_viewer(principal):
     than this viewer: not what a hospital's patient (or whoever they share
     with) expects, so only physicians' and institutions' logins and staff,
     who know such viewers, are offered it, and told it is in English."""
-    return principal.kind in ("rule", "staff")
+    return isinstance(principal, (RulePrincipal, StaffPrincipal))
 
 
 @bp.get("/portal/studies/<orthanc_id>/reports/<instance_id>")
@@ -292,6 +293,6 @@ def my_shares():
     principal = current_principal()
     if principal is None:
         raise ApiError(401, "not_logged_in", gettext("Your session has ended. Log in again."))
-    if principal.kind != "patient":
+    if not isinstance(principal, PatientPrincipal):
         raise ApiError(403, "forbidden", gettext("Only patients can share their studies."))
     return sharing.shares_response(principal)

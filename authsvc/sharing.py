@@ -15,6 +15,7 @@ from flask_babel import gettext
 from peewee import JOIN, fn
 
 from . import audit, qr
+from .decision.principals import PatientPrincipal
 from .errors import ApiError
 from .i18n import local_date_time, person_name, study_date
 from .models import Patient, Session, Share, Study, utcnow
@@ -87,7 +88,7 @@ def share_json(share, principal, last_used=None, url=None):
         what = " · ".join(
             p for p in (study.description or gettext("Study"), study_date(study.study_date)) if p
         )
-    elif principal.kind == "staff":
+    elif principal.sees_everything:
         what = gettext("All the patient's studies")
     else:
         what = gettext("All your studies")
@@ -137,9 +138,9 @@ def shares_response(principal):
     (everyone's), whom the URL has already let in: newest first, the active
     ones or all with `all=1`; `q` narrows to a patient ID or name."""
     query = shares_query()
-    if principal.kind == "patient":
+    if isinstance(principal, PatientPrincipal):
         query = query.where(Share.patient == principal.patient)
-    elif principal.kind != "staff":  # each URL refuses the others first: fail closed anyway
+    elif not principal.sees_everything:  # each URL refuses the others first: fail closed anyway
         raise ApiError(403, "forbidden", gettext("You may not do this."))
     if request.args.get("all") != "1":
         query = active_only(query)
@@ -170,7 +171,7 @@ def _days(body):
 @bp.post("")
 def create_share():
     principal = require_principal()
-    if principal.kind != "patient":
+    if not isinstance(principal, PatientPrincipal):
         raise ApiError(403, "forbidden", "Only patients share their studies.")
     body = json_body()
     days = _days(body)
@@ -205,7 +206,7 @@ def create_share():
 def list_shares():
     """Patients (theirs) and staff (everyone's): shares_response."""
     principal = require_principal()
-    if principal.kind not in ("patient", "staff"):
+    if not (isinstance(principal, PatientPrincipal) or principal.sees_everything):
         raise ApiError(403, "forbidden", "Only patients and staff see shares.")
     return shares_response(principal)
 
@@ -216,8 +217,8 @@ def revoke_share(share_id):
     json_body()
     share = Share.get_or_none(Share.id == share_id)
     allowed = share is not None and (
-        principal.kind == "staff"
-        or (principal.kind == "patient" and share.patient_id == principal.patient.id)
+        principal.sees_everything
+        or (isinstance(principal, PatientPrincipal) and share.patient_id == principal.patient.id)
     )
     if not allowed:
         raise ApiError(404, "no_such_share", "No such share.")

@@ -50,7 +50,7 @@ MIN_STAFF_PASSWORD = 12
 def staff_page(admin=False):
     """(principal, None) for a page staff may open, else (None, response)."""
     principal = current_principal()
-    if principal is None or principal.kind != "staff":
+    if principal is None or not principal.sees_everything:
         return None, redirect(url_for("pages.staff_login"))
     if admin and not principal.is_admin:
         return None, error_page(403, gettext("Only administrators may manage staff accounts."))

@@ -72,7 +72,7 @@ def filtered_rows(principal, args, pending_only=False, limit=200, offset=0):
     query, modality = dashboard_filters.filtered(visible_studies(principal).join(Patient), args)
     # Whether a slip is pending is staff's business: other logins' filters
     # never look at the display copy.
-    pending_only = principal.kind == "staff" and (pending_only or args.get("pending") == "1")
+    pending_only = principal.sees_everything and (pending_only or args.get("pending") == "1")
     if pending_only:
         # The display copy decides (login_state below); this narrows the query.
         query = query.where(Patient.display_password.is_null(False))
@@ -80,7 +80,7 @@ def filtered_rows(principal, args, pending_only=False, limit=200, offset=0):
     newest = query.select(Study, Patient).order_by(Study.recorded_at.desc(), Study.id.desc())
     for study in newest.limit(limit).offset(offset):
         patient = study.patient
-        if principal.kind != "staff":
+        if not principal.sees_everything:
             # The login state (and its display copy) is shown to staff only:
             # not even decrypted for others.
             states[patient.id] = (None, None)
@@ -129,7 +129,7 @@ def study_json(study, principal, state, pending, rule_logins):
         "patient_name_text": person_name(study.patient_name),
         "viewer_url": url_for("portal.viewer", orthanc_id=study.orthanc_id),
     }
-    if principal.kind != "staff":
+    if not principal.sees_everything:
         return data
     data.update(
         recorded_at=study.recorded_at.isoformat() + "Z",
@@ -161,12 +161,12 @@ def studies_response(principal):
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = int_arg("offset", 0, 0, MAX_INT)
     rows = filtered_rows(principal, request.args, limit=limit, offset=offset)
-    rule_logins = rule_logins_of([s for s, _, _ in rows]) if principal.kind == "staff" else {}
+    rule_logins = rule_logins_of([s for s, _, _ in rows]) if principal.sees_everything else {}
     answer = {
         "studies": [study_json(s, principal, state, pw, rule_logins) for s, state, pw in rows],
         "search": request.args.get("q", "").strip()[:100],
         "modalities": dashboard_filters.modality_codes(visible_studies(principal)),
     }
-    if principal.kind == "staff":
+    if principal.sees_everything:
         answer["batch_url"] = url_for("slips.batch", **dashboard_filters.batch_args(request.args))
     return jsonify(answer)

@@ -47,7 +47,7 @@ def staff_or_error(admin=False):
     principal = current_principal()
     if principal is None:
         raise ApiError(401, "not_logged_in", gettext("Your session has ended. Log in again."))
-    if principal.kind != "staff" or (admin and not principal.is_admin):
+    if not principal.sees_everything or (admin and not principal.is_admin):
         raise ApiError(403, "forbidden", gettext("You may not do this."))
     return principal
 

@@ -9,20 +9,22 @@ import pytest
 from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
 
-import chromium
 from authsvc import ingest
 from authsvc.cli import ensure_admin
 from authsvc.db import database
-from chromium import wait
-from conftest import fake_study
-from test_pages_app import STAFF_PASSWORD, make_app
+from tests import chromium
+from tests.chromium import wait
+from tests.helpers import fake_study
+from tests.test_pages_app import STAFF_PASSWORD, make_app
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def keyless(tmp_path):
+def keyless(tmp_path, database_url):
     if chromium.missing():
         pytest.fail(f"Chromium is needed: missing {chromium.missing()}")
-    app = make_app(tmp_path, display_key=None)
+    app = make_app(tmp_path, database_url, display_key=None)
     data = fake_study("P-9", "9", name="PEÑA^ÁNGELA")
     ingest.store_study(data["study_orthanc_id"], data)
     ensure_admin("admin", STAFF_PASSWORD)

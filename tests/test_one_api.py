@@ -10,8 +10,8 @@ from authsvc import ingest
 from authsvc.cli import ensure_admin
 from authsvc.db import database
 from authsvc.models import AuditEvent, Patient
-from conftest import fake_study
-from test_pages_app import (  # noqa: F401 (fixtures)
+from tests.helpers import fake_study
+from tests.test_pages_app import (  # noqa: F401 (fixtures)
     STAFF_PASSWORD,
     client_as,
     make_app,
@@ -66,10 +66,10 @@ def test_both_reissues_do_the_same(site, world, url, caplog):  # noqa: F811
 
 
 @pytest.mark.parametrize("url", REISSUE_URLS)
-def test_reissue_without_display_key_gives_the_password_once(tmp_path, url):
+def test_reissue_without_display_key_gives_the_password_once(tmp_path, database_url, url):
     """No display key: nothing is kept (display.py), so the answer is the
     only place the new password is shown, on either URL."""
-    app = make_app(tmp_path, display_key=None)
+    app = make_app(tmp_path, database_url, display_key=None)
     try:
         data = fake_study("P-2", "9")
         ingest.store_study(data["study_orthanc_id"], data)
