@@ -279,6 +279,19 @@ def _round(load, port, chunks, seconds, service_pid):
     }
 
 
+def clear_of_the_hour(seconds, say, now=time.time, sleep=time.sleep):
+    """Wait, if need be, until `seconds` of work fit before the next full hour
+    (UTC): the audit's once-per-hour entries must not be written again in the
+    middle of a figure. Returns the seconds waited."""
+    left = 3600 - now() % 3600
+    if left >= seconds:
+        return 0.0
+    wait = left + 2
+    say(f"B2: {left:.0f} s to the next hour, under the {seconds:.0f} s a world takes: waiting")
+    sleep(wait)
+    return wait
+
+
 def spread(rounds, key):
     """min / median / max of one figure over the rounds."""
     values = sorted(r[key] for r in rounds if r.get(key) is not None)
