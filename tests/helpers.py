@@ -103,8 +103,9 @@ def fresh_database(folder):
 
 
 @contextmanager
-def service_app(folder, database_url):
-    """The service in-process on a migrated database, no Orthanc."""
+def service_app(folder, database_url, **secrets):
+    """The service in-process on a migrated database, no Orthanc; `secrets`
+    adds to (or replaces) the secrets file's defaults."""
     from authsvc import create_app
     from authsvc.db import database
     from authsvc.migrations import migrate
@@ -117,6 +118,7 @@ def service_app(folder, database_url):
                 "ingest_secret": "i" * 40,
                 "audit_key": "a" * 40,
                 "orthanc_password": "unused",
+                **secrets,
             }
         )
     )

@@ -3,49 +3,18 @@ with a secret header (`forwarded_secret`); a local process that connects to
 the service's port is just another client, limited as its own address.
 (The same through the real stack: tests/test_hardening_stack.py.)"""
 
-import json
-
 import pytest
 
 from authsvc.models import AuditEvent
+from tests.helpers import service_app
 
 SECRET = "f" * 43
 
 
 @pytest.fixture
 def proxied_app(tmp_path, database_url):
-    from authsvc import audit, create_app
-    from authsvc.db import database
-    from authsvc.migrations import migrate
-
-    secrets_file = tmp_path / "secrets.json"
-    secrets_file.write_text(
-        json.dumps(
-            {
-                "secret_key": "k" * 40,
-                "ingest_secret": "i" * 40,
-                "orthanc_password": "unused",
-                "forwarded_secret": SECRET,
-            }
-        )
-    )
-    application = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "DATA_DIR": str(tmp_path),
-            "SECRETS_FILE": str(secrets_file),
-            "RULES_FILE": str(tmp_path / "rules.json"),
-            "RULE_PASSWORDS_FILE": str(tmp_path / "rule-passwords.json"),
-            "ORTHANC_URL": "http://127.0.0.1:9",
-        }
-    )
-    with database.connection_context():
-        migrate()
-    audit._seen.clear()
-    database.connect(reuse_if_open=True)
-    yield application
-    if not database.is_closed():
-        database.close()
+    with service_app(tmp_path, database_url, forwarded_secret=SECRET) as application:
+        yield application
 
 
 def guess(client, n, headers):
