@@ -28,7 +28,7 @@ AXE_DIR := .cache/axe
         bench-phone audit-verify audit-checkpoint unmatched-tags
 
 run: deps venv
-	$(PY) -m authsvc.stack run --data-dir $(DATA_DIR)
+	$(PY) -m deploy.trial run --data-dir $(DATA_DIR)
 
 test: test-deps venv
 	$(PY) -m pytest -v
@@ -37,7 +37,7 @@ test: test-deps venv
 # the decision path ([tool.mypy]'s files). .ci/run runs it first.
 .PHONY: lint
 lint: venv
-	$(PY) -m ruff check authsvc tests bench && $(PY) -m ruff format --check authsvc tests bench && $(PY) -m mypy
+	$(PY) -m ruff check authsvc deploy tests bench && $(PY) -m ruff format --check authsvc deploy tests bench && $(PY) -m mypy
 
 test-deps:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS)"
@@ -65,19 +65,19 @@ deps:
 	  systemctl disable --now orthanc; \
 	fi
 
-# The system on a server (authsvc/install.py; docs/install.md, "Install on a server"):
+# The system on a server (deploy/install.py; docs/install.md, "Install on a server"):
 # /etc/orthanc-patient-access, /var/lib/orthanc-patient-access, systemd units,
 # nginx's site. Again from a newer clone: the upgrade (data kept, migrated).
 ORTHANC_DROPIN := /etc/systemd/system/orthanc.service.d/orthanc-patient-access.conf
 .PHONY: install upgrade uninstall install-deps
 install: install-deps venv
-	$(PY) -m authsvc.install install
+	$(PY) -m deploy.install install
 
 upgrade: install
 
 # Leaves /etc/orthanc-patient-access and /var/lib/orthanc-patient-access.
 uninstall: venv
-	$(PY) -m authsvc.install uninstall
+	$(PY) -m deploy.install uninstall
 
 install-deps:
 	@$(MAKE) --no-print-directory deps DEBS="$(INSTALL_DEBS)"
@@ -85,7 +85,7 @@ install-deps:
 # make doctor's checks on the installed server (settings in /etc, data in /var/lib).
 .PHONY: doctor-server
 doctor-server: venv
-	$(PY) -m authsvc.install doctor
+	$(PY) -m deploy.install doctor
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -96,7 +96,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 configure: venv
-	$(PY) -m authsvc.stack configure --data-dir $(DATA_DIR)
+	$(PY) -m deploy.trial configure --data-dir $(DATA_DIR)
 
 # A new generated password for the admin account, printed once.
 admin-password: venv
@@ -126,7 +126,7 @@ test-postgres: venv axe
 # SQLite, against Debian 13 (trixie)'s Orthanc 1.12 instead of this host's:
 # deploy/orthanc-trixie makes a Debian 13 tree with it once (debootstrap, kept
 # in /var/cache/authsvc/orthanc-trixie or $AUTHSVC_ORTHANC_TRIXIE_DIR) and
-# runs it through a wrapper (authsvc/stack.py's AUTHSVC_ORTHANC_COMMAND).
+# runs it through a wrapper (deploy/trial.py's AUTHSVC_ORTHANC_COMMAND).
 .PHONY: test-orthanc-1.12
 test-orthanc-1.12: venv axe
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(TEST_DEBS) debootstrap"
@@ -160,11 +160,11 @@ bench-phone: venv
 # permissions under the data folder, disk, Orthanc's version. Exit 1 on a WARN.
 .PHONY: doctor
 doctor: venv
-	$(PY) -m authsvc.stack doctor --data-dir $(DATA_DIR)
+	$(PY) -m deploy.trial doctor --data-dir $(DATA_DIR)
 
 # A self-signed certificate for a hospital LAN without a domain (docs/install.md, HTTPS):
 # make tls-self-signed HOST=10.0.0.5 (the address the phones open).
 .PHONY: tls-self-signed
 tls-self-signed: deps venv
 	@test -n "$(HOST)" || { echo "usage: make tls-self-signed HOST=<the server's LAN address or name>"; exit 2; }
-	$(PY) -m authsvc.stack self-signed --data-dir $(DATA_DIR) --host "$(HOST)"
+	$(PY) -m deploy.trial self-signed --data-dir $(DATA_DIR) --host "$(HOST)"

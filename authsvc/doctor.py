@@ -1,7 +1,7 @@
 """`make doctor`: the first-day checks of a site, in plain lines that read the
 same to a Spanish or an English speaker (a key name, then what is wrong).
 
-    python -m authsvc.stack doctor [--data-dir DIR]
+    python -m deploy.trial doctor [--data-dir DIR]
 
 Each line is `ok`, `WARN` or `info`, the setting or thing checked, and a
 sentence. Exits 1 when there is any WARN, 0 otherwise. It reads the data

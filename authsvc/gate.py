@@ -1,5 +1,5 @@
 """nginx's `auth_request` check, in front of every request to Orthanc in both
-deployments (the trial launcher's nginx, authsvc/stack.py, and the docker
+deployments (the trial launcher's nginx, deploy/trial.py, and the docker
 one, deploy/docker/locations.inc).
 
 It is the one lock that sees the whole request: method, path and query

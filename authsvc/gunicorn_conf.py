@@ -1,4 +1,4 @@
-"""gunicorn settings of the service (used by authsvc.stack and the Dockerfile)."""
+"""gunicorn settings of the service (used by deploy.trial and the Dockerfile)."""
 
 import logging
 

@@ -203,7 +203,7 @@ def write(results, targets, out):
     md.append("## What is compared\n")
     md.append(
         "Two systems run at once, each in its own temporary folder with free ports:\n\n"
-        "- **project**: `authsvc.stack.Stack` unchanged — Debian's Orthanc 1.10 with "
+        "- **project**: `deploy.trial.Stack` unchanged — Debian's Orthanc 1.10 with "
         "`lua/request-filter.lua` and `lua/stable-study.lua`, the service under gunicorn "
         "(production defaults: 4 workers of one thread, `DECISION_CACHE_SECONDS` 5, "
         "`SESSION_CACHE_SECONDS` 0.5), nginx in front;\n"

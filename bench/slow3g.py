@@ -40,7 +40,7 @@ ADMIN_PASSWORD = "bench-admin-Passw0rd-long-enough"
 
 def prepare(tmp, slices):
     """The stack with the CT stored and recorded, and its patient's login."""
-    from authsvc.stack import Stack
+    from deploy.trial import Stack
     from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
     from tests.helpers import Browser, free_port, wait_for
 

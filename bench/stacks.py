@@ -1,7 +1,7 @@
 """The two systems compared side by side, each in its own temporary folder
 with free ports:
 
-- the project's stack (`authsvc.stack.Stack`): Debian's Orthanc with the
+- the project's stack (`deploy.trial.Stack`): Debian's Orthanc with the
   project's Lua scripts, the service under gunicorn, nginx in front;
 - a plain stack: the same Orthanc binary, the same orthanc.json, plugins,
   Orthanc users and nginx template, but no Lua at all, no service, and no
@@ -12,7 +12,8 @@ with free ports:
 
 import json
 
-from authsvc.stack import Stack, write_file
+from deploy.site import write_file
+from deploy.trial import Stack
 from tests.helpers import free_port
 
 

@@ -2,7 +2,7 @@
 (Debian's Orthanc with the project's Lua, the service under gunicorn, nginx)
 once per test session in a temporary folder with free ports, through the same
 launcher as `make run`. Which Orthanc: AUTHSVC_ORTHANC_COMMAND
-(authsvc/stack.py); `orthanc_version` tells a test which one runs.
+(deploy/trial.py); `orthanc_version` tells a test which one runs.
 `--stack-only` runs only the tests that use `stack` (`make test-orthanc-1.12`).
 Plain helpers are in tests/helpers.py."""
 
@@ -12,7 +12,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from authsvc.stack import Stack
+from deploy.trial import Stack
 from tests.helpers import (
     ADMIN_PASSWORD,
     DECISION_CACHE_SECONDS,

@@ -230,7 +230,7 @@ def markers_needed(argv):
     """The markers a test needs to run this command line: `stack` for Orthanc
     (or a wrapper named after it), nginx or gunicorn when they serve (not
     when asked only for a version or a configuration test), and `make run`'s
-    launcher (`python -m authsvc.stack run`); `browser` for Chromium and its
+    launcher (`python -m deploy.trial run`); `browser` for Chromium and its
     driver, whatever their options."""
     if isinstance(argv, (str, bytes, os.PathLike)):
         words = os.fsdecode(argv).split()
@@ -242,7 +242,7 @@ def markers_needed(argv):
     if "-m" in words[:-1]:  # python -m <module>: the module is the program
         module = words[words.index("-m") + 1]
         rest = words[words.index("-m") + 2 :]
-        program = "orthanc" if module == "authsvc.stack" and rest[:1] == ["run"] else module
+        program = "orthanc" if module == "deploy.trial" and rest[:1] == ["run"] else module
     needed = set()
     if program in BROWSER_PROGRAMS:
         needed.add("browser")

@@ -1,4 +1,4 @@
-"""`make run` (python -m authsvc.stack run) as a subprocess on its own
+"""`make run` (python -m deploy.trial run) as a subprocess on its own
 temporary data folder and free ports, for the tests of the launcher itself."""
 
 import json
@@ -56,7 +56,7 @@ class Launcher:
         (data / "site.json").write_text(json.dumps(self.site))
         self.output = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "authsvc.stack", "run", "--data-dir", str(data)],
+            [sys.executable, "-m", "deploy.trial", "run", "--data-dir", str(data)],
             cwd=ROOT,
             env=dict(os.environ, AUTHSVC_ADMIN_PASSWORD=ADMIN_PASSWORD),
             stdout=subprocess.PIPE,

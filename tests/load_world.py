@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import requests
 
-from authsvc.stack import Stack
+from deploy.trial import Stack
 from tests.dicom_samples import SeriesSpec, StudySpec, lookup, storescu, write_study
 from tests.helpers import ADMIN_PASSWORD, free_port
 

@@ -230,7 +230,7 @@ def test_the_real_service_checkpoints_when_it_stops(tmp_path):
     service log. A stack of its own (SQLite), stopped by the test."""
     import requests
 
-    from authsvc.stack import Stack
+    from deploy.trial import Stack
     from tests.helpers import free_port
 
     ports = {

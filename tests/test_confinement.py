@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from authsvc.cli import set_rule_password
-from authsvc.stack import PROXY_USER
+from deploy.site import PROXY_USER
 from tests.dicom_samples import SeriesSpec, StudySpec, recorded, storescu, write_study
 from tests.helpers import Browser, wait_for
 from tests.route_matrix import matrix_cases

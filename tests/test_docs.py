@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from authsvc.config import SETTINGS
-from authsvc.stack import SITE_DEFAULTS
+from deploy.site import SITE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -16,7 +16,8 @@ import pytest
 from authsvc import doctor, ingest, publicurl
 from authsvc.cli import ensure_admin
 from authsvc.db import database
-from authsvc.stack import SITE_DEFAULTS, startup_warnings
+from deploy.site import SITE_DEFAULTS
+from deploy.trial import startup_warnings
 from tests.helpers import fake_study
 from tests.test_pages_app import STAFF_PAGES, STAFF_PASSWORD, make_app, staff_client
 
@@ -118,7 +119,7 @@ def _write_site(data, **site):
 
 def _doctor(data):
     out = subprocess.run(
-        [sys.executable, "-m", "authsvc.stack", "doctor", "--data-dir", str(data)],
+        [sys.executable, "-m", "deploy.trial", "doctor", "--data-dir", str(data)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -197,7 +198,7 @@ def test_doctor_on_a_configured_site(tmp_path, monkeypatch):
 
 
 def test_doctor_warns_of_a_certificate_about_to_expire(tmp_path):
-    from authsvc.stack import self_signed
+    from deploy.trial import self_signed
 
     data = tmp_path / "data"
     _write_site(data)

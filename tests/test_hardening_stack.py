@@ -280,7 +280,8 @@ def test_both_nginx_configs_refuse_a_failed_check_after_the_hot_read_redirect():
     it on the packaged stack; the docker one cannot run here)."""
     from pathlib import Path
 
-    from authsvc.stack import SITE_DEFAULTS, nginx_config
+    from deploy.nginx import nginx_config
+    from deploy.site import SITE_DEFAULTS
 
     docker = (Path(__file__).resolve().parent.parent / "deploy/docker/locations.inc").read_text()
     packaged = nginx_config(

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 import requests
 
-from authsvc.stack import Stack, nginx_config, self_signed
+from deploy.nginx import nginx_config
+from deploy.trial import Stack, self_signed
 from tests.helpers import ADMIN_PASSWORD, free_port, print_log_tails
 
 
@@ -105,7 +106,7 @@ def test_the_session_cookie_is_secure_and_orthanc_routes_send_hsts(tls_stack):
 
 
 def test_without_a_certificate_there_is_no_tls(tmp_path):
-    from authsvc.stack import SITE_DEFAULTS
+    from deploy.site import SITE_DEFAULTS
 
     conf = nginx_config(
         dict(SITE_DEFAULTS, public_url="http://x"),
@@ -119,7 +120,7 @@ def test_without_a_certificate_there_is_no_tls(tmp_path):
 def test_a_certificate_without_its_key_is_refused(tmp_path):
     import json
 
-    from authsvc.stack import load_site
+    from deploy.site import load_site
 
     (tmp_path / "site.json").write_text(json.dumps({"tls_certificate": "c.pem"}))
     with pytest.raises(SystemExit, match="go together"):
@@ -137,7 +138,7 @@ def test_the_command_makes_a_certificate_for_a_name_and_names_it_in_site_json(tm
         [
             sys.executable,
             "-m",
-            "authsvc.stack",
+            "deploy.trial",
             "self-signed",
             "--data-dir",
             str(data),
@@ -164,7 +165,7 @@ def test_the_command_makes_a_certificate_for_a_name_and_names_it_in_site_json(tm
         [
             sys.executable,
             "-m",
-            "authsvc.stack",
+            "deploy.trial",
             "self-signed",
             "--data-dir",
             str(data),

@@ -1,5 +1,5 @@
 """`make install` for a real server, into a temporary root
-(`python -m authsvc.install install --root DIR`, what `make install` runs with
+(`python -m deploy.install install --root DIR`, what `make install` runs with
 --root /), so that the test touches neither /etc nor systemd:
 
 - its units pass `systemd-analyze verify` (Debian's orthanc.service with the
@@ -33,7 +33,7 @@ import pytest
 import requests
 
 from authsvc.doctor import world_readable
-from authsvc.install import NAME, Layout
+from deploy.install import NAME, Layout
 from tests import unitfile
 from tests.dicom_samples import SeriesSpec, StudySpec, storescu, write_study
 from tests.helpers import ADMIN_PASSWORD, ON_POSTGRES, Browser, free_port, wait_for
@@ -51,14 +51,14 @@ DEBIAN_ORTHANC_UNIT = Path("/lib/systemd/system/orthanc.service")
 def run_installer(root, *args, **env):
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "authsvc.install", *args, "--root", str(root)],
+        [sys.executable, "-m", "deploy.install", *args, "--root", str(root)],
         env=dict(os.environ, **env),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    print(f"authsvc.install {args[0]}: {time.monotonic() - started:.1f} s")
+    print(f"deploy.install {args[0]}: {time.monotonic() - started:.1f} s")
     return result.stdout
 
 
@@ -394,7 +394,7 @@ def test_doctor_checks_the_installed_server(system, received):
 
     def doctor():
         return subprocess.run(
-            [sys.executable, "-m", "authsvc.install", "doctor", "--root", str(system.root)],
+            [sys.executable, "-m", "deploy.install", "doctor", "--root", str(system.root)],
             capture_output=True,
             text=True,
             timeout=60,

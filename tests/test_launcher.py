@@ -1,4 +1,4 @@
-"""`make run` itself (python -m authsvc.stack run), as a subprocess on a
+"""`make run` itself (python -m deploy.trial run), as a subprocess on a
 temporary data folder: its start message and its
 supervision: a child killed with SIGKILL is started again within
 10 s, alone; the others keep their PIDs and DICOM keeps being accepted."""
@@ -113,7 +113,7 @@ class _FakeStack:
 def test_restarts_back_off_and_start_over_after_a_long_run():
     from io import StringIO
 
-    from authsvc.stack import Supervisor
+    from deploy.trial import Supervisor
 
     now = [0.0]
     stack = _FakeStack()

@@ -4,7 +4,7 @@ lua/request-filter.lua runs here in Lua 5.4 (lupa), with Orthanc's Lua API
 (GetOrthancConfiguration, HttpPost, DumpJson, ParseJson) played by Python:
 Orthanc's own embedded Lua cannot be driven request by request without a
 server, and tests/test_confinement.py runs the real one. The configuration
-is the one the launcher writes (authsvc.stack.orthanc_local_config), so the
+is the one the launcher writes (deploy.site.orthanc_local_config), so the
 cache's grammar comes from authsvc/decision/routes.py as in production.
 
 The property: after a grant of a study, a request answered from the cache
@@ -19,7 +19,7 @@ import pytest
 from lupa import lua54
 
 from authsvc.decision import routes
-from authsvc.stack import SITE_DEFAULTS, orthanc_local_config
+from deploy.site import SITE_DEFAULTS, orthanc_local_config
 
 LUA = Path(__file__).resolve().parent.parent / "lua" / "request-filter.lua"
 TOKEN = "t" * 43

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from authsvc.stack import PROXY_USER
+from deploy.site import PROXY_USER
 from tests.dicom_samples import recorded, send_patient
 from tests.helpers import DECISION_CACHE_SECONDS, Browser, wait_for
 

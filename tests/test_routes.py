@@ -102,7 +102,8 @@ def test_nginx_configs_let_through_exactly_the_hot_reads():
     from pathlib import Path
 
     from authsvc.decision.routes import hot_reads_regex
-    from authsvc.stack import SITE_DEFAULTS, nginx_config
+    from deploy.nginx import nginx_config
+    from deploy.site import SITE_DEFAULTS
 
     docker = (Path(__file__).resolve().parent.parent / "deploy/docker/locations.inc").read_text()
     packaged = nginx_config(

@@ -308,7 +308,7 @@ def hot_reads_regex() -> str:
     and the second lock behind nginx (the Lua filter, the plugin) decides
     them exactly as nginx's check would, from its cache; nginx therefore
     lets them through unchecked when they are GET or HEAD without a query
-    string, and checks everything else (authsvc/stack.py and
+    string, and checks everything else (deploy/trial.py and
     deploy/docker/locations.inc, which tests/test_routes.py keeps equal)."""
     segment = "[A-Za-z0-9._-]+"
     levels = []
