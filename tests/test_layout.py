@@ -93,3 +93,14 @@ def test_an_unmarked_test_cannot_start_chromium():
 def test_a_test_marked_stack_may_start_nginx():
     done = subprocess.run(NO_NGINX, capture_output=True, text=True, timeout=10)
     assert done.returncode != 0 and "/nonexistent/nginx.conf" in done.stderr
+
+
+def test_the_service_package_starts_nothing_and_holds_no_nginx():
+    """Launching, installing and nginx's configuration live in deploy/ (not
+    installed with the service): the package a server runs starts no process
+    and writes no web server's configuration."""
+    for source in sorted((ROOT / "authsvc").rglob("*.py")):
+        text = source.read_text(encoding="utf-8")
+        for word in ("proxy_pass", "subprocess.Popen", "systemctl"):
+            assert word not in text, f"{source.relative_to(ROOT)} has {word}"
+    assert (ROOT / "deploy" / "templates" / "nginx-site.conf").is_file()
