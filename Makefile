@@ -156,7 +156,7 @@ bench-phone: venv
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m bench.slow3g --json bench/results/slow3g.json $(BENCH_PHONE_ARGS)
 
-# The first-day checks (authsvc/doctor.py): public_url, HTTPS, modalities,
+# The first-day checks (deploy/doctor.py): public_url, HTTPS, modalities,
 # permissions under the data folder, disk, Orthanc's version. Exit 1 on a WARN.
 .PHONY: doctor
 doctor: venv

@@ -435,7 +435,7 @@ def main(argv=None):
     elif args.command == "uninstall":
         uninstall(layout)
     else:
-        from authsvc import doctor
+        from . import doctor
 
         return doctor.run(layout.data, sys.stdout, settings_dir=layout.etc)
     return 0

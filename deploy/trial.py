@@ -4,7 +4,7 @@ service under gunicorn, and nginx as the single HTTP entry.
 `python -m deploy.trial run [--data-dir DIR]` is what `make run` calls; the
 integration tests drive the same `Stack` class with their own folder and ports.
 Under `run`, a Supervisor starts a child that died again (with a backoff),
-leaving the others running. `doctor` is `make doctor` (authsvc/doctor.py).
+leaving the others running. `doctor` is `make doctor` (deploy/doctor.py).
 
 Everything it needs lives in the data folder (outside git):
   site.json      the site's settings, written with defaults on the first run
@@ -365,7 +365,7 @@ def main(argv=None):
         )
         return 0
     if args.command == "doctor":
-        from authsvc import doctor
+        from . import doctor
 
         return doctor.run(args.data_dir, sys.stdout)
     stack = Stack(args.data_dir)

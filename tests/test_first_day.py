@@ -1,7 +1,7 @@
 """A public_url that names this server only (the default,
 http://127.0.0.1:8080) is said loud: by `make run`'s start message, a banner
 on every staff page, a slip marked void, and `make doctor`'s first-day checks
-(authsvc/doctor.py)."""
+(deploy/doctor.py)."""
 
 import http.server
 import json
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from authsvc import doctor, ingest, publicurl
+from authsvc import ingest, publicurl
 from authsvc.cli import ensure_admin
 from authsvc.db import database
+from deploy import doctor
 from deploy.site import SITE_DEFAULTS
 from deploy.trial import startup_warnings
 from tests.helpers import fake_study

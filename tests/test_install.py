@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from authsvc.doctor import world_readable
+from deploy.doctor import world_readable
 from deploy.install import NAME, Layout
 from tests import unitfile
 from tests.dicom_samples import SeriesSpec, StudySpec, storescu, write_study

@@ -104,3 +104,28 @@ def test_the_service_package_starts_nothing_and_holds_no_nginx():
         for word in ("proxy_pass", "subprocess.Popen", "systemctl"):
             assert word not in text, f"{source.relative_to(ROOT)} has {word}"
     assert (ROOT / "deploy" / "templates" / "nginx-site.conf").is_file()
+
+
+def test_every_relative_import_names_a_module_that_exists():
+    """Imports inside functions run late (doctor's did, after a module moved):
+    each `from .x import` of authsvc/ and deploy/ must name a file that is there,
+    and the installed service imports nothing of deploy/."""
+    import ast
+
+    for package in ("authsvc", "deploy"):
+        for source in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(source.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                if package == "authsvc":
+                    assert not (node.module or "").startswith("deploy"), source
+                if node.level != 1:
+                    continue
+                base = source.parent
+                names = [node.module] if node.module else [a.name for a in node.names]
+                for name in names:
+                    path = base.joinpath(*name.split("."))
+                    assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), (
+                        f"{source.relative_to(ROOT)}: from .{name}"
+                    )

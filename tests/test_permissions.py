@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from authsvc.doctor import world_readable
+from deploy.doctor import world_readable
 from tests.dicom_samples import SeriesSpec, StudySpec, storescu, write_study
 from tests.helpers import ADMIN_PASSWORD, Browser, wait_for
 from tests.launcher import ROOT, Launcher

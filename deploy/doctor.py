@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import publicurl
+from authsvc import publicurl
 
 LOW_DISK_BYTES = 5 * 1024**3  # below this free, or below LOW_DISK_SHARE, warn
 LOW_DISK_SHARE = 0.10
@@ -29,7 +29,7 @@ CERT_WARN_DAYS = 30
 
 
 def _site(data_dir):
-    from .stack import SITE_DEFAULTS
+    from .site import SITE_DEFAULTS
 
     site = dict(SITE_DEFAULTS)
     path = data_dir / "site.json"
@@ -95,7 +95,7 @@ def checks(data_dir, settings_dir=None):
     """[(level, what, sentence)], level being "ok", "WARN" or "info".
     site.json and secrets.json are read from settings_dir (an installed
     server's /etc/orthanc-patient-access), by default from data_dir."""
-    from .stack import SITE_DEFAULTS
+    from .site import SITE_DEFAULTS
 
     data_dir = Path(data_dir).resolve()
     settings_dir = Path(settings_dir).resolve() if settings_dir else data_dir
