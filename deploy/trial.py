@@ -102,22 +102,15 @@ class Stack:
     def prepare_database(self):
         """Migrations and the first admin, before the server starts. Returns
         the admin password when one was generated now (to print once)."""
-        out = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "authsvc", "migrate"],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-            umask=UMASK,
-        )
-        out = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "authsvc", "ensure-admin"],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-            umask=UMASK,
-        )
+        for command in ("migrate", "ensure-admin"):  # ensure-admin's output is kept
+            out = subprocess.run(
+                [sys.executable, "-m", "flask", "--app", "authsvc", command],
+                env=self.env,
+                check=True,
+                capture_output=True,
+                text=True,
+                umask=UMASK,
+            )
         return out.stdout.strip()
 
     # -- processes -------------------------------------------------------
