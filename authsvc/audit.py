@@ -13,6 +13,7 @@ rewritten with the following ones recomputed, or removed shows, and
 no password, no token, no share secret.
 """
 
+import atexit
 import logging
 import time
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from peewee import SqliteDatabase
 from .auditchain import MARKER_EVENT, is_keyed, keyed_digest, legacy_last
 from .db import database
 from .models import AuditEvent, StudyAccess, utcnow
+from .offpath import OffPathWriter
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +67,31 @@ def _appending():
             yield
 
 
-def record(event, actor="", subject="", address="", detail=""):
-    """Append one entry. Never raises into the caller's request: an audit
-    failure is logged loudly instead (the action itself already happened)."""
+def record(event, actor="", subject="", address="", detail="", at=None):
+    """Append one entry (`at`: when it happened, default now). Never raises
+    into the caller's request: an audit failure is logged loudly instead
+    (the action itself already happened)."""
     if event not in EVENTS:
         raise ValueError(f"unknown audit event {event!r}")
     try:
-        with _appending():
-            last = AuditEvent.select(AuditEvent.chain).order_by(AuditEvent.id.desc()).first()
-            prev = last.chain if last else ""
-            if last and not is_keyed(prev):
-                # The first entry after the legacy (unkeyed) ones: the marker
-                # of the switch point, keyed, comes first (see auditchain).
-                prev = _append(prev, MARKER_EVENT, "", "", "", str(legacy_last()))
-            _append(prev, event, actor, subject, address, detail)
+        _record(event, actor, subject, address, detail, at)
     except Exception:
         log.exception("could not write the audit log entry %s", event)
 
 
-def _append(prev, event, actor, subject, address, detail):
-    at = utcnow()
+def _record(event, actor, subject, address, detail, at=None):
+    with _appending():
+        last = AuditEvent.select(AuditEvent.chain).order_by(AuditEvent.id.desc()).first()
+        prev = last.chain if last else ""
+        if last and not is_keyed(prev):
+            # The first entry after the legacy (unkeyed) ones: the marker
+            # of the switch point, keyed, comes first (see auditchain).
+            prev = _append(prev, MARKER_EVENT, "", "", "", str(legacy_last()))
+        _append(prev, event, actor, subject, address, detail, at)
+
+
+def _append(prev, event, actor, subject, address, detail, at=None):
+    at = at or utcnow()
     values = (str(actor)[:120], str(subject)[:120], str(address)[:64], str(detail)[:500])
     chain = keyed_digest(prev, at, event, *values)
     AuditEvent.create(
@@ -99,34 +106,83 @@ def _append(prev, event, actor, subject, address, detail):
     return chain
 
 
-# (principal, study, hour) already recorded by this process: decisions come by
-# the hundred per viewer, and each would otherwise try a database write.
+# (principal, study, hour) already recorded or noted by this process:
+# decisions come by the hundred per viewer, and each would otherwise try a
+# database write.
 _seen = set()
 
 
-def record_study_access(principal, study, address=""):
-    """At most one entry per principal, study and hour."""
+def _first_this_hour(principal, study):
+    """The (who, study, hour) key when this process has not had it yet."""
     hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
-    who = principal.audit_name
-    key = (who, study.orthanc_id, hour)
+    key = (principal.audit_name, study.orthanc_id, hour)
     if key in _seen:
-        return
+        return None
     if len(_seen) > 10000:
         _seen.clear()
     _seen.add(key)
-    # Another worker may have recorded it already: no error, no rollback.
-    inserted = (
-        StudyAccess.insert(principal=who, study=study.orthanc_id, hour=hour)
+    return key
+
+
+def record_study_access(principal, study, address=""):
+    """At most one entry per principal, study and hour, written now (a page
+    the principal opened)."""
+    key = _first_this_hour(principal, study)
+    if key is not None:
+        _write_access(key, study.patient_id, address, None, raising=False)
+
+
+def note_study_access(principal, study, address=""):
+    """The same, for a decision: noted, and written by this process's own
+    thread a moment later (authsvc/offpath.py), so that the decision never
+    waits for the audit log's lock."""
+    key = _first_this_hour(principal, study)
+    if key is not None:
+        access_notes.note(key, (study.patient_id, address, utcnow()))
+
+
+def _write_access(key, patient_id, address, at, raising):
+    """The StudyAccess row (another worker may have it already: then
+    nothing) and its audit entry. `raising`: in one transaction, and a
+    failure raises (the note is kept for a retry); else a failure is logged."""
+    if not raising:
+        if _insert_access(key):
+            record("study_access", key[0], key[1], address, f"patient {patient_id}", at)
+        return
+    with _appending():
+        if _insert_access(key):
+            _record("study_access", key[0], key[1], address, f"patient {patient_id}", at)
+
+
+def _insert_access(key):
+    who, study_id, hour = key
+    return (
+        StudyAccess.insert(principal=who, study=study_id, hour=hour)
         .on_conflict_ignore()
         .as_rowcount()
         .execute()
     )
-    if not inserted:
-        return
-    record(
-        "study_access",
-        actor=who,
-        subject=study.orthanc_id,
-        address=address,
-        detail=f"patient {study.patient_id}",
-    )
+
+
+class StudyAccessNotes(OffPathWriter):
+    """Decisions' study_access entries, written at once by a thread (eager):
+    they reach the log within moments, in the order they were noted, each
+    dated when its decision was made."""
+
+    name = "study access entries"
+
+    def merge(self, old, new):
+        return old  # the first decision of the hour is the one recorded
+
+    def write(self, pending):
+        for key, (patient_id, address, at) in sorted(pending.items(), key=lambda kv: kv[1][2]):
+            # Each entry its own transaction (the chain's lock held briefly);
+            # a failure raises, and the notes not written are kept.
+            _write_access(key, patient_id, address, at, raising=True)
+            del pending[key]
+
+
+access_notes = StudyAccessNotes(flush_seconds=1.0, eager=True)
+# A worker that exits normally writes what it noted (gunicorn_conf's
+# worker_exit does too, before the chain's head is checkpointed).
+atexit.register(access_notes.flush)

@@ -34,5 +34,9 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     # ... and when a worker stops (the newest entries are then checkpointed).
+    from authsvc import audit
+
+    # The decisions' study_access entries still in memory go in first.
+    audit.access_notes.flush()
     services = worker.wsgi.extensions["authsvc"]
     services.audit_checkpoints.run_once("shutdown")

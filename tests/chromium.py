@@ -82,7 +82,30 @@ def wait(driver, predicate, timeout=20, what="condition", interval=0.1):
     raise AssertionError(
         f"timed out after {timeout} s waiting for {what}"
         + (f" (last error: {last_error!r})" if last_error else "")
+        + f"; the page: {page_state(driver)}"
     )
+
+
+# What a page shows and what its last requests answered, for a wait that
+# timed out: which request failed or hung, and the alert the page showed.
+PAGE_STATE = """
+const alerts = [...document.querySelectorAll('[role=alert]')]
+  .map((e) => e.textContent.trim()).filter(Boolean);
+const requests = performance.getEntriesByType('resource').slice(-8).map((e) => {
+  const u = new URL(e.name);
+  return u.pathname + (u.search ? '?…' : '') + ' ' + (e.responseStatus || '-')
+    + ' ' + Math.round(e.duration) + 'ms';
+});
+return {url: location.pathname, alerts, requests,
+        stage: document.getElementById('stage') ? {...document.getElementById('stage').dataset} : null};
+"""
+
+
+def page_state(driver):
+    try:
+        return driver.execute_script(PAGE_STATE)
+    except Exception as exc:  # the page itself is gone or hung
+        return f"unreadable ({exc!r})"
 
 
 def fetch_status(driver, url):

@@ -10,7 +10,7 @@ import zoneinfo
 
 import pytest
 
-from authsvc import ingest
+from authsvc import audit, ingest
 from authsvc.cli import ensure_admin
 from authsvc.models import AuditEvent
 from tests.helpers import fake_study
@@ -77,6 +77,7 @@ def world(app):
     _, rule_token = login(login="dra-gomez", password=rule_pw["dra-gomez"])
     opens(rule_token, nunez["study_orthanc_id"])
     opens(rule_token, other["study_orthanc_id"])
+    audit.access_notes.flush()  # the decisions' entries, written off the request
     admin, _ = login(username="admin", password=ADMIN_PW)
     assert admin.post("/api/patients/P-77/credentials", json={}).status_code == 200
     return {"admin": admin, "nunez": nunez["study_orthanc_id"], "other": other["study_orthanc_id"]}

@@ -133,6 +133,9 @@ def test_audit_records_logins_issues_shares_and_study_access(app, patient):
     for _ in range(3):  # a viewer's many requests: one entry per hour
         r = p.post("/internal/authorize", json=ask, headers={"X-Authsvc-Secret": "i" * 40})
         assert r.json["granted"]
+    # The decision's entry is written by the process's own thread, a moment
+    # later (authsvc/offpath.py); flush() returns once it is.
+    audit.access_notes.flush()
     p.post("/api/logout", json={})
     admin = admin_client(app)
     admin.post("/api/patients/P-1/credentials", json={})

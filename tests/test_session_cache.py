@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from authsvc import ingest
+from authsvc import audit, ingest
 from authsvc import sessions as sessions_module
 from authsvc.cli import ensure_admin
 from authsvc.models import Session, utcnow
@@ -194,6 +194,7 @@ def test_a_remembered_rule_login_decides_in_one_statement(app):
     token = app.extensions["authsvc"].sessions.start(rule_login=login)
     ask = {"token": token, "uri": f"/instances/{mine['instances'][0][0]}/file"}
     assert granted(app, ask)  # the session is now remembered
+    audit.access_notes.flush()  # and the study's audit entry written (not counted below)
     for data, expected in ((mine, True), (other, False)):
         for uri in (
             f"/series/{data['series'][0][0]}",

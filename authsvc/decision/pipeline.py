@@ -109,7 +109,7 @@ def answer(
         principal = principal_of(services, token)
     decision = policy.decide(principal, target)
     for study in decision.studies:
-        audit.record_study_access(principal, study, address)
+        audit.note_study_access(principal, study, address)
     # Granted: a principal (decide refuses None).
     if (
         decision.granted

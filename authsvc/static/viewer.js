@@ -43,6 +43,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   // (and their memory freed) beyond a few dozen.
   const cache = new Map();
   const CACHE_SIZE = 40;
+  // Waits before asking again for a slice that failed (then it is given up).
+  const RETRY_MS = [1000, 3000];
   function load(url) {
     if (cache.has(url)) {
       const hit = cache.get(url);
@@ -103,14 +105,21 @@ document.addEventListener("DOMContentLoaded", async () => {
     img.alt = text;
     stage.dataset.index = String(index);
     let src;
-    try { src = await load(url); } catch (status) {
-      if (stage.dataset.want !== url) return;
-      stage.removeAttribute("aria-busy");
-      if (status === 401) { location.replace("/"); return; }
-      message.textContent = status === 0 ? m.network : m.image_failed;
-      return;
+    for (let attempt = 0; src === undefined; attempt++) {
+      try { src = await load(url); } catch (status) {
+        if (stage.dataset.want !== url) return;
+        if (status === 401) { location.replace("/"); return; }
+        message.textContent = status === 0 ? m.network : m.image_failed;
+        // A dropped line or a busy server (its check refuses what it could
+        // not decide in time) passes: the slice is asked for again, a few
+        // times, before the message stays. A missing image does not come back.
+        if (status === 404 || attempt >= RETRY_MS.length) { stage.removeAttribute("aria-busy"); return; }
+        await new Promise((done) => setTimeout(done, RETRY_MS[attempt]));
+        if (stage.dataset.want !== url) return;
+      }
     }
     if (stage.dataset.want !== url) return;  // another slice was asked for meanwhile
+    message.textContent = "";
     img.dataset.source = url;
     img.src = src;
     fetchAhead(index);

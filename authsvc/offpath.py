@@ -1,0 +1,100 @@
+"""Writes the decision path notes and does not wait for (authsvc/lastseen.py:
+sessions' last use; authsvc/audit.py: who opened which study).
+
+A decision answers a viewer's every image, and nginx's check gives it 1 s:
+one that waited for a database another writer held (a big study being
+recorded, a backup, another decision's audit entry) was refused, and the
+image with it. So the decision only notes what is to be written, in memory;
+a thread of the same process writes the notes, every `flush_seconds` or at
+once when `eager`, in one transaction, and again when the process exits. A
+note that cannot be written is kept for the next flush; a worker killed
+outright loses the notes it had not written yet.
+
+Subclasses say how a note merges with one of the same key (`merge`) and how
+a batch is written (`write`, inside a transaction)."""
+
+import logging
+import os
+import threading
+
+from .db import database
+
+log = logging.getLogger(__name__)
+
+
+class OffPathWriter:
+    name = "notes"
+
+    def __init__(self, flush_seconds, eager=False):
+        self.flush_seconds = flush_seconds
+        self.eager = eager  # wake the thread at each note, not only every flush_seconds
+        self._pending = {}
+        self._lock = threading.Lock()  # the notes
+        self._flushing = threading.Lock()  # one flush at a time: flush() returns once written
+        self._wake = threading.Event()
+        self._thread = None
+        self._pid = None
+        self._database = None  # the database the notes belong to
+
+    def merge(self, old, new):
+        return new
+
+    def paused(self):
+        """Held: no flush runs (a test looks at the database in between)."""
+        return self._flushing
+
+    def write(self, pending):
+        raise NotImplementedError
+
+    def note(self, key, value):
+        """Remember `value` under `key` for the next write (no database work)."""
+        with self._lock:
+            self._database = database.obj
+            old = self._pending.get(key)
+            self._pending[key] = value if old is None else self.merge(old, value)
+            self._start()
+        if self.eager:
+            self._wake.set()
+
+    def _start(self):
+        # Started lazily, in the process that notes: gunicorn forks its
+        # workers after the app is built, and threads do not survive a fork.
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name=f"authsvc-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self):
+        """Write every note taken so far, in one transaction; how many. The
+        notes of a write that failed are kept for the next flush."""
+        with self._flushing:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                target = self._database
+            # The app (and its database) changed since the notes were taken (a
+            # test suite building a new app per test): they are the old one's.
+            if not pending or target is None or database.obj is not target:
+                return 0
+            try:
+                with database.connection_context():
+                    self.write(pending)
+            except Exception as exc:
+                log.warning(
+                    "could not write %d %s (kept for the next try): %s",
+                    len(pending),
+                    self.name,
+                    exc,
+                )
+                with self._lock:
+                    for key, value in pending.items():
+                        old = self._pending.get(key)
+                        self._pending[key] = value if old is None else self.merge(value, old)
+                return 0
+            return len(pending)

@@ -1,0 +1,47 @@
+"""A decision writes nothing on its request, not even the first audit entry
+of its study this hour (authsvc/offpath.py): the entry reaches the log a
+moment later, written by the process's own thread, dated when the decision
+was made; a write that fails keeps the note for the next try."""
+
+from authsvc import audit
+from authsvc.models import AuditEvent, StudyAccess, utcnow
+from tests.test_last_seen import writes_during
+from tests.test_session_cache import granted, patient  # noqa: F401 (a fixture)
+
+
+def study_access_entries():
+    return list(AuditEvent.select().where(AuditEvent.event == "study_access"))
+
+
+def test_the_first_decision_of_the_hour_writes_nothing_on_its_request(app, patient):  # noqa: F811
+    audit.access_notes.flush()
+    # The process's thread would write at once: held back to look in between.
+    with audit.access_notes.paused():
+        before = utcnow()
+        result, writes = writes_during(lambda: granted(app, patient))
+        after = utcnow()
+        assert result and writes == [], writes
+        assert study_access_entries() == []
+    audit.access_notes.flush()
+    [entry] = study_access_entries()
+    assert before <= entry.at <= after
+    assert StudyAccess.select().count() == 1
+    # The same study again this hour: nothing more.
+    assert granted(app, patient)
+    audit.access_notes.flush()
+    assert len(study_access_entries()) == 1
+
+
+def test_a_note_that_could_not_be_written_is_kept(app, patient, monkeypatch):  # noqa: F811
+    def fails(*args, **kwargs):
+        raise RuntimeError("the database is locked")
+
+    audit.access_notes.flush()
+    with audit.access_notes.paused():  # the thread waits until the write fails
+        assert granted(app, patient)
+        monkeypatch.setattr(audit, "_insert_access", fails)
+    assert audit.access_notes.flush() == 0
+    assert study_access_entries() == []
+    monkeypatch.undo()
+    audit.access_notes.flush()  # (or the thread's own, a moment before)
+    assert len(study_access_entries()) == 1
