@@ -45,7 +45,15 @@ class Statement:
     width: int
 
     def text(self) -> str:
-        return self.sql.format(p=database.param)
+        # Formatted once per placeholder style: it was 2 % of a decision's CPU.
+        key = (self.sql, database.param)
+        text = _texts.get(key)
+        if text is None:
+            text = _texts[key] = self.sql.format(p=database.param)
+        return text
+
+
+_texts: dict[tuple[str, str], str] = {}
 
 
 def columns(
