@@ -1,6 +1,7 @@
 """Headless Chromium for the page tests: Debian's `chromium` and
 `chromium-driver` driven by Selenium, with the driver's path given so that
-Selenium Manager never downloads anything."""
+Selenium Manager never downloads anything; what a page shows, and that a
+Spanish page shows no English (assert_no_english)."""
 
 import base64
 import io
@@ -8,9 +9,12 @@ import os
 import re
 import tempfile
 import time
+from pathlib import Path
 
+from babel.messages.pofile import read_po
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -27,6 +31,15 @@ FLAGS = [
     "--hide-scrollbars",
 ]
 PHONE = {"width": 390, "height": 844}
+# The Spanish messages (assert_no_english).
+CATALOG = (
+    Path(__file__).resolve().parent.parent
+    / "authsvc"
+    / "translations"
+    / "es"
+    / "LC_MESSAGES"
+    / "messages.po"
+)
 PHONE_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36"
@@ -161,3 +174,38 @@ def decode_qr(png_bytes):
 
     image = Image.open(io.BytesIO(png_bytes)).convert("L")
     return [r.text for r in zxingcpp.read_barcodes(image)]
+
+
+def english_strings():
+    """Every English message of the app whose Spanish text differs (words of
+    three letters or more), to be looked for in Spanish pages."""
+    with open(CATALOG, "rb") as fh:
+        catalog = read_po(fh)
+    found = set()
+    for m in catalog:
+        if m.id and m.string and m.id != m.string:
+            for part in re.split(r"%\(\w+\)s", m.id):
+                part = part.strip(" .:;,?()")
+                if len(part) >= 3 and part.lower() not in m.string.lower():
+                    found.add(part)
+    return found
+
+
+def visible_text(driver):
+    """The text of the page and of its screen-reader labels and titles."""
+    return "\n".join(
+        [driver.title, driver.find_element(By.TAG_NAME, "body").text]
+        + driver.execute_script(
+            "return [...document.querySelectorAll('[aria-label],[alt],[title],[placeholder]')]"
+            ".map(e => [e.getAttribute('aria-label'), e.getAttribute('alt'), e.getAttribute('title'),"
+            " e.getAttribute('placeholder')].filter(Boolean).join(' '))"
+        )
+    )
+
+
+def assert_no_english(driver):
+    text = visible_text(driver)
+    leaked = [
+        s for s in english_strings() if re.search(r"(?<!\w)" + re.escape(s) + r"(?!\w)", text)
+    ]
+    assert not leaked, f"English on a Spanish page {driver.current_url}: {leaked}"

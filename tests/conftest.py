@@ -26,6 +26,11 @@ from tests.helpers import (
     service_app,
 )
 
+# Shared fixtures and checks that moved out of test modules (CONTRIBUTING.md,
+# "Tests") keep pytest's detailed assert messages: it rewrites the asserts of
+# test modules and conftest only, unless told.
+pytest.register_assert_rewrite("tests.chromium", "tests.decisions", "tests.pages_world")
+
 
 def pytest_addoption(parser):
     parser.addoption(

@@ -1,5 +1,7 @@
 """Real DICOM for the tests: pydicom's bundled CT and MR files, rewritten with
-pydicom into the patients, studies and series each test needs."""
+pydicom into the patients, studies and series each test needs; sending them
+to the stack's Orthanc, and what the service then recorded of them (or the
+identity conflict it found)."""
 
 import os
 import subprocess
@@ -280,6 +282,22 @@ def send_patient(stack, orthanc, tmp_path, patient_id, name, charset):
     }
 
 
+def raw_patient_id(raw, charset):
+    """Write the PatientID's bytes as they are, under a SpecificCharacterSet
+    Orthanc may not know (pydicom writes bytes values unchanged)."""
+
+    def edit(ds):
+        ds.SpecificCharacterSet = charset
+        ds["PatientID"] = pydicom.DataElement(0x00100020, "LO", raw)
+
+    return edit
+
+
+def one_series(n=1):
+    """A StudySpec's series: one CT series of `n` instances."""
+    return [SeriesSpec("CT", n, {})]
+
+
 def send(stack, orthanc, tmp_path, spec, extra=None):
     """Write a study (each file passed through `extra(ds)` first, if given),
     send it with storescu; its Orthanc study ID."""
@@ -299,3 +317,11 @@ def send(stack, orthanc, tmp_path, spec, extra=None):
 def recorded(admin, orthanc_id):
     studies = admin.get("/api/studies", params={"limit": 1000}).json()["studies"]
     return next((s for s in studies if s["orthanc_id"] == orthanc_id), None)
+
+
+def conflict_of(admin, study):
+    """The ingest problem of `study` that is an identity conflict, or None."""
+    for problem in admin.get("/api/ingest/problems").json()["problems"]:
+        if problem["orthanc_id"] == study and problem.get("conflict"):
+            return problem
+    return None

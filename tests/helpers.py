@@ -1,5 +1,6 @@
 """What the tests share that is not a fixture: constants, a client of the
-public entry, a fresh database, the service in-process, made-up studies.
+public entry, a fresh database, the service in-process and its rules file,
+made-up studies, the stack's database and rules file.
 Imported as `tests.helpers` (pyproject's pytest `pythonpath`, and `python -m`
 from the repository's root for bench/); fixtures stay in tests/conftest.py."""
 
@@ -159,6 +160,20 @@ def admin_test_client(app, password=ADMIN_PASSWORD):
     return c
 
 
+def write_rules(app, logins, passwords_for=()):
+    """The in-process service's rules file (`logins`), and a password for each
+    login of `passwords_for`: {login: password}."""
+    from authsvc.cli import set_rule_password
+
+    rules_path = app.config["RULES_FILE"]
+    with open(rules_path, "w") as fh:
+        fh.write("// test rules\n" + json.dumps({"logins": logins}, indent=1))
+    made = {}
+    for name in passwords_for:
+        made[name] = set_rule_password(app.config["RULE_PASSWORDS_FILE"], rules_path, name)
+    return made
+
+
 def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOHN", values=None):
     """What ingest.read_study returns for a study, made up without Orthanc.
     Orthanc IDs are well-formed (5 groups of 8 hex digits) and distinct per
@@ -197,6 +212,25 @@ def fake_study(patient_id="P1", study="1", series=2, per_series=2, name="DOE^JOH
             for i in range(series)
         ],
     }
+
+
+def add_rule_login(stack, entry):
+    """Add one login to the stack's rules file, keeping the others (other test
+    modules share the stack and may have theirs there)."""
+    from authsvc.rules import strip_comments
+
+    path = stack.data_dir / "rules.json"
+    try:
+        data = json.loads(strip_comments(path.read_text(encoding="utf-8")) or "{}")
+        logins = [e for e in data.get("logins", []) if e.get("login") != entry["login"]]
+    except (OSError, ValueError, AttributeError):
+        logins = []
+    path.write_text(
+        "// written by the tests (tests/helpers.py, add_rule_login)\n"
+        + json.dumps({"logins": logins + [entry]}, ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
+    return path
 
 
 def stack_db_url(stack):

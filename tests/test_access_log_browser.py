@@ -16,9 +16,8 @@ from authsvc.cli import set_rule_password
 from tests import chromium
 from tests.chromium import wait
 from tests.dicom_samples import SeriesSpec, StudySpec, lookup, send_recorded
-from tests.helpers import Browser, wait_for
-from tests.test_pages_browser import add_rule_login
-from tests.test_reports_browser import small_phone
+from tests.helpers import Browser, add_rule_login, wait_for
+from tests.phone import small_phone
 
 TITLE = {"es": "Quién ha abierto sus estudios", "en": "Who has opened your studies"}
 SHARE = {"es": "Su enlace compartido n.º {n}", "en": "Your shared link #{n}"}

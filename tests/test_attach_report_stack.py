@@ -19,8 +19,7 @@ from authsvc.cli import set_rule_password
 from tests import chromium
 from tests.chromium import wait
 from tests.dicom_samples import SeriesSpec, StudySpec, minimal_pdf, recorded, send_recorded
-from tests.helpers import ADMIN_PASSWORD, Browser, wait_for
-from tests.test_pages_browser import add_rule_login
+from tests.helpers import ADMIN_PASSWORD, Browser, add_rule_login, wait_for
 
 pytestmark = pytest.mark.stack
 

@@ -13,8 +13,7 @@ import pytest
 from authsvc import audit, ingest
 from authsvc.cli import ensure_admin
 from authsvc.models import AuditEvent
-from tests.helpers import fake_study
-from tests.test_rules import write_rules
+from tests.helpers import fake_study, write_rules
 
 ADMIN_PW = "admin password long enough"
 REF = "0008,0090"

@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 from tests.chromium import wait
 from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from tests.helpers import Browser, wait_for
-from tests.test_desk_browser import DESKTOP, TABLET, log_in_staff, open_browser
+from tests.staff_browser import DESKTOP, TABLET, log_in_staff, open_browser
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 

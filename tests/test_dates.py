@@ -8,7 +8,7 @@ import re
 
 from authsvc import i18n
 from authsvc.models import Patient, Study
-from tests.test_pages_app import site, staff_client, world  # noqa: F401 (fixtures)
+from tests.pages_world import site, staff_client, world  # noqa: F401 (fixtures)
 
 # Spanish: "2 dic 2026, 1:16"; English: "Dec 2, 2026, 1:16 AM".
 ONE_FORMAT = {

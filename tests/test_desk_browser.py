@@ -14,18 +14,16 @@ import uuid
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests import chromium
 from tests.chromium import decode_qr, wait
 from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from tests.helpers import ADMIN_PASSWORD, wait_for
+from tests.helpers import wait_for
+from tests.staff_browser import DESKTOP, TABLET, log_in_staff, open_browser
 
 pytestmark = pytest.mark.stack
 
-DESKTOP = (1366, 768)
-TABLET = (800, 1280)
 STUDIES = 10
 
 
@@ -62,27 +60,6 @@ def desk(stack, orthanc, admin, tmp_path_factory):
         s["study"] = lookup(orthanc, s["uid"])
         wait_for(lambda s=s: recorded(admin, s["study"]), 60, what="study recorded")
     return {"base": stack.public_url, "studies": studies, "suffix": suffix}
-
-
-def open_browser(size, language="es"):
-    """A browser whose viewport is exactly `size` (CSS px); 800 px wide is a
-    touch tablet."""
-    driver = chromium.start(language)
-    width, height = size
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 1000},
-    )
-    if width < 1000:
-        driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True})
-    return driver
-
-
-def log_in_staff(driver, base):
-    driver.get(base + "/staff/login")
-    driver.find_element(By.ID, "username").send_keys("admin")
-    driver.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD + Keys.ENTER)
-    wait(driver, lambda d: d.current_url.endswith("/staff"), what="the dashboard")
 
 
 def wait_rows(driver, desk):

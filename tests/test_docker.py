@@ -5,7 +5,6 @@ Debian's nginx (`nginx -t`), and the webhook it points at is exercised by
 tests/test_webhook_contract.py. The gate nginx asks before the routes the
 plugin leaves open is tested here for real."""
 
-import json
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ import yaml
 
 from authsvc import ingest
 from authsvc.cli import ensure_admin
+from tests.docker_files import load_commented_json, plugin_config
 from tests.helpers import fake_study, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,15 +60,6 @@ def test_compose_file_is_valid_and_keeps_secrets_out(profile):
     assert {s["file"] for s in config["secrets"].values()} <= {
         str(ROOT / "secrets" / n) for n in config["secrets"]
     } | {f"./secrets/{n}" for n in config["secrets"]}
-
-
-def load_commented_json(path):
-    text = re.sub(r"^\s*//.*$", "", path.read_text(), flags=re.M)
-    return json.loads(text)
-
-
-def plugin_config():
-    return load_commented_json(ROOT / "deploy" / "docker" / "orthanc.json")["Authorization"]
 
 
 def test_orthanc_config_uses_the_plugin_safely():

@@ -22,8 +22,8 @@ from authsvc.decision import policy, routes
 from authsvc.decision.principals import BY_KIND, StaffPrincipal
 from authsvc.models import StaffUser
 from authsvc.webhook import _profile
+from tests.docker_files import plugin_config
 from tests.route_matrix import MATRIX
-from tests.test_docker import plugin_config
 
 OID = "0473d9ec-1971156a-8a763313-b599e788-fe57b70d"
 PLUGIN_METHODS = ("get", "post", "put", "delete")

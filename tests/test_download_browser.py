@@ -16,9 +16,8 @@ from authsvc.cli import set_rule_password
 from tests import chromium
 from tests.chromium import wait
 from tests.dicom_samples import SeriesSpec, StudySpec, send_recorded
-from tests.helpers import Browser
-from tests.test_pages_browser import add_rule_login
-from tests.test_reports_browser import log_in, small_phone
+from tests.helpers import Browser, add_rule_login
+from tests.phone import log_in_as, small_phone
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -68,7 +67,7 @@ def study(stack, orthanc, admin, tmp_path_factory):
     rule_password = set_rule_password(
         str(stack.data_dir / "rule-passwords.json"), str(rules_path), login
     )
-    # Shaped for test_reports_browser.log_in.
+    # Shaped for tests/phone.py's log_in_as.
     return {
         "R": {"pid": spec.patient_id, "password": password},
         "study": orthanc_id,
@@ -99,7 +98,7 @@ def shown_bytes(text, language):
 def test_the_download_says_its_size_and_the_full_viewer_is_for_physicians(study, who, language):
     phone = small_phone(language)
     try:
-        log_in(phone, who, study)
+        log_in_as(phone, who, study)
         card = phone.find_element(By.CSS_SELECTOR, f'li.study[data-study="{study["study"]}"]')
         on_list = card.find_element(By.CSS_SELECTOR, "a.download").text
         phone.get(f"{study['base']}/portal/studies/{study['study']}")

@@ -20,7 +20,7 @@ from deploy import doctor
 from deploy.site import SITE_DEFAULTS
 from deploy.trial import startup_warnings
 from tests.helpers import fake_study
-from tests.test_pages_app import STAFF_PAGES, STAFF_PASSWORD, make_app, staff_client
+from tests.pages_world import STAFF_PAGES, STAFF_PASSWORD, make_app, staff_client
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from authsvc import ingest, passwords
 from authsvc.cli import ensure_admin
 from authsvc.migrations import migrate
 from authsvc.models import AuditEvent, Patient, RuleMatch, SchemaVersion, StaffUser, Study
-from tests.helpers import fake_study
+from tests.helpers import fake_study, write_rules
 
 # Imported where used, so that each test of this file fails on its own
 # assertion (not all at import) on code without the conflicts module.
@@ -239,8 +239,6 @@ def test_missing_birth_dates_are_no_conflict(app):
 
 
 def test_rule_logins_never_see_a_conflicting_study(app, staff):
-    from tests.test_rules import write_rules
-
     record(fake_study("RL-1", "1", values={INST: ["HOSPITAL CENTRAL"]}))
     other = fake_study("RL-1", "2", values={INST: ["HOSPITAL CENTRAL"]})
     other["patient"]["PatientBirthDate"] = "19990202"

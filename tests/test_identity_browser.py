@@ -10,11 +10,10 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests import chromium
-from tests.chromium import wait
-from tests.dicom_samples import StudySpec, recorded
+from tests.chromium import assert_no_english, wait
+from tests.dicom_samples import StudySpec, conflict_of, one_series, raw_patient_id, recorded, send
 from tests.helpers import wait_for
-from tests.test_identity_stack import conflict_of, one_series, raw_patient_id, send
-from tests.test_pages_browser import assert_no_english, staff_login
+from tests.staff_browser import staff_login
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 

@@ -7,28 +7,12 @@ resolves it."""
 
 import uuid
 
-import pydicom
 import pytest
 
-from tests.dicom_samples import SeriesSpec, StudySpec, recorded, send
+from tests.dicom_samples import StudySpec, conflict_of, one_series, raw_patient_id, recorded, send
 from tests.helpers import Browser, wait_for
 
 pytestmark = pytest.mark.stack
-
-
-def raw_patient_id(raw, charset):
-    """Write the PatientID's bytes as they are, under a SpecificCharacterSet
-    Orthanc may not know (pydicom writes bytes values unchanged)."""
-
-    def edit(ds):
-        ds.SpecificCharacterSet = charset
-        ds["PatientID"] = pydicom.DataElement(0x00100020, "LO", raw)
-
-    return edit
-
-
-def one_series(n=1):
-    return [SeriesSpec("CT", n, {})]
 
 
 def patient_login(stack, admin, pid):
@@ -41,13 +25,6 @@ def patient_login(stack, admin, pid):
 
 def studies_of(browser):
     return {s["orthanc_id"] for s in browser.get("/api/studies").json()["studies"]}
-
-
-def conflict_of(admin, study):
-    for problem in admin.get("/api/ingest/problems").json()["problems"]:
-        if problem["orthanc_id"] == study and problem.get("conflict"):
-            return problem
-    return None
 
 
 def recorded_or_conflict(admin, study):

@@ -17,7 +17,7 @@ from tests import chromium
 from tests.chromium import image_spread, wait
 from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from tests.helpers import wait_for
-from tests.test_reports_browser import small_phone
+from tests.phone import small_phone
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 

@@ -4,35 +4,11 @@ touch writes nothing; the note reaches the database with the next flush,
 never later than the moment it was noted, and idle sessions still end."""
 
 import datetime
-import threading
 
 from authsvc import audit, lastseen
-from authsvc.db import database
 from authsvc.models import Session, utcnow
 from authsvc.sessions import forget_recent
-from tests.test_session_cache import granted, patient  # noqa: F401 (a fixture)
-
-
-def writes_during(fn):
-    """fn's result and the writes made by this thread while it ran (the
-    request's; the service's own writer threads are off the request)."""
-    seen = []
-    real = database.obj.execute_sql
-    me = threading.get_ident()
-
-    def counting(sql, params=None, *args, **kwargs):
-        if threading.get_ident() == me and sql.lstrip().upper().startswith(
-            ("UPDATE", "INSERT", "DELETE")
-        ):
-            seen.append(sql)
-        return real(sql, params, *args, **kwargs)
-
-    database.obj.execute_sql = counting
-    try:
-        result = fn()
-    finally:
-        database.obj.execute_sql = real
-    return result, seen
+from tests.decisions import granted, patient, writes_during  # noqa: F401 (a fixture)
 
 
 def age_sessions(minutes):

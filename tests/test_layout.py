@@ -1,8 +1,9 @@
 """How the suite is put together (CONTRIBUTING.md, "Tests"): helpers imported
 from tests.helpers, never from conftest and never through sys.path edits; one
 free_port; the `stack` and `browser` markers registered, strict, and enforced
-on whatever a test starts."""
+on whatever a test starts; no module imports a test module."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -110,8 +111,6 @@ def test_every_relative_import_names_a_module_that_exists():
     """Imports inside functions run late (doctor's did, after a module moved):
     each `from .x import` of authsvc/ and deploy/ must name a file that is there,
     and the installed service imports nothing of deploy/."""
-    import ast
-
     for package in ("authsvc", "deploy"):
         for source in sorted((ROOT / package).rglob("*.py")):
             tree = ast.parse(source.read_text(encoding="utf-8"))
@@ -129,3 +128,35 @@ def test_every_relative_import_names_a_module_that_exists():
                     assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), (
                         f"{source.relative_to(ROOT)}: from .{name}"
                     )
+
+
+def imported_names(source):
+    """(line, full name) of what `source` imports: `from tests import test_x`
+    and `from .test_x import y` are named tests.test_x too."""
+    package = list(source.relative_to(ROOT).parent.parts)
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package[: len(package) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            yield node.lineno, base
+            for alias in node.names:
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def test_no_module_imports_a_test_module():
+    """A test module is for pytest to collect: the fixtures, helpers and
+    constants other modules need are in modules that are not tests
+    (tests/helpers.py, tests/pages_world.py, tests/phone.py, ...), never
+    imported from another test module."""
+    found = []
+    for source in sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "bench").rglob("*.py")):
+        for line, name in imported_names(source):
+            parts = name.split(".")
+            if parts[0] == "tests" and len(parts) > 1 and parts[1].startswith("test_"):
+                found.append(f"{source.relative_to(ROOT)}:{line} imports {'.'.join(parts[:2])}")
+    assert not found, "test modules imported:\n  " + "\n  ".join(sorted(set(found)))

@@ -15,7 +15,7 @@ from authsvc.db import database
 from tests import chromium
 from tests.chromium import wait
 from tests.helpers import fake_study
-from tests.test_pages_app import STAFF_PASSWORD, make_app
+from tests.pages_world import STAFF_PASSWORD, make_app
 
 pytestmark = pytest.mark.browser
 

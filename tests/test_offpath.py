@@ -5,8 +5,7 @@ was made; a write that fails keeps the note for the next try."""
 
 from authsvc import audit
 from authsvc.models import AuditEvent, StudyAccess, utcnow
-from tests.test_last_seen import writes_during
-from tests.test_session_cache import granted, patient  # noqa: F401 (a fixture)
+from tests.decisions import granted, patient, writes_during  # noqa: F401 (a fixture)
 
 
 def study_access_entries():

@@ -11,7 +11,7 @@ from authsvc.cli import ensure_admin
 from authsvc.db import database
 from authsvc.models import AuditEvent, Patient
 from tests.helpers import fake_study
-from tests.test_pages_app import (  # noqa: F401 (fixtures)
+from tests.pages_world import (  # noqa: F401 (fixtures)
     STAFF_PASSWORD,
     client_as,
     make_app,

@@ -11,23 +11,27 @@ link and sees only that study, the patient revokes it and the link then opens
 nothing; staff see which rule logins see each study, the shares (and revoke
 one) and the rules. Screenshots are kept; their folder is printed at the end."""
 
-import json
 import re
 import time
 import uuid
 import zipfile
-from pathlib import Path
 
 import pytest
-from babel.messages.pofile import read_po
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from authsvc.cli import set_rule_password
-from authsvc.rules import strip_comments
 from tests import chromium
-from tests.chromium import decode_qr, fetch_status, image_spread, pdf_page_size_mm, pdf_pages, wait
+from tests.chromium import (
+    assert_no_english,
+    decode_qr,
+    fetch_status,
+    image_spread,
+    pdf_page_size_mm,
+    pdf_pages,
+    wait,
+)
 from tests.dicom_samples import (
     SeriesSpec,
     StudySpec,
@@ -37,12 +41,10 @@ from tests.dicom_samples import (
     storescu,
     write_study,
 )
-from tests.helpers import ADMIN_PASSWORD, DECISION_CACHE_SECONDS, Browser, wait_for
+from tests.helpers import DECISION_CACHE_SECONDS, Browser, add_rule_login, wait_for
+from tests.staff_browser import staff_login
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
-
-ROOT = Path(__file__).resolve().parent.parent
-CATALOG = ROOT / "authsvc" / "translations" / "es" / "LC_MESSAGES" / "messages.po"
 
 
 @pytest.fixture(scope="module")
@@ -108,49 +110,6 @@ def staff(staff_browser, world):
         staff_login(driver, world["base"])
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr"), what="rows")
     return driver
-
-
-def english_strings():
-    """Every English message of the app whose Spanish text differs (words of
-    three letters or more), to be looked for in Spanish pages."""
-    with open(CATALOG, "rb") as fh:
-        catalog = read_po(fh)
-    found = set()
-    for m in catalog:
-        if m.id and m.string and m.id != m.string:
-            for part in re.split(r"%\(\w+\)s", m.id):
-                part = part.strip(" .:;,?()")
-                if len(part) >= 3 and part.lower() not in m.string.lower():
-                    found.add(part)
-    return found
-
-
-def visible_text(driver):
-    """The text of the page and of its screen-reader labels and titles."""
-    return "\n".join(
-        [driver.title, driver.find_element(By.TAG_NAME, "body").text]
-        + driver.execute_script(
-            "return [...document.querySelectorAll('[aria-label],[alt],[title],[placeholder]')]"
-            ".map(e => [e.getAttribute('aria-label'), e.getAttribute('alt'), e.getAttribute('title'),"
-            " e.getAttribute('placeholder')].filter(Boolean).join(' '))"
-        )
-    )
-
-
-def assert_no_english(driver):
-    text = visible_text(driver)
-    leaked = [
-        s for s in english_strings() if re.search(r"(?<!\w)" + re.escape(s) + r"(?!\w)", text)
-    ]
-    assert not leaked, f"English on a Spanish page {driver.current_url}: {leaked}"
-
-
-def staff_login(driver, base):
-    driver.get(base + "/staff/login")
-    driver.find_element(By.ID, "username").send_keys("admin")
-    driver.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD + Keys.ENTER)  # keyboard only
-    wait(driver, lambda d: d.current_url.endswith("/staff"), what="dashboard")
-    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#rows tr"), what="rows")
 
 
 def row(driver, study):
@@ -511,23 +470,6 @@ def test_staff_logout_is_real(world, staff):
 
 
 # -- physicians and institutions, shares ----------------------------------------
-
-
-def add_rule_login(stack, entry):
-    """Add one login to the stack's rules file, keeping the others (other test
-    modules share the stack and may have theirs there)."""
-    path = stack.data_dir / "rules.json"
-    try:
-        data = json.loads(strip_comments(path.read_text(encoding="utf-8")) or "{}")
-        logins = [e for e in data.get("logins", []) if e.get("login") != entry["login"]]
-    except (OSError, ValueError, AttributeError):
-        logins = []
-    path.write_text(
-        "// written by tests/test_pages_browser.py\n"
-        + json.dumps({"logins": logins + [entry]}, ensure_ascii=False, indent=1),
-        encoding="utf-8",
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

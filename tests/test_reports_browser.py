@@ -10,16 +10,14 @@ import uuid
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 
 from authsvc.cli import set_rule_password
 from tests import chromium
 from tests.chromium import image_spread, wait
 from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from tests.helpers import Browser, wait_for
-from tests.test_pages_browser import add_rule_login
+from tests.helpers import Browser, add_rule_login, wait_for
+from tests.phone import log_in_as, small_phone
 
-SMALL_PHONE = {"width": 360, "height": 640}
 REPORT_TEXT = {"es": "Ver informe (PDF)", "en": "View report (PDF)"}
 
 
@@ -90,36 +88,6 @@ def reports(stack, orthanc, admin, tmp_path_factory, orthanc_version):
     )
 
 
-def small_phone(language):
-    saved = dict(chromium.PHONE)
-    chromium.PHONE.clear()
-    chromium.PHONE.update(SMALL_PHONE)
-    try:
-        return chromium.start(language, phone=True)
-    finally:
-        chromium.PHONE.clear()
-        chromium.PHONE.update(saved)
-
-
-def log_in(phone, who, reports):
-    base, r = reports["base"], reports["R"]
-    if who == "patient":
-        phone.get(f"{base}/#id={r['pid']}&pw={r['password']}")
-        phone.find_element(By.ID, "login-button").click()
-    elif who == "share":
-        phone.get(reports["share_url"])
-    else:
-        phone.get(base + "/#physician")
-        wait(
-            phone,
-            lambda d: d.find_element(By.ID, "rule-name").is_displayed(),
-            what="the physician's form",
-        )
-        phone.find_element(By.ID, "rule-name").send_keys(reports["rule"])
-        phone.find_element(By.ID, "rule-password").send_keys(reports["rule_password"] + Keys.ENTER)
-    wait(phone, lambda d: d.current_url.endswith("/portal"), what="the portal")
-
-
 def fetched(phone, url):
     """Status, content type and first bytes of a GET made by the page itself."""
     return phone.execute_async_script(
@@ -173,7 +141,7 @@ def test_the_report_opens_as_a_pdf(reports, who, language):
     report_url = f"/orthanc/instances/{r['report']}/pdf"
     phone = small_phone(language)
     try:
-        log_in(phone, who, reports)
+        log_in_as(phone, who, reports)
         assert phone.execute_script("return [innerWidth, innerHeight]") == [360, 640]
         card = phone.find_element(By.CSS_SELECTOR, f'li.study[data-study="{r["study"]}"]')
         # The thumbnail is one of the study's images, never the report.

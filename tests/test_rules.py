@@ -2,7 +2,6 @@
 see through the API and the decision function, and patient shares."""
 
 import datetime
-import json
 
 import pytest
 
@@ -10,7 +9,7 @@ from authsvc import ingest
 from authsvc.cli import ensure_admin, set_rule_password
 from authsvc.decision import decide_uri
 from authsvc.models import RuleLogin, Share
-from tests.helpers import fake_study
+from tests.helpers import fake_study, write_rules
 
 REF, PERF, READ, INST = "0008,0090", "0008,1050", "0008,1060", "0008,0080"
 
@@ -35,16 +34,6 @@ def studies(app):
         "passwords": pw,
         "ids": {k: d["study_orthanc_id"] for k, d in made.items()},
     }
-
-
-def write_rules(app, logins, passwords_for=()):
-    rules_path = app.config["RULES_FILE"]
-    with open(rules_path, "w") as fh:
-        fh.write("// test rules\n" + json.dumps({"logins": logins}, indent=1))
-    made = {}
-    for name in passwords_for:
-        made[name] = set_rule_password(app.config["RULE_PASSWORDS_FILE"], rules_path, name)
-    return made
 
 
 LOGINS = [

@@ -7,41 +7,15 @@ import datetime
 import threading
 import time
 
-import pytest
-
 from authsvc import audit, ingest
 from authsvc import sessions as sessions_module
 from authsvc.cli import ensure_admin
 from authsvc.models import Session, utcnow
 from authsvc.sessions import forget_recent
+from tests.decisions import TTL, granted, patient  # noqa: F401 (a fixture)
 from tests.helpers import fake_study
 
 ADMIN_PW = "admin password long enough"
-TTL = 0.5  # the default
-
-
-@pytest.fixture
-def patient(app):
-    assert app.config["SESSION_CACHE_SECONDS"] == TTL
-    forget_recent()  # another test's app may have left sessions of its own
-    data = fake_study("PC-1", "1")
-    password = ingest.store_study(data["study_orthanc_id"], data)
-    client = app.test_client()
-    r = client.post("/api/login", json={"patient_id": "PC-1", "password": password})
-    assert r.status_code == 200
-    token = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
-    return {"client": client, "token": token, "uri": f"/instances/{data['instances'][0][0]}/file"}
-
-
-def granted(app, patient):
-    secret = app.extensions["authsvc"].secrets["ingest_secret"]
-    r = app.test_client().post(
-        "/internal/authorize",
-        headers={"X-Authsvc-Secret": secret},
-        json={"method": "GET", "uri": patient["uri"], "token": patient["token"]},
-    )
-    assert r.status_code == 200
-    return r.get_json()["granted"]
 
 
 def test_a_session_ended_by_another_worker_is_refused_within_the_ttl(app, patient):

@@ -8,7 +8,7 @@ import datetime
 from authsvc import ingest
 from authsvc.models import Patient, Study
 from tests.helpers import fake_study
-from tests.test_pages_app import site, staff_client, world  # noqa: F401 (fixtures)
+from tests.pages_world import site, staff_client, world  # noqa: F401 (fixtures)
 
 
 def test_the_batch_prints_the_pending_slips_of_the_filters(site, world):

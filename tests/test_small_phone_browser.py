@@ -13,7 +13,7 @@ from tests import chromium
 from tests.chromium import wait
 from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from tests.helpers import Browser, wait_for
-from tests.test_reports_browser import small_phone
+from tests.phone import log_in_patient, small_phone
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -62,17 +62,11 @@ def patient(stack, orthanc, admin, tmp_path_factory):
     }
 
 
-def log_in(phone, patient):
-    phone.get(f"{patient['base']}/#id={patient['pid']}&pw={patient['password']}")
-    phone.find_element(By.ID, "login-button").click()
-    wait(phone, lambda d: d.current_url.endswith("/portal"), what="the portal")
-
-
 @pytest.mark.parametrize("language", ["es", "en"])
 def test_the_viewer_fits_a_small_phone(patient, language):
     phone = small_phone(language)
     try:
-        log_in(phone, patient)
+        log_in_patient(phone, patient)
         phone.get(f"{patient['base']}/portal/studies/{patient['study']}")
         wait(
             phone,
@@ -154,7 +148,7 @@ def test_links_opened_in_a_tab_already_on_the_site(patient):
 def test_logging_out_says_so(patient, language, text):
     phone = small_phone(language)
     try:
-        log_in(phone, patient)
+        log_in_patient(phone, patient)
         phone.find_element(By.ID, "logout").click()
         message = wait(
             phone, lambda d: d.find_element(By.ID, "logged-out"), what="the logout message"

@@ -15,9 +15,8 @@ from authsvc.cli import set_rule_password
 from tests import chromium
 from tests.chromium import wait
 from tests.dicom_samples import SR_FINDINGS, SeriesSpec, StudySpec, lookup, send_recorded
-from tests.helpers import Browser
-from tests.test_pages_browser import add_rule_login
-from tests.test_reports_browser import log_in, small_phone
+from tests.helpers import Browser, add_rule_login
+from tests.phone import log_in_as, small_phone
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -84,7 +83,7 @@ def test_the_structured_report_reads_as_text(reports, who, language):
     r = reports["R"]
     phone = small_phone(language)
     try:
-        log_in(phone, who, reports)
+        log_in_as(phone, who, reports)
         card = phone.find_element(By.CSS_SELECTOR, f'li.study[data-study="{r["study"]}"]')
         assert (
             card.find_element(By.CSS_SELECTOR, "img.thumb").get_attribute("data-instance")

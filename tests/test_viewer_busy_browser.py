@@ -19,8 +19,7 @@ from tests import chromium
 from tests.chromium import wait
 from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
 from tests.helpers import Browser, wait_for
-from tests.test_reports_browser import small_phone
-from tests.test_small_phone_browser import log_in
+from tests.phone import log_in_patient, small_phone
 
 pytestmark = pytest.mark.stack
 
@@ -103,7 +102,7 @@ def test_a_slice_that_failed_is_asked_for_again(stack, orthanc, admin, tmp_path)
     patient = fresh_study(stack, orthanc, admin, tmp_path)
     phone = small_phone("es")
     try:
-        log_in(phone, patient)
+        log_in_patient(phone, patient)
         phone.execute_cdp_cmd("Network.enable", {})
         phone.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/orthanc/instances/*"]})
         phone.get(f"{patient['base']}/portal/studies/{patient['study']}")
