@@ -54,6 +54,17 @@ DEFAULT_ORTHANC = "/usr/sbin/Orthanc"
 SITE_DEFAULTS = dict(sitefiles.SITE_DEFAULTS, http_address="0.0.0.0", http_port=80, https_port=443)
 
 
+class _At:
+    """One installed path, as the layout's attribute: `path` ({name}: NAME)
+    under the layout's root."""
+
+    def __init__(self, path):
+        self.path = path.format(name=NAME)
+
+    def __get__(self, layout, owner=None):
+        return self if layout is None else layout.at(self.path)
+
+
 @dataclass(frozen=True)
 class Layout:
     """The installed paths, under `root` ("/" on a server)."""
@@ -63,58 +74,19 @@ class Layout:
     def at(self, path):
         return self.root / path.lstrip("/")
 
-    @property
-    def etc(self):
-        return self.at(f"/etc/{NAME}")
-
-    @property
-    def data(self):
-        return self.at(f"/var/lib/{NAME}")
-
-    @property
-    def service_data(self):
-        return self.data / "authsvc"
-
-    @property
-    def opt(self):
-        return self.at(f"/opt/{NAME}")
-
-    @property
-    def key_file(self):
-        return self.etc / "keys" / "display-key"
-
-    @property
-    def env_file(self):
-        return self.etc / "authsvc.env"
-
-    @property
-    def unit(self):
-        return self.at(f"/etc/systemd/system/{NAME}.service")
-
-    @property
-    def orthanc_dropin(self):
-        return self.at(f"/etc/systemd/system/orthanc.service.d/{NAME}.conf")
-
-    @property
-    def sysusers(self):
-        return self.at(f"/etc/sysusers.d/{NAME}.conf")
-
-    @property
-    def nginx_site(self):
-        return self.at(f"/etc/nginx/sites-available/{NAME}")
-
-    @property
-    def nginx_link(self):
-        return self.at(f"/etc/nginx/sites-enabled/{NAME}")
-
-    @property
-    def nginx_logs(self):
-        return self.at("/var/log/nginx")
-
-    @property
-    def command(self):
-        """The service's own commands as its user (backup, passwords...)."""
-        return self.at(f"/usr/local/sbin/{NAME}")
+    etc = _At("/etc/{name}")
+    data = _At("/var/lib/{name}")
+    service_data = _At("/var/lib/{name}/authsvc")
+    opt = _At("/opt/{name}")
+    key_file = _At("/etc/{name}/keys/display-key")
+    env_file = _At("/etc/{name}/authsvc.env")
+    unit = _At("/etc/systemd/system/{name}.service")
+    orthanc_dropin = _At("/etc/systemd/system/orthanc.service.d/{name}.conf")
+    sysusers = _At("/etc/sysusers.d/{name}.conf")
+    nginx_site = _At("/etc/nginx/sites-available/{name}")
+    nginx_link = _At("/etc/nginx/sites-enabled/{name}")
+    nginx_logs = _At("/var/log/nginx")
+    command = _At("/usr/local/sbin/{name}")  # the service's own commands as its user
 
     @property
     def live(self):
