@@ -149,9 +149,26 @@ def _write_access(key, patient_id, address, at, raising):
         if _insert_access(key):
             record("study_access", key[0], key[1], address, f"patient {patient_id}", at)
         return
+    # Another worker has usually written it already (each worker meets a
+    # viewer's studies anew): then a read, and no wait for the write lock.
+    if _access_recorded(key):
+        return
     with _appending():
         if _insert_access(key):
             _record("study_access", key[0], key[1], address, f"patient {patient_id}", at)
+
+
+def _access_recorded(key):
+    who, study_id, hour = key
+    return (
+        StudyAccess.select()
+        .where(
+            (StudyAccess.principal == who)
+            & (StudyAccess.study == study_id)
+            & (StudyAccess.hour == hour)
+        )
+        .exists()
+    )
 
 
 def _insert_access(key):

@@ -16,10 +16,15 @@ a batch is written (`write`, inside a transaction)."""
 import logging
 import os
 import threading
+import time
 
 from .db import database
 
 log = logging.getLogger(__name__)
+
+# An eager writer, woken by a note, waits this long for the notes of the same
+# moment before it writes.
+COALESCE_SECONDS = 0.05
 
 
 class OffPathWriter:
@@ -35,6 +40,7 @@ class OffPathWriter:
         self._thread = None
         self._pid = None
         self._database = None  # the database the notes belong to
+        self._connected = None  # the database the thread's connection is open on
 
     def merge(self, old, new):
         return new
@@ -67,9 +73,41 @@ class OffPathWriter:
 
     def _run(self):
         while True:
-            self._wake.wait(self.flush_seconds)
+            if self._wake.wait(self.flush_seconds) and self.eager:
+                # Woken by a note: the others of the same moment (a viewer's
+                # first requests, on several studies) go in the same flush.
+                time.sleep(COALESCE_SECONDS)
             self._wake.clear()
             self.flush()
+
+    def _write_connected(self, pending):
+        """`write`, on a connection: the thread's own, kept open between
+        flushes (opening a SQLite connection costs its pragmas, and B2's
+        first rounds, where each worker meets studies anew, flushed once per
+        note); any other caller's (a test, the process's exit) is opened
+        for this flush only."""
+        if threading.current_thread() is not self._thread:
+            with database.connection_context():
+                self.write(pending)
+            return
+        db = database.obj
+        if self._connected is not None and self._connected is not db:
+            self._close(self._connected)  # a database of an app gone (a test's)
+        self._connected = db
+        try:
+            db.connect(reuse_if_open=True)
+            self.write(pending)
+        except Exception:
+            self._close(db)  # a broken connection is not kept for the next try
+            self._connected = None
+            raise
+
+    @staticmethod
+    def _close(db):
+        try:
+            db.close()
+        except Exception as exc:  # already gone; nothing to hand back
+            log.debug("closing the writer's connection: %s", exc)
 
     def flush(self):
         """Write every note taken so far, in one transaction; how many. The
@@ -83,8 +121,7 @@ class OffPathWriter:
             if not pending or target is None or database.obj is not target:
                 return 0
             try:
-                with database.connection_context():
-                    self.write(pending)
+                self._write_connected(pending)
             except Exception as exc:
                 log.warning(
                     "could not write %d %s (kept for the next try): %s",

@@ -44,3 +44,30 @@ def test_a_note_that_could_not_be_written_is_kept(app, patient, monkeypatch):  #
     monkeypatch.undo()
     audit.access_notes.flush()  # (or the thread's own, a moment before)
     assert len(study_access_entries()) == 1
+
+
+def test_the_writer_keeps_its_connection_between_flushes(app, monkeypatch):
+    """Its thread opens one connection and writes every later flush on it
+    (opening a SQLite connection costs its pragmas; B2's first rounds
+    flushed once per note)."""
+    import threading
+    from types import SimpleNamespace
+
+    from authsvc.db import database
+    from tests.helpers import wait_for
+
+    opened = []
+    real = database.obj.connect
+
+    def connect(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if threading.current_thread().name == f"authsvc-{audit.access_notes.name}":
+            opened.append(result)
+        return result
+
+    monkeypatch.setattr(database.obj, "connect", connect)
+    who = SimpleNamespace(audit_name="patient P-1")
+    for n in range(3):
+        audit.note_study_access(who, SimpleNamespace(orthanc_id=f"study-{n}", patient_id="P-1"))
+        wait_for(lambda n=n: len(study_access_entries()) == n + 1, 10, what="the entry written")
+    assert opened.count(True) == 1, opened
