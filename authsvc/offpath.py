@@ -120,6 +120,7 @@ class OffPathWriter:
             # test suite building a new app per test): they are the old one's.
             if not pending or target is None or database.obj is not target:
                 return 0
+            count = len(pending)  # (write may take the written ones out of `pending`)
             try:
                 self._write_connected(pending)
             except Exception as exc:
@@ -134,4 +135,4 @@ class OffPathWriter:
                         old = self._pending.get(key)
                         self._pending[key] = value if old is None else self.merge(value, old)
                 return 0
-            return len(pending)
+            return count

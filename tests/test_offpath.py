@@ -71,3 +71,33 @@ def test_the_writer_keeps_its_connection_between_flushes(app, monkeypatch):
         audit.note_study_access(who, SimpleNamespace(orthanc_id=f"study-{n}", patient_id="P-1"))
         wait_for(lambda n=n: len(study_access_entries()) == n + 1, 10, what="the entry written")
     assert opened.count(True) == 1, opened
+
+
+def test_entries_another_worker_recorded_cost_one_read(app):
+    """The notes of one flush whose rows another worker already wrote are
+    found in one read; only the others are written."""
+    import time
+
+    from authsvc.db import database
+
+    notes = audit.StudyAccessNotes(flush_seconds=3600)  # flushed here only
+    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+    for n in range(5):
+        StudyAccess.create(principal="patient P-1", study=f"s-{n}", hour=hour)
+    for n in range(7):
+        notes.note(("patient P-1", f"s-{n}", hour), ("P-1", "", utcnow()))
+    statements = []
+    real = database.obj.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        if '"studyaccess"' in sql:
+            statements.append(sql.split()[0].upper())
+        return real(sql, params, *args, **kwargs)
+
+    database.obj.execute_sql = counting
+    try:
+        assert notes.flush() == 7
+    finally:
+        database.obj.execute_sql = real
+    assert sorted(e.subject for e in study_access_entries()) == ["s-5", "s-6"]
+    assert statements == ["SELECT", "INSERT", "INSERT"], statements
