@@ -101,3 +101,34 @@ def test_entries_another_worker_recorded_cost_one_read(app):
         database.obj.execute_sql = real
     assert sorted(e.subject for e in study_access_entries()) == ["s-5", "s-6"]
     assert statements == ["SELECT", "INSERT", "INSERT"], statements
+
+
+def test_the_entries_of_one_flush_are_one_transaction(app):
+    """New entries of one flush are appended under the chain's lock once,
+    in one transaction (a commit each made the appends take turns), and the
+    chain still verifies."""
+    import time
+
+    from authsvc import auditchain
+    from authsvc.db import database
+
+    notes = audit.StudyAccessNotes(flush_seconds=3600)  # flushed here only
+    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+    for n in range(4):
+        notes.note(("patient P-1", f"t-{n}", hour), ("P-1", "", utcnow()))
+    begun = []
+    real = database.obj.begin
+
+    def counting(*args, **kwargs):
+        begun.append(args)
+        return real(*args, **kwargs)
+
+    database.obj.begin = counting
+    try:
+        assert notes.flush() == 4
+    finally:
+        del database.obj.begin  # the class's own again
+    assert len(study_access_entries()) == 4
+    assert len(begun) == 1, begun
+    report = auditchain.verify()
+    assert report.ok, report.problems
