@@ -15,8 +15,7 @@ from selenium.webdriver.support.ui import Select
 
 from tests import chromium
 from tests.chromium import image_spread, wait
-from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from tests.helpers import wait_for
+from tests.dicom_samples import SeriesSpec, StudySpec, lookup, send_recorded
 from tests.phone import small_phone
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
@@ -36,14 +35,9 @@ def noisy(stack, orthanc, admin, tmp_path_factory):
         description="TORAX",
         series=[SeriesSpec("CT512", SLICES)],
     )
-    written = write_study(spec, tmp_path_factory.mktemp("noisy"))
-    result = storescu(written.files, stack.site["dicom_port"])
-    assert result.returncode == 0, result.stderr
-    study = lookup(orthanc, written.study_uid)
-    wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()[
-        "password"
-    ]
+    written, study, password = send_recorded(
+        stack, orthanc, admin, spec, tmp_path_factory.mktemp("noisy")
+    )
     # What was measured before: the PNG the viewer asked for, through Orthanc.
     first = lookup(orthanc, written.sop_uids[0])
     png = orthanc.get(f"{orthanc.base}/instances/{first}/preview").content

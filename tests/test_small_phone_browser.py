@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 
 from tests import chromium
 from tests.chromium import wait
-from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from tests.helpers import Browser, wait_for
+from tests.dicom_samples import SeriesSpec, StudySpec, send_recorded
+from tests.helpers import Browser
 from tests.phone import log_in_patient, small_phone
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
@@ -42,14 +42,9 @@ def patient(stack, orthanc, admin, tmp_path_factory):
         description="TORAX ALTA RESOLUCION",
         series=[SeriesSpec("CT", 3), SeriesSpec("MR", 2)],
     )
-    written = write_study(spec, tmp_path_factory.mktemp("small"))
-    result = storescu(written.files, stack.site["dicom_port"])
-    assert result.returncode == 0, result.stderr
-    study = lookup(orthanc, written.study_uid)
-    wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()[
-        "password"
-    ]
+    _, study, password = send_recorded(
+        stack, orthanc, admin, spec, tmp_path_factory.mktemp("small")
+    )
     owner = Browser(stack.public_url)
     assert owner.login(patient_id=spec.patient_id, password=password).status_code == 200
     share = owner.post("/api/shares", json={"study": study, "days": 1}).json()["url"]

@@ -17,8 +17,8 @@ from selenium.webdriver.common.by import By
 from authsvc import audit
 from tests import chromium
 from tests.chromium import wait
-from tests.dicom_samples import SeriesSpec, StudySpec, lookup, recorded, storescu, write_study
-from tests.helpers import Browser, wait_for
+from tests.dicom_samples import SeriesSpec, StudySpec, send_recorded
+from tests.helpers import Browser
 from tests.phone import log_in_patient, small_phone
 
 pytestmark = pytest.mark.stack
@@ -69,14 +69,7 @@ def audit_held(stack):
 
 def fresh_study(stack, orthanc, admin, folder):
     spec = StudySpec(f"PB-{uuid.uuid4().hex[:6]}", "OCUPADO^ANA", series=[SeriesSpec("CT", 2)])
-    written = write_study(spec, folder)
-    result = storescu(written.files, stack.site["dicom_port"])
-    assert result.returncode == 0, result.stderr
-    study = lookup(orthanc, written.study_uid)
-    wait_for(lambda: recorded(admin, study), 30, what="study recorded")
-    password = admin.post(f"/api/patients/{spec.patient_id}/credentials", json={}).json()[
-        "password"
-    ]
+    _, study, password = send_recorded(stack, orthanc, admin, spec, folder)
     return {"pid": spec.patient_id, "password": password, "study": study, "base": stack.public_url}
 
 
