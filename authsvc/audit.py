@@ -155,17 +155,25 @@ def _write_access(key, patient_id, address, at):
 
 def _already_recorded(keys):
     """Which of these (who, study, hour) keys have their row already: one
-    read per hour and 500 studies, however many keys."""
+    read per hour and 200 keys, however many keys. It names principals,
+    studies and the hour, so that the unique index on (principal, study,
+    hour) answers it: by hour and study alone it read the whole table,
+    which grows every hour."""
     found = set()
     by_hour = {}
-    for _who, study_id, hour in keys:
-        by_hour.setdefault(hour, set()).add(study_id)
-    for hour, studies in by_hour.items():
-        studies = sorted(studies)
-        for at in range(0, len(studies), 500):  # SQLite's limit on parameters
+    for key in keys:
+        by_hour.setdefault(key[2], []).append(key)
+    for hour, hour_keys in by_hour.items():
+        hour_keys.sort()
+        for at in range(0, len(hour_keys), 200):  # within SQLite's limit on parameters
+            chunk = hour_keys[at : at + 200]
             rows = (
                 StudyAccess.select(StudyAccess.principal, StudyAccess.study)
-                .where((StudyAccess.hour == hour) & StudyAccess.study.in_(studies[at : at + 500]))
+                .where(
+                    StudyAccess.principal.in_(sorted({who for who, _, _ in chunk}))
+                    & StudyAccess.study.in_(sorted({study for _, study, _ in chunk}))
+                    & (StudyAccess.hour == hour)
+                )
                 .tuples()
             )
             found.update((who, study_id, hour) for who, study_id in rows)

@@ -3,6 +3,8 @@ of its study this hour (authsvc/offpath.py): the entry reaches the log a
 moment later, written by the process's own thread, dated when the decision
 was made; a write that fails keeps the note for the next try."""
 
+import pytest
+
 from authsvc import audit
 from authsvc.models import AuditEvent, StudyAccess, utcnow
 from tests.decisions import granted, patient, writes_during  # noqa: F401 (a fixture)
@@ -132,3 +134,32 @@ def test_the_entries_of_one_flush_are_one_transaction(app):
     assert len(begun) == 1, begun
     report = auditchain.verify()
     assert report.ok, report.problems
+
+
+def test_the_read_of_recorded_entries_uses_the_index(app):
+    """The one read of a flush is answered by the unique index on
+    (principal, study, hour), never a scan of a table that grows every hour."""
+    import time
+
+    from peewee import SqliteDatabase
+
+    from authsvc.db import database
+
+    if not isinstance(database.obj, SqliteDatabase):
+        pytest.skip("SQLite's query plan")
+    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+    keys = [("patient P-1", f"u-{n}", hour) for n in range(3)]
+    seen = []
+    real = database.obj.execute_sql
+
+    def planned(sql, params=None, *args, **kwargs):
+        if '"studyaccess"' in sql and sql.lstrip().upper().startswith("SELECT"):
+            seen.append(real("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        return real(sql, params, *args, **kwargs)
+
+    database.obj.execute_sql = planned
+    try:
+        audit._already_recorded(keys)
+    finally:
+        database.obj.execute_sql = real
+    assert seen and all("USING" in str(plan) and "SCAN" not in str(plan) for plan in seen), seen
