@@ -190,6 +190,10 @@ def _insert_access(key):
     )
 
 
+# Entries of study_access appended per transaction at most (see write below).
+APPEND_BATCH = 100
+
+
 class StudyAccessNotes(OffPathWriter):
     """Decisions' study_access entries, written at once by a thread (eager):
     they reach the log within moments, in the order they were noted, each
@@ -208,21 +212,32 @@ class StudyAccessNotes(OffPathWriter):
             del pending[key]
         if not pending:
             return
-        # All of them in one transaction, under the chain's lock once: a
-        # commit per entry (a flush of the WAL, with the lock held) made the
-        # appends take turns at about 1.7 ms each on PostgreSQL (B2's
-        # pg_stat_statements). A failure rolls them all back and raises:
-        # the notes are kept for the next try.
-        with _appending():
-            prev = _chain_head()
-            for (who, study_id, hour), (patient_id, address, at) in sorted(
-                pending.items(), key=lambda kv: kv[1][2]
-            ):
-                if _insert_access((who, study_id, hour)):
-                    prev = _append(
-                        prev, "study_access", who, study_id, address, f"patient {patient_id}", at
-                    )
-        pending.clear()
+        # Many in one transaction, under the chain's lock once: a commit per
+        # entry (a flush of the WAL, with the lock held) made the appends
+        # take turns at about 1.7 ms each on PostgreSQL (B2's
+        # pg_stat_statements). But at most APPEND_BATCH of them: a backlog
+        # of thousands in one transaction held the lock for 388 ms on
+        # average, and a login's entry waited behind it. A batch that fails
+        # rolls back and raises: its notes and the later ones stay in
+        # `pending` for the next try; the batches before it are written.
+        ordered = sorted(pending.items(), key=lambda kv: kv[1][2])
+        for start in range(0, len(ordered), APPEND_BATCH):
+            batch = ordered[start : start + APPEND_BATCH]
+            with _appending():
+                prev = _chain_head()
+                for (who, study_id, hour), (patient_id, address, at) in batch:
+                    if _insert_access((who, study_id, hour)):
+                        prev = _append(
+                            prev,
+                            "study_access",
+                            who,
+                            study_id,
+                            address,
+                            f"patient {patient_id}",
+                            at,
+                        )
+            for key, _ in batch:
+                del pending[key]
 
 
 access_notes = StudyAccessNotes(flush_seconds=1.0, eager=True)

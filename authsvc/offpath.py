@@ -110,8 +110,9 @@ class OffPathWriter:
             log.debug("closing the writer's connection: %s", exc)
 
     def flush(self):
-        """Write every note taken so far, in one transaction; how many. The
-        notes of a write that failed are kept for the next flush."""
+        """Write every note taken so far (`write` decides in how many
+        transactions); how many. The notes a failed write left in
+        `pending` are kept for the next flush."""
         with self._flushing:
             with self._lock:
                 pending, self._pending = self._pending, {}
@@ -134,5 +135,5 @@ class OffPathWriter:
                     for key, value in pending.items():
                         old = self._pending.get(key)
                         self._pending[key] = value if old is None else self.merge(value, old)
-                return 0
+                return count - len(pending)  # those a batch before the failure wrote
             return count

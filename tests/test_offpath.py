@@ -136,6 +136,60 @@ def test_the_entries_of_one_flush_are_one_transaction(app):
     assert report.ok, report.problems
 
 
+def test_a_big_flush_holds_the_chain_lock_in_bounded_turns(app, monkeypatch):
+    """A backlog (a first pass over many studies, a worker that was paused)
+    is appended in transactions of at most APPEND_BATCH entries: the chain's
+    lock is never held for the whole backlog, so that a login's or a staff
+    action's entry waits for one batch at most. A batch that fails keeps its
+    notes and those after it; the batches before it stay written."""
+    import time
+
+    from authsvc import auditchain
+    from authsvc.db import database
+
+    monkeypatch.setattr(audit, "APPEND_BATCH", 3)
+    notes = audit.StudyAccessNotes(flush_seconds=3600)  # flushed here only
+    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+    for n in range(7):
+        notes.note(("patient P-1", f"b-{n}", hour), ("P-1", "", utcnow()))
+    begun = []
+    real = database.obj.begin
+
+    def counting(*args, **kwargs):
+        begun.append(args)
+        return real(*args, **kwargs)
+
+    database.obj.begin = counting
+    try:
+        assert notes.flush() == 7
+    finally:
+        del database.obj.begin  # the class's own again
+    assert len(study_access_entries()) == 7
+    assert len(begun) == 3, begun  # 3 + 3 + 1
+    assert auditchain.verify().ok
+
+    # The second batch fails: the first stays written, the rest is kept.
+    for n in range(7, 14):
+        notes.note(("patient P-1", f"b-{n}", hour), ("P-1", "", utcnow()))
+    real_append = audit._append
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 4:
+            raise RuntimeError("disk full")
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "_append", failing)
+    assert notes.flush() == 3  # the first batch; the failure is logged, the rest kept
+    assert len(study_access_entries()) == 10
+    monkeypatch.setattr(audit, "_append", real_append)
+    notes.flush()
+    assert sorted(e.subject for e in study_access_entries()) == sorted(f"b-{n}" for n in range(14))
+    report = auditchain.verify()
+    assert report.ok, report.problems
+
+
 def test_the_read_of_recorded_entries_uses_the_index(app):
     """The one read of a flush is answered by the unique index on
     (principal, study, hour), never a scan of a table that grows every hour."""
