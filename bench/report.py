@@ -424,6 +424,17 @@ def _b2_table(b2, sizes):
     return md
 
 
+def _settle_text(b2):
+    """How long each run waited for the first pass's audit entries."""
+    waits = [
+        f"{RUN_NAMES_SHORT.get(n, n)} {w['waited_s']:.1f} s"
+        + ("" if w.get("settled") else " (still growing: measured anyway)")
+        for n, r in b2["runs"].items()
+        if (w := (r.get("first_pass") or {}).get("audit_settled"))
+    ]
+    return " (waited: " + "; ".join(waits) + ")" if waits else ""
+
+
 def _b2_notes(b2):
     """How the table's figures were taken: rounds, first pass, CPU counted."""
     return [
@@ -438,9 +449,11 @@ def _b2_notes(b2):
         )
         + ".\n",
         "\nThe first pass asks each question once, before the run: a principal's "
-        "first question about a study in the hour also appends the audit log's entry "
-        "(a transaction that takes turns across workers), so it is slower; it happens "
-        'once per person, study and hour. The "4 viewers" rows ask as four patients, '
+        "first question about a study in the hour also notes the audit log's entry, "
+        "which the worker's writer thread appends a moment later (once per person, "
+        "study and hour); the rounds start once the log's entries stop growing"
+        + _settle_text(b2)
+        + '. The "4 viewers" rows ask as four patients, '
         "one per client, about their own studies: there each process reuses a session "
         "it looked up for `SESSION_CACHE_SECONDS`, which the mixed questions, spread "
         "over a thousand sessions and four processes, rarely can.\n",

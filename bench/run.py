@@ -491,6 +491,7 @@ class Bench:
             tokens,
             self.project.site["service_port"],
             self.project.procs["authsvc"].pid,
+            url,
         )
         self.b2_world(sqlite)
         if self.ct_ids:
@@ -561,6 +562,7 @@ class Bench:
             seconds or self.sizes["b2_seconds"],
             world.pid,
             say,
+            settle=b2mod.audit_entries(world.url) if world.url else None,
         )
 
     def b2_postgresql(self, url):
@@ -591,7 +593,9 @@ class Bench:
             )
             service.start()
             b2mod.reset_statement_stats(url)
-            self.b2_world(b2mod.World("postgresql", filled, tokens, service.port, service.proc.pid))
+            self.b2_world(
+                b2mod.World("postgresql", filled, tokens, service.port, service.proc.pid, url)
+            )
             b2["postgresql"] = "measured"
             b2["pg_statements"] = b2mod.statement_stats(url)
         finally:
