@@ -9,7 +9,10 @@ import logging
 # on 2 cores: 4 workers x 1 thread gave p99 2.3-2.5 ms, 4 x 2 threads 3.3 ms,
 # 2 x 4 threads 4.0-4.5 ms, at the same rate. nginx buffers the browsers'
 # requests and answers, so a slow phone never holds a worker.
-worker_class = "gthread"
+# gthread, but each request answered on the worker's own thread
+# (authsvc/gunicorn_worker.py: the hand-off to a pool thread and back cost a
+# fifth of a decision's CPU).
+worker_class = "authsvc.gunicorn_worker.OneThreadWorker"
 threads = 1
 timeout = 30
 graceful_timeout = 10

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from authsvc import ingest
+from authsvc import gunicorn_conf, ingest
 from authsvc.config import defaults
 from authsvc.models import Patient, StaffUser
 from tests.helpers import fake_study, free_port
@@ -327,10 +327,11 @@ def gunicorn_port(app, world, tmp_path):
             f"127.0.0.1:{port}",
             "--workers",
             "1",
+            # The service's own worker class (gunicorn_conf.py).
             "--worker-class",
-            "gthread",
+            gunicorn_conf.worker_class,
             "--threads",
-            "4",
+            str(gunicorn_conf.threads),
             "authsvc:create_app()",
         ],
         cwd=tmp_path,
