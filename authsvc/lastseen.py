@@ -34,13 +34,23 @@ class LastSeen(OffPathWriter):
         return max(old, new)
 
     def write(self, pending):
+        # One statement, a row of parameters per session (the driver's
+        # executemany): after a pause hundreds fall due together, and a query
+        # built by peewee for each held the worker's GIL while its decisions
+        # waited. `last_seen < when`: another worker may have written a later
+        # use; a write never moves it back.
+        p = database.param
+        sql = (
+            f'UPDATE "{Session._meta.table_name}" SET "last_seen" = {p} '
+            f'WHERE "id" = {p} AND "last_seen" < {p}'
+        )
+        column, key = Session.last_seen, Session.id
+        rows = [
+            (column.db_value(when), key.db_value(session_id), column.db_value(when))
+            for session_id, when in sorted(pending.items())
+        ]
         with database.atomic():
-            for session_id, when in sorted(pending.items()):
-                (
-                    Session.update(last_seen=when)
-                    .where((Session.id == session_id) & (Session.last_seen < when))
-                    .execute()
-                )
+            database.cursor().executemany(sql, rows)
 
 
 notes = LastSeen()

@@ -72,3 +72,35 @@ def test_the_flush_thread_writes_on_its_own(app, patient):  # noqa: F811
     while Session.get_by_id(session.id).last_seen != when and time.monotonic() < deadline:
         time.sleep(0.05)
     assert Session.get_by_id(session.id).last_seen == when
+
+
+def test_a_flush_of_many_sessions_is_one_statement(app, patient):  # noqa: F811
+    """Hundreds of sessions fall due together after a pause (or in bench B2,
+    whose sessions were all made at once): the flush sends them as one
+    statement with a row of parameters each, not a query built by peewee per
+    session on the worker's thread (which held the GIL while its decisions
+    waited). Each row still never moves last_seen back."""
+    from authsvc.db import database
+
+    then = age_sessions(5)
+    session = Session.get(Session.kind == "patient")
+    notes = lastseen.LastSeen(flush_seconds=3600)  # flushed here only
+    when = utcnow()
+    notes.note(session.id, when)
+    for n in range(1, 200):  # sessions that do not exist (ended meanwhile)
+        notes.note(session.id + 1000 + n, when)
+    executed = []
+    real = database.obj.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        executed.append(sql)
+        return real(sql, params, *args, **kwargs)
+
+    database.obj.execute_sql = counting
+    try:
+        assert notes.flush() == 200
+    finally:
+        database.obj.execute_sql = real
+    updates = [sql for sql in executed if sql.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) <= 1, f"{len(updates)} UPDATE statements for one flush"
+    assert Session.get_by_id(session.id).last_seen == when > then
