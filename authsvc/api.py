@@ -9,6 +9,7 @@ from peewee import fn
 from . import (
     audit,
     auditview,
+    conflictlist,
     conflicts,
     credentials,
     ingest,
@@ -269,13 +270,20 @@ def audit_log():
     return auditview.audit_response()
 
 
+@bp.get("/ingest/conflicts")
+def ingest_conflicts():
+    """Staff: the studies held back as identity conflicts (conflictlist.py;
+    the dashboard's GET /staff/api/conflicts answers the same)."""
+    return conflictlist.conflicts_response(require_staff())
+
+
 @bp.get("/ingest/problems")
 def ingest_problems():
     """Staff: stable studies the service could not record (or is still
     retrying), with the reason, e.g. a study without a usable PatientID; and
     the studies held back as identity conflicts until an admin resolves them
-    (`conflict` says what and with which login)."""
-    require_staff()
+    (`conflict`: the entry of GET /ingest/conflicts)."""
+    principal = require_staff()
     held = [
         {
             "orthanc_id": c.study_orthanc_id,
@@ -283,7 +291,7 @@ def ingest_problems():
             "attempts": 0,
             "gave_up": True,
             "queued_at": c.detected_at.isoformat() + "Z",
-            "conflict": conflicts.conflict_json(c),
+            "conflict": conflictlist.entry(c, principal),
         }
         for c in conflicts.open_conflicts()
     ]

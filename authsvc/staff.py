@@ -20,6 +20,7 @@ from . import (
     audit,
     auditchain,
     auditview,
+    conflictlist,
     conflicts,
     credentials,
     display,
@@ -29,7 +30,7 @@ from . import (
     studylist,
 )
 from .errors import ApiError
-from .i18n import LANGUAGES, local_datetime, person_name, study_date
+from .i18n import LANGUAGES, local_datetime
 from .models import Patient, Session, StaffUser, get_value, utcnow
 from .sessions import forget_recent
 from .ui import error_page, harden, render_page
@@ -187,30 +188,9 @@ def studies():
 
 @bp.get("/staff/api/conflicts")
 def conflicts_list():
-    """Studies held back as identity conflicts, newest first, with the reason
-    in the page's language; admins may resolve them."""
-    principal = staff_or_error()
-    out = []
-    for row in conflicts.open_conflicts(200):
-        data = conflicts.conflict_json(row, gettext)
-        data.update(
-            patient_name=person_name(data["patient_name"]),
-            login_name=person_name(data["login_name"]) if data["login_name"] is not None else None,
-            date=study_date(data["study_date"]),
-            modalities=", ".join(data["modalities"]),
-            detected=local_datetime(row.detected_at),
-            attach_to=[
-                {"patient_id": login, "label": gettext("Attach to login %(login)s", login=login)}
-                for login in data["attach_to"]
-            ],
-            separate_label=gettext(
-                "Make a separate login %(login)s", login=data["separate_login_id"]
-            ),
-            may_resolve=principal.is_admin,
-            resolve_url=url_for("staff.resolve_conflict", orthanc_id=row.study_orthanc_id),
-        )
-        out.append(data)
-    return jsonify(conflicts=out)
+    """The dashboard's held studies: GET /api/ingest/conflicts's answer
+    (conflictlist.py), for staff."""
+    return conflictlist.conflicts_response(staff_or_error())
 
 
 def _resolve_error_text(code):

@@ -363,16 +363,18 @@ def test_staff_dashboard_lists_conflicts_in_their_language(app, conflict):
         c.post("/api/login", json={"username": "rad", "password": STAFF_PASSWORD})
         rows = c.get("/staff/api/conflicts").json["conflicts"]
         assert [r["orthanc_id"] for r in rows] == [conflict["stranger"]]
-        assert words in rows[0]["reason"] and "ISO_IR 999" in rows[0]["reason"]
+        assert words in rows[0]["reason_text"] and "ISO_IR 999" in rows[0]["reason_text"]
+        assert "character set" in rows[0]["reason"]  # the service's own words
         assert rows[0]["may_resolve"] is False and rows[0]["login"] == "COLLIDE"
-        assert rows[0]["patient_name"] == "STRANGER, ONE"
+        assert rows[0]["patient_name_text"] == "STRANGER, ONE"
         page = c.get("/staff").get_data(as_text=True)
         assert 'id="conflicts"' in page
     c = app.test_client()
     c.post("/api/login", json={"username": "admin", "password": STAFF_PASSWORD})
     row = c.get("/staff/api/conflicts").json["conflicts"][0]
     assert row["may_resolve"] is True
-    assert [a["patient_id"] for a in row["attach_to"]] == ["COLLIDE"]
+    assert row["attach_to"] == ["COLLIDE"]
+    assert [a["patient_id"] for a in row["attach_choices"]] == ["COLLIDE"]
     assert row["separate_login_id"] == "COLLIDE-2"
     r = c.post(row["resolve_url"], json={"action": "separate"})
     assert r.status_code == 200 and r.json["patient_id"] == "COLLIDE-2"

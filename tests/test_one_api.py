@@ -338,3 +338,48 @@ def test_each_resolution_refuses_whom_it_refused(site, world, who):  # noqa: F81
             == 415
         )
     assert staff_client(site).get("/staff/api/conflicts").json["conflicts"]  # still held back
+
+
+# -- the list of identity conflicts ---------------------------------------------
+
+CONFLICT_URLS = ["/api/ingest/conflicts", "/staff/api/conflicts"]
+
+
+@pytest.mark.parametrize("staff", ["admin", "rad"])
+def test_both_conflict_lists_answer_the_same(site, world, staff):  # noqa: F811
+    """The scripts' list, the dashboard's, and the held studies of
+    /api/ingest/problems: one entry, the service's own fields and the same
+    for people in the request's language (es here)."""
+    study = _held_back(0)
+    c = staff_client(site, staff)
+    api, page = (c.get(url) for url in CONFLICT_URLS)
+    assert api.status_code == page.status_code == 200
+    assert api.json == page.json
+    (row,) = api.json["conflicts"]
+    assert row["orthanc_id"] == study and row["patient_id"] == "P-1"
+    assert row["patient_name"] == "OTRO^PACIENTE" and row["patient_name_text"] == "OTRO, PACIENTE"
+    assert row["login"] == "P-1" and row["login_name_text"] == "NÚÑEZ, JOSÉ"
+    assert row["birth_date"] == "19800101" and row["birth_date_text"] == "1 ene 1980"
+    assert row["reason"] != row["reason_text"]  # English for scripts, Spanish for people
+    assert row["detected_at"].endswith("Z") and row["detected_text"]
+    assert row["attach_to"] == [a["patient_id"] for a in row["attach_choices"]]
+    assert row["may_resolve"] is (staff == "admin")
+    held = c.get("/api/ingest/problems").json["problems"]
+    assert [p["conflict"] for p in held if "conflict" in p] == [row]
+    assert c.get("/api/ingest/conflicts?limit=1").json == api.json
+    _held_back(1)
+    assert len(c.get("/staff/api/conflicts?limit=1").json["conflicts"]) == 1
+    assert len(c.get("/api/ingest/conflicts").json["conflicts"]) == 2
+
+
+@pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share"])
+def test_each_conflict_list_refuses_whom_it_refused(site, world, who):  # noqa: F811
+    _held_back(0)
+    if who == "patient":
+        c = client_as(site, patient_id="P-1", password=world["pw_a"])
+    elif who in ("rule", "share"):
+        c = client_as(site, **rule_and_share_logins(site, world)[who])
+    else:
+        c = client_as(site)
+    for url in CONFLICT_URLS:
+        assert c.get(url).status_code == (401 if who == "nobody" else 403), url

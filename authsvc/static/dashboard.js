@@ -171,7 +171,7 @@ document.addEventListener("DOMContentLoaded", () => {
         ...(born ? [el("br"), el("span", {class: "muted", text: m.born.replace("{date}", born)})] : [])];
       const actions = el("div", {class: "row-actions"});
       if (c.may_resolve) {
-        for (const a of c.attach_to) {
+        for (const a of c.attach_choices) {
           const b = el("button", {type: "button", class: "secondary attach", "data-key": "attach:" + c.orthanc_id + ":" + a.patient_id,
                                   text: a.label});
           b.addEventListener("click", () => resolveConflict(c, {action: "attach", patient_id: a.patient_id},
@@ -187,12 +187,12 @@ document.addEventListener("DOMContentLoaded", () => {
         actions.append(el("span", {class: "muted", text: m.admins_resolve}));
       }
       body.append(el("tr", {"data-study": c.orthanc_id},
-        cell(L.detected, c.detected),
-        cell(L.study, [c.date, c.description, c.modalities].filter(Boolean).join(" · ")),
-        cell(L.patient, ...person(c.patient_name, c.patient_id, c.birth_date)),
-        cell(L.login, ...(c.login ? person(c.login_name, c.login, c.login_birth_date)
+        cell(L.detected, c.detected_text),
+        cell(L.study, [c.study_date_text, c.description, c.modalities_text].filter(Boolean).join(" · ")),
+        cell(L.patient, ...person(c.patient_name_text, c.patient_id, c.birth_date_text)),
+        cell(L.login, ...(c.login ? person(c.login_name_text, c.login, c.login_birth_date_text)
                                   : [el("span", {class: "muted", text: m.no_login_yet})])),
-        cell(L.reason, el("span", {class: "reason", text: c.reason})),
+        cell(L.reason, el("span", {class: "reason", text: c.reason_text})),
         cell(L.actions, actions)));
     }
     $("conflict-rows").replaceChildren(body);
