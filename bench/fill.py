@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from authsvc import passwords, rules
+from authsvc import auditchain, passwords, rules
 from authsvc.db import open_database
 from authsvc.locks import exclusive
 from authsvc.matching import fold_value
@@ -219,13 +219,16 @@ def write_rules(rules_path, passwords_path, n_rules=RULES):
         json.dump({f"dr-{k:04d}": dummy_hash for k in range(n_rules)}, fh)
 
 
-def apply_rules(url, rules_path, passwords_path, lock_path):
+def apply_rules(url, rules_path, passwords_path, lock_path, service_secrets):
     """The service's own sync of the rules files into the database at `url`,
     every login's matching studies computed, as for a rules file whose every
     rule changed (a service that started before the fill may have synced the
     same files already, over no studies). `lock_path` is the service's
-    rules lock: its own sync must not run meanwhile. Returns (seconds,
-    {physician index: rule login db id})."""
+    rules lock: its own sync must not run meanwhile. `service_secrets`: the
+    service's, whose audit key keys the sync's audit entries as the service
+    would (without it each entry failed, with a traceback, in the bench's
+    log). Returns (seconds, {physician index: rule login db id})."""
+    auditchain.configure(auditchain.derive_key(service_secrets), None)
     db = open_database(url)
     started = time.perf_counter()
     with exclusive(lock_path), db.connection_context():

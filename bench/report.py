@@ -90,7 +90,7 @@ def _b2_figure(results):
     b2_text = (
         "; ".join(
             f"{RUN_NAMES_SHORT.get(name, name)} {b2['runs'][name]['rate']:.0f}/s, "
-            f"p50 {b2['runs'][name]['p50_ms']:.2f} ms, p99 {b2['runs'][name]['p99_ms']:.2f} ms"
+            f"p50 {_ms(b2['runs'][name]['p50_ms'])} ms, p99 {_ms(b2['runs'][name]['p99_ms'])} ms"
             for name in b2.get("headline", [])
             if name in b2.get("runs", {})
         )
@@ -112,8 +112,13 @@ def _b3_figure(results):
     return (
         "B3",
         "C-STORE rate, project's Lua vs plain Orthanc (ratio)",
-        f"{b3['ratio']:.3f} ({b3['project_rate']:.0f} vs {b3['plain_rate']:.0f} slices/s)"
-        if b3 and "ratio" in b3
+        f"{b3['ratio']:.3f}"
+        + (
+            f" ({b3['project_rate']:.0f} vs {b3['plain_rate']:.0f} slices/s)"
+            if b3.get("project_rate") is not None and b3.get("plain_rate") is not None
+            else ""
+        )
+        if b3 and b3.get("ratio") is not None
         else "not measured",
         b3.get("met") if b3 else None,
     )
@@ -162,7 +167,12 @@ def summary_lines(results, targets):
 
 
 def _ms(x):
-    return "–" if x is None else f"{x:.2f}"
+    return _num(x, ".2f")
+
+
+def _num(x, fmt):
+    """A figure a run may lack (cut short, no answer): "–" then."""
+    return "–" if x is None else format(x, fmt)
 
 
 def _spread(run, key, fmt):
@@ -573,7 +583,10 @@ def _b3_section(results):
         "| --- | --- | --- | --- |",
     ]
     for i, r in enumerate(b3["rounds"], 1):
-        md.append(f"| {i} | {r['project_s']:.3f} | {r['plain_s']:.3f} | {r['ratio']:.3f} |")
+        md.append(
+            f"| {i} | {_num(r.get('project_s'), '.3f')} | {_num(r.get('plain_s'), '.3f')} "
+            f"| {_num(r.get('ratio'), '.3f')} |"
+        )
     md.append("")
     return md
 
@@ -641,7 +654,7 @@ def limits(results):
         notes.append(beside)
     if b3.get("met") is False:
         notes.append(
-            f"- **B3** ({b3['ratio']:.3f}): see the rounds above; the project's "
+            f"- **B3** ({_num(b3.get('ratio'), '.3f')}): see the rounds above; the project's "
             "Orthanc runs no Lua per stored instance, so a miss here is noise or the "
             "service's ingest overlapping the store."
         )
@@ -696,7 +709,7 @@ def _b2_beside_limits(b2):
     return (
         "- **B2, runs beside the figure** that missed its target: "
         + "; ".join(
-            f"{n} {b2['runs'][n]['rate']:.0f}/s, p99 {b2['runs'][n]['p99_ms']:.1f} ms, "
+            f"{n} {b2['runs'][n]['rate']:.0f}/s, p99 {_num(b2['runs'][n]['p99_ms'], '.1f')} ms, "
             + (
                 f"with the machine busy only {b2['runs'][n]['machine_busy_cores']} of "
                 f"{os.cpu_count()} cores (waiting, not computing: seen now and then on this "
@@ -719,7 +732,7 @@ def _b2_limits(b2):
         r = b2["runs"][name]
         cpu_ms = r.get("cpu_ms_per_decision", {}).get("service")
         text += (
-            f"{name} {r['rate']:.0f}/s, p99 {r['p99_ms']:.1f} ms, "
+            f"{name} {r['rate']:.0f}/s, p99 {_num(r['p99_ms'], '.1f')} ms, "
             f"{r['errors']} errors"
             + (
                 f", {cpu_ms:.2f} ms of service CPU per decision "
@@ -852,7 +865,7 @@ def _chart_b2(ax, b2):
     )
     ax.bar_label(
         bars,
-        labels=[f"{r:.0f}/s\np99 {q:.1f} ms" for r, q in zip(rates, p99, strict=True)],
+        labels=[f"{r:.0f}/s\np99 {_num(q, '.1f')} ms" for r, q in zip(rates, p99, strict=True)],
         fontsize=8,
     )
     floors = sorted({b2["runs"][n]["target"]["rate"] for n in headline})
@@ -868,7 +881,8 @@ def _chart_b3(ax, b3):
     if not (b3 and b3.get("rounds")):
         _no_data(ax, "B3 ingest")
         return
-    ratios = [r["ratio"] for r in b3["rounds"]] + [b3["ratio"]]
+    # A round without a ratio (cut short) is drawn as 0, labelled as a round.
+    ratios = [r.get("ratio") or 0.0 for r in b3["rounds"]] + [b3.get("ratio") or 0.0]
     labels = [f"round {i}" for i in range(1, len(ratios))] + ["median"]
     bars = ax.bar(labels, ratios, color=["#95a5a6"] * (len(ratios) - 1) + [_color(b3["met"])])
     ax.bar_label(bars, fmt="%.3f", fontsize=8)

@@ -234,6 +234,7 @@ class Bench:
             str(data / "rules.json"),
             str(data / "rule-passwords.json"),
             str(data / "rules.lock"),
+            self.project.secrets,
         )
         self.rules_info = {
             "logins": len(self.rule_logins),
@@ -582,6 +583,7 @@ class Bench:
                 str(data / "rules.json"),
                 str(data / "rule-passwords.json"),
                 str(service.folder / "rules.lock"),
+                self.project.secrets,
             )
             b2["rules"]["apply_s_postgresql"] = round(seconds, 2)
             say(

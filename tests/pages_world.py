@@ -10,11 +10,11 @@ import json
 import pytest
 
 from authsvc import create_app, ingest, passwords
-from authsvc.cli import ensure_admin, set_rule_password
+from authsvc.cli import ensure_admin
 from authsvc.db import database
 from authsvc.migrations import migrate
 from authsvc.models import StaffUser
-from tests.helpers import fake_study
+from tests.helpers import fake_study, write_rules
 
 STAFF_PASSWORD = "a staff password, long enough"
 DISPLAY_KEY = "d" * 43
@@ -82,18 +82,6 @@ def client_as(app, lang="es", **login):
 
 def staff_client(app, username="admin", lang="es"):
     return client_as(app, lang, username=username, password=STAFF_PASSWORD)
-
-
-def write_rules(app, logins, passwords_for=()):
-    """The site's rules file, and a password for each of `passwords_for`.
-    (tests/helpers.py's write_rules writes the same logins in another layout.)"""
-    path = app.config["RULES_FILE"]
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("// written by the test\n" + json.dumps({"logins": logins}, ensure_ascii=False))
-    return {
-        name: set_rule_password(app.config["RULE_PASSWORDS_FILE"], path, name)
-        for name in passwords_for
-    }
 
 
 def share_secret(created):

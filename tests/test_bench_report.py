@@ -210,3 +210,24 @@ def test_b2_missed_with_its_profile(tmp_path):
     assert limits[2].startswith("- **B2**: webhook-sqlite 1800/s, p99 9.5 ms, 0 errors, ")
     assert "- **B2, runs beside the figure** that missed its target: lua-sqlite 1700/s" in text
     assert "- **B4**: study abc: not seen in 60 s" in lines
+
+
+def test_partial_figures_are_reported_not_fatal(tmp_path):
+    """What a run cut short leaves: a B2 run that got no answer (no p50 or
+    p99), B3 rounds of which one has no ratio, a B3 ratio without its rates.
+    The report says "–" for each and still writes every section."""
+    results = all_met()
+    b2 = results["B2"]
+    b2["runs"]["webhook-postgresql"].update(rate=0.0, p50_ms=None, p99_ms=None, met=False)
+    b2["runs"]["lua-sqlite"].update(p99_ms=None, met=False)
+    b2["met"] = False
+    b3 = results["B3"]
+    b3["rounds"].append({"project_s": 1.3, "plain_s": None})
+    del b3["project_rate"]
+    b3["met"] = False
+    lines = write(tmp_path, results)
+    text = "\n".join(lines)
+    assert "PostgreSQL 0/s, p50 – ms, p99 – ms" in text
+    assert "| 2 | 1.300 | – | – |" in lines
+    assert "| B3 | C-STORE rate, project's Lua vs plain Orthanc (ratio) | 0.975 | " in text
+    assert "## What limits the targets missed" in lines

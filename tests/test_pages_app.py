@@ -16,7 +16,7 @@ from authsvc import display, ingest
 from authsvc.cli import ensure_admin
 from authsvc.db import database
 from authsvc.models import Patient, StaffUser
-from tests.helpers import ON_POSTGRES, fake_study
+from tests.helpers import ON_POSTGRES, fake_study, write_rules
 from tests.pages_world import (  # noqa: F401 (fixtures)
     DISPLAY_KEY,
     STAFF_PAGES,
@@ -28,7 +28,6 @@ from tests.pages_world import (  # noqa: F401 (fixtures)
     site,
     staff_client,
     world,
-    write_rules,
 )
 
 
