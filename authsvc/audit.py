@@ -117,9 +117,22 @@ def _append(prev, event, actor, subject, address, detail, at=None):
 _seen = set()
 
 
+def _this_hour():
+    """The hour's key ("2026-12-08T05", UTC), formatted once an hour: every
+    decision asks (strftime was 1.5 % of a decision's CPU)."""
+    global _hour
+    number = int(time.time() // 3600)
+    if _hour[0] != number:
+        _hour = (number, time.strftime("%Y-%m-%dT%H", time.gmtime(number * 3600)))
+    return _hour[1]
+
+
+_hour = (None, "")
+
+
 def _first_this_hour(principal, study):
     """The (who, study, hour) key when this process has not had it yet."""
-    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+    hour = _this_hour()
     key = (principal.audit_name, study.orthanc_id, hour)
     if key in _seen:
         return None

@@ -15,9 +15,14 @@ from peewee import (
 
 from .db import database
 
+_UTC = datetime.timezone.utc
+_now = datetime.datetime.now
+
 
 def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    """Now in UTC, naive (as the database keeps it); names bound once: every
+    decision asks."""
+    return _now(_UTC).replace(tzinfo=None)
 
 
 class BaseModel(Model):

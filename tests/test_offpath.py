@@ -217,3 +217,18 @@ def test_the_read_of_recorded_entries_uses_the_index(app):
     finally:
         database.obj.execute_sql = real
     assert seen and all("USING" in str(plan) and "SCAN" not in str(plan) for plan in seen), seen
+
+
+def test_the_hour_key_follows_the_clock(monkeypatch):
+    """The hour of the once-per-hour entries is formatted once an hour, and
+    is a new one as soon as the clock passes the full hour (UTC)."""
+    import time
+
+    assert audit._this_hour() == time.strftime("%Y-%m-%dT%H", time.gmtime())
+    base = 1_800_000_000 - 1_800_000_000 % 3600  # a full hour
+    monkeypatch.setattr(audit.time, "time", lambda: base - 0.5)
+    before = audit._this_hour()
+    monkeypatch.setattr(audit.time, "time", lambda: base + 0.5)
+    after = audit._this_hour()
+    assert before == time.strftime("%Y-%m-%dT%H", time.gmtime(base - 1))
+    assert after == time.strftime("%Y-%m-%dT%H", time.gmtime(base)) != before
