@@ -286,3 +286,26 @@ def markers_needed(argv):
     if program in STACK_PROGRAMS and not reports_only & set(words[1:]):
         needed.add("stack")
     return needed
+
+
+@contextmanager
+def calls_of(obj, name):
+    """Every call of `obj.name` meanwhile, as its positional arguments (the
+    call itself still made); afterwards `obj` has what it had before (an
+    instance attribute set back, or the class's own method again)."""
+    own = name in vars(obj)
+    real = getattr(obj, name)
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(args)
+        return real(*args, **kwargs)
+
+    setattr(obj, name, recording)
+    try:
+        yield seen
+    finally:
+        if own:
+            setattr(obj, name, real)
+        else:
+            delattr(obj, name)

@@ -98,3 +98,16 @@ def rule_and_share_logins(site, world):
     patient = client_as(site, patient_id="P-2", password=world["pw_b"])
     secret = share_secret(patient.post("/api/shares", json={"study": world["b"]}).json)
     return {"rule": {"login": "dra-rios", "password": pw}, "share": {"share": secret}}
+
+
+def client_of(site, world, who):
+    """A test client logged in as `who`: "nobody" (no login), "patient" (P-1),
+    "rule" or "share" (rule_and_share_logins), "radiologist" or "staff"
+    (the radiologist rad)."""
+    if who == "patient":
+        return client_as(site, patient_id="P-1", password=world["pw_a"])
+    if who in ("rule", "share"):
+        return client_as(site, **rule_and_share_logins(site, world)[who])
+    if who in ("radiologist", "staff"):
+        return staff_client(site, "rad")
+    return client_as(site)

@@ -9,6 +9,7 @@ from authsvc import audit, lastseen
 from authsvc.models import Session, utcnow
 from authsvc.sessions import forget_recent
 from tests.decisions import granted, patient, writes_during  # noqa: F401 (a fixture)
+from tests.helpers import calls_of
 
 
 def age_sessions(minutes):
@@ -89,18 +90,8 @@ def test_a_flush_of_many_sessions_is_one_statement(app, patient):  # noqa: F811
     notes.note(session.id, when)
     for n in range(1, 200):  # sessions that do not exist (ended meanwhile)
         notes.note(session.id + 1000 + n, when)
-    executed = []
-    real = database.obj.execute_sql
-
-    def counting(sql, params=None, *args, **kwargs):
-        executed.append(sql)
-        return real(sql, params, *args, **kwargs)
-
-    database.obj.execute_sql = counting
-    try:
+    with calls_of(database.obj, "execute_sql") as executed:
         assert notes.flush() == 200
-    finally:
-        database.obj.execute_sql = real
-    updates = [sql for sql in executed if sql.lstrip().upper().startswith("UPDATE")]
+    updates = [sql for sql, *_ in executed if sql.lstrip().upper().startswith("UPDATE")]
     assert len(updates) <= 1, f"{len(updates)} UPDATE statements for one flush"
     assert Session.get_by_id(session.id).last_seen == when > then

@@ -8,6 +8,7 @@ import pytest
 from authsvc import audit
 from authsvc.models import AuditEvent, StudyAccess, utcnow
 from tests.decisions import granted, patient, writes_during  # noqa: F401 (a fixture)
+from tests.helpers import calls_of
 
 
 def study_access_entries():
@@ -88,19 +89,9 @@ def test_entries_another_worker_recorded_cost_one_read(app):
         StudyAccess.create(principal="patient P-1", study=f"s-{n}", hour=hour)
     for n in range(7):
         notes.note(("patient P-1", f"s-{n}", hour), ("P-1", "", utcnow()))
-    statements = []
-    real = database.obj.execute_sql
-
-    def counting(sql, params=None, *args, **kwargs):
-        if '"studyaccess"' in sql:
-            statements.append(sql.split()[0].upper())
-        return real(sql, params, *args, **kwargs)
-
-    database.obj.execute_sql = counting
-    try:
+    with calls_of(database.obj, "execute_sql") as executed:
         assert notes.flush() == 7
-    finally:
-        database.obj.execute_sql = real
+    statements = [sql.split()[0].upper() for sql, *_ in executed if '"studyaccess"' in sql]
     assert sorted(e.subject for e in study_access_entries()) == ["s-5", "s-6"]
     assert statements == ["SELECT", "INSERT", "INSERT"], statements
 
@@ -118,18 +109,8 @@ def test_the_entries_of_one_flush_are_one_transaction(app):
     hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
     for n in range(4):
         notes.note(("patient P-1", f"t-{n}", hour), ("P-1", "", utcnow()))
-    begun = []
-    real = database.obj.begin
-
-    def counting(*args, **kwargs):
-        begun.append(args)
-        return real(*args, **kwargs)
-
-    database.obj.begin = counting
-    try:
+    with calls_of(database.obj, "begin") as begun:
         assert notes.flush() == 4
-    finally:
-        del database.obj.begin  # the class's own again
     assert len(study_access_entries()) == 4
     assert len(begun) == 1, begun
     report = auditchain.verify()
@@ -152,18 +133,8 @@ def test_a_big_flush_holds_the_chain_lock_in_bounded_turns(app, monkeypatch):
     hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
     for n in range(7):
         notes.note(("patient P-1", f"b-{n}", hour), ("P-1", "", utcnow()))
-    begun = []
-    real = database.obj.begin
-
-    def counting(*args, **kwargs):
-        begun.append(args)
-        return real(*args, **kwargs)
-
-    database.obj.begin = counting
-    try:
+    with calls_of(database.obj, "begin") as begun:
         assert notes.flush() == 7
-    finally:
-        del database.obj.begin  # the class's own again
     assert len(study_access_entries()) == 7
     assert len(begun) == 3, begun  # 3 + 3 + 1
     assert auditchain.verify().ok

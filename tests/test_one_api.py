@@ -14,6 +14,7 @@ from tests.helpers import fake_study
 from tests.pages_world import (  # noqa: F401 (fixtures)
     STAFF_PASSWORD,
     client_as,
+    client_of,
     make_app,
     rule_and_share_logins,
     site,
@@ -86,12 +87,7 @@ def test_reissue_without_display_key_gives_the_password_once(tmp_path, database_
 @pytest.mark.parametrize("url", REISSUE_URLS)
 @pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share"])
 def test_reissue_refuses_whom_it_refused(site, world, url, who):  # noqa: F811
-    if who == "patient":
-        c = client_as(site, patient_id="P-1", password=world["pw_a"])
-    elif who in ("rule", "share"):
-        c = client_as(site, **rule_and_share_logins(site, world)[who])
-    else:
-        c = client_as(site)
+    c = client_of(site, world, who)
     hash_before = Patient.get(Patient.patient_id == "P-2").password_hash
     assert c.post(url, json={}).status_code == (401 if who == "nobody" else 403)
     assert Patient.get(Patient.patient_id == "P-2").password_hash == hash_before
@@ -150,12 +146,7 @@ def test_a_patient_gets_the_same_shape_without_the_staff_fields(site, world):  #
 
 @pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share"])
 def test_each_study_list_refuses_whom_it_refused(site, world, who):  # noqa: F811
-    if who == "patient":
-        c = client_as(site, patient_id="P-1", password=world["pw_a"])
-    elif who in ("rule", "share"):
-        c = client_as(site, **rule_and_share_logins(site, world)[who])
-    else:
-        c = client_as(site)
+    c = client_of(site, world, who)
     assert c.get("/staff/api/studies").status_code == (401 if who == "nobody" else 403)
     assert c.get("/api/studies").status_code == (401 if who == "nobody" else 200)
 
@@ -197,14 +188,7 @@ def test_every_share_list_answers_the_same(site, world, query):  # noqa: F811
 
 @pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share", "staff"])
 def test_each_share_list_refuses_whom_it_refused(site, world, who):  # noqa: F811
-    if who == "patient":
-        c = client_as(site, patient_id="P-1", password=world["pw_a"])
-    elif who in ("rule", "share"):
-        c = client_as(site, **rule_and_share_logins(site, world)[who])
-    elif who == "staff":
-        c = staff_client(site, "rad")
-    else:
-        c = client_as(site)
+    c = client_of(site, world, who)
     expected = {
         # URL: the kinds of login it lets in
         "/api/shares": ("patient", "staff"),
@@ -273,14 +257,7 @@ def test_a_long_audit_page_is_read_for_people_whole(site, world):  # noqa: F811
 
 @pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share", "radiologist"])
 def test_each_audit_list_refuses_whom_it_refused(site, world, who):  # noqa: F811
-    if who == "patient":
-        c = client_as(site, patient_id="P-1", password=world["pw_a"])
-    elif who in ("rule", "share"):
-        c = client_as(site, **rule_and_share_logins(site, world)[who])
-    elif who == "radiologist":
-        c = staff_client(site, "rad")
-    else:
-        c = client_as(site)
+    c = client_of(site, world, who)
     for url in AUDIT_URLS:
         for query in ("", "?format=csv"):
             assert c.get(url + query).status_code == (401 if who == "nobody" else 403), url
@@ -321,14 +298,7 @@ def test_both_resolutions_answer_the_same(site, world):  # noqa: F811
 
 @pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share", "radiologist"])
 def test_each_resolution_refuses_whom_it_refused(site, world, who):  # noqa: F811
-    if who == "patient":
-        c = client_as(site, patient_id="P-1", password=world["pw_a"])
-    elif who in ("rule", "share"):
-        c = client_as(site, **rule_and_share_logins(site, world)[who])
-    elif who == "radiologist":
-        c = staff_client(site, "rad")
-    else:
-        c = client_as(site)
+    c = client_of(site, world, who)
     study = _held_back(0)
     for url in RESOLVE_URLS:
         r = c.post(url.format(study), json={"action": "separate"})
@@ -375,11 +345,6 @@ def test_both_conflict_lists_answer_the_same(site, world, staff):  # noqa: F811
 @pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share"])
 def test_each_conflict_list_refuses_whom_it_refused(site, world, who):  # noqa: F811
     _held_back(0)
-    if who == "patient":
-        c = client_as(site, patient_id="P-1", password=world["pw_a"])
-    elif who in ("rule", "share"):
-        c = client_as(site, **rule_and_share_logins(site, world)[who])
-    else:
-        c = client_as(site)
+    c = client_of(site, world, who)
     for url in CONFLICT_URLS:
         assert c.get(url).status_code == (401 if who == "nobody" else 403), url

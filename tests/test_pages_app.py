@@ -22,6 +22,7 @@ from tests.pages_world import (  # noqa: F401 (fixtures)
     STAFF_PAGES,
     STAFF_PASSWORD,
     client_as,
+    client_of,
     make_app,
     rule_and_share_logins,
     share_secret,
@@ -289,12 +290,7 @@ STAFF_JSON = [
 
 @pytest.mark.parametrize("who", ["nobody", "patient", "rule", "share"])
 def test_staff_side_is_closed_to_others(site, world, who):
-    if who == "patient":
-        c = client_as(site, patient_id="P-1", password=world["pw_a"])
-    elif who in ("rule", "share"):
-        c = client_as(site, **rule_and_share_logins(site, world)[who])
-    else:
-        c = client_as(site)
+    c = client_of(site, world, who)
     for path in STAFF_PAGES:
         r = c.get(path)
         assert r.status_code == 302 and r.headers["Location"].endswith("/staff/login"), path
