@@ -6,8 +6,8 @@ when the answer is sent: two thread switches, a pipe write and a read, and
 the socket taken off and put back on the poller, for every request. With
 one thread per worker (gunicorn_conf.py says why) the pool serves nothing in
 parallel, so the hand-off bought nothing, and a decision costs about 0.5 ms
-of CPU: bench B2 measured 0.49 ms of the service's CPU per decision with it
-and 0.39 ms without, side by side on one machine (SQLite 3,519 -> 4,392
+of CPU: two consecutive B2 runs on one machine measured 0.49 ms of the
+service's CPU per decision with it and 0.39 ms without (SQLite 3,519 -> 4,392
 decisions/s, PostgreSQL 2,255 -> 2,642/s).
 
 What stays gthread's: accepting, keep-alive (an idle connection waits on the

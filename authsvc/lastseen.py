@@ -17,6 +17,7 @@ notes the same way.
 
 import atexit
 
+from . import fastsql
 from .db import database
 from .models import Session
 from .offpath import OffPathWriter
@@ -39,12 +40,11 @@ class LastSeen(OffPathWriter):
         # built by peewee for each held the worker's GIL while its decisions
         # waited. `last_seen < when`: another worker may have written a later
         # use; a write never moves it back.
-        p = database.param
+        p, column, key = database.param, Session.last_seen, Session.id
         sql = (
-            f'UPDATE "{Session._meta.table_name}" SET "last_seen" = {p} '
-            f'WHERE "id" = {p} AND "last_seen" < {p}'
+            f'UPDATE {fastsql.table(Session)} SET "{column.column_name}" = {p} '
+            f'WHERE "{key.column_name}" = {p} AND "{column.column_name}" < {p}'
         )
-        column, key = Session.last_seen, Session.id
         rows = [
             (column.db_value(when), key.db_value(session_id), column.db_value(when))
             for session_id, when in sorted(pending.items())

@@ -323,18 +323,16 @@ def settle_audit(
 
 
 def audit_entries(url):
-    """A function counting the study_access entries of the database at `url`."""
+    """A function counting the study_access entries of the database at `url`
+    (opened once here; each count is a connection of its own, closed after)."""
     from authsvc.db import open_database
+    from authsvc.models import AuditEvent
+
+    db = open_database(url)
 
     def count():
-        db = open_database(url)
-        try:
-            with db.connection_context():
-                return db.execute_sql(
-                    "SELECT count(*) FROM auditevent WHERE event = 'study_access'"
-                ).fetchone()[0]
-        finally:
-            db.close()
+        with db.connection_context():
+            return AuditEvent.select().where(AuditEvent.event == "study_access").count()
 
     return count
 
