@@ -15,6 +15,18 @@ def study_access_entries():
     return list(AuditEvent.select().where(AuditEvent.event == "study_access"))
 
 
+def note_studies(studies, notes=None):
+    """Patient P-1's opening of each study this hour, noted in `notes` (by
+    default a new writer, flushed only by the test); the writer."""
+    import time
+
+    notes = notes or audit.StudyAccessNotes(flush_seconds=3600)
+    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+    for study in studies:
+        notes.note(("patient P-1", study, hour), ("P-1", "", utcnow()))
+    return notes
+
+
 def test_the_first_decision_of_the_hour_writes_nothing_on_its_request(app, patient):  # noqa: F811
     audit.access_notes.flush()
     # The process's thread would write at once: held back to look in between.
@@ -100,15 +112,11 @@ def test_the_entries_of_one_flush_are_one_transaction(app):
     """New entries of one flush are appended under the chain's lock once,
     in one transaction (a commit each made the appends take turns), and the
     chain still verifies."""
-    import time
 
     from authsvc import auditchain
     from authsvc.db import database
 
-    notes = audit.StudyAccessNotes(flush_seconds=3600)  # flushed here only
-    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
-    for n in range(4):
-        notes.note(("patient P-1", f"t-{n}", hour), ("P-1", "", utcnow()))
+    notes = note_studies(f"t-{n}" for n in range(4))
     with calls_of(database.obj, "begin") as begun:
         assert notes.flush() == 4
     assert len(study_access_entries()) == 4
@@ -123,16 +131,12 @@ def test_a_big_flush_holds_the_chain_lock_in_bounded_turns(app, monkeypatch):
     lock is never held for the whole backlog, so that a login's or a staff
     action's entry waits for one batch at most. A batch that fails keeps its
     notes and those after it; the batches before it stay written."""
-    import time
 
     from authsvc import auditchain
     from authsvc.db import database
 
     monkeypatch.setattr(audit, "APPEND_BATCH", 3)
-    notes = audit.StudyAccessNotes(flush_seconds=3600)  # flushed here only
-    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
-    for n in range(7):
-        notes.note(("patient P-1", f"b-{n}", hour), ("P-1", "", utcnow()))
+    notes = note_studies(f"b-{n}" for n in range(7))
     with calls_of(database.obj, "begin") as begun:
         assert notes.flush() == 7
     assert len(study_access_entries()) == 7
@@ -140,8 +144,7 @@ def test_a_big_flush_holds_the_chain_lock_in_bounded_turns(app, monkeypatch):
     assert auditchain.verify().ok
 
     # The second batch fails: the first stays written, the rest is kept.
-    for n in range(7, 14):
-        notes.note(("patient P-1", f"b-{n}", hour), ("P-1", "", utcnow()))
+    note_studies((f"b-{n}" for n in range(7, 14)), notes)
     real_append = audit._append
     calls = []
 
